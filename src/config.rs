@@ -1,0 +1,100 @@
+//! Per-connection settings: limits, timeouts and the access policy. Every limit has a default
+//! and a setting.
+
+use std::time::Duration;
+
+use crate::{object::AccessPolicy, protocol::DecodeLimits};
+
+/// Settings of one connection. `Config::default()` is safe for untrusted peers.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Config {
+    /// How long a request waits for its reply by default (RPyC's `sync_request_timeout`);
+    /// `None` waits without limit. Default 30 s.
+    pub request_timeout: Option<Duration>,
+    /// Largest frame body sent or accepted. Default 16 MiB.
+    pub max_frame_len: usize,
+    /// Decode bounds: nesting depth and values per frame.
+    pub decode_limits: DecodeLimits,
+    /// Outbound requests awaiting a reply at once; further requests queue locally. Default 1024.
+    pub max_in_flight: usize,
+    /// Outbound requests queued locally behind `max_in_flight`; past it a request fails with
+    /// [`Error::LimitReached`](crate::Error::LimitReached). Default 65,536.
+    pub max_queued_requests: usize,
+    /// Inbound requests served at once; past it the connection stops reading until one
+    /// finishes (the peer's writes back up). Default 1024.
+    pub max_concurrent_requests: usize,
+    /// Bytes queued for writing before the connection stops taking new requests and stops
+    /// reading. Default 8 MiB.
+    pub max_write_buffer: usize,
+    /// Objects exported to the peer at once. Default 1,000,000.
+    pub max_exports: usize,
+    /// What the peer may reach on this side's objects.
+    pub policy: AccessPolicy,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            request_timeout: Some(Duration::from_secs(30)),
+            max_frame_len: crate::protocol::DEFAULT_MAX_FRAME_LEN,
+            decode_limits: DecodeLimits::default(),
+            max_in_flight: 1024,
+            max_queued_requests: 65_536,
+            max_concurrent_requests: 1024,
+            max_write_buffer: 8 * 1024 * 1024,
+            max_exports: 1_000_000,
+            policy: AccessPolicy::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Sets [`request_timeout`](Config::request_timeout).
+    pub fn request_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Sets [`max_frame_len`](Config::max_frame_len).
+    pub fn max_frame_len(mut self, bytes: usize) -> Self {
+        self.max_frame_len = bytes;
+        self
+    }
+
+    /// Sets [`max_in_flight`](Config::max_in_flight).
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = n.max(1);
+        self
+    }
+
+    /// Sets [`max_queued_requests`](Config::max_queued_requests).
+    pub fn max_queued_requests(mut self, n: usize) -> Self {
+        self.max_queued_requests = n;
+        self
+    }
+
+    /// Sets [`max_concurrent_requests`](Config::max_concurrent_requests).
+    pub fn max_concurrent_requests(mut self, n: usize) -> Self {
+        self.max_concurrent_requests = n.max(1);
+        self
+    }
+
+    /// Sets [`max_write_buffer`](Config::max_write_buffer).
+    pub fn max_write_buffer(mut self, bytes: usize) -> Self {
+        self.max_write_buffer = bytes;
+        self
+    }
+
+    /// Sets [`max_exports`](Config::max_exports).
+    pub fn max_exports(mut self, n: usize) -> Self {
+        self.max_exports = n;
+        self
+    }
+
+    /// Sets the access [`policy`](Config::policy).
+    pub fn policy(mut self, policy: AccessPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+}

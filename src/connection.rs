@@ -1,0 +1,216 @@
+//! The connection: one [`Connection`] actor per transport, and the `Send + Sync` handles users
+//! hold ([`Peer`], and the shared state behind every netref).
+//!
+//! Each request kind is an actix message numbered like its `HANDLE_*` (see [`messages`]). The
+//! actor never waits on the wire: outbound requests park in a pending table keyed by `seq`;
+//! inbound requests run concurrently; replies correlate by `seq`. So callbacks into the caller
+//! during a call just work.
+
+use std::{
+    collections::HashMap,
+    fmt,
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+    time::Duration,
+};
+
+use actix::Addr;
+
+mod actor;
+mod boxing;
+mod io;
+pub mod messages;
+
+pub use actor::{ConnStats, Connection};
+
+use crate::{
+    async_result::{AsyncResult, ResultOwner, Shared},
+    config::Config,
+    Error, Handle, NetRef, Value,
+};
+
+static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
+
+pub(crate) fn next_connection_id() -> u64 {
+    NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+/// State shared between the actor and every handle of one connection.
+pub(crate) struct ConnShared {
+    pub(crate) id: u64,
+    pub(crate) addr: Addr<Connection>,
+    pub(crate) config: Arc<Config>,
+    closed: AtomicBool,
+    close_reason: Mutex<Option<Error>>,
+    closed_notify: tokio::sync::Notify,
+    inspect_cache: Mutex<HashMap<String, Arc<Vec<String>>>>,
+}
+
+impl ConnShared {
+    pub(crate) fn new(id: u64, addr: Addr<Connection>, config: Arc<Config>) -> Self {
+        ConnShared {
+            id,
+            addr,
+            config,
+            closed: AtomicBool::new(false),
+            close_reason: Mutex::new(None),
+            closed_notify: tokio::sync::Notify::new(),
+            inspect_cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// The error that requests on this connection fail with once it is closed.
+    pub(crate) fn closed_error(&self) -> Error {
+        self.close_reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .unwrap_or_else(|| Error::ConnectionClosed(format!("connection {} is closed", self.id)))
+    }
+
+    pub(crate) fn mark_closed(&self, reason: Error) {
+        {
+            let mut slot = self.close_reason.lock().unwrap_or_else(|p| p.into_inner());
+            slot.get_or_insert(reason);
+        }
+        self.closed.store(true, Ordering::Release);
+        self.inspect_cache.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.closed_notify.notify_waiters();
+    }
+
+    /// Sends a request; the result settles with the reply, or fails fast if the connection is
+    /// closed.
+    pub(crate) fn submit<T>(self: &Arc<Self>, handle: Handle, args: Value) -> AsyncResult<T> {
+        if self.is_closed() {
+            return AsyncResult::settled(Err(self.closed_error()));
+        }
+        let (result, completer) = AsyncResult::pending(self.config.request_timeout);
+        // If the actor is gone the message is dropped, and the completer's drop settles the
+        // result with ConnectionClosed.
+        self.addr.do_send(actor::Submit { handle, args, completer });
+        result
+    }
+
+    pub(crate) fn proxy_dropped(&self, instance_id: u64, generation: u64) {
+        if !self.is_closed() {
+            self.addr.do_send(actor::ProxyDropped { instance_id, generation });
+        }
+    }
+
+    pub(crate) fn cached_inspect(&self, type_name: &str) -> Option<Arc<Vec<String>>> {
+        self.inspect_cache.lock().unwrap_or_else(|p| p.into_inner()).get(type_name).cloned()
+    }
+
+    pub(crate) fn cache_inspect(&self, type_name: String, names: Vec<String>) {
+        if !self.is_closed() {
+            self.inspect_cache.lock().unwrap_or_else(|p| p.into_inner()).insert(type_name, Arc::new(names));
+        }
+    }
+}
+
+impl ResultOwner for ConnShared {
+    fn reschedule(&self, shared: &Arc<Shared>) {
+        self.addr.do_send(actor::Reschedule(shared.clone()));
+    }
+
+    fn cancel(&self, shared: &Arc<Shared>) {
+        self.addr.do_send(actor::CancelOutbound(shared.clone()));
+    }
+}
+
+/// A connection to a peer, as its user holds it: `Send + Sync + Clone`, usable from any thread.
+///
+/// ```no_run
+/// # async fn demo(peer: netref::Peer) -> Result<(), netref::Error> {
+/// let calc = peer.root().await?;
+/// let sum: i64 = calc.call_method("add", (1, 2)).await?;
+/// peer.close().await;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Peer {
+    shared: Arc<ConnShared>,
+}
+
+impl fmt::Debug for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<peer conn{}{}>", self.shared.id, if self.is_closed() { " closed" } else { "" })
+    }
+}
+
+impl Peer {
+    pub(crate) fn from_shared(shared: Arc<ConnShared>) -> Self {
+        Peer { shared }
+    }
+
+    /// The connection's id in this process (`conn3` in netref `Debug` output).
+    pub fn id(&self) -> u64 {
+        self.shared.id
+    }
+
+    /// The actor's address, for sending the request messages of [`messages`] directly.
+    pub fn addr(&self) -> &Addr<Connection> {
+        &self.shared.addr
+    }
+
+    /// The connection's settings.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// The peer's root object (HANDLE_GETROOT).
+    pub fn root(&self) -> AsyncResult<NetRef> {
+        self.shared.submit(Handle::GetRoot, Value::Tuple(Vec::new()))
+    }
+
+    /// Sends `data` and gets it back (HANDLE_PING).
+    pub fn ping(&self, data: impl Into<Value>) -> AsyncResult<Value> {
+        self.shared.submit(Handle::Ping, Value::Tuple(vec![data.into()]))
+    }
+
+    /// Whether the connection is closed.
+    pub fn is_closed(&self) -> bool {
+        self.shared.is_closed()
+    }
+
+    /// Why the connection closed (`None` while it is open).
+    pub fn close_reason(&self) -> Option<Error> {
+        self.is_closed().then(|| self.shared.closed_error())
+    }
+
+    /// Closes the connection gracefully: replies already due are flushed, pending calls fail
+    /// with [`Error::ConnectionClosed`], the peer sees a clean close. Resolves once closed.
+    pub async fn close(&self) {
+        if !self.is_closed() {
+            self.shared.addr.do_send(actor::CloseNow { reason: "closed by the local side".into() });
+        }
+        self.closed().await;
+    }
+
+    /// Resolves when the connection is closed, for whatever reason.
+    pub async fn closed(&self) {
+        loop {
+            let notified = self.shared.closed_notify.notified();
+            if self.is_closed() {
+                return;
+            }
+            // The actor may already be gone without having marked the connection closed.
+            if !self.shared.addr.connected() {
+                self.shared.mark_closed(Error::ConnectionClosed("the connection's actor stopped".into()));
+                return;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(250), notified).await;
+        }
+    }
+
+    /// Counters of the connection (exports, imports, pending requests, …).
+    pub async fn stats(&self) -> Result<ConnStats, Error> {
+        self.shared.addr.send(actor::GetStats).await.map_err(|_| self.shared.closed_error())
+    }
+}

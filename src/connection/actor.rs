@@ -1,0 +1,816 @@
+//! The [`Connection`] actor: one per transport. It owns the pending table, the exports and
+//! imports, the write buffer and the inbound requests in progress.
+//!
+//! It must never wait on the wire (no `ctx.wait`, no `AtomicResponse`): replies arrive on the
+//! same stream as the peer's requests, and callbacks need both to flow while a call is pending.
+
+use std::{
+    cell::RefCell,
+    collections::{BTreeSet, HashMap, VecDeque},
+    panic::AssertUnwindSafe,
+    rc::Rc,
+    sync::Arc,
+    task::{Context as TaskContext, Poll},
+    time::{Duration, Instant},
+};
+
+use actix::{
+    fut::wrap_future, Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, MessageResult,
+    SpawnHandle, StreamHandler,
+};
+use bytes::{Bytes, BytesMut};
+use futures::FutureExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio_util::codec::FramedRead;
+use tracing::{debug, trace, warn, Instrument};
+
+use super::{
+    boxing::{Boxer, ImportCache, Unboxer},
+    io::{Bodies, Gate, Gated},
+    next_connection_id, ConnShared, Peer,
+};
+use crate::{
+    async_result::{Completer, ResultOwner, Shared},
+    config::Config,
+    error::{kinds, RemoteError},
+    object::{dispatch, ExportTable, MethodFuture, Object},
+    protocol::{FrameCodec, Hello, Limits},
+    service::Service,
+    Error, Frame, Handle, NetRef, ProtocolError, Value,
+};
+
+/// How long a graceful close waits for running requests and unflushed writes.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+pub(crate) type BoxRead = Box<dyn AsyncRead + Unpin>;
+pub(crate) type BoxWrite = Box<dyn AsyncWrite + Unpin>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Open,
+    Closing,
+    Closed,
+}
+
+/// Counters of one connection.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnStats {
+    /// Objects exported to the peer (the pinned root included).
+    pub exports: usize,
+    /// Exported objects that are not pinned (what the peer's netrefs hold).
+    pub unpinned_exports: usize,
+    /// Live proxies for the peer's objects.
+    pub imports: usize,
+    /// Outbound requests awaiting a reply.
+    pub pending: usize,
+    /// Outbound requests queued behind `max_in_flight`.
+    pub queued: usize,
+    /// Inbound requests running.
+    pub inbound: usize,
+    /// Bytes queued for writing.
+    pub write_buffer: usize,
+}
+
+/// The actor behind one connection. Users reach it through [`Peer`] and [`NetRef`]; its
+/// request messages are in [`messages`](super::messages).
+pub struct Connection {
+    shared: Arc<ConnShared>,
+    config: Arc<Config>,
+    codec: FrameCodec,
+    service: Service,
+    root: Object,
+    peer_hello: Option<Hello>,
+    state: State,
+    exports: ExportTable,
+    imports: ImportCache,
+    next_seq: u64,
+    pending: HashMap<u64, Completer>,
+    deadlines: BTreeSet<(Instant, u64)>,
+    timer: Option<(Instant, SpawnHandle)>,
+    backlog: VecDeque<Submit>,
+    inbound: HashMap<u64, SpawnHandle>,
+    gate: Rc<Gate>,
+    out: BytesMut,
+    writer: Option<BoxWrite>,
+    writing: usize,
+    release_scheduled: bool,
+    span: tracing::Span,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection").field("id", &self.shared.id).field("state", &self.state).finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    /// Starts a connection actor on the current arbiter over a split transport and returns its
+    /// handle. Must run inside an actix system or a tokio `LocalSet`.
+    pub(crate) fn start(reader: BoxRead, writer: BoxWrite, service: Service, config: Config, label: &str) -> Peer {
+        let config = Arc::new(config);
+        let id = next_connection_id();
+        let span = tracing::info_span!("netref.conn", conn = id, peer = %label);
+        let mut started_peer = None;
+        Connection::create(|ctx| {
+            let shared = Arc::new(ConnShared::new(id, ctx.address(), config.clone()));
+            let peer = Peer::from_shared(shared.clone());
+            started_peer = Some(peer.clone());
+            let root = service.root_for(&peer);
+            let codec = FrameCodec::with_limits(config.max_frame_len, config.decode_limits);
+            let gate = Rc::new(Gate::default());
+            let frames = FramedRead::new(reader, Bodies(codec.clone()));
+            ctx.add_stream(Gated { inner: frames, gate: gate.clone() });
+            let mut exports = ExportTable::new(config.max_exports);
+            exports.pin(&root);
+            let mut conn = Connection {
+                shared,
+                config: config.clone(),
+                codec,
+                service,
+                root,
+                peer_hello: None,
+                state: State::Open,
+                exports,
+                imports: ImportCache::default(),
+                next_seq: 0,
+                pending: HashMap::new(),
+                deadlines: BTreeSet::new(),
+                timer: None,
+                backlog: VecDeque::new(),
+                inbound: HashMap::new(),
+                gate,
+                out: BytesMut::with_capacity(8 * 1024),
+                writer: Some(writer),
+                writing: 0,
+                release_scheduled: false,
+                span,
+            };
+            let limits = Limits {
+                max_frame_len: config.max_frame_len as u64,
+                max_concurrent_requests: config.max_concurrent_requests as u64,
+            };
+            if let Err(e) = conn.write_frame(&Frame::Hello(Hello::new(limits)), ctx) {
+                warn!(parent: &conn.span, error = %e, "cannot write Hello");
+            }
+            conn
+        });
+        // `create` runs the closure before it returns.
+        started_peer.expect("Actor::create runs its closure synchronously")
+    }
+
+    fn queued_bytes(&self) -> usize {
+        self.out.len() + self.writing
+    }
+
+    /// Encodes `frame` into the write buffer and starts a write if none is running.
+    fn write_frame(&mut self, frame: &Frame<NetRef>, ctx: &mut Context<Self>) -> Result<(), Error> {
+        let boxer =
+            Boxer { conn_id: self.shared.id, exports: RefCell::new(&mut self.exports), counted: RefCell::default() };
+        if let Err(e) = self.codec.encode_with(frame, &boxer, &mut self.out) {
+            boxer.roll_back();
+            return Err(e.into());
+        }
+        self.kick_writer(ctx);
+        Ok(())
+    }
+
+    fn kick_writer(&mut self, ctx: &mut Context<Self>) {
+        if self.writing > 0 || self.out.is_empty() {
+            return;
+        }
+        let Some(mut w) = self.writer.take() else {
+            return;
+        };
+        let buf: Bytes = self.out.split().freeze();
+        self.writing = buf.len();
+        let write = async move {
+            let r = async {
+                w.write_all(&buf).await?;
+                w.flush().await
+            }
+            .await;
+            (w, r)
+        };
+        ctx.spawn(wrap_future::<_, Self>(write).map(|(w, r), act, ctx| {
+            act.writing = 0;
+            act.writer = Some(w);
+            match r {
+                Err(e) => act.fail(Error::Io(format!("write failed: {e}")), ctx),
+                Ok(()) => act.after_write(ctx),
+            }
+        }));
+    }
+
+    fn after_write(&mut self, ctx: &mut Context<Self>) {
+        self.update_gate();
+        self.drain_backlog(ctx);
+        self.kick_writer(ctx);
+        self.maybe_finish_close(ctx);
+    }
+
+    fn update_gate(&self) {
+        let busy = self.inbound.len() >= self.config.max_concurrent_requests
+            || self.queued_bytes() > self.config.max_write_buffer
+            || self.state != State::Open;
+        if busy != self.gate.is_shut() {
+            trace!(parent: &self.span, busy, "read gate");
+        }
+        self.gate.set_shut(busy);
+    }
+
+    fn has_room(&self) -> bool {
+        self.pending.len() < self.config.max_in_flight && self.queued_bytes() <= self.config.max_write_buffer
+    }
+
+    fn submit(&mut self, msg: Submit, ctx: &mut Context<Self>) {
+        if self.state != State::Open {
+            msg.completer.settle(Err(self.shared.closed_error()));
+            return;
+        }
+        if self.backlog.is_empty() && self.has_room() {
+            self.start_request(msg, ctx);
+        } else if self.backlog.len() >= self.config.max_queued_requests {
+            let limit = self.config.max_queued_requests;
+            msg.completer.settle(Err(Error::LimitReached(format!(
+                "{limit} requests already queued on connection {}; raise max_queued_requests or wait",
+                self.shared.id
+            ))));
+        } else {
+            self.backlog.push_back(msg);
+        }
+    }
+
+    fn drain_backlog(&mut self, ctx: &mut Context<Self>) {
+        while self.state == State::Open && self.has_room() {
+            let Some(msg) = self.backlog.pop_front() else { break };
+            self.start_request(msg, ctx);
+        }
+    }
+
+    fn start_request(&mut self, msg: Submit, ctx: &mut Context<Self>) {
+        let Submit { handle, args, completer } = msg;
+        if completer.shared.is_settled() {
+            return;
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let owner: Arc<dyn ResultOwner> = self.shared.clone();
+        let expiry = completer.shared.register(seq, owner);
+        let now = Instant::now();
+        if let Some(at) = expiry {
+            if at <= now {
+                let timeout = completer.shared.timeout();
+                completer.settle(Err(Error::Timeout(timeout)));
+                return;
+            }
+        }
+        let frame = Frame::Request { seq, handle, args, deadline: expiry.map(|at| at - now) };
+        match self.write_frame(&frame, ctx) {
+            Ok(()) => {
+                self.pending.insert(seq, completer);
+                if let Some(at) = expiry {
+                    self.deadlines.insert((at, seq));
+                    self.arm_timer(ctx);
+                }
+            }
+            Err(e) => {
+                completer.settle(Err(e));
+            }
+        }
+    }
+
+    fn arm_timer(&mut self, ctx: &mut Context<Self>) {
+        let Some(&(earliest, _)) = self.deadlines.first() else {
+            return;
+        };
+        if let Some((at, _)) = self.timer {
+            if at <= earliest {
+                return;
+            }
+        }
+        if let Some((_, handle)) = self.timer.take() {
+            ctx.cancel_future(handle);
+        }
+        let delay = earliest.saturating_duration_since(Instant::now());
+        let handle = ctx.run_later(delay, |act, ctx| {
+            act.timer = None;
+            act.expire(ctx);
+        });
+        self.timer = Some((earliest, handle));
+    }
+
+    /// Settles every request past its expiry with a timeout and tells the peer to cancel it.
+    fn expire(&mut self, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        while let Some(&(at, seq)) = self.deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            let Some(completer) = self.pending.get(&seq) else { continue };
+            match completer.shared.expiry() {
+                Some(e) if e <= now => {
+                    if let Some(completer) = self.pending.remove(&seq) {
+                        let timeout = completer.shared.timeout();
+                        completer.settle(Err(Error::Timeout(timeout)));
+                        debug!(parent: &self.span, seq, ?timeout, "request expired; cancelling");
+                        let _ = self.write_frame(&Frame::Cancel { seq }, ctx);
+                    }
+                }
+                Some(e) => {
+                    self.deadlines.insert((e, seq));
+                }
+                None => {}
+            }
+        }
+        self.arm_timer(ctx);
+        self.drain_backlog(ctx);
+    }
+
+    fn schedule_release(&mut self, ctx: &mut Context<Self>) {
+        if !self.release_scheduled && !self.imports.owed.is_empty() {
+            self.release_scheduled = true;
+            ctx.notify(FlushReleases);
+        }
+    }
+
+    fn on_frame(&mut self, frame: Frame<NetRef>, ctx: &mut Context<Self>) {
+        if self.peer_hello.is_none() && !matches!(frame, Frame::Hello(_)) {
+            let e = ProtocolError::Unexpected(format!("{} frame before Hello", frame.kind()));
+            return self.fail(Error::Protocol(e), ctx);
+        }
+        match frame {
+            Frame::Hello(hello) => {
+                if self.peer_hello.is_some() {
+                    return self.fail(Error::Protocol(ProtocolError::Unexpected("a second Hello".into())), ctx);
+                }
+                if let Err(e) = hello.check_version() {
+                    return self.fail(Error::Protocol(e), ctx);
+                }
+                debug!(parent: &self.span, version = hello.version, "peer said hello");
+                self.peer_hello = Some(hello);
+            }
+            Frame::Request { seq, handle, args, deadline } => self.serve(seq, handle, args, deadline, ctx),
+            Frame::Reply { seq, value } => self.settle(seq, Ok(value), ctx),
+            Frame::Exception { seq, error } => self.settle(seq, Err(Error::Remote(error)), ctx),
+            Frame::Cancel { seq } => {
+                if let Some(handle) = self.inbound.remove(&seq) {
+                    debug!(parent: &self.span, seq, "peer cancelled a request");
+                    ctx.cancel_future(handle);
+                    self.update_gate();
+                    self.maybe_finish_close(ctx);
+                }
+            }
+            Frame::Release { refs } => {
+                for (id, count) in refs {
+                    if let Err(e) = self.exports.release(id, count) {
+                        warn!(parent: &self.span, "{e}");
+                    }
+                }
+            }
+            Frame::Close { reason } => {
+                debug!(parent: &self.span, %reason, "peer is closing");
+                self.begin_close(
+                    Error::ConnectionClosed(format!("the peer closed the connection: {reason}")),
+                    false,
+                    ctx,
+                );
+            }
+        }
+    }
+
+    fn settle(&mut self, seq: u64, outcome: Result<Value, Error>, ctx: &mut Context<Self>) {
+        match self.pending.remove(&seq) {
+            Some(completer) => {
+                completer.settle(outcome);
+                self.drain_backlog(ctx);
+            }
+            None => trace!(parent: &self.span, seq, "reply for no pending request (expired or cancelled); dropped"),
+        }
+    }
+
+    fn serve(&mut self, seq: u64, handle: Handle, args: Value, deadline: Option<Duration>, ctx: &mut Context<Self>) {
+        if self.state == State::Closed {
+            return;
+        }
+        let items = match args {
+            Value::Tuple(items) => items,
+            Value::None => Vec::new(),
+            other => vec![other],
+        };
+        match handle {
+            Handle::Ping => self.reply(seq, Ok(items.into_iter().next().unwrap_or(Value::None)), ctx),
+            Handle::GetRoot => self.reply(seq, Ok(Value::Ref(NetRef::from(self.root.clone()))), ctx),
+            Handle::Close => {
+                self.reply(seq, Ok(Value::None), ctx);
+                self.begin_close(Error::ConnectionClosed("the peer closed the connection".into()), false, ctx);
+            }
+            Handle::Del => {
+                let r = match (items.first(), items.get(1)) {
+                    (Some(Value::Ref(r)), count) => {
+                        let count = match count {
+                            Some(Value::Int(n)) if *n > 0 => *n as u64,
+                            _ => 1,
+                        };
+                        let id = r.id_pack().instance_id;
+                        drop(items);
+                        self.exports.release(id, count).map(|()| Value::None).map_err(|m| {
+                            warn!(parent: &self.span, "{m}");
+                            RemoteError::new(kinds::REFERENCE_ERROR, m)
+                        })
+                    }
+                    _ => Err(RemoteError::new(kinds::TYPE_ERROR, "HANDLE_DEL needs (object, count)")),
+                };
+                self.reply(seq, r, ctx);
+            }
+            _ => self.serve_object(seq, handle, items, deadline, ctx),
+        }
+    }
+
+    fn serve_object(
+        &mut self,
+        seq: u64,
+        handle: Handle,
+        items: Vec<Value>,
+        deadline: Option<Duration>,
+        ctx: &mut Context<Self>,
+    ) {
+        let object = match items.first() {
+            Some(Value::Ref(r)) => r.type_name().to_owned(),
+            _ => String::new(),
+        };
+        let span = tracing::debug_span!(parent: &self.span, "netref.request", seq, handle = %handle, object = %object);
+        let started = Instant::now();
+        let policy = &self.config.policy;
+        let fut: MethodFuture = match std::panic::catch_unwind(AssertUnwindSafe(|| dispatch(handle, items, policy))) {
+            Ok(fut) => fut,
+            Err(panic) => futures::future::ready(Err(panic_error(&object, panic))).boxed(),
+        };
+        let object_for_panic = object.clone();
+        let mut fut = AssertUnwindSafe(fut)
+            .catch_unwind()
+            .map(move |r| r.unwrap_or_else(|panic| Err(panic_error(&object_for_panic, panic))))
+            .boxed();
+        // Most methods are synchronous: answer them without spawning.
+        let mut cx = TaskContext::from_waker(futures::task::noop_waker_ref());
+        let polled = span.in_scope(|| fut.as_mut().poll(&mut cx));
+        match polled {
+            Poll::Ready(r) => {
+                trace!(parent: &span, elapsed = ?started.elapsed(), ok = r.is_ok(), "served");
+                self.reply(seq, r, ctx);
+            }
+            Poll::Pending => {
+                let fut = match deadline {
+                    Some(limit) => tokio::time::timeout(limit, fut)
+                        .map(move |r| {
+                            r.unwrap_or_else(|_| {
+                                Err(RemoteError::new(
+                                    "builtins.TimeoutError",
+                                    format!("the caller's deadline of {limit:?} passed"),
+                                ))
+                            })
+                        })
+                        .boxed(),
+                    None => fut,
+                };
+                let done_span = span.clone();
+                let handle = ctx.spawn(wrap_future::<_, Self>(fut.instrument(span)).map(move |r, act, ctx| {
+                    if act.inbound.remove(&seq).is_some() {
+                        trace!(parent: &done_span, elapsed = ?started.elapsed(), ok = r.is_ok(), "served");
+                        act.reply(seq, r, ctx);
+                        act.update_gate();
+                        act.maybe_finish_close(ctx);
+                    }
+                }));
+                self.inbound.insert(seq, handle);
+                self.update_gate();
+            }
+        }
+    }
+
+    fn reply(&mut self, seq: u64, r: Result<Value, RemoteError>, ctx: &mut Context<Self>) {
+        if self.state == State::Closed {
+            return;
+        }
+        let frame = match r {
+            Ok(value) => Frame::Reply { seq, value },
+            Err(error) => Frame::Exception { seq, error },
+        };
+        if let Err(e) = self.write_frame(&frame, ctx) {
+            warn!(parent: &self.span, seq, error = %e, "cannot send reply; sending the error instead");
+            let error = RemoteError::new(kinds::VALUE_ERROR, format!("the reply could not be sent: {e}"));
+            let _ = self.write_frame(&Frame::Exception { seq, error }, ctx);
+        }
+    }
+
+    fn fail_all_pending(&mut self, error: &Error) {
+        for (_, completer) in self.pending.drain() {
+            completer.settle(Err(error.clone()));
+        }
+        for msg in self.backlog.drain(..) {
+            msg.completer.settle(Err(error.clone()));
+        }
+        self.deadlines.clear();
+    }
+
+    /// Graceful close: no new requests; replies already due and queued writes are flushed.
+    fn begin_close(&mut self, reason: Error, send_close: bool, ctx: &mut Context<Self>) {
+        if self.state != State::Open {
+            return;
+        }
+        self.state = State::Closing;
+        self.shared.mark_closed(reason.clone());
+        self.fail_all_pending(&reason);
+        if send_close {
+            let text = match &reason {
+                Error::ConnectionClosed(t) => t.clone(),
+                other => other.to_string(),
+            };
+            let _ = self.write_frame(&Frame::Close { reason: text }, ctx);
+        }
+        self.update_gate();
+        ctx.run_later(CLOSE_GRACE, |act, ctx| {
+            if act.state == State::Closing {
+                debug!(parent: &act.span, "close grace period over; stopping");
+                act.state = State::Closed;
+                ctx.stop();
+            }
+        });
+        self.maybe_finish_close(ctx);
+    }
+
+    fn maybe_finish_close(&mut self, ctx: &mut Context<Self>) {
+        if self.state != State::Closing || !self.inbound.is_empty() || self.writing > 0 || !self.out.is_empty() {
+            return;
+        }
+        self.state = State::Closed;
+        match self.writer.take() {
+            Some(mut w) => {
+                ctx.spawn(wrap_future::<_, Self>(async move { w.shutdown().await }).map(|_, _, ctx| ctx.stop()));
+            }
+            None => ctx.stop(),
+        }
+    }
+
+    /// Abrupt close: fail everything now, stop reading and serving; a protocol error is
+    /// explained to the peer in a `Close` frame, flushed before the actor stops.
+    fn fail(&mut self, error: Error, ctx: &mut Context<Self>) {
+        if self.state == State::Closed {
+            return;
+        }
+        match &error {
+            Error::ConnectionClosed(_) => debug!(parent: &self.span, %error, "connection closed"),
+            _ => warn!(parent: &self.span, %error, "closing connection"),
+        }
+        let was_open = self.state == State::Open;
+        self.state = State::Closing;
+        self.shared.mark_closed(error.clone());
+        self.fail_all_pending(&error);
+        for (_, handle) in self.inbound.drain() {
+            ctx.cancel_future(handle);
+        }
+        self.update_gate();
+        let explain = was_open && matches!(error, Error::Protocol(_)) && (self.writer.is_some() || self.writing > 0);
+        if explain {
+            let _ = self.write_frame(&Frame::Close { reason: error.to_string() }, ctx);
+            ctx.run_later(CLOSE_GRACE, |act, ctx| {
+                if act.state != State::Closed {
+                    act.state = State::Closed;
+                    ctx.stop();
+                }
+            });
+            self.maybe_finish_close(ctx);
+        } else {
+            self.state = State::Closed;
+            ctx.stop();
+        }
+    }
+}
+
+fn panic_error(object: &str, panic: Box<dyn std::any::Any + Send>) -> RemoteError {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-string panic payload".to_owned());
+    RemoteError::new(kinds::PANIC, message.clone())
+        .with_traceback(format!("panic while serving a request on '{object}':\n  {message}"))
+}
+
+impl Actor for Connection {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let _ = ctx;
+        let peer = Peer::from_shared(self.shared.clone());
+        debug!(parent: &self.span, "connection started");
+        self.service.connected(&peer);
+    }
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        self.state = State::Closed;
+        self.shared.mark_closed(Error::ConnectionClosed("the connection stopped".into()));
+        let error = self.shared.closed_error();
+        self.fail_all_pending(&error);
+        self.exports.clear();
+        self.imports.clear();
+        self.gate.set_shut(false);
+        debug!(parent: &self.span, "connection stopped");
+        self.service.disconnected(&Peer::from_shared(self.shared.clone()));
+    }
+}
+
+impl StreamHandler<Result<Bytes, ProtocolError>> for Connection {
+    fn handle(&mut self, item: Result<Bytes, ProtocolError>, ctx: &mut Self::Context) {
+        if self.state != State::Open {
+            return;
+        }
+        let body = match item {
+            Ok(body) => body,
+            Err(e) => return self.fail(Error::Protocol(e), ctx),
+        };
+        let decoded = {
+            let unboxer =
+                Unboxer { shared: &self.shared, exports: &self.exports, imports: RefCell::new(&mut self.imports) };
+            self.codec.decode_body_with(&body, &unboxer)
+        };
+        match decoded {
+            Ok(frame) => self.on_frame(frame, ctx),
+            Err(e) => return self.fail(Error::Protocol(e), ctx),
+        }
+        self.update_gate();
+        self.schedule_release(ctx);
+    }
+
+    fn finished(&mut self, ctx: &mut Self::Context) {
+        match self.state {
+            State::Open => self.fail(Error::ConnectionClosed("the peer closed the connection".into()), ctx),
+            State::Closing => {
+                // The peer is gone: nothing more can be flushed to it.
+                self.state = State::Closed;
+                ctx.stop();
+            }
+            State::Closed => {}
+        }
+    }
+}
+
+/// Send a request (internal; netrefs and the public request messages use it).
+pub(crate) struct Submit {
+    pub(crate) handle: Handle,
+    pub(crate) args: Value,
+    pub(crate) completer: Completer,
+}
+
+impl Message for Submit {
+    type Result = ();
+}
+
+impl Handler<Submit> for Connection {
+    type Result = ();
+
+    fn handle(&mut self, msg: Submit, ctx: &mut Self::Context) {
+        self.submit(msg, ctx);
+    }
+}
+
+/// A result's expiry changed.
+pub(crate) struct Reschedule(pub(crate) Arc<Shared>);
+
+impl Message for Reschedule {
+    type Result = ();
+}
+
+impl Handler<Reschedule> for Connection {
+    type Result = ();
+
+    fn handle(&mut self, msg: Reschedule, ctx: &mut Self::Context) {
+        if let (Some(seq), Some(at)) = (msg.0.seq(), msg.0.expiry()) {
+            if self.pending.contains_key(&seq) {
+                self.deadlines.insert((at, seq));
+                self.arm_timer(ctx);
+            }
+        }
+    }
+}
+
+/// The caller dropped its result: forget the request and tell the peer.
+pub(crate) struct CancelOutbound(pub(crate) Arc<Shared>);
+
+impl Message for CancelOutbound {
+    type Result = ();
+}
+
+impl Handler<CancelOutbound> for Connection {
+    type Result = ();
+
+    fn handle(&mut self, msg: CancelOutbound, ctx: &mut Self::Context) {
+        match msg.0.seq() {
+            Some(seq) => {
+                if let Some(completer) = self.pending.remove(&seq) {
+                    completer.settle(Err(Error::ConnectionClosed("cancelled".into())));
+                    if self.state == State::Open {
+                        let _ = self.write_frame(&Frame::Cancel { seq }, ctx);
+                    }
+                    self.drain_backlog(ctx);
+                }
+            }
+            None => self.backlog.retain(|m| !Arc::ptr_eq(&m.completer.shared, &msg.0)),
+        }
+    }
+}
+
+/// The last proxy for a remote object dropped.
+pub(crate) struct ProxyDropped {
+    pub(crate) instance_id: u64,
+    pub(crate) generation: u64,
+}
+
+impl Message for ProxyDropped {
+    type Result = ();
+}
+
+impl Handler<ProxyDropped> for Connection {
+    type Result = ();
+
+    fn handle(&mut self, msg: ProxyDropped, ctx: &mut Self::Context) {
+        self.imports.dropped(msg.instance_id, msg.generation);
+        self.schedule_release(ctx);
+    }
+}
+
+struct FlushReleases;
+
+impl Message for FlushReleases {
+    type Result = ();
+}
+
+impl Handler<FlushReleases> for Connection {
+    type Result = ();
+
+    fn handle(&mut self, _: FlushReleases, ctx: &mut Self::Context) {
+        self.release_scheduled = false;
+        if self.state == State::Open && !self.imports.owed.is_empty() {
+            let refs = std::mem::take(&mut self.imports.owed);
+            trace!(parent: &self.span, count = refs.len(), "sending releases");
+            if let Err(e) = self.write_frame(&Frame::Release { refs }, ctx) {
+                warn!(parent: &self.span, error = %e, "cannot send releases");
+            }
+        }
+    }
+}
+
+/// Close the connection gracefully.
+pub(crate) struct CloseNow {
+    pub(crate) reason: String,
+}
+
+impl Message for CloseNow {
+    type Result = ();
+}
+
+impl Handler<CloseNow> for Connection {
+    type Result = ();
+
+    fn handle(&mut self, msg: CloseNow, ctx: &mut Self::Context) {
+        self.begin_close(Error::ConnectionClosed(msg.reason), true, ctx);
+    }
+}
+
+/// Read the connection's counters.
+pub(crate) struct GetStats;
+
+impl Message for GetStats {
+    type Result = ConnStats;
+}
+
+impl Handler<GetStats> for Connection {
+    type Result = MessageResult<GetStats>;
+
+    fn handle(&mut self, _: GetStats, _: &mut Self::Context) -> Self::Result {
+        MessageResult(ConnStats {
+            exports: self.exports.len(),
+            unpinned_exports: self.exports.unpinned(),
+            imports: self.imports.len(),
+            pending: self.pending.len(),
+            queued: self.backlog.len(),
+            inbound: self.inbound.len(),
+            write_buffer: self.queued_bytes(),
+        })
+    }
+}
+
+impl Connection {
+    /// Submits a request from a public request message and returns its future.
+    pub(crate) fn submit_message(
+        &mut self,
+        handle: Handle,
+        args: Value,
+        ctx: &mut Context<Self>,
+    ) -> crate::AsyncResult<Value> {
+        let (result, completer) = crate::AsyncResult::pending(self.config.request_timeout);
+        self.submit(Submit { handle, args, completer }, ctx);
+        result
+    }
+}

@@ -1,0 +1,134 @@
+//! Boxing and unboxing references against one connection's tables (RPyC's `_box`/`_unbox`).
+//!
+//! Sending: a local object is exported (counted) and goes as `REMOTE_REF`; a netref of this
+//! connection goes back as `LOCAL_REF`. Receiving: `LOCAL_REF` resolves to the exported object
+//! itself; `REMOTE_REF` finds or creates the one proxy for that object and counts the receipt.
+
+use std::{
+    cell::RefCell,
+    collections::HashMap,
+    sync::{Arc, Weak},
+};
+
+use super::ConnShared;
+use crate::{
+    netref::{RefInner, RemoteRef},
+    object::ExportTable,
+    protocol::{RefBoxer, RefUnboxer},
+    NetRef, RefLabel, WireRef,
+};
+
+struct Import {
+    proxy: Weak<RefInner>,
+    generation: u64,
+    /// Times the object was received while this proxy lived.
+    received: u64,
+}
+
+/// The importer's side of the distributed refcount: one weak proxy per remote object.
+#[derive(Default)]
+pub(crate) struct ImportCache {
+    entries: HashMap<u64, Import>,
+    next_generation: u64,
+    /// Releases owed to the peer, not yet sent.
+    pub(crate) owed: Vec<(u64, u64)>,
+}
+
+impl ImportCache {
+    /// The last proxy of generation `generation` for `instance_id` dropped: owe a release.
+    pub(crate) fn dropped(&mut self, instance_id: u64, generation: u64) {
+        if let Some(entry) = self.entries.get(&instance_id) {
+            if entry.generation == generation && entry.proxy.strong_count() == 0 {
+                let entry = self.entries.remove(&instance_id).map(|e| e.received).unwrap_or(0);
+                self.owed.push((instance_id, entry));
+            }
+        }
+    }
+
+    /// Live proxies.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.values().filter(|e| e.proxy.strong_count() > 0).count()
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.entries.clear();
+        self.owed.clear();
+    }
+}
+
+pub(crate) struct Boxer<'a> {
+    pub(crate) conn_id: u64,
+    pub(crate) exports: RefCell<&'a mut ExportTable>,
+    /// Objects counted while encoding this frame, to undo if the frame cannot be sent.
+    pub(crate) counted: RefCell<Vec<u64>>,
+}
+
+impl Boxer<'_> {
+    /// Takes back the sends counted for a frame that was not sent.
+    pub(crate) fn roll_back(&self) {
+        let mut exports = self.exports.borrow_mut();
+        for id in self.counted.borrow_mut().drain(..) {
+            let _ = exports.release(id, 1);
+        }
+    }
+}
+
+impl RefBoxer<NetRef> for Boxer<'_> {
+    fn box_ref(&self, r: &NetRef) -> Result<WireRef, String> {
+        match &*r.0 {
+            RefInner::Local(object) => {
+                let id = self.exports.borrow_mut().export(object)?;
+                self.counted.borrow_mut().push(id.instance_id);
+                Ok(WireRef { label: RefLabel::Remote, id })
+            }
+            RefInner::Remote(remote) if remote.conn.id == self.conn_id => {
+                Ok(WireRef { label: RefLabel::Local, id: remote.id.clone() })
+            }
+            RefInner::Remote(remote) => Err(format!(
+                "{r:?} belongs to connection {} and cannot be sent on connection {} (forwarding netrefs between connections is not supported yet)",
+                remote.conn.id, self.conn_id
+            )),
+        }
+    }
+}
+
+pub(crate) struct Unboxer<'a> {
+    pub(crate) shared: &'a Arc<ConnShared>,
+    pub(crate) exports: &'a ExportTable,
+    pub(crate) imports: RefCell<&'a mut ImportCache>,
+}
+
+impl RefUnboxer for Unboxer<'_> {
+    type Ref = NetRef;
+
+    fn unbox_ref(&self, wire: WireRef) -> Result<NetRef, String> {
+        let id = wire.id.instance_id;
+        match wire.label {
+            RefLabel::Local => match self.exports.get(id) {
+                Some(object) => Ok(NetRef::from(object.clone())),
+                None => {
+                    Err(format!("LOCAL_REF to object #{id} ({}), which this side has not exported", wire.id.type_name))
+                }
+            },
+            RefLabel::Remote => {
+                let mut imports = self.imports.borrow_mut();
+                if let Some(entry) = imports.entries.get_mut(&id) {
+                    if let Some(proxy) = entry.proxy.upgrade() {
+                        entry.received += 1;
+                        return Ok(NetRef(proxy));
+                    }
+                }
+                // A proxy whose drop is still on its way: its receipts are owed now.
+                if let Some(old) = imports.entries.remove(&id) {
+                    imports.owed.push((id, old.received));
+                }
+                imports.next_generation += 1;
+                let generation = imports.next_generation;
+                let inner =
+                    Arc::new(RefInner::Remote(RemoteRef { conn: self.shared.clone(), id: wire.id, generation }));
+                imports.entries.insert(id, Import { proxy: Arc::downgrade(&inner), generation, received: 1 });
+                Ok(NetRef(inner))
+            }
+        }
+    }
+}

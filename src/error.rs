@@ -1,0 +1,225 @@
+//! Errors: the public [`Error`] a caller can act on, [`RemoteError`] (an exception raised by the
+//! peer, RPyC's "vinegar"), and [`ProtocolError`] (the peer's bytes made no sense).
+
+use std::{fmt, io, time::Duration};
+
+use crate::{protocol::UnknownHandle, value::Data, ConvertError};
+
+/// Everything that can go wrong with a netref operation.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The peer raised an error while serving the request; it carries the kind, message and
+    /// remote traceback.
+    #[error("remote error: {0}")]
+    Remote(RemoteError),
+    /// No reply arrived before the request's expiry (RPyC's `AsyncResultTimeout`). The peer was
+    /// told to drop the work; a late reply is discarded.
+    #[error("request timed out after {0:?}; the peer was asked to cancel it")]
+    Timeout(Duration),
+    /// The connection is closed (or was lost) and the request cannot complete.
+    #[error("connection closed: {0}")]
+    ConnectionClosed(String),
+    /// The peer sent bytes that break the protocol; the connection was closed.
+    #[error("protocol error: {0}")]
+    Protocol(#[from] ProtocolError),
+    /// A value could not be converted to or from the requested Rust type.
+    #[error("conversion error: {0}")]
+    Convert(#[from] ConvertError),
+    /// The local access policy refuses the operation.
+    #[error("access denied: {0}")]
+    AccessDenied(String),
+    /// A local limit was reached (requests in flight, bytes queued, exports); retry later or
+    /// raise the limit in the configuration.
+    #[error("limit reached: {0}")]
+    LimitReached(String),
+    /// A blocking call (`wait()`, `value()`) was made on an async runtime thread, where it would
+    /// deadlock; `.await` the result instead.
+    #[error("blocking wait on an async runtime thread would deadlock; use .await instead")]
+    BlockingInRuntime,
+    /// An I/O error on the transport.
+    #[error("i/o error: {0}")]
+    Io(String),
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Error::Io(e.to_string())
+    }
+}
+
+impl From<RemoteError> for Error {
+    fn from(e: RemoteError) -> Self {
+        Error::Remote(e)
+    }
+}
+
+impl Error {
+    /// The remote error, if the peer raised one.
+    pub fn as_remote(&self) -> Option<&RemoteError> {
+        match self {
+            Error::Remote(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// An error raised on the peer while it served a request (RPyC's vinegar payload).
+///
+/// `kind` names the error type as `"module.Type"` (for example `"builtins.AttributeError"`);
+/// `Display` prints `kind: message`, and the alternate form (`{:#}`) appends the remote traceback.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteError {
+    /// The error type as `"module.Type"`.
+    pub kind: String,
+    /// The human-readable message.
+    pub message: String,
+    /// Extra positional arguments (plain data).
+    pub args: Vec<Data>,
+    /// The remote traceback text (may be empty when the peer withholds it).
+    pub traceback: String,
+}
+
+/// Well-known error kinds, named as RPyC's peers name them.
+pub mod kinds {
+    /// An attribute or method is unknown or not accessible.
+    pub const ATTRIBUTE_ERROR: &str = "builtins.AttributeError";
+    /// Wrong argument count or types.
+    pub const TYPE_ERROR: &str = "builtins.TypeError";
+    /// A value is invalid.
+    pub const VALUE_ERROR: &str = "builtins.ValueError";
+    /// The end of an iteration.
+    pub const STOP_ITERATION: &str = "builtins.StopIteration";
+    /// An operation the peer does not support.
+    pub const NOT_IMPLEMENTED: &str = "builtins.NotImplementedError";
+    /// A reference to an object the peer does not know.
+    pub const REFERENCE_ERROR: &str = "builtins.ReferenceError";
+    /// User code panicked while serving the request.
+    pub const PANIC: &str = "netref.Panic";
+    /// The serving side's policy refuses the operation.
+    pub const ACCESS_DENIED: &str = "builtins.PermissionError";
+    /// A generic failure of user code.
+    pub const RUNTIME_ERROR: &str = "builtins.RuntimeError";
+}
+
+impl RemoteError {
+    /// An error of the given kind with a message and no traceback.
+    pub fn new(kind: impl Into<String>, message: impl Into<String>) -> Self {
+        RemoteError { kind: kind.into(), message: message.into(), args: Vec::new(), traceback: String::new() }
+    }
+
+    /// Attaches a traceback text.
+    pub fn with_traceback(mut self, traceback: impl Into<String>) -> Self {
+        self.traceback = traceback.into();
+        self
+    }
+
+    /// The end of an iteration (RPyC's `EXC_STOP_ITERATION`).
+    pub fn stop_iteration() -> Self {
+        RemoteError::new(kinds::STOP_ITERATION, "")
+    }
+
+    /// Whether this error ends an iteration.
+    pub fn is_stop_iteration(&self) -> bool {
+        self.kind == kinds::STOP_ITERATION
+    }
+
+    /// Whether the kind is `kind` (compared in full, e.g. `"builtins.AttributeError"`).
+    pub fn is(&self, kind: &str) -> bool {
+        self.kind == kind
+    }
+}
+
+impl fmt::Display for RemoteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind, self.message)?;
+        if f.alternate() && !self.traceback.is_empty() {
+            write!(f, "\n\n========= Remote Traceback =========\n{}", self.traceback)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for RemoteError {}
+
+/// The peer's bytes broke the protocol. The connection that received them is closed; nothing
+/// else is affected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// A length prefix announced a frame larger than `max_frame_len`; nothing was allocated for it.
+    #[error("frame of {len} bytes exceeds max_frame_len ({max} bytes)")]
+    FrameTooLarge {
+        /// The announced length.
+        len: usize,
+        /// The configured limit.
+        max: usize,
+    },
+    /// The stream ended in the middle of a frame.
+    #[error("stream ended inside a frame ({buffered} bytes of an incomplete frame buffered)")]
+    TruncatedAtEof {
+        /// Bytes of the incomplete frame received before the end.
+        buffered: usize,
+    },
+    /// A frame kind this version does not know.
+    #[error("unknown frame kind {0}")]
+    UnknownFrameKind(u32),
+    /// A request kind that is not a `HANDLE_*` number.
+    #[error(transparent)]
+    UnknownHandle(#[from] UnknownHandle),
+    /// A boxing label that is not a `LABEL_*` number.
+    #[error("unknown boxing label {0}")]
+    UnknownLabel(u8),
+    /// A value tag this version does not know.
+    #[error("unknown value tag {0}")]
+    UnknownValueTag(u8),
+    /// An exception code that is neither a full error nor `EXC_STOP_ITERATION`.
+    #[error("unknown exception code {0}")]
+    UnknownExceptionCode(u32),
+    /// Values nested deeper than the limit.
+    #[error("value nested deeper than {max} levels")]
+    TooDeep {
+        /// The configured limit.
+        max: usize,
+    },
+    /// More values in one frame than the limit.
+    #[error("frame holds more than {max} values")]
+    TooManyValues {
+        /// The configured limit.
+        max: usize,
+    },
+    /// A reference the receiver cannot resolve (for example a `LOCAL_REF` it never exported).
+    #[error("bad reference: {0}")]
+    BadReference(String),
+    /// The peer speaks another protocol version.
+    #[error("protocol version mismatch: this side speaks version {ours}, the peer speaks version {theirs}")]
+    VersionMismatch {
+        /// Our version.
+        ours: u32,
+        /// The peer's version.
+        theirs: u32,
+    },
+    /// A frame arrived that is not valid at this point (e.g. a request before `Hello`).
+    #[error("unexpected frame: {0}")]
+    Unexpected(String),
+    /// Bytes left over after a complete frame body.
+    #[error("{0} trailing bytes after the frame body")]
+    TrailingBytes(usize),
+    /// The body does not decode (truncated, bad varint, invalid UTF-8, …).
+    #[error("malformed frame: {0}")]
+    Malformed(String),
+    /// The transport failed.
+    #[error("i/o error ({kind:?}): {message}")]
+    Io {
+        /// The I/O error kind.
+        kind: io::ErrorKind,
+        /// Its message.
+        message: String,
+    },
+}
+
+impl From<io::Error> for ProtocolError {
+    fn from(e: io::Error) -> Self {
+        ProtocolError::Io { kind: e.kind(), message: e.to_string() }
+    }
+}

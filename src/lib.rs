@@ -1,0 +1,49 @@
+//! netref: transparent network references for actix programs.
+//!
+//! A program exposes [`Object`]s; a peer reaches each one through a [`NetRef`], a handle that
+//! behaves like an actor address: get and set attributes, call methods, pass callbacks the other
+//! way, and get results as an [`AsyncResult`] — awaited, waited on, or with callbacks and expiry.
+//! Each connection is an actix actor ([`Connection`]); each request kind is a message type
+//! numbered like RPyC's `HANDLE_*` constants ([`connection::messages`]).
+//!
+//! ```
+//! use netref::prelude::*;
+//!
+//! #[actix_rt::main]
+//! async fn main() -> Result<(), netref::Error> {
+//!     let calculator = Object::builder("demo.Calculator").method("add", |a: i64, b: i64| a + b).build();
+//!     let (_server, client) = netref::connect_pair(Service::shared(calculator), Service::void());
+//!     let calc = client.root().await?;
+//!     let sum: i64 = calc.call_method("add", (1, 2)).await?;
+//!     assert_eq!(sum, 3);
+//!     Ok(())
+//! }
+//! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod async_result;
+pub mod config;
+pub mod connection;
+pub mod error;
+pub mod netref;
+pub mod object;
+pub mod protocol;
+pub mod service;
+pub mod transport;
+pub mod value;
+
+pub use async_result::{AsyncResult, ResultFuture};
+pub use config::Config;
+pub use connection::{ConnStats, Connection, Peer};
+pub use error::{Error, ProtocolError, RemoteError};
+pub use netref::NetRef;
+pub use object::{AccessPolicy, Object, ObjectBuilder};
+pub use protocol::{Frame, Handle};
+pub use service::Service;
+pub use transport::{connect_pair, connect_pair_with, connect_stream, connect_tcp, from_tcp, serve_tcp};
+pub use value::{from_value, to_value, BigInt, ConvertError, Data, IdPack, RefLabel, Value, WireRef};
+
+/// The names most programs need: `use netref::prelude::*;`.
+pub mod prelude {
+    pub use crate::{AsyncResult, Config, Error, NetRef, Object, Peer, RemoteError, Service, Value};
+}

@@ -1,0 +1,370 @@
+//! [`NetRef`]: the `Send + Sync` handle to an object, local or on a peer (DESIGN §4).
+//!
+//! A netref to a remote object holds the connection and the object's [`IdPack`]. Its local
+//! attributes — `Debug`, identity equality and hash, [`id_pack`](NetRef::id_pack),
+//! [`connection`](NetRef::connection), `Clone`, `Drop` — cost no traffic; every operation is one
+//! request, in a sync form (`.await` the [`AsyncResult`]) and an async form (keep the
+//! `AsyncResult`). When the last clone of a remote netref drops, the connection sends a batched
+//! `Release` for it.
+
+use std::{
+    collections::VecDeque,
+    fmt,
+    hash::{Hash, Hasher},
+    sync::Arc,
+};
+
+use futures::{stream::BoxStream, FutureExt, StreamExt};
+use serde::{de::DeserializeOwned, Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::{
+    async_result::AsyncResult,
+    connection::{ConnShared, Peer},
+    error::RemoteError,
+    object::{dispatch, AccessPolicy, Object},
+    to_value, Error, Handle, IdPack, Value,
+};
+
+/// A handle to an object: on a peer (a *netref*) or on this side (when one of ours came back).
+#[derive(Clone)]
+pub struct NetRef(pub(crate) Arc<RefInner>);
+
+pub(crate) enum RefInner {
+    Local(Object),
+    Remote(RemoteRef),
+}
+
+pub(crate) struct RemoteRef {
+    pub(crate) conn: Arc<ConnShared>,
+    pub(crate) id: IdPack,
+    pub(crate) generation: u64,
+}
+
+impl Drop for RemoteRef {
+    fn drop(&mut self) {
+        self.conn.proxy_dropped(self.id.instance_id, self.generation);
+    }
+}
+
+impl From<Object> for NetRef {
+    fn from(object: Object) -> Self {
+        NetRef(Arc::new(RefInner::Local(object)))
+    }
+}
+
+/// The chunk sizes of remote iteration (RPyC's `buffiter`): 10, doubling up to 1000.
+const FIRST_CHUNK: usize = 10;
+const MAX_CHUNK: usize = 1000;
+
+/// Splits user arguments into positional values: a tuple is the argument list, `()` is none,
+/// anything else is a single argument.
+pub(crate) fn positional(args: &impl Serialize) -> Result<Vec<Value>, Error> {
+    Ok(match to_value(args)? {
+        Value::Tuple(items) => items,
+        Value::None => Vec::new(),
+        other => vec![other],
+    })
+}
+
+impl NetRef {
+    /// The object's identity (`type_name`, `class_id`, `instance_id`). No traffic.
+    pub fn id_pack(&self) -> IdPack {
+        match &*self.0 {
+            RefInner::Local(o) => o.id_pack(),
+            RefInner::Remote(r) => r.id.clone(),
+        }
+    }
+
+    /// The object's type name. No traffic.
+    pub fn type_name(&self) -> &str {
+        match &*self.0 {
+            RefInner::Local(o) => o.type_name(),
+            RefInner::Remote(r) => &r.id.type_name,
+        }
+    }
+
+    /// The connection the object lives behind, or `None` for a local object. No traffic.
+    pub fn connection(&self) -> Option<Peer> {
+        match &*self.0 {
+            RefInner::Local(_) => None,
+            RefInner::Remote(r) => Some(Peer::from_shared(r.conn.clone())),
+        }
+    }
+
+    /// Whether the object lives on this side.
+    pub fn is_local(&self) -> bool {
+        matches!(&*self.0, RefInner::Local(_))
+    }
+
+    /// The local object, if the object lives on this side.
+    pub fn as_local(&self) -> Option<&Object> {
+        match &*self.0 {
+            RefInner::Local(o) => Some(o),
+            RefInner::Remote(_) => None,
+        }
+    }
+
+    /// Sends one request on this object (the target goes first, as in RPyC).
+    fn request<T>(&self, handle: Handle, extra: Vec<Value>) -> AsyncResult<T> {
+        let mut args = Vec::with_capacity(extra.len() + 1);
+        args.push(Value::Ref(self.clone()));
+        args.extend(extra);
+        match &*self.0 {
+            RefInner::Remote(r) => r.conn.submit(handle, Value::Tuple(args)),
+            RefInner::Local(_) => local_request(handle, args),
+        }
+    }
+
+    fn request_with<T>(&self, handle: Handle, extra: Result<Vec<Value>, Error>) -> AsyncResult<T> {
+        match extra {
+            Ok(extra) => self.request(handle, extra),
+            Err(e) => AsyncResult::settled(Err(e)),
+        }
+    }
+
+    /// Reads attribute `name` (HANDLE_GETATTR). A method comes back as a callable netref.
+    pub fn getattr<T>(&self, name: &str) -> AsyncResult<T> {
+        self.request(Handle::GetAttr, vec![Value::Str(name.to_owned())])
+    }
+
+    /// Writes attribute `name` (HANDLE_SETATTR); refused unless the peer allows setattr.
+    pub fn setattr(&self, name: &str, value: impl Serialize) -> AsyncResult<()> {
+        let value = to_value(&value).map_err(Error::from);
+        self.request_with(Handle::SetAttr, value.map(|v| vec![Value::Str(name.to_owned()), v]))
+    }
+
+    /// Deletes attribute `name` (HANDLE_DELATTR); refused unless the peer allows delattr.
+    pub fn delattr(&self, name: &str) -> AsyncResult<()> {
+        self.request(Handle::DelAttr, vec![Value::Str(name.to_owned())])
+    }
+
+    /// Calls the object (HANDLE_CALL). `args` is a tuple of arguments, `()` for none, or a
+    /// single value. Arguments that are objects or netrefs travel by reference.
+    pub fn call<T>(&self, args: impl Serialize) -> AsyncResult<T> {
+        self.request_with(Handle::Call, positional(&args).map(|a| vec![Value::Tuple(a), Value::None]))
+    }
+
+    /// Calls method `name` in **one** round trip (HANDLE_CALLATTR).
+    ///
+    /// ```no_run
+    /// # async fn demo(calc: netref::NetRef) -> Result<(), netref::Error> {
+    /// let sum: i64 = calc.call_method("add", (1, 2)).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn call_method<T>(&self, name: &str, args: impl Serialize) -> AsyncResult<T> {
+        self.request_with(
+            Handle::CallAttr,
+            positional(&args).map(|a| vec![Value::Str(name.to_owned()), Value::Tuple(a), Value::None]),
+        )
+    }
+
+    /// Calls method `name` with keyword arguments (`kwargs` serializes to a map or struct).
+    pub fn call_method_kw<T>(&self, name: &str, args: impl Serialize, kwargs: impl Serialize) -> AsyncResult<T> {
+        let extra = positional(&args).and_then(|a| {
+            let kw = to_value(&kwargs)?;
+            Ok(vec![Value::Str(name.to_owned()), Value::Tuple(a), kw])
+        });
+        self.request_with(Handle::CallAttr, extra)
+    }
+
+    /// The object's debug text (HANDLE_REPR).
+    pub fn repr(&self) -> AsyncResult<String> {
+        self.request(Handle::Repr, Vec::new())
+    }
+
+    /// The object's display text (HANDLE_STR).
+    pub fn str(&self) -> AsyncResult<String> {
+        self.request(Handle::Str, Vec::new())
+    }
+
+    /// The object's hash as the peer computes it (HANDLE_HASH).
+    pub fn hash(&self) -> AsyncResult<i64> {
+        self.request(Handle::Hash, Vec::new())
+    }
+
+    /// Compares with `other` on the peer (HANDLE_CMP); `op` is `__eq__`, `__ne__`, `__lt__`,
+    /// `__le__`, `__gt__` or `__ge__`.
+    pub fn cmp(&self, op: &str, other: impl Serialize) -> AsyncResult<bool> {
+        let other = to_value(&other).map_err(Error::from);
+        self.request_with(Handle::Cmp, other.map(|o| vec![o, Value::Str(op.to_owned())]))
+    }
+
+    /// The names the object exposes to this side (HANDLE_DIR).
+    pub fn dir(&self) -> AsyncResult<Vec<String>> {
+        self.request(Handle::Dir, Vec::new())
+    }
+
+    /// The object's method names (HANDLE_INSPECT), fetched once per remote type and cached per
+    /// connection.
+    pub fn inspect(&self) -> AsyncResult<Vec<String>> {
+        let cache = match &*self.0 {
+            RefInner::Remote(r) => Some((r.conn.clone(), r.id.type_name.clone())),
+            RefInner::Local(_) => None,
+        };
+        if let Some((conn, type_name)) = &cache {
+            if let Some(names) = conn.cached_inspect(type_name) {
+                return AsyncResult::settled(to_value(&*names).map_err(Error::from));
+            }
+        }
+        let (result, completer) = AsyncResult::pending(None);
+        let raw: AsyncResult<Vec<(String, Option<String>)>> = self.request(Handle::Inspect, Vec::new());
+        raw.add_callback(move |outcome| {
+            let names = outcome.map(|pairs| pairs.into_iter().map(|(n, _)| n).collect::<Vec<String>>());
+            if let (Ok(names), Some((conn, type_name))) = (&names, cache) {
+                conn.cache_inspect(type_name, names.clone());
+            }
+            completer.settle(names.and_then(|n| to_value(&n).map_err(Error::from)));
+        });
+        result
+    }
+
+    /// Whether the object is an instance of `type_name` on the peer (HANDLE_INSTANCECHECK).
+    pub fn instance_of(&self, type_name: &str) -> AsyncResult<bool> {
+        self.request(Handle::InstanceCheck, vec![Value::Str(type_name.to_owned())])
+    }
+
+    /// Copies the object by value (HANDLE_PICKLE); refused unless the peer allows obtain.
+    pub fn obtain<T>(&self) -> AsyncResult<T> {
+        self.request(Handle::Pickle, Vec::new())
+    }
+
+    /// Enters the object as a context manager (`__enter__`); pair with [`exit`](NetRef::exit).
+    pub fn enter<T>(&self) -> AsyncResult<T> {
+        self.call_method("__enter__", ())
+    }
+
+    /// Leaves the context manager (HANDLE_CTXEXIT) with the block's error, if it failed.
+    /// Returns whether the object suppressed the error.
+    pub fn exit(&self, error: Option<&RemoteError>) -> AsyncResult<bool> {
+        let err = match error {
+            None => Value::None,
+            Some(e) => Value::Tuple(vec![Value::Str(e.kind.clone()), Value::Str(e.message.clone())]),
+        };
+        self.request(Handle::CtxExit, vec![err])
+    }
+
+    /// Reads the next chunk of an iterator object (HANDLE_BUFFITER): up to `count` items;
+    /// [`RemoteError::is_stop_iteration`] at the end.
+    pub fn next_chunk<T>(&self, count: usize) -> AsyncResult<Vec<T>> {
+        self.request(Handle::BuffIter, vec![Value::Int(count.min(i64::MAX as usize) as i64)])
+    }
+
+    /// Iterates the object: calls `__iter__` (unless it is already an iterator), then reads
+    /// chunks of 10, 20, 40 … up to 1000 items until StopIteration.
+    pub fn iter<T: DeserializeOwned + Send + 'static>(&self) -> BoxStream<'static, Result<T, Error>> {
+        let this = self.clone();
+        let state = (None::<NetRef>, VecDeque::<Value>::new(), FIRST_CHUNK, false);
+        futures::stream::unfold((this, state), |(this, (mut it, mut buf, mut chunk, mut done))| async move {
+            loop {
+                if let Some(v) = buf.pop_front() {
+                    let item = crate::from_value::<T>(v).map_err(Error::from);
+                    return Some((item, (this, (it, buf, chunk, done))));
+                }
+                if done {
+                    return None;
+                }
+                let iterator = match &it {
+                    Some(i) => i.clone(),
+                    None if this.type_name() == "builtins.iterator" => this.clone(),
+                    None => match this.call_method::<NetRef>("__iter__", ()).await {
+                        Ok(i) => i,
+                        Err(e) => {
+                            done = true;
+                            return Some((Err(e), (this, (it, buf, chunk, done))));
+                        }
+                    },
+                };
+                it = Some(iterator.clone());
+                match iterator.next_chunk::<Value>(chunk).await {
+                    Ok(items) => {
+                        buf.extend(items);
+                        chunk = (chunk * 2).min(MAX_CHUNK);
+                    }
+                    Err(Error::Remote(e)) if e.is_stop_iteration() => done = true,
+                    Err(e) => {
+                        done = true;
+                        return Some((Err(e), (this, (it, buf, chunk, done))));
+                    }
+                }
+            }
+        })
+        .boxed()
+    }
+}
+
+/// Serves a request on a local object directly, with no policy (it is this side's own object).
+fn local_request<T>(handle: Handle, args: Vec<Value>) -> AsyncResult<T> {
+    let policy = AccessPolicy::allow_all();
+    let mut fut = dispatch(handle, args, &policy);
+    if let Some(out) = (&mut fut).now_or_never() {
+        return AsyncResult::settled(out.map_err(Error::from));
+    }
+    let (result, completer) = AsyncResult::pending(None);
+    let task = async move {
+        completer.settle(fut.await.map_err(Error::from));
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) => {
+            rt.spawn(task);
+        }
+        Err(_) => {
+            std::thread::spawn(move || futures::executor::block_on(task));
+        }
+    }
+    result
+}
+
+impl fmt::Debug for NetRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &*self.0 {
+            RefInner::Local(o) => write!(f, "<local {} #{}>", o.type_name(), o.instance_id()),
+            RefInner::Remote(r) => write!(f, "<netref {} #{} @conn{}>", r.id.type_name, r.id.instance_id, r.conn.id),
+        }
+    }
+}
+
+impl PartialEq for NetRef {
+    /// Identity: the same object (same connection and instance), not remote equality — use
+    /// [`NetRef::cmp`] for that.
+    fn eq(&self, other: &Self) -> bool {
+        match (&*self.0, &*other.0) {
+            (RefInner::Local(a), RefInner::Local(b)) => a.same(b),
+            (RefInner::Remote(a), RefInner::Remote(b)) => {
+                a.conn.id == b.conn.id && a.id.instance_id == b.id.instance_id
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Eq for NetRef {}
+
+impl Hash for NetRef {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        match &*self.0 {
+            RefInner::Local(o) => (0u64, o.instance_id()).hash(state),
+            RefInner::Remote(r) => (r.conn.id, r.id.instance_id).hash(state),
+        }
+    }
+}
+
+impl Serialize for NetRef {
+    /// A netref serializes as a reference token that only [`to_value`] understands; inside a
+    /// request it travels by reference.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        crate::value::serialize_ref(self, s)
+    }
+}
+
+impl<'de> Deserialize<'de> for NetRef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::value::deserialize_ref(d)
+    }
+}
+
+impl Serialize for Object {
+    /// An object serializes as a reference to itself: sent to a peer, it travels by reference.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        crate::value::serialize_ref(&NetRef::from(self.clone()), s)
+    }
+}

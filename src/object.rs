@@ -1,0 +1,375 @@
+//! The exported-object model (DESIGN §7): what a peer can reach through a netref.
+//!
+//! An [`Object`] has a type name, methods, attributes, and optional call, iteration and
+//! context-manager behaviour. Build one with [`Object::builder`]; methods are plain functions or
+//! closures whose arguments and results convert through serde. Objects travel by reference:
+//! returned from a method or passed as an argument, they reach the peer as a netref.
+//!
+//! Nothing here touches a connection; serving a request is [`dispatch`](dispatch::dispatch).
+
+use std::{
+    collections::HashMap,
+    fmt::{self, Display},
+    future::Future,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+};
+
+use serde::Serialize;
+
+mod dispatch;
+mod method;
+mod policy;
+mod table;
+
+pub(crate) use dispatch::dispatch;
+pub(crate) use method::{reply, MethodFn};
+pub use method::{Args, FromArgs, MethodFuture};
+pub use policy::{Access, AccessPolicy, SAFE_ATTRS};
+pub(crate) use table::ExportTable;
+
+use crate::{error::RemoteError, Value};
+
+static NEXT_INSTANCE_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A stable id for a type name (FNV-1a), so the same type has the same `class_id` everywhere.
+fn class_id(type_name: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in type_name.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h.max(1)
+}
+
+/// An object that can be exported to peers. Cheap to clone (shared).
+#[derive(Clone)]
+pub struct Object {
+    pub(crate) inner: Arc<ObjectInner>,
+}
+
+pub(crate) type Getter = Arc<dyn Fn() -> Result<Value, RemoteError> + Send + Sync>;
+pub(crate) type Chunker = Arc<dyn Fn(usize) -> Result<Vec<Value>, RemoteError> + Send + Sync>;
+pub(crate) type ExitFn = Arc<dyn Fn(Option<RemoteError>) -> Result<bool, RemoteError> + Send + Sync>;
+pub(crate) type CompareFn = Arc<dyn Fn(&str, &Value) -> Option<bool> + Send + Sync>;
+
+pub(crate) enum Member {
+    Method(MethodFn),
+    Const(Value),
+    Property(Getter),
+    Field(Mutex<Option<Value>>),
+}
+
+pub(crate) struct ObjectInner {
+    pub(crate) type_name: String,
+    pub(crate) class_id: u64,
+    pub(crate) instance_id: u64,
+    pub(crate) members: HashMap<String, Member>,
+    pub(crate) call: Option<MethodFn>,
+    pub(crate) next_chunk: Option<Chunker>,
+    pub(crate) enter: Option<MethodFn>,
+    pub(crate) exit: Option<ExitFn>,
+    pub(crate) repr: Option<Arc<dyn Fn() -> String + Send + Sync>>,
+    pub(crate) display: Option<Arc<dyn Fn() -> String + Send + Sync>>,
+    pub(crate) hash: Option<Arc<dyn Fn() -> i64 + Send + Sync>>,
+    pub(crate) compare: Option<CompareFn>,
+    pub(crate) obtain: Option<Getter>,
+    pub(crate) instance_of: Vec<String>,
+}
+
+impl Object {
+    /// Starts building an object of type `type_name` (`"module.Type"`, e.g. `"demo.Calculator"`).
+    pub fn builder(type_name: impl Into<String>) -> ObjectBuilder {
+        let type_name = type_name.into();
+        ObjectBuilder {
+            inner: ObjectInner {
+                class_id: class_id(&type_name),
+                type_name,
+                instance_id: 0,
+                members: HashMap::new(),
+                call: None,
+                next_chunk: None,
+                enter: None,
+                exit: None,
+                repr: None,
+                display: None,
+                hash: None,
+                compare: None,
+                obtain: None,
+                instance_of: Vec::new(),
+            },
+            exposed_prefix: "exposed_".to_owned(),
+        }
+    }
+
+    /// A callable object (type `builtins.function`) from a typed closure: the usual way to pass
+    /// a callback to a peer.
+    pub fn function<M, F, R>(f: F) -> Object
+    where
+        F: FromArgs<M, R>,
+        R: Serialize,
+    {
+        let mut b = Object::builder("builtins.function");
+        b.inner.call = Some(method::sync_method("function", f));
+        b.build()
+    }
+
+    /// A callable object from an async typed closure.
+    pub fn async_function<M, F, Fut, R>(f: F) -> Object
+    where
+        F: FromArgs<M, Fut>,
+        Fut: Future<Output = R> + Send + 'static,
+        R: Serialize + 'static,
+    {
+        let mut b = Object::builder("builtins.function");
+        b.inner.call = Some(method::async_method("function", f));
+        b.build()
+    }
+
+    /// An iterator object (type `builtins.iterator`) over `items`; a peer reads it in chunks
+    /// (HANDLE_BUFFITER) until StopIteration.
+    pub fn iterator<I>(items: I) -> Object
+    where
+        I: IntoIterator,
+        I::Item: Serialize,
+        I::IntoIter: Send + 'static,
+    {
+        let it = Mutex::new(items.into_iter());
+        let mut b = Object::builder("builtins.iterator");
+        b.inner.next_chunk = Some(Arc::new(move |n| {
+            let mut it = it.lock().unwrap_or_else(|p| p.into_inner());
+            it.by_ref().take(n).map(reply).collect()
+        }));
+        b.build()
+    }
+
+    /// The object's type name.
+    pub fn type_name(&self) -> &str {
+        &self.inner.type_name
+    }
+
+    /// The object's instance id (unique in this process).
+    pub fn instance_id(&self) -> u64 {
+        self.inner.instance_id
+    }
+
+    /// The object's identity as sent to peers.
+    pub fn id_pack(&self) -> crate::IdPack {
+        crate::IdPack {
+            type_name: self.inner.type_name.clone(),
+            class_id: self.inner.class_id,
+            instance_id: self.inner.instance_id,
+        }
+    }
+
+    /// Whether two handles are the same object.
+    pub fn same(&self, other: &Object) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl fmt::Debug for Object {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<object {} #{}>", self.inner.type_name, self.inner.instance_id)
+    }
+}
+
+/// Builds an [`Object`]. Every member registered here is *exposed*: a peer reaches it by its
+/// name or by `exposed_` + its name.
+#[must_use = "call .build() to get the object"]
+pub struct ObjectBuilder {
+    inner: ObjectInner,
+    exposed_prefix: String,
+}
+
+impl fmt::Debug for ObjectBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ObjectBuilder").field("type_name", &self.inner.type_name).finish_non_exhaustive()
+    }
+}
+
+impl ObjectBuilder {
+    fn exposed(&self, name: &str) -> String {
+        if name.starts_with(&self.exposed_prefix) || name.starts_with("__") {
+            name.to_owned()
+        } else {
+            format!("{}{name}", self.exposed_prefix)
+        }
+    }
+
+    fn add(mut self, name: &str, member: Member) -> Self {
+        let stored = self.exposed(name);
+        self.inner.members.insert(stored, member);
+        self
+    }
+
+    /// Registers a method from a typed function or closure (`|a: i64, b: i64| a + b`).
+    pub fn method<M, F, R>(self, name: &str, f: F) -> Self
+    where
+        F: FromArgs<M, R>,
+        R: Serialize,
+    {
+        let m = method::sync_method(name, f);
+        self.add(name, Member::Method(m))
+    }
+
+    /// Registers a fallible method: an `Err(e)` reaches the caller as a remote error (a
+    /// [`RemoteError`] as it is; another error with its type path as the kind).
+    pub fn try_method<M, F, R, E>(self, name: &str, f: F) -> Self
+    where
+        F: FromArgs<M, Result<R, E>>,
+        R: Serialize,
+        E: Display + 'static,
+    {
+        let m = method::try_sync_method(name, f);
+        self.add(name, Member::Method(m))
+    }
+
+    /// Registers an async method. It runs on the connection's thread; it may call back into
+    /// the peer (callbacks) while it runs.
+    pub fn async_method<M, F, Fut, R>(self, name: &str, f: F) -> Self
+    where
+        F: FromArgs<M, Fut>,
+        Fut: Future<Output = R> + Send + 'static,
+        R: Serialize + 'static,
+    {
+        let m = method::async_method(name, f);
+        self.add(name, Member::Method(m))
+    }
+
+    /// Registers a fallible async method.
+    pub fn try_async_method<M, F, Fut, R, E>(self, name: &str, f: F) -> Self
+    where
+        F: FromArgs<M, Fut>,
+        Fut: Future<Output = Result<R, E>> + Send + 'static,
+        R: Serialize + 'static,
+        E: Display + 'static,
+    {
+        let m = method::try_async_method(name, f);
+        self.add(name, Member::Method(m))
+    }
+
+    /// Registers a method that takes the raw [`Args`] (positional and keyword values).
+    pub fn raw_method<F>(self, name: &str, f: F) -> Self
+    where
+        F: Fn(Args) -> MethodFuture + Send + Sync + 'static,
+    {
+        self.add(name, Member::Method(Arc::new(f)))
+    }
+
+    /// Registers a method under its literal name, *not* exposed: the default policy refuses it;
+    /// it is reachable only when the serving side allows public (or all) attributes.
+    pub fn internal_method<M, F, R>(mut self, name: &str, f: F) -> Self
+    where
+        F: FromArgs<M, R>,
+        R: Serialize,
+    {
+        let m = method::sync_method(name, f);
+        self.inner.members.insert(name.to_owned(), Member::Method(m));
+        self
+    }
+
+    /// A read-only attribute with a fixed value.
+    pub fn attr<T: Serialize>(self, name: &str, value: T) -> Self {
+        let v = crate::to_value(&value).unwrap_or(Value::None);
+        self.add(name, Member::Const(v))
+    }
+
+    /// A read-only attribute computed on every read.
+    pub fn property<R: Serialize, F: Fn() -> R + Send + Sync + 'static>(self, name: &str, get: F) -> Self {
+        self.add(name, Member::Property(Arc::new(move || reply(get()))))
+    }
+
+    /// A writable attribute (SETATTR and DELATTR work on it when the serving side's policy
+    /// allows them).
+    pub fn field<T: Serialize>(self, name: &str, initial: T) -> Self {
+        let v = crate::to_value(&initial).unwrap_or(Value::None);
+        self.add(name, Member::Field(Mutex::new(Some(v))))
+    }
+
+    /// Makes the object callable (HANDLE_CALL).
+    pub fn callable<M, F, R>(mut self, f: F) -> Self
+    where
+        F: FromArgs<M, R>,
+        R: Serialize,
+    {
+        self.inner.call = Some(method::sync_method("__call__", f));
+        self
+    }
+
+    /// Makes the object iterable: `__iter__` returns a fresh iterator over what `make` yields.
+    pub fn iterable<I, F>(self, make: F) -> Self
+    where
+        F: Fn() -> I + Send + Sync + 'static,
+        I: IntoIterator,
+        I::Item: Serialize,
+        I::IntoIter: Send + 'static,
+    {
+        let m: MethodFn = Arc::new(move |_args| {
+            let it = Object::iterator(make());
+            Box::pin(futures::future::ready(Ok(Value::Ref(crate::NetRef::from(it)))))
+        });
+        self.add("__iter__", Member::Method(m))
+    }
+
+    /// Makes the object a context manager: `enter` runs on `__enter__` and its result is what
+    /// the peer's block receives; `exit` runs on HANDLE_CTXEXIT with the block's error, if any,
+    /// and returns whether to suppress it.
+    pub fn context_manager<R, En, Ex>(mut self, enter: En, exit: Ex) -> Self
+    where
+        R: Serialize,
+        En: Fn() -> R + Send + Sync + 'static,
+        Ex: Fn(Option<RemoteError>) -> bool + Send + Sync + 'static,
+    {
+        let m = method::sync_method("__enter__", enter);
+        self.inner.enter = Some(m.clone());
+        self.inner.exit = Some(Arc::new(move |e| Ok(exit(e))));
+        self.add("__enter__", Member::Method(m))
+    }
+
+    /// The text HANDLE_REPR returns.
+    pub fn repr(mut self, f: impl Fn() -> String + Send + Sync + 'static) -> Self {
+        self.inner.repr = Some(Arc::new(f));
+        self
+    }
+
+    /// The text HANDLE_STR returns.
+    pub fn display(mut self, f: impl Fn() -> String + Send + Sync + 'static) -> Self {
+        self.inner.display = Some(Arc::new(f));
+        self
+    }
+
+    /// The hash HANDLE_HASH returns (default: derived from the instance id).
+    pub fn hash_with(mut self, f: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
+        self.inner.hash = Some(Arc::new(f));
+        self
+    }
+
+    /// Comparison for HANDLE_CMP: `f(op, other)` with `op` one of `__eq__`, `__ne__`, `__lt__`,
+    /// `__le__`, `__gt__`, `__ge__`; `None` means "not comparable" (a TypeError for the peer).
+    pub fn compare_with(mut self, f: impl Fn(&str, &Value) -> Option<bool> + Send + Sync + 'static) -> Self {
+        self.inner.compare = Some(Arc::new(f));
+        self
+    }
+
+    /// Lets a peer *obtain* a copy of the object by value (HANDLE_PICKLE), when the serving
+    /// side's policy allows it (`allow_obtain`, off by default).
+    pub fn obtainable<R: Serialize>(mut self, f: impl Fn() -> R + Send + Sync + 'static) -> Self {
+        self.inner.obtain = Some(Arc::new(move || reply(f())));
+        self
+    }
+
+    /// Declares that the object is also an instance of `type_name` (for HANDLE_INSTANCECHECK).
+    pub fn instance_of(mut self, type_name: impl Into<String>) -> Self {
+        self.inner.instance_of.push(type_name.into());
+        self
+    }
+
+    /// Finishes the object.
+    pub fn build(mut self) -> Object {
+        self.inner.instance_id = NEXT_INSTANCE_ID.fetch_add(1, Ordering::Relaxed);
+        Object { inner: Arc::new(self.inner) }
+    }
+}

@@ -1,0 +1,337 @@
+//! Serving one request on an exported object: the server side of every object `HANDLE_*`.
+//!
+//! Every member access resolves through the [`AccessPolicy`] first — CMP, HASH, REPR, STR, DIR
+//! and INSPECT included (RPyC's CVE-2019-16328 was a handler that skipped the check).
+
+use std::sync::Arc;
+
+use futures::FutureExt;
+
+use super::{policy::Access, AccessPolicy, Args, Member, MethodFuture, Object};
+use crate::{
+    error::{kinds, RemoteError},
+    from_value, Handle, IdPack, NetRef, Value,
+};
+
+/// The largest chunk one BUFFITER request may ask for.
+pub(crate) const MAX_BUFFITER_CHUNK: usize = 10_000;
+
+fn ready(r: Result<Value, RemoteError>) -> MethodFuture {
+    futures::future::ready(r).boxed()
+}
+
+fn attribute_error(message: String) -> RemoteError {
+    RemoteError::new(kinds::ATTRIBUTE_ERROR, message)
+}
+
+fn type_error(message: String) -> RemoteError {
+    RemoteError::new(kinds::TYPE_ERROR, message)
+}
+
+fn arg_str(args: &[Value], i: usize, what: &str) -> Result<String, RemoteError> {
+    match args.get(i) {
+        Some(Value::Str(s)) => Ok(s.clone()),
+        other => Err(type_error(format!("{what} must be a string, not {}", other.map_or("nothing", Value::kind)))),
+    }
+}
+
+/// The exported object a request targets (its first argument).
+fn target(args: &[Value]) -> Result<&Object, RemoteError> {
+    match args.first() {
+        Some(Value::Ref(r)) => {
+            r.as_local().ok_or_else(|| type_error("the request's target is not an object of this side".into()))
+        }
+        other => Err(type_error(format!(
+            "the request's target must be an object, not {}",
+            other.map_or("nothing", Value::kind)
+        ))),
+    }
+}
+
+/// Resolves `name` on `obj`, or explains why not.
+fn resolve(obj: &Object, name: &str, access: Access, policy: &AccessPolicy) -> Result<String, RemoteError> {
+    let has = |n: &str| obj.inner.members.contains_key(n);
+    match policy.resolve(name, access, has) {
+        Some(stored) => Ok(stored),
+        None => Err(attribute_error(format!(
+            "cannot access '{name}' on '{}' (refused by the access policy)",
+            obj.type_name()
+        ))),
+    }
+}
+
+fn no_attribute(obj: &Object, name: &str) -> RemoteError {
+    attribute_error(format!("'{}' object has no attribute '{name}'", obj.type_name()))
+}
+
+/// Checks a special operation through the policy, as if reaching the dunder `name`.
+fn check_special(obj: &Object, name: &str, policy: &AccessPolicy) -> Result<(), RemoteError> {
+    // Only the dunder itself counts as present: `exposed___repr__` must not open it.
+    let has = |n: &str| n == name;
+    match policy.resolve(name, Access::Get, has) {
+        Some(_) => Ok(()),
+        None => Err(attribute_error(format!(
+            "cannot access '{name}' on '{}' (refused by the access policy)",
+            obj.type_name()
+        ))),
+    }
+}
+
+fn bound_method(obj: &Object, name: &str, m: super::MethodFn) -> Object {
+    let mut b = Object::builder("builtins.method");
+    b = b.repr({
+        let text = format!("<bound method {}.{name} of #{}>", obj.type_name(), obj.instance_id());
+        move || text.clone()
+    });
+    let mut built = b.build();
+    if let Some(inner) = Arc::get_mut(&mut built.inner) {
+        inner.call = Some(m);
+    }
+    built
+}
+
+fn split_call(args: Vec<Value>, from: usize) -> Result<Args, RemoteError> {
+    let mut it = args.into_iter().skip(from);
+    let positional = match it.next() {
+        Some(Value::Tuple(v)) | Some(Value::List(v)) => v,
+        None | Some(Value::None) => Vec::new(),
+        Some(other) => return Err(type_error(format!("call arguments must be a tuple, not {}", other.kind()))),
+    };
+    let kwargs = match it.next() {
+        None | Some(Value::None) => Vec::new(),
+        Some(Value::Map(pairs)) => pairs
+            .into_iter()
+            .map(|(k, v)| match k {
+                Value::Str(k) => Ok((k, v)),
+                other => Err(type_error(format!("keyword names must be strings, not {}", other.kind()))),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(other) => return Err(type_error(format!("keyword arguments must be a map, not {}", other.kind()))),
+    };
+    Ok(Args { positional, kwargs })
+}
+
+fn read_member(obj: &Object, stored: &str, name: &str) -> Result<Value, RemoteError> {
+    match obj.inner.members.get(stored) {
+        Some(Member::Method(m)) => Ok(Value::Ref(NetRef::from(bound_method(obj, name, m.clone())))),
+        Some(Member::Const(v)) => Ok(v.clone()),
+        Some(Member::Property(get)) => get(),
+        Some(Member::Field(slot)) => {
+            slot.lock().unwrap_or_else(|p| p.into_inner()).clone().ok_or_else(|| no_attribute(obj, name))
+        }
+        None => Err(no_attribute(obj, name)),
+    }
+}
+
+/// Serves one object request. `args` are the unboxed request arguments (target first).
+pub(crate) fn dispatch(handle: Handle, args: Vec<Value>, policy: &AccessPolicy) -> MethodFuture {
+    match serve(handle, args, policy) {
+        Ok(fut) => fut,
+        Err(e) => ready(Err(e)),
+    }
+}
+
+fn serve(handle: Handle, args: Vec<Value>, policy: &AccessPolicy) -> Result<MethodFuture, RemoteError> {
+    let obj = target(&args)?.clone();
+    let r = match handle {
+        Handle::GetAttr => {
+            let name = arg_str(&args, 1, "attribute name")?;
+            let stored = resolve(&obj, &name, Access::Get, policy)?;
+            read_member(&obj, &stored, &name)
+        }
+        Handle::CallAttr => {
+            let name = arg_str(&args, 1, "method name")?;
+            if name == "__call__" {
+                check_special(&obj, "__call__", policy)?;
+                return call(&obj, split_call(args, 2)?);
+            }
+            if name == "__next__" {
+                if let Some(next) = &obj.inner.next_chunk {
+                    check_special(&obj, "__next__", policy)?;
+                    let mut items = next(1)?;
+                    return Ok(ready(items.pop().ok_or_else(RemoteError::stop_iteration)));
+                }
+            }
+            let stored = resolve(&obj, &name, Access::Get, policy)?;
+            return match obj.inner.members.get(&stored) {
+                Some(Member::Method(m)) => Ok(m(split_call(args, 2)?)),
+                Some(_) => Err(type_error(format!("'{}.{name}' is not callable", obj.type_name()))),
+                None => Err(no_attribute(&obj, &name)),
+            };
+        }
+        Handle::Call => {
+            check_special(&obj, "__call__", policy)?;
+            return call(&obj, split_call(args, 1)?);
+        }
+        Handle::SetAttr => {
+            let name = arg_str(&args, 1, "attribute name")?;
+            let stored = resolve(&obj, &name, Access::Set, policy)?;
+            let value = args.into_iter().nth(2).unwrap_or(Value::None);
+            match obj.inner.members.get(&stored) {
+                Some(Member::Field(slot)) => {
+                    *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(value);
+                    Ok(Value::None)
+                }
+                Some(_) => Err(attribute_error(format!("attribute '{name}' of '{}' is read-only", obj.type_name()))),
+                None => Err(no_attribute(&obj, &name)),
+            }
+        }
+        Handle::DelAttr => {
+            let name = arg_str(&args, 1, "attribute name")?;
+            let stored = resolve(&obj, &name, Access::Del, policy)?;
+            match obj.inner.members.get(&stored) {
+                Some(Member::Field(slot)) => match slot.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                    Some(_) => Ok(Value::None),
+                    None => Err(no_attribute(&obj, &name)),
+                },
+                Some(_) => {
+                    Err(attribute_error(format!("attribute '{name}' of '{}' cannot be deleted", obj.type_name())))
+                }
+                None => Err(no_attribute(&obj, &name)),
+            }
+        }
+        Handle::Repr => {
+            check_special(&obj, "__repr__", policy)?;
+            Ok(Value::Str(match &obj.inner.repr {
+                Some(f) => f(),
+                None => format!("<{} object #{}>", obj.type_name(), obj.instance_id()),
+            }))
+        }
+        Handle::Str => {
+            check_special(&obj, "__str__", policy)?;
+            Ok(Value::Str(match (&obj.inner.display, &obj.inner.repr) {
+                (Some(f), _) | (None, Some(f)) => f(),
+                (None, None) => format!("<{} object #{}>", obj.type_name(), obj.instance_id()),
+            }))
+        }
+        Handle::Hash => {
+            check_special(&obj, "__hash__", policy)?;
+            Ok(Value::Int(match &obj.inner.hash {
+                Some(f) => f(),
+                None => obj.instance_id() as i64,
+            }))
+        }
+        Handle::Cmp => {
+            let op = arg_str(&args, 2, "comparison operator")?;
+            check_special(&obj, &op, policy)?;
+            let other = args.get(1).cloned().unwrap_or(Value::None);
+            compare(&obj, &op, &other)
+        }
+        Handle::Dir => {
+            if !policy.allow_getattr {
+                return Err(attribute_error("cannot list attributes (refused by the access policy)".into()));
+            }
+            let mut names: Vec<String> = obj
+                .inner
+                .members
+                .keys()
+                .filter(|n| policy.is_visible(n))
+                .map(|n| policy.public_name(n).to_owned())
+                .collect();
+            names.sort();
+            names.dedup();
+            Ok(Value::List(names.into_iter().map(Value::Str).collect()))
+        }
+        Handle::Inspect => {
+            if !policy.allow_getattr {
+                return Err(attribute_error("cannot inspect (refused by the access policy)".into()));
+            }
+            let mut names: Vec<String> = obj
+                .inner
+                .members
+                .iter()
+                .filter(|(n, m)| matches!(m, Member::Method(_)) && policy.is_visible(n))
+                .map(|(n, _)| policy.public_name(n).to_owned())
+                .collect();
+            if obj.inner.call.is_some() {
+                names.push("__call__".to_owned());
+            }
+            names.sort();
+            Ok(Value::List(names.into_iter().map(|n| Value::Tuple(vec![Value::Str(n), Value::None])).collect()))
+        }
+        Handle::Pickle => match (&obj.inner.obtain, policy.allow_obtain) {
+            (_, false) => Err(RemoteError::new(
+                kinds::ACCESS_DENIED,
+                format!("obtaining '{}' by value is disabled (allow_obtain is off)", obj.type_name()),
+            )),
+            (None, true) => Err(type_error(format!("'{}' cannot be obtained by value", obj.type_name()))),
+            (Some(f), true) => f(),
+        },
+        Handle::BuffIter => {
+            let Some(next) = &obj.inner.next_chunk else {
+                return Err(type_error(format!("'{}' object is not an iterator", obj.type_name())));
+            };
+            check_special(&obj, "__next__", policy)?;
+            let n = match args.get(1) {
+                Some(Value::Int(n)) if *n > 0 => (*n as usize).min(MAX_BUFFITER_CHUNK),
+                _ => return Err(type_error("BUFFITER needs a positive chunk size".into())),
+            };
+            let items = next(n)?;
+            if items.is_empty() {
+                Err(RemoteError::stop_iteration())
+            } else {
+                Ok(Value::Tuple(items))
+            }
+        }
+        Handle::CtxExit => {
+            let Some(exit) = &obj.inner.exit else {
+                return Err(type_error(format!("'{}' object is not a context manager", obj.type_name())));
+            };
+            check_special(&obj, "__exit__", policy)?;
+            let err = match args.into_iter().nth(1) {
+                None | Some(Value::None) => None,
+                Some(Value::Tuple(mut parts)) if parts.len() == 2 => {
+                    let msg = parts.pop();
+                    let kind = parts.pop();
+                    match (kind, msg) {
+                        (Some(Value::Str(kind)), Some(Value::Str(msg))) => Some(RemoteError::new(kind, msg)),
+                        _ => return Err(type_error("CTXEXIT error must be (kind, message)".into())),
+                    }
+                }
+                Some(other) => {
+                    return Err(type_error(format!("CTXEXIT error must be a tuple or None, not {}", other.kind())))
+                }
+            };
+            exit(err).map(Value::Bool)
+        }
+        Handle::InstanceCheck => {
+            let wanted = match args.get(1) {
+                Some(Value::Str(name)) => name.clone(),
+                Some(v) => {
+                    from_value::<IdPack>(v.clone())
+                        .map_err(|e| type_error(format!("INSTANCECHECK needs a type: {e}")))?
+                        .type_name
+                }
+                None => return Err(type_error("INSTANCECHECK needs a type".into())),
+            };
+            Ok(Value::Bool(obj.type_name() == wanted || obj.inner.instance_of.contains(&wanted)))
+        }
+        Handle::OldSlicing => Err(RemoteError::new(
+            kinds::NOT_IMPLEMENTED,
+            "HANDLE_OLDSLICING (Python 2 slicing) is not supported by netref",
+        )),
+        other => Err(type_error(format!("{other} is not an object operation"))),
+    };
+    Ok(ready(r))
+}
+
+fn call(obj: &Object, args: Args) -> Result<MethodFuture, RemoteError> {
+    match &obj.inner.call {
+        Some(f) => Ok(f(args)),
+        None => Err(type_error(format!("'{}' object is not callable", obj.type_name()))),
+    }
+}
+
+fn compare(obj: &Object, op: &str, other: &Value) -> Result<Value, RemoteError> {
+    if let Some(f) = &obj.inner.compare {
+        if let Some(b) = f(op, other) {
+            return Ok(Value::Bool(b));
+        }
+    }
+    let same = matches!(other, Value::Ref(r) if r.as_local().is_some_and(|o| o.same(obj)));
+    match op {
+        "__eq__" => Ok(Value::Bool(same)),
+        "__ne__" => Ok(Value::Bool(!same)),
+        _ => Err(type_error(format!("'{op}' is not supported by '{}'", obj.type_name()))),
+    }
+}

@@ -1,0 +1,174 @@
+//! The access policy (RPyC's `DEFAULT_CONFIG` attribute rules). Every handler that names a
+//! member — GETATTR, SETATTR, DELATTR, CALLATTR, CMP, HASH, DIR, INSPECT — resolves it here.
+
+use std::collections::HashSet;
+
+/// Which members of exported objects a peer may reach. Each side enforces its own policy on the
+/// requests it serves.
+///
+/// Defaults follow RPyC: exposed members (registered through the builder, or named with the
+/// `exposed_` prefix) and a fixed set of safe special names are reachable; plain public names,
+/// private names, attribute writes and deletes, and *obtain* (copy by value) are refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessPolicy {
+    /// The prefix of exposed names; `add` and `exposed_add` both reach `exposed_add`.
+    pub exposed_prefix: String,
+    /// Exposed names are reachable (default `true`).
+    pub allow_exposed_attrs: bool,
+    /// Names in [`safe_attrs`](AccessPolicy::safe_attrs) are reachable (default `true`).
+    pub allow_safe_attrs: bool,
+    /// Names not starting with `_` are reachable (default `false`).
+    pub allow_public_attrs: bool,
+    /// Every name is reachable (default `false`).
+    pub allow_all_attrs: bool,
+    /// Master switch for reading attributes and calling methods (default `true`).
+    pub allow_getattr: bool,
+    /// Master switch for SETATTR (default `false`).
+    pub allow_setattr: bool,
+    /// Master switch for DELATTR (default `false`).
+    pub allow_delattr: bool,
+    /// Serve *obtain* (HANDLE_PICKLE: copy an object by value) (default `false`).
+    pub allow_obtain: bool,
+    /// Special names that are safe to reach (comparison operators, iteration, context
+    /// managers, `__repr__`, …).
+    pub safe_attrs: HashSet<String>,
+}
+
+/// RPyC's `safe_attrs` that mean something to netref objects.
+pub const SAFE_ATTRS: &[&str] = &[
+    "__eq__",
+    "__ne__",
+    "__lt__",
+    "__le__",
+    "__gt__",
+    "__ge__",
+    "__cmp__",
+    "__hash__",
+    "__repr__",
+    "__str__",
+    "__iter__",
+    "__next__",
+    "__len__",
+    "__contains__",
+    "__getitem__",
+    "__enter__",
+    "__exit__",
+    "__call__",
+    "__doc__",
+    "__bool__",
+    "__length_hint__",
+    "__format__",
+];
+
+impl Default for AccessPolicy {
+    fn default() -> Self {
+        AccessPolicy {
+            exposed_prefix: "exposed_".to_owned(),
+            allow_exposed_attrs: true,
+            allow_safe_attrs: true,
+            allow_public_attrs: false,
+            allow_all_attrs: false,
+            allow_getattr: true,
+            allow_setattr: false,
+            allow_delattr: false,
+            allow_obtain: false,
+            safe_attrs: SAFE_ATTRS.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+}
+
+/// What a member access wants to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Read an attribute or call a method.
+    Get,
+    /// Write an attribute.
+    Set,
+    /// Delete an attribute.
+    Del,
+}
+
+impl AccessPolicy {
+    /// A policy that lets the peer reach everything (RPyC's classic mode). Only for peers you
+    /// trust completely.
+    pub fn allow_all() -> Self {
+        AccessPolicy {
+            allow_public_attrs: true,
+            allow_all_attrs: true,
+            allow_setattr: true,
+            allow_delattr: true,
+            allow_obtain: true,
+            ..AccessPolicy::default()
+        }
+    }
+
+    /// Resolves `name` to the member name to use on an object that has the members for which
+    /// `has` returns true, following RPyC's `_check_attr`; `None` means access is refused.
+    pub fn resolve(&self, name: &str, access: Access, has: impl Fn(&str) -> bool) -> Option<String> {
+        let switch = match access {
+            Access::Get => self.allow_getattr,
+            Access::Set => self.allow_setattr,
+            Access::Del => self.allow_delattr,
+        };
+        if !switch {
+            return None;
+        }
+        let prefix = self.exposed_prefix.as_str();
+        let plain = self.allow_all_attrs
+            || (self.allow_exposed_attrs && !prefix.is_empty() && name.starts_with(prefix))
+            || (self.allow_safe_attrs && self.safe_attrs.contains(name))
+            || (self.allow_public_attrs && !name.starts_with('_'));
+        let exposed_name = format!("{prefix}{name}");
+        let has_exposed = self.allow_exposed_attrs && !prefix.is_empty() && has(&exposed_name);
+        if plain && (!has_exposed || has(name)) {
+            Some(name.to_owned())
+        } else if has_exposed {
+            Some(exposed_name)
+        } else if plain {
+            Some(name.to_owned())
+        } else {
+            None
+        }
+    }
+
+    /// Whether `name` (as stored on the object) is visible to the peer, for DIR and INSPECT.
+    pub fn is_visible(&self, stored_name: &str) -> bool {
+        let prefix = self.exposed_prefix.as_str();
+        self.allow_getattr
+            && (self.allow_all_attrs
+                || (self.allow_exposed_attrs && !prefix.is_empty() && stored_name.starts_with(prefix))
+                || (self.allow_safe_attrs && self.safe_attrs.contains(stored_name))
+                || (self.allow_public_attrs && !stored_name.starts_with('_')))
+    }
+
+    /// The name a peer uses for a stored member: `exposed_add` is shown as `add`.
+    pub fn public_name<'a>(&self, stored_name: &'a str) -> &'a str {
+        match stored_name.strip_prefix(self.exposed_prefix.as_str()) {
+            Some(rest) if !self.exposed_prefix.is_empty() && !rest.is_empty() => rest,
+            _ => stored_name,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposed_and_prefixed_names_reach_the_exposed_member() {
+        let p = AccessPolicy::default();
+        let has = |n: &str| n == "exposed_add" || n == "helper" || n == "_secret";
+        assert_eq!(p.resolve("add", Access::Get, has).as_deref(), Some("exposed_add"));
+        assert_eq!(p.resolve("exposed_add", Access::Get, has).as_deref(), Some("exposed_add"));
+        assert_eq!(p.resolve("helper", Access::Get, has), None);
+        assert_eq!(p.resolve("_secret", Access::Get, has), None);
+        assert_eq!(p.resolve("__eq__", Access::Get, has).as_deref(), Some("__eq__"));
+        assert_eq!(p.resolve("add", Access::Set, has), None);
+        let public = AccessPolicy { allow_public_attrs: true, ..AccessPolicy::default() };
+        assert_eq!(public.resolve("helper", Access::Get, has).as_deref(), Some("helper"));
+        assert_eq!(public.resolve("_secret", Access::Get, has), None);
+        assert_eq!(AccessPolicy::allow_all().resolve("_secret", Access::Get, has).as_deref(), Some("_secret"));
+        let closed = AccessPolicy { allow_getattr: false, ..AccessPolicy::default() };
+        assert_eq!(closed.resolve("add", Access::Get, has), None);
+    }
+}

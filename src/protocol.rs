@@ -1,0 +1,21 @@
+//! The native wire protocol: constants, frames and the frame codec (DESIGN §3, PROTOCOL.md).
+//!
+//! A frame is a 4-byte big-endian length followed by a postcard body encoding one [`Frame`].
+//! Decoding treats every byte as hostile: it never panics, never allocates more than
+//! `max_frame_len` because a length prefix asked for it, bounds nesting depth and value count,
+//! and reports what was wrong as a typed [`ProtocolError`](crate::ProtocolError).
+//!
+//! This module must never depend on actix or on a connection.
+
+mod codec;
+mod consts;
+mod frame;
+mod wire;
+
+pub use codec::FrameCodec;
+pub use consts::*;
+pub use frame::{Frame, Hello, Limits, FEATURES};
+pub use wire::{
+    decode_frame, encode_frame, DecodeLimits, RefBoxer, RefUnboxer, WireRefs, TAG_BIGINT, TAG_BOOL, TAG_BYTES,
+    TAG_COMPLEX, TAG_FLOAT, TAG_INT, TAG_LIST, TAG_MAP, TAG_NONE, TAG_STR, TAG_TUPLE,
+};

@@ -1,0 +1,165 @@
+//! [`FrameCodec`]: length-delimited framing (tokio-util) with a postcard [`Frame`] body.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use tokio_util::codec::{Decoder, Encoder};
+
+use super::{
+    wire::{decode_frame, encode_frame, DecodeLimits, RefBoxer, RefUnboxer, WireRefs},
+    DEFAULT_MAX_FRAME_LEN,
+};
+use crate::{value::WireRef, Frame, ProtocolError};
+
+const HEADER_LEN: usize = 4;
+
+/// Splits a byte stream into frames and frames into bytes.
+///
+/// A frame is a 4-byte big-endian body length, then the body. A length above
+/// [`max_frame_len`](FrameCodec::max_frame_len) is an error *before* any buffer is reserved for
+/// it; an incomplete frame waits for more bytes, and the end of the stream inside a frame is
+/// [`ProtocolError::TruncatedAtEof`].
+///
+/// As a [`Decoder`]/[`Encoder`] it handles [`Frame<WireRef>`]; a connection uses
+/// [`decode_body_with`](FrameCodec::decode_body_with) and
+/// [`encode_with`](FrameCodec::encode_with) to resolve references against its own tables.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use netref::protocol::{Frame, FrameCodec};
+/// use tokio_util::codec::{Decoder, Encoder};
+///
+/// let mut codec = FrameCodec::new();
+/// let mut buf = BytesMut::new();
+/// codec.encode(Frame::Cancel { seq: 7 }, &mut buf).unwrap();
+/// assert_eq!(&buf[..], &[0, 0, 0, 2, 4, 7]);
+/// assert_eq!(codec.decode(&mut buf).unwrap(), Some(Frame::Cancel { seq: 7 }));
+/// ```
+///
+/// The framing is the same as tokio-util's `LengthDelimitedCodec` defaults (u32 big-endian
+/// length, then the body), written out here because the decoder must leave a partial header and
+/// body in the buffer: that is how it tells a clean end of stream from one inside a frame.
+#[derive(Debug, Clone)]
+pub struct FrameCodec {
+    max_frame_len: usize,
+    limits: DecodeLimits,
+}
+
+impl Default for FrameCodec {
+    fn default() -> Self {
+        FrameCodec::new()
+    }
+}
+
+impl FrameCodec {
+    /// A codec with the default limits (16 MiB frames, [`DecodeLimits::default`]).
+    pub fn new() -> Self {
+        FrameCodec::with_limits(DEFAULT_MAX_FRAME_LEN, DecodeLimits::default())
+    }
+
+    /// A codec with the given largest body and decode limits.
+    pub fn with_limits(max_frame_len: usize, limits: DecodeLimits) -> Self {
+        FrameCodec { max_frame_len: max_frame_len.min(u32::MAX as usize), limits }
+    }
+
+    /// The largest frame body this codec accepts or produces.
+    pub fn max_frame_len(&self) -> usize {
+        self.max_frame_len
+    }
+
+    /// The decode limits.
+    pub fn limits(&self) -> &DecodeLimits {
+        &self.limits
+    }
+
+    /// Splits the next complete frame body off `src`: `Ok(None)` until one is complete.
+    ///
+    /// Nothing is consumed until the whole frame is there; the buffer grows only to hold a frame
+    /// whose announced length passed the `max_frame_len` check.
+    pub fn decode_body(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, ProtocolError> {
+        let Some(header) = src.get(..HEADER_LEN) else {
+            return Ok(None);
+        };
+        let len =
+            usize::try_from(u32::from_be_bytes([header[0], header[1], header[2], header[3]])).unwrap_or(usize::MAX);
+        if len > self.max_frame_len {
+            return Err(ProtocolError::FrameTooLarge { len, max: self.max_frame_len });
+        }
+        let total = HEADER_LEN + len;
+        if src.len() < total {
+            src.reserve(total - src.len());
+            return Ok(None);
+        }
+        src.advance(HEADER_LEN);
+        Ok(Some(src.split_to(len).freeze()))
+    }
+
+    /// Decodes a frame body, resolving references with `unboxer`.
+    pub fn decode_body_with<U: RefUnboxer>(&self, body: &Bytes, unboxer: &U) -> Result<Frame<U::Ref>, ProtocolError> {
+        decode_frame(body, &self.limits, unboxer)
+    }
+
+    /// Appends `frame` (length prefix and body) to `dst`, boxing references with `boxer`.
+    /// On error `dst` is left as it was.
+    pub fn encode_with<R, B: RefBoxer<R>>(
+        &self,
+        frame: &Frame<R>,
+        boxer: &B,
+        dst: &mut BytesMut,
+    ) -> Result<(), ProtocolError> {
+        let start = dst.len();
+        dst.put_u32(0);
+        let result = encode_frame(frame, boxer, dst).and_then(|()| {
+            let len = dst.len() - start - HEADER_LEN;
+            if len > self.max_frame_len {
+                return Err(ProtocolError::FrameTooLarge { len, max: self.max_frame_len });
+            }
+            // `len` fits u32: max_frame_len is checked against u32 lengths when decoding too.
+            let len = u32::try_from(len).map_err(|_| ProtocolError::FrameTooLarge { len, max: self.max_frame_len })?;
+            dst[start..start + HEADER_LEN].copy_from_slice(&len.to_be_bytes());
+            Ok(())
+        });
+        if result.is_err() {
+            dst.truncate(start);
+        }
+        result
+    }
+}
+
+impl Decoder for FrameCodec {
+    type Item = Frame<WireRef>;
+    type Error = ProtocolError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Self::Item>, ProtocolError> {
+        match self.decode_body(src)? {
+            Some(body) => decode_frame(&body, &self.limits, &WireRefs).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Self::Item>, ProtocolError> {
+        match self.decode(buf)? {
+            Some(frame) => Ok(Some(frame)),
+            None if buf.is_empty() => Ok(None),
+            None => {
+                let buffered = buf.remaining();
+                buf.clear();
+                Err(ProtocolError::TruncatedAtEof { buffered })
+            }
+        }
+    }
+}
+
+impl Encoder<Frame<WireRef>> for FrameCodec {
+    type Error = ProtocolError;
+
+    fn encode(&mut self, frame: Frame<WireRef>, dst: &mut BytesMut) -> Result<(), ProtocolError> {
+        self.encode_with(&frame, &WireRefs, dst)
+    }
+}
+
+impl Encoder<&Frame<WireRef>> for FrameCodec {
+    type Error = ProtocolError;
+
+    fn encode(&mut self, frame: &Frame<WireRef>, dst: &mut BytesMut) -> Result<(), ProtocolError> {
+        self.encode_with(frame, &WireRefs, dst)
+    }
+}

@@ -1,0 +1,121 @@
+//! The [`Frame`] enum: everything that crosses the wire. Variants are append-only.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Handle, DEFAULT_MAX_FRAME_LEN, PROTOCOL_VERSION};
+use crate::{error::RemoteError, value::Value, ProtocolError};
+
+/// Feature bits this build announces in [`Hello::features`]. None are defined yet; unknown bits
+/// from a peer are ignored.
+pub const FEATURES: u64 = 0;
+
+/// One unit on the wire. The postcard variant index is the frame kind; `Request`, `Reply` and
+/// `Exception` have indices 1, 2 and 3, equal to RPyC's `MSG_*` numbers.
+///
+/// Variants are **append-only**: a new kind gets the next index, old indices never change.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Frame<R> {
+    /// The first frame in each direction: protocol version, features and the sender's limits.
+    Hello(Hello),
+    /// A request (`MSG_REQUEST`). `args` is the boxed argument tuple; for requests on an object
+    /// its first item is the target (a `LOCAL_REF`), as in RPyC.
+    Request {
+        /// The sender's request number, echoed by the reply; each side numbers its own.
+        seq: u64,
+        /// What to do.
+        handle: Handle,
+        /// The arguments, boxed.
+        args: Value<R>,
+        /// How long the sender will wait, relative to when it sent the frame (no clock sync).
+        deadline: Option<Duration>,
+    },
+    /// A successful reply (`MSG_REPLY`).
+    Reply {
+        /// The request's `seq`.
+        seq: u64,
+        /// The result, boxed.
+        value: Value<R>,
+    },
+    /// A failed reply (`MSG_EXCEPTION`).
+    Exception {
+        /// The request's `seq`.
+        seq: u64,
+        /// What went wrong on the serving side.
+        error: RemoteError,
+    },
+    /// The sender gave up waiting for request `seq`; the receiver may drop the work.
+    Cancel {
+        /// The abandoned request's `seq`.
+        seq: u64,
+    },
+    /// Batched `HANDLE_DEL`: the sender dropped its last proxy for each object `id` after
+    /// receiving it `count` times.
+    Release {
+        /// `(instance_id, count)` pairs.
+        refs: Vec<(u64, u64)>,
+    },
+    /// The sender is closing the connection; no new requests will follow.
+    Close {
+        /// Why, for the peer's logs.
+        reason: String,
+    },
+}
+
+impl<R> Frame<R> {
+    /// The frame's kind as a short name, for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Frame::Hello(_) => "Hello",
+            Frame::Request { .. } => "Request",
+            Frame::Reply { .. } => "Reply",
+            Frame::Exception { .. } => "Exception",
+            Frame::Cancel { .. } => "Cancel",
+            Frame::Release { .. } => "Release",
+            Frame::Close { .. } => "Close",
+        }
+    }
+}
+
+/// The handshake: the first frame each side sends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// The protocol version the sender speaks ([`PROTOCOL_VERSION`]).
+    pub version: u32,
+    /// Feature bits the sender supports ([`FEATURES`]).
+    pub features: u64,
+    /// The sender's limits, so the peer can stay within them.
+    pub limits: Limits,
+}
+
+impl Hello {
+    /// This build's `Hello` with the given limits.
+    pub fn new(limits: Limits) -> Self {
+        Hello { version: PROTOCOL_VERSION, features: FEATURES, limits }
+    }
+
+    /// Checks that the peer speaks our version; the error names both versions.
+    pub fn check_version(&self) -> Result<(), ProtocolError> {
+        if self.version == PROTOCOL_VERSION {
+            Ok(())
+        } else {
+            Err(ProtocolError::VersionMismatch { ours: PROTOCOL_VERSION, theirs: self.version })
+        }
+    }
+}
+
+/// Limits a side announces in its [`Hello`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// The largest frame body the sender accepts.
+    pub max_frame_len: u64,
+    /// How many of the peer's requests the sender serves at once.
+    pub max_concurrent_requests: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_frame_len: DEFAULT_MAX_FRAME_LEN as u64, max_concurrent_requests: 1024 }
+    }
+}

@@ -1,0 +1,736 @@
+//! Byte-level encoding of frames and boxed values on top of postcard (PROTOCOL.md).
+//!
+//! Encoding boxes every [`Value::Ref`] through a [`RefBoxer`] (the connection's export table);
+//! decoding resolves each reference through a [`RefUnboxer`]. The protocol layer itself only
+//! knows [`WireRef`]s, handled by [`WireRefs`].
+//!
+//! Decoding must never panic, must bound nesting depth and value count, and must not copy byte
+//! strings: a decoded `Value::Bytes` shares the frame's buffer.
+
+use std::{
+    cell::{Cell, RefCell},
+    fmt,
+    time::Duration,
+};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::{
+    de::{self, DeserializeSeed, EnumAccess, SeqAccess, VariantAccess, Visitor},
+    ser::{self, SerializeSeq, SerializeStructVariant, SerializeTuple},
+    Deserialize, Serialize, Serializer,
+};
+
+use super::{
+    frame::Hello, Handle, EXC_STOP_ITERATION, LABEL_LIST, LABEL_LOCAL_REF, LABEL_MAP, LABEL_REMOTE_REF, LABEL_TUPLE,
+    LABEL_VALUE,
+};
+use crate::{
+    error::{ProtocolError, RemoteError},
+    value::{BigInt, Data, IdPack, RefLabel, Value, WireRef},
+    Frame,
+};
+
+/// Plain-value tag: `None`.
+pub const TAG_NONE: u8 = 0;
+/// Plain-value tag: a boolean (one byte, 0 or 1).
+pub const TAG_BOOL: u8 = 1;
+/// Plain-value tag: an `i64` (zigzag varint).
+pub const TAG_INT: u8 = 2;
+/// Plain-value tag: a big integer (canonical decimal string).
+pub const TAG_BIGINT: u8 = 3;
+/// Plain-value tag: an `f64` (8 bytes, little-endian).
+pub const TAG_FLOAT: u8 = 4;
+/// Plain-value tag: a complex number (two `f64`).
+pub const TAG_COMPLEX: u8 = 5;
+/// Plain-value tag: a UTF-8 string (varint length + bytes).
+pub const TAG_STR: u8 = 6;
+/// Plain-value tag: a byte string (varint length + bytes).
+pub const TAG_BYTES: u8 = 7;
+/// Plain-value tag: a tuple (varint count + plain values).
+pub const TAG_TUPLE: u8 = 8;
+/// Plain-value tag: a list (varint count + plain values).
+pub const TAG_LIST: u8 = 9;
+/// Plain-value tag: a map (varint count + key/value plain pairs).
+pub const TAG_MAP: u8 = 10;
+
+/// Turns a reference into its wire form when a value is sent (the exporter's side of boxing).
+pub trait RefBoxer<R> {
+    /// The label and identity to send for `r`; an error aborts the encoding.
+    fn box_ref(&self, r: &R) -> Result<WireRef, String>;
+}
+
+/// Turns a received wire reference into a reference (the importer's side of unboxing).
+pub trait RefUnboxer {
+    /// What a reference unboxes to.
+    type Ref;
+    /// The reference for `wire`; an error (e.g. a `LOCAL_REF` never exported) fails the frame.
+    fn unbox_ref(&self, wire: WireRef) -> Result<Self::Ref, String>;
+}
+
+/// The identity boxer of the protocol layer: [`WireRef`]s go out and come back as they are.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WireRefs;
+
+impl RefBoxer<WireRef> for WireRefs {
+    fn box_ref(&self, r: &WireRef) -> Result<WireRef, String> {
+        Ok(r.clone())
+    }
+}
+
+impl RefUnboxer for WireRefs {
+    type Ref = WireRef;
+
+    fn unbox_ref(&self, wire: WireRef) -> Result<WireRef, String> {
+        Ok(wire)
+    }
+}
+
+/// Bounds on what one decoded frame may hold, besides its length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecodeLimits {
+    /// Deepest nesting of containers (default 64).
+    pub max_depth: usize,
+    /// Most values (every scalar and container counts one) in one frame (default 1,048,576).
+    pub max_values: usize,
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        DecodeLimits { max_depth: 64, max_values: 1 << 20 }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoding
+
+struct BytesMutFlavor<'a>(&'a mut BytesMut);
+
+impl postcard::ser_flavors::Flavor for BytesMutFlavor<'_> {
+    type Output = ();
+
+    #[inline]
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.put_u8(data);
+        Ok(())
+    }
+
+    #[inline]
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
+}
+
+/// Appends the postcard body of `frame` to `dst` (no length prefix), boxing references with
+/// `boxer`. On error `dst` may hold a partial body; the caller truncates it.
+pub fn encode_frame<R, B: RefBoxer<R>>(frame: &Frame<R>, boxer: &B, dst: &mut BytesMut) -> Result<(), ProtocolError> {
+    let failure = RefCell::new(None);
+    let ser = FrameSer { frame, ctx: &EncodeCtx { boxer, failure: &failure } };
+    postcard::serialize_with_flavor(&ser, BytesMutFlavor(dst)).map_err(|e| {
+        failure.into_inner().unwrap_or_else(|| ProtocolError::Malformed(format!("cannot encode frame: {e}")))
+    })
+}
+
+struct EncodeCtx<'a, B> {
+    boxer: &'a B,
+    failure: &'a RefCell<Option<ProtocolError>>,
+}
+
+impl<B> EncodeCtx<'_, B> {
+    fn fail<E: ser::Error>(&self, e: ProtocolError) -> E {
+        let text = e.to_string();
+        self.failure.borrow_mut().get_or_insert(e);
+        E::custom(text)
+    }
+}
+
+struct FrameSer<'a, R, B> {
+    frame: &'a Frame<R>,
+    ctx: &'a EncodeCtx<'a, B>,
+}
+
+fn micros(d: &Option<Duration>) -> Option<u64> {
+    d.map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+impl<R, B: RefBoxer<R>> Serialize for FrameSer<'_, R, B> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.frame {
+            Frame::Hello(h) => s.serialize_newtype_variant("Frame", 0, "Hello", h),
+            Frame::Request { seq, handle, args, deadline } => {
+                let mut v = s.serialize_struct_variant("Frame", 1, "Request", 4)?;
+                v.serialize_field("seq", seq)?;
+                v.serialize_field("handle", &(*handle as u8))?;
+                v.serialize_field("args", &BoxedSer { value: args, ctx: self.ctx })?;
+                v.serialize_field("deadline", &micros(deadline))?;
+                v.end()
+            }
+            Frame::Reply { seq, value } => {
+                let mut v = s.serialize_struct_variant("Frame", 2, "Reply", 2)?;
+                v.serialize_field("seq", seq)?;
+                v.serialize_field("value", &BoxedSer { value, ctx: self.ctx })?;
+                v.end()
+            }
+            Frame::Exception { seq, error } => {
+                let mut v = s.serialize_struct_variant("Frame", 3, "Exception", 2)?;
+                v.serialize_field("seq", seq)?;
+                v.serialize_field("error", &ErrorSer(error))?;
+                v.end()
+            }
+            Frame::Cancel { seq } => {
+                let mut v = s.serialize_struct_variant("Frame", 4, "Cancel", 1)?;
+                v.serialize_field("seq", seq)?;
+                v.end()
+            }
+            Frame::Release { refs } => {
+                let mut v = s.serialize_struct_variant("Frame", 5, "Release", 1)?;
+                v.serialize_field("refs", refs)?;
+                v.end()
+            }
+            Frame::Close { reason } => {
+                let mut v = s.serialize_struct_variant("Frame", 6, "Close", 1)?;
+                v.serialize_field("reason", reason)?;
+                v.end()
+            }
+        }
+    }
+}
+
+/// Exception payload: code 0 = full error (kind, message, args, traceback); code
+/// `EXC_STOP_ITERATION` (1) = end of iteration, nothing follows.
+struct ErrorSer<'a>(&'a RemoteError);
+
+impl Serialize for ErrorSer<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let e = self.0;
+        if e.is_stop_iteration() && e.message.is_empty() && e.args.is_empty() && e.traceback.is_empty() {
+            return s.serialize_unit_variant("Exception", u32::from(EXC_STOP_ITERATION), "StopIteration");
+        }
+        let mut v = s.serialize_struct_variant("Exception", 0, "Error", 4)?;
+        v.serialize_field("kind", &e.kind)?;
+        v.serialize_field("message", &e.message)?;
+        v.serialize_field("args", &PlainListSer(&e.args))?;
+        v.serialize_field("traceback", &e.traceback)?;
+        v.end()
+    }
+}
+
+struct PlainListSer<'a>(&'a [Data]);
+
+impl Serialize for PlainListSer<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for item in self.0 {
+            seq.serialize_element(&PlainSer(item))?;
+        }
+        seq.end()
+    }
+}
+
+/// A boxed value: a label, then what the label announces.
+struct BoxedSer<'a, R, B> {
+    value: &'a Value<R>,
+    ctx: &'a EncodeCtx<'a, B>,
+}
+
+impl<R, B: RefBoxer<R>> Serialize for BoxedSer<'_, R, B> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut t = s.serialize_tuple(2)?;
+        match self.value {
+            Value::Ref(r) => {
+                let wire = self.ctx.boxer.box_ref(r).map_err(|m| self.ctx.fail(ProtocolError::BadReference(m)))?;
+                let label = match wire.label {
+                    RefLabel::Local => LABEL_LOCAL_REF,
+                    RefLabel::Remote => LABEL_REMOTE_REF,
+                };
+                t.serialize_element(&label)?;
+                t.serialize_element(&wire.id)?;
+            }
+            v if !v.has_refs() => {
+                t.serialize_element(&LABEL_VALUE)?;
+                t.serialize_element(&PlainSer(v))?;
+            }
+            Value::Tuple(items) | Value::List(items) => {
+                let label = if matches!(self.value, Value::Tuple(_)) { LABEL_TUPLE } else { LABEL_LIST };
+                t.serialize_element(&label)?;
+                t.serialize_element(&BoxedSeqSer { items, ctx: self.ctx })?;
+            }
+            Value::Map(pairs) => {
+                t.serialize_element(&LABEL_MAP)?;
+                t.serialize_element(&BoxedPairsSer { pairs, ctx: self.ctx })?;
+            }
+            // Scalars never hold references, so `has_refs` sent them down the plain branch.
+            _ => return Err(self.ctx.fail(ProtocolError::Malformed("scalar value with a reference".into()))),
+        }
+        t.end()
+    }
+}
+
+struct BoxedSeqSer<'a, R, B> {
+    items: &'a [Value<R>],
+    ctx: &'a EncodeCtx<'a, B>,
+}
+
+impl<R, B: RefBoxer<R>> Serialize for BoxedSeqSer<'_, R, B> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.items.len()))?;
+        for value in self.items {
+            seq.serialize_element(&BoxedSer { value, ctx: self.ctx })?;
+        }
+        seq.end()
+    }
+}
+
+struct BoxedPairsSer<'a, R, B> {
+    pairs: &'a [(Value<R>, Value<R>)],
+    ctx: &'a EncodeCtx<'a, B>,
+}
+
+impl<R, B: RefBoxer<R>> Serialize for BoxedPairsSer<'_, R, B> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.pairs.len()))?;
+        for (k, v) in self.pairs {
+            seq.serialize_element(&(BoxedSer { value: k, ctx: self.ctx }, BoxedSer { value: v, ctx: self.ctx }))?;
+        }
+        seq.end()
+    }
+}
+
+/// A plain value: a tag, then the content. Never holds a reference.
+struct PlainSer<'a, R>(&'a Value<R>);
+
+impl<R> Serialize for PlainSer<'_, R> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut t = s.serialize_tuple(3)?;
+        match self.0 {
+            Value::None => t.serialize_element(&TAG_NONE)?,
+            Value::Bool(b) => {
+                t.serialize_element(&TAG_BOOL)?;
+                t.serialize_element(b)?;
+            }
+            Value::Int(i) => {
+                t.serialize_element(&TAG_INT)?;
+                t.serialize_element(i)?;
+            }
+            Value::BigInt(b) => {
+                t.serialize_element(&TAG_BIGINT)?;
+                t.serialize_element(b.as_str())?;
+            }
+            Value::Float(x) => {
+                t.serialize_element(&TAG_FLOAT)?;
+                t.serialize_element(x)?;
+            }
+            Value::Complex(re, im) => {
+                t.serialize_element(&TAG_COMPLEX)?;
+                t.serialize_element(re)?;
+                t.serialize_element(im)?;
+            }
+            Value::Str(text) => {
+                t.serialize_element(&TAG_STR)?;
+                t.serialize_element(text.as_str())?;
+            }
+            Value::Bytes(b) => {
+                t.serialize_element(&TAG_BYTES)?;
+                t.serialize_element(serde_bytes::Bytes::new(b))?;
+            }
+            Value::Tuple(items) | Value::List(items) => {
+                let tag = if matches!(self.0, Value::Tuple(_)) { TAG_TUPLE } else { TAG_LIST };
+                t.serialize_element(&tag)?;
+                t.serialize_element(&PlainSeqSer(items))?;
+            }
+            Value::Map(pairs) => {
+                t.serialize_element(&TAG_MAP)?;
+                t.serialize_element(&PlainPairsSer(pairs))?;
+            }
+            Value::Ref(_) => return Err(ser::Error::custom("a reference inside a plain value")),
+        }
+        t.end()
+    }
+}
+
+struct PlainSeqSer<'a, R>(&'a [Value<R>]);
+
+impl<R> Serialize for PlainSeqSer<'_, R> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for v in self.0 {
+            seq.serialize_element(&PlainSer(v))?;
+        }
+        seq.end()
+    }
+}
+
+struct PlainPairsSer<'a, R>(&'a [(Value<R>, Value<R>)]);
+
+impl<R> Serialize for PlainPairsSer<'_, R> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for (k, v) in self.0 {
+            seq.serialize_element(&(PlainSer(k), PlainSer(v)))?;
+        }
+        seq.end()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoding
+
+/// Decodes one frame body (no length prefix) from `src`, resolving references with `unboxer`.
+///
+/// Byte strings in the result share `src`'s buffer. Every malformed input gives an error.
+pub fn decode_frame<U: RefUnboxer>(
+    src: &Bytes,
+    limits: &DecodeLimits,
+    unboxer: &U,
+) -> Result<Frame<U::Ref>, ProtocolError> {
+    let ctx = DecodeCtx { src, limits, unboxer, values: Cell::new(0), failure: RefCell::new(None) };
+    let mut de = postcard::Deserializer::from_bytes(src);
+    let frame = match (FrameSeed { ctx: &ctx }).deserialize(&mut de) {
+        Ok(frame) => frame,
+        Err(e) => return Err(ctx.failure.into_inner().unwrap_or_else(|| ProtocolError::Malformed(e.to_string()))),
+    };
+    match de.finalize() {
+        Ok([]) => Ok(frame),
+        Ok(rest) => Err(ProtocolError::TrailingBytes(rest.len())),
+        Err(e) => Err(ProtocolError::Malformed(e.to_string())),
+    }
+}
+
+struct DecodeCtx<'a, U> {
+    src: &'a Bytes,
+    limits: &'a DecodeLimits,
+    unboxer: &'a U,
+    values: Cell<usize>,
+    failure: RefCell<Option<ProtocolError>>,
+}
+
+impl<U> DecodeCtx<'_, U> {
+    fn fail<E: de::Error>(&self, e: ProtocolError) -> E {
+        let text = e.to_string();
+        self.failure.borrow_mut().get_or_insert(e);
+        E::custom(text)
+    }
+
+    /// Counts `n` more values against the frame's budget.
+    fn count<E: de::Error>(&self, n: u64) -> Result<(), E> {
+        let total = usize::try_from(n).ok().and_then(|n| n.checked_add(self.values.get()));
+        match total {
+            Some(total) if total <= self.limits.max_values => {
+                self.values.set(total);
+                Ok(())
+            }
+            _ => Err(self.fail(ProtocolError::TooManyValues { max: self.limits.max_values })),
+        }
+    }
+
+    fn enter<E: de::Error>(&self, depth: usize) -> Result<(), E> {
+        if depth > self.limits.max_depth {
+            Err(self.fail(ProtocolError::TooDeep { max: self.limits.max_depth }))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+fn missing<E: de::Error>() -> E {
+    E::custom("frame body ends early")
+}
+
+/// Reads the next element of a postcard "tuple" (a plain run of fields).
+fn next<'de, A: SeqAccess<'de>, T: Deserialize<'de>>(seq: &mut A) -> Result<T, A::Error> {
+    seq.next_element()?.ok_or_else(missing)
+}
+
+fn next_seed<'de, A: SeqAccess<'de>, T: DeserializeSeed<'de>>(seq: &mut A, seed: T) -> Result<T::Value, A::Error> {
+    seq.next_element_seed(seed)?.ok_or_else(missing)
+}
+
+struct FrameSeed<'a, 'c, U> {
+    ctx: &'a DecodeCtx<'c, U>,
+}
+
+impl<'de, U: RefUnboxer> DeserializeSeed<'de> for FrameSeed<'_, '_, U> {
+    type Value = Frame<U::Ref>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Frame<U::Ref>, D::Error> {
+        d.deserialize_enum("Frame", &[], self)
+    }
+}
+
+impl<'de, U: RefUnboxer> Visitor<'de> for FrameSeed<'_, '_, U> {
+    type Value = Frame<U::Ref>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a netref frame")
+    }
+
+    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Frame<U::Ref>, A::Error> {
+        let (kind, variant): (u32, _) = data.variant()?;
+        match kind {
+            0 => variant.newtype_variant::<Hello>().map(Frame::Hello),
+            1..=6 => variant.tuple_variant(4, FrameBody { kind, ctx: self.ctx }),
+            _ => Err(self.ctx.fail(ProtocolError::UnknownFrameKind(kind))),
+        }
+    }
+}
+
+struct FrameBody<'a, 'c, U> {
+    kind: u32,
+    ctx: &'a DecodeCtx<'c, U>,
+}
+
+impl<'de, U: RefUnboxer> Visitor<'de> for FrameBody<'_, '_, U> {
+    type Value = Frame<U::Ref>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a frame body")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Frame<U::Ref>, A::Error> {
+        let ctx = self.ctx;
+        Ok(match self.kind {
+            1 => {
+                let seq_no = next(&mut seq)?;
+                let handle = Handle::try_from(next::<_, u8>(&mut seq)?).map_err(|e| ctx.fail(e.into()))?;
+                let args = next_seed(&mut seq, BoxedSeed { ctx, depth: 0 })?;
+                let deadline = next::<_, Option<u64>>(&mut seq)?.map(Duration::from_micros);
+                Frame::Request { seq: seq_no, handle, args, deadline }
+            }
+            2 => Frame::Reply { seq: next(&mut seq)?, value: next_seed(&mut seq, BoxedSeed { ctx, depth: 0 })? },
+            3 => Frame::Exception { seq: next(&mut seq)?, error: next_seed(&mut seq, ErrorSeed { ctx })? },
+            4 => Frame::Cancel { seq: next(&mut seq)? },
+            5 => {
+                let refs: Vec<(u64, u64)> = next(&mut seq)?;
+                Frame::Release { refs }
+            }
+            _ => Frame::Close { reason: next(&mut seq)? },
+        })
+    }
+}
+
+struct ErrorSeed<'a, 'c, U> {
+    ctx: &'a DecodeCtx<'c, U>,
+}
+
+impl<'de, U> DeserializeSeed<'de> for ErrorSeed<'_, '_, U> {
+    type Value = RemoteError;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<RemoteError, D::Error> {
+        d.deserialize_enum("Exception", &[], self)
+    }
+}
+
+impl<'de, U> Visitor<'de> for ErrorSeed<'_, '_, U> {
+    type Value = RemoteError;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an exception payload")
+    }
+
+    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<RemoteError, A::Error> {
+        let (code, variant): (u32, _) = data.variant()?;
+        match code {
+            0 => variant.tuple_variant(4, self),
+            c if c == u32::from(EXC_STOP_ITERATION) => {
+                variant.unit_variant()?;
+                Ok(RemoteError::stop_iteration())
+            }
+            c => Err(self.ctx.fail(ProtocolError::UnknownExceptionCode(c))),
+        }
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RemoteError, A::Error> {
+        let kind = next(&mut seq)?;
+        let message = next(&mut seq)?;
+        let args = match next_seed(
+            &mut seq,
+            PlainSeed::<_, std::convert::Infallible> {
+                ctx: self.ctx,
+                depth: 0,
+                _r: Default::default(),
+                list_only: true,
+            },
+        )? {
+            Value::List(items) => items,
+            _ => Vec::new(),
+        };
+        let traceback = next(&mut seq)?;
+        Ok(RemoteError { kind, message, args, traceback })
+    }
+}
+
+/// Decodes a boxed value (label + body).
+struct BoxedSeed<'a, 'c, U> {
+    ctx: &'a DecodeCtx<'c, U>,
+    depth: usize,
+}
+
+impl<'de, U: RefUnboxer> DeserializeSeed<'de> for BoxedSeed<'_, '_, U> {
+    type Value = Value<U::Ref>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value<U::Ref>, D::Error> {
+        self.ctx.enter(self.depth)?;
+        d.deserialize_tuple(usize::MAX, self)
+    }
+}
+
+impl<'de, U: RefUnboxer> Visitor<'de> for BoxedSeed<'_, '_, U> {
+    type Value = Value<U::Ref>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a boxed value")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value<U::Ref>, A::Error> {
+        let ctx = self.ctx;
+        let label: u8 = next(&mut seq)?;
+        let child = || BoxedSeed { ctx, depth: self.depth + 1 };
+        match label {
+            LABEL_VALUE => {
+                next_seed(&mut seq, PlainSeed { ctx, depth: self.depth, _r: Default::default(), list_only: false })
+            }
+            LABEL_TUPLE | LABEL_LIST => {
+                let n: u64 = next(&mut seq)?;
+                ctx.count(n.saturating_add(1))?;
+                let mut items = Vec::with_capacity(cautious(n));
+                for _ in 0..n {
+                    items.push(next_seed(&mut seq, child())?);
+                }
+                Ok(if label == LABEL_TUPLE { Value::Tuple(items) } else { Value::List(items) })
+            }
+            LABEL_MAP => {
+                let n: u64 = next(&mut seq)?;
+                ctx.count(n.saturating_mul(2).saturating_add(1))?;
+                let mut pairs = Vec::with_capacity(cautious(n));
+                for _ in 0..n {
+                    let k = next_seed(&mut seq, child())?;
+                    let v = next_seed(&mut seq, child())?;
+                    pairs.push((k, v));
+                }
+                Ok(Value::Map(pairs))
+            }
+            LABEL_LOCAL_REF | LABEL_REMOTE_REF => {
+                ctx.count(1)?;
+                let id: IdPack = next(&mut seq)?;
+                let label = if label == LABEL_LOCAL_REF { RefLabel::Local } else { RefLabel::Remote };
+                ctx.unboxer
+                    .unbox_ref(WireRef { label, id })
+                    .map(Value::Ref)
+                    .map_err(|m| ctx.fail(ProtocolError::BadReference(m)))
+            }
+            other => Err(ctx.fail(ProtocolError::UnknownLabel(other))),
+        }
+    }
+}
+
+/// Preallocation for `n` announced items: never trust a count further than a small bound.
+fn cautious(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX).min(1024)
+}
+
+/// Decodes a plain value (tag + content).
+struct PlainSeed<'a, 'c, U, R> {
+    ctx: &'a DecodeCtx<'c, U>,
+    depth: usize,
+    _r: std::marker::PhantomData<fn() -> R>,
+    /// Decode a bare plain list (count + plain values) instead of a tagged value.
+    list_only: bool,
+}
+
+impl<'de, U, R> DeserializeSeed<'de> for PlainSeed<'_, '_, U, R> {
+    type Value = Value<R>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value<R>, D::Error> {
+        self.ctx.enter(self.depth)?;
+        d.deserialize_tuple(usize::MAX, self)
+    }
+}
+
+impl<'de, U, R> Visitor<'de> for PlainSeed<'_, '_, U, R> {
+    type Value = Value<R>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a plain value")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value<R>, A::Error> {
+        let ctx = self.ctx;
+        let child = || PlainSeed::<U, R> { ctx, depth: self.depth + 1, _r: Default::default(), list_only: false };
+        let tag = if self.list_only { TAG_LIST } else { next(&mut seq)? };
+        ctx.count(1)?;
+        Ok(match tag {
+            TAG_NONE => Value::None,
+            TAG_BOOL => Value::Bool(next(&mut seq)?),
+            TAG_INT => Value::Int(next(&mut seq)?),
+            TAG_BIGINT => Value::BigInt(next::<_, BigInt>(&mut seq)?),
+            TAG_FLOAT => Value::Float(next(&mut seq)?),
+            TAG_COMPLEX => Value::Complex(next(&mut seq)?, next(&mut seq)?),
+            TAG_STR => Value::Str(next::<_, &str>(&mut seq)?.to_owned()),
+            TAG_BYTES => Value::Bytes(next_seed(&mut seq, BytesSeed { src: ctx.src })?),
+            TAG_TUPLE | TAG_LIST => {
+                let n: u64 = next(&mut seq)?;
+                ctx.count(n)?;
+                let mut items = Vec::with_capacity(cautious(n));
+                for _ in 0..n {
+                    items.push(next_seed(&mut seq, child())?);
+                }
+                if tag == TAG_TUPLE {
+                    Value::Tuple(items)
+                } else {
+                    Value::List(items)
+                }
+            }
+            TAG_MAP => {
+                let n: u64 = next(&mut seq)?;
+                ctx.count(n.saturating_mul(2))?;
+                let mut pairs = Vec::with_capacity(cautious(n));
+                for _ in 0..n {
+                    let k = next_seed(&mut seq, child())?;
+                    let v = next_seed(&mut seq, child())?;
+                    pairs.push((k, v));
+                }
+                Value::Map(pairs)
+            }
+            other => return Err(ctx.fail(ProtocolError::UnknownValueTag(other))),
+        })
+    }
+}
+
+/// Decodes a byte string as a slice of the frame buffer (no copy).
+struct BytesSeed<'a> {
+    src: &'a Bytes,
+}
+
+impl<'de> DeserializeSeed<'de> for BytesSeed<'_> {
+    type Value = Bytes;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Bytes, D::Error> {
+        d.deserialize_bytes(self)
+    }
+}
+
+impl<'de> Visitor<'de> for BytesSeed<'_> {
+    type Value = Bytes;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a byte string")
+    }
+
+    fn visit_borrowed_bytes<E: de::Error>(self, b: &'de [u8]) -> Result<Bytes, E> {
+        let start = self.src.as_ptr() as usize;
+        let at = b.as_ptr() as usize;
+        if at >= start && at + b.len() <= start + self.src.len() {
+            Ok(self.src.slice_ref(b))
+        } else {
+            Ok(Bytes::copy_from_slice(b))
+        }
+    }
+
+    fn visit_bytes<E: de::Error>(self, b: &[u8]) -> Result<Bytes, E> {
+        Ok(Bytes::copy_from_slice(b))
+    }
+}

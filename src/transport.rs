@@ -1,0 +1,82 @@
+//! Transports: an in-memory pair (deterministic tests), TCP, and any `AsyncRead + AsyncWrite`.
+//!
+//! Every function here starts a connection actor on the current actix arbiter, so call them
+//! inside an actix system (`#[actix::main]`, `#[actix_rt::test]`) or a tokio `LocalSet`.
+
+use std::time::Duration;
+
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::{TcpListener, TcpStream, ToSocketAddrs},
+};
+
+use crate::{config::Config, connection::Connection, service::Service, Error, Peer};
+
+/// Bytes buffered inside an in-memory pair, per direction.
+const PAIR_BUFFER: usize = 256 * 1024;
+
+/// Connects over any byte stream (a TLS stream, a pipe, …) and returns the connection.
+pub fn connect_stream<S>(stream: S, service: Service, config: Config) -> Peer
+where
+    S: AsyncRead + AsyncWrite + Unpin + 'static,
+{
+    let (reader, writer) = tokio::io::split(stream);
+    Connection::start(Box::new(reader), Box::new(writer), service, config, "stream")
+}
+
+/// Two connected peers in this process over an in-memory pipe: `(a, b)`, where `a` serves
+/// `service_a` to `b` and `b` serves `service_b` to `a`.
+pub fn connect_pair(service_a: Service, service_b: Service) -> (Peer, Peer) {
+    connect_pair_with(service_a, Config::default(), service_b, Config::default())
+}
+
+/// [`connect_pair`] with a configuration for each side.
+pub fn connect_pair_with(service_a: Service, config_a: Config, service_b: Service, config_b: Config) -> (Peer, Peer) {
+    let (left, right) = tokio::io::duplex(PAIR_BUFFER);
+    let (lr, lw) = tokio::io::split(left);
+    let (rr, rw) = tokio::io::split(right);
+    let a = Connection::start(Box::new(lr), Box::new(lw), service_a, config_a, "pair-a");
+    let b = Connection::start(Box::new(rr), Box::new(rw), service_b, config_b, "pair-b");
+    (a, b)
+}
+
+/// Starts a connection over an accepted or connected TCP socket (sets `TCP_NODELAY`).
+pub fn from_tcp(stream: TcpStream, service: Service, config: Config) -> Result<Peer, Error> {
+    stream.set_nodelay(true)?;
+    let label = stream.peer_addr().map(|a| a.to_string()).unwrap_or_else(|_| "tcp".into());
+    let (reader, writer) = stream.into_split();
+    Ok(Connection::start(Box::new(reader), Box::new(writer), service, config, &label))
+}
+
+/// Connects to a TCP address, exposing `service` to the server (for callbacks), within
+/// `connect_timeout`.
+pub async fn connect_tcp(
+    addr: impl ToSocketAddrs,
+    service: Service,
+    config: Config,
+    connect_timeout: Duration,
+) -> Result<Peer, Error> {
+    let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(addr))
+        .await
+        .map_err(|_| Error::Timeout(connect_timeout))??;
+    from_tcp(stream, service, config)
+}
+
+/// Accepts connections on `listener` until `max_connections` have been accepted (`None`:
+/// forever), serving `service` on each. The accept loop runs on the current arbiter.
+pub async fn serve_tcp(
+    listener: TcpListener,
+    service: Service,
+    config: Config,
+    max_connections: Option<usize>,
+) -> Result<(), Error> {
+    let mut accepted = 0usize;
+    while max_connections.map_or(true, |max| accepted < max) {
+        let (stream, _) = listener.accept().await?;
+        accepted += 1;
+        if let Err(e) = from_tcp(stream, service.clone(), config.clone()) {
+            tracing::warn!(error = %e, "cannot start a connection on an accepted socket");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,824 @@
+//! [`Value`] → any `Deserialize` type: the [`ValueDeserializer`] and `impl Deserialize for Value`.
+//!
+//! The reverse of the mapping in [`ser`](super::ser), with some leniency where a peer (say,
+//! Python) may send the same thing in another shape:
+//!
+//! - `deserialize_any` dispatches on the variant: `None` → unit, `Int` → `i64`, `BigInt` →
+//!   `i64`/`u64`/`i128`/`u128` when it fits (else an error), `Float` → `f64`, `Complex` → a
+//!   seq of two floats, `Str` → string, `Bytes` → byte buffer, `Tuple`/`List` → seq, `Map` →
+//!   map; a `Ref` only deserializes through [`deserialize_ref`](super::deserialize_ref).
+//! - `Option`: `None` → `None`, anything else → `Some`.
+//! - Bytes (`serde_bytes`, `bytes::Bytes`) from `Bytes`, or from a `List`/`Tuple` of ints in
+//!   `0..=255`; a `Vec<u8>` (a seq to serde) from `Bytes` too.
+//! - Enums: `Str(name)` → unit variant; a `Map` with exactly one `(name, content)` pair → any
+//!   variant (unit variants accept `None` content).
+//! - Structs from a `Map` (by field name) or from a `Tuple`/`List` (by position); unit and unit
+//!   structs from `None`.
+//!
+//! Errors say what was expected and what was found ("invalid type: string \"x\", expected
+//! i64"). It never panics on any `Value`, and allocates no more than the input holds.
+//!
+//! Known limit: serde buffers the input of untagged and internally tagged enums and of
+//! `#[serde(flatten)]` fields in its own content type, which cannot hold a reference; a `Ref`
+//! under such an attribute fails to deserialize.
+
+use std::any::{type_name, Any};
+use std::fmt;
+use std::marker::PhantomData;
+
+use bytes::Bytes;
+use serde::de::{
+    self, DeserializeOwned, DeserializeSeed, Deserializer, EnumAccess, Expected, IntoDeserializer, MapAccess,
+    SeqAccess, Unexpected, VariantAccess, Visitor,
+};
+use serde::forward_to_deserialize_any;
+use serde::Deserialize;
+
+use super::refs::{self, DE_SLOT, REF_TOKEN, VALUE_TOKEN};
+use super::{ConvertError, Value};
+
+/// Converts a [`Value`] whose references are `R` to any `DeserializeOwned` type.
+///
+/// The reverse of [`to_value`](super::to_value), with some leniency:
+///
+/// - integers of any width from `Int`, and from `BigInt` when they fit;
+/// - `Option`: `None` → `None`, anything else → `Some`;
+/// - byte buffers (`serde_bytes`, `bytes::Bytes`) from `Bytes` or from a `List`/`Tuple` of ints
+///   in `0..=255`; `Vec<u8>` from `Bytes` too;
+/// - enums from `Str(name)` (unit variant) or a `Map` with exactly one `(name, content)` pair;
+/// - structs from a `Map` by field name or from a `Tuple`/`List` by position; unit and unit
+///   structs from `None`;
+/// - a reference (a type whose `Deserialize` calls [`deserialize_ref`](super::deserialize_ref))
+///   from `Ref`, and only from it; nothing else reads a `Ref`.
+///
+/// A `Value<R>` converts to an equal `Value<R>` without copying, also when nested inside another
+/// serde type. It never panics, and allocates no more than the value holds.
+///
+/// ```
+/// use netref::value::{from_value, Data, Value};
+///
+/// #[derive(serde::Deserialize, Debug, PartialEq)]
+/// struct Point { x: i32, y: i32 }
+///
+/// let v: Data = Value::Map(vec![(Value::from("x"), Value::Int(1)), (Value::from("y"), Value::Int(2))]);
+/// assert_eq!(from_value::<Point>(v).unwrap(), Point { x: 1, y: 2 });
+///
+/// let err = from_value::<i64>(Data::from("x")).unwrap_err();
+/// assert_eq!(err.to_string(), "invalid type: string \"x\", expected i64");
+/// ```
+///
+/// # Errors
+///
+/// When the value does not fit `T`: the message names what was expected and what was found.
+///
+/// The reference type is an `impl` parameter, so `from_value::<T>(value)` needs no `R`.
+pub fn from_value<T: DeserializeOwned>(value: Value<impl Any + Send>) -> Result<T, ConvertError> {
+    T::deserialize(ValueDeserializer::new(value))
+}
+
+/// The serde `Deserializer` that reads a [`Value`] with references of type `R`.
+///
+/// Usually reached through [`from_value`]; `Value` also implements [`IntoDeserializer`].
+pub struct ValueDeserializer<R> {
+    value: Value<R>,
+}
+
+impl<R> ValueDeserializer<R> {
+    /// A deserializer reading `value`.
+    pub fn new(value: Value<R>) -> Self {
+        ValueDeserializer { value }
+    }
+
+    /// The value back.
+    pub fn into_inner(self) -> Value<R> {
+        self.value
+    }
+}
+
+impl<R> fmt::Debug for ValueDeserializer<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ValueDeserializer").field("kind", &self.value.kind()).finish()
+    }
+}
+
+impl<'de, R: Any + Send> IntoDeserializer<'de, ConvertError> for Value<R> {
+    type Deserializer = ValueDeserializer<R>;
+
+    fn into_deserializer(self) -> ValueDeserializer<R> {
+        ValueDeserializer::new(self)
+    }
+}
+
+impl<'de, R: Any + Send> IntoDeserializer<'de, ConvertError> for ValueDeserializer<R> {
+    type Deserializer = Self;
+
+    fn into_deserializer(self) -> Self {
+        self
+    }
+}
+
+/// How a value shows in an error message ("invalid type: {unexpected}, expected …").
+fn unexpected<R>(value: &Value<R>) -> Unexpected<'_> {
+    match value {
+        Value::None => Unexpected::Unit,
+        Value::Bool(b) => Unexpected::Bool(*b),
+        Value::Int(i) => Unexpected::Signed(*i),
+        Value::BigInt(_) => Unexpected::Other("big integer"),
+        Value::Float(x) => Unexpected::Float(*x),
+        Value::Complex(..) => Unexpected::Other("complex number"),
+        Value::Str(s) => Unexpected::Str(prefix(s)),
+        Value::Bytes(b) => Unexpected::Bytes(b),
+        Value::Tuple(_) => Unexpected::Other("tuple"),
+        Value::List(_) => Unexpected::Other("list"),
+        Value::Map(_) => Unexpected::Map,
+        Value::Ref(_) => Unexpected::Other("object reference"),
+    }
+}
+
+impl<R> ValueDeserializer<R> {
+    fn invalid_type(&self, expected: &dyn Expected) -> ConvertError {
+        de::Error::invalid_type(unexpected(&self.value), expected)
+    }
+}
+
+impl<R: Any + Send> ValueDeserializer<R> {
+    /// Visits `items` as a seq, failing if the visitor leaves some unread.
+    fn visit_items<'de, V: Visitor<'de>>(items: Vec<Value<R>>, visitor: V) -> Result<V::Value, ConvertError> {
+        let mut seq = Items { items: items.into_iter(), read: 0 };
+        let out = visitor.visit_seq(&mut seq)?;
+        match seq.items.len() {
+            0 => Ok(out),
+            left => Err(de::Error::invalid_length(seq.read + left, &ReadCount(seq.read, "elements in sequence"))),
+        }
+    }
+
+    /// Visits `pairs` as a map, failing if the visitor leaves some unread.
+    fn visit_pairs<'de, V: Visitor<'de>>(
+        pairs: Vec<(Value<R>, Value<R>)>,
+        visitor: V,
+    ) -> Result<V::Value, ConvertError> {
+        let mut map = Pairs { pairs: pairs.into_iter(), pending: None, read: 0 };
+        let out = visitor.visit_map(&mut map)?;
+        match map.pairs.len() {
+            0 => Ok(out),
+            left => Err(de::Error::invalid_length(map.read + left, &ReadCount(map.read, "entries in map"))),
+        }
+    }
+
+    /// Visits the bytes of `bytes` one `u8` at a time (for `Vec<u8>` and other byte seqs).
+    fn visit_byte_seq<'de, V: Visitor<'de>>(bytes: Bytes, visitor: V) -> Result<V::Value, ConvertError> {
+        let mut seq = ByteSeq { bytes, read: 0 };
+        let out = visitor.visit_seq(&mut seq)?;
+        match seq.bytes.len() - seq.read {
+            0 => Ok(out),
+            left => Err(de::Error::invalid_length(seq.read + left, &ReadCount(seq.read, "elements in sequence"))),
+        }
+    }
+}
+
+/// "{n} {what}", for `invalid_length` when a visitor stops early.
+struct ReadCount(usize, &'static str);
+
+impl Expected for ReadCount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.0, self.1)
+    }
+}
+
+/// Turns a byte-valued `Int` into a `u8`, for byte buffers sent as lists of ints.
+fn byte_of<R>(value: &Value<R>) -> Result<u8, ConvertError> {
+    match value {
+        Value::Int(i) => {
+            u8::try_from(*i).map_err(|_| de::Error::invalid_value(Unexpected::Signed(*i), &"a byte (0..=255)"))
+        }
+        other => Err(de::Error::invalid_type(unexpected(other), &"a byte (0..=255)")),
+    }
+}
+
+impl<'de, R: Any + Send> Deserializer<'de> for ValueDeserializer<R> {
+    type Error = ConvertError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
+        match self.value {
+            Value::None => visitor.visit_unit(),
+            Value::Bool(b) => visitor.visit_bool(b),
+            Value::Int(i) => visitor.visit_i64(i),
+            Value::BigInt(ref big) => {
+                if let Some(i) = big.to_i128() {
+                    match (i64::try_from(i), u64::try_from(i)) {
+                        (Ok(i), _) => visitor.visit_i64(i),
+                        (_, Ok(u)) => visitor.visit_u64(u),
+                        _ => visitor.visit_i128(i),
+                    }
+                } else if let Some(u) = big.to_u128() {
+                    visitor.visit_u128(u)
+                } else {
+                    Err(de::Error::invalid_value(
+                        Unexpected::Other(&format!("integer `{}`", truncated(big.as_str()))),
+                        &"an integer that fits in 128 bits",
+                    ))
+                }
+            }
+            Value::Float(x) => visitor.visit_f64(x),
+            Value::Complex(re, im) => Self::visit_items(vec![Value::Float(re), Value::Float(im)], visitor),
+            Value::Str(s) => visitor.visit_string(s),
+            Value::Bytes(b) => visitor.visit_byte_buf(Vec::from(b)),
+            Value::Tuple(items) | Value::List(items) => Self::visit_items(items, visitor),
+            Value::Map(pairs) => Self::visit_pairs(pairs, visitor),
+            Value::Ref(_) => Err(self.invalid_type(&visitor)),
+        }
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
+        match self.value {
+            Value::None => visitor.visit_none(),
+            _ => visitor.visit_some(self),
+        }
+    }
+
+    fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
+        match self.value {
+            Value::None => visitor.visit_unit(),
+            _ => Err(self.invalid_type(&visitor)),
+        }
+    }
+
+    fn deserialize_unit_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, ConvertError> {
+        self.deserialize_unit(visitor)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, ConvertError> {
+        match (name, self.value) {
+            (REF_TOKEN, Value::Ref(r)) => {
+                let parked = refs::put(&DE_SLOT, Box::new(r), type_name::<R>());
+                visitor.visit_newtype_struct(parked.token.into_deserializer())
+            }
+            (REF_TOKEN, value) => Err(de::Error::invalid_type(unexpected(&value), &visitor)),
+            (VALUE_TOKEN, value) => {
+                let parked = refs::put(&DE_SLOT, Box::new(value), type_name::<Value<R>>());
+                visitor.visit_newtype_struct(Handover::<R> { token: parked.token, _refs: PhantomData })
+            }
+            (_, value) => visitor.visit_newtype_struct(ValueDeserializer::new(value)),
+        }
+    }
+
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
+        match self.value {
+            Value::Bytes(b) => Self::visit_byte_seq(b, visitor),
+            _ => self.deserialize_any(visitor),
+        }
+    }
+
+    fn deserialize_tuple<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, ConvertError> {
+        self.deserialize_seq(visitor)
+    }
+
+    fn deserialize_tuple_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, ConvertError> {
+        self.deserialize_seq(visitor)
+    }
+
+    fn deserialize_bytes<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
+        self.deserialize_byte_buf(visitor)
+    }
+
+    fn deserialize_byte_buf<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
+        match self.value {
+            Value::Tuple(ref items) | Value::List(ref items) => {
+                let bytes = items.iter().map(byte_of).collect::<Result<Vec<u8>, _>>()?;
+                visitor.visit_byte_buf(bytes)
+            }
+            _ => self.deserialize_any(visitor),
+        }
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, ConvertError> {
+        match self.value {
+            Value::Map(_) | Value::Tuple(_) | Value::List(_) => self.deserialize_any(visitor),
+            _ => Err(self.invalid_type(&visitor)),
+        }
+    }
+
+    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
+        match self.value {
+            Value::Map(pairs) => Self::visit_pairs(pairs, visitor),
+            _ => Err(self.invalid_type(&visitor)),
+        }
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, ConvertError> {
+        match self.value {
+            Value::Str(_) => visitor.visit_enum(Variant { name: self.value, content: None }),
+            Value::Map(mut pairs) => match (pairs.pop(), pairs.is_empty()) {
+                (Some((name, content)), true) => visitor.visit_enum(Variant { name, content: Some(content) }),
+                (popped, _) => Err(de::Error::invalid_length(
+                    pairs.len() + usize::from(popped.is_some()),
+                    &"a map with exactly one entry (an enum variant)",
+                )),
+            },
+            _ => Err(self.invalid_type(&visitor)),
+        }
+    }
+
+    fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
+        match self.value {
+            Value::Int(i) if i >= 0 => visitor.visit_u64(i as u64),
+            _ => self.deserialize_any(visitor),
+        }
+    }
+
+    fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
+        self.deserialize_string(visitor)
+    }
+
+    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
+        match self.value {
+            // A `BigInt` carries its decimal text; this lets `netref::BigInt` deserialize from it.
+            Value::BigInt(big) => visitor.visit_string(big.as_str().to_owned()),
+            _ => self.deserialize_any(visitor),
+        }
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
+        drop(self);
+        visitor.visit_unit()
+    }
+
+    forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char
+    }
+}
+
+/// The first 40 characters of a long text, for error messages.
+fn truncated(text: &str) -> String {
+    let short = prefix(text);
+    if short.len() < text.len() {
+        format!("{short}…")
+    } else {
+        short.to_owned()
+    }
+}
+
+/// At most the first 40 characters of `text`, so a huge string does not make a huge message.
+fn prefix(text: &str) -> &str {
+    match text.char_indices().nth(40) {
+        Some((end, _)) => &text[..end],
+        None => text,
+    }
+}
+
+/// The elements of a `Tuple`/`List` for a seq visitor.
+struct Items<R> {
+    items: std::vec::IntoIter<Value<R>>,
+    read: usize,
+}
+
+impl<'de, R: Any + Send> SeqAccess<'de> for Items<R> {
+    type Error = ConvertError;
+
+    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, ConvertError> {
+        match self.items.next() {
+            Some(value) => {
+                self.read += 1;
+                seed.deserialize(ValueDeserializer::new(value)).map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.items.len())
+    }
+}
+
+/// The bytes of a `Bytes` as a seq of `u8`.
+struct ByteSeq {
+    bytes: Bytes,
+    read: usize,
+}
+
+impl<'de> SeqAccess<'de> for ByteSeq {
+    type Error = ConvertError;
+
+    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, ConvertError> {
+        match self.bytes.get(self.read) {
+            Some(&b) => {
+                self.read += 1;
+                seed.deserialize(b.into_deserializer()).map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.bytes.len() - self.read)
+    }
+}
+
+/// The pairs of a `Map` for a map visitor.
+struct Pairs<R> {
+    pairs: std::vec::IntoIter<(Value<R>, Value<R>)>,
+    pending: Option<Value<R>>,
+    read: usize,
+}
+
+impl<'de, R: Any + Send> MapAccess<'de> for Pairs<R> {
+    type Error = ConvertError;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, ConvertError> {
+        match self.pairs.next() {
+            Some((key, value)) => {
+                self.read += 1;
+                self.pending = Some(value);
+                seed.deserialize(ValueDeserializer::new(key)).map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, ConvertError> {
+        let value = self.pending.take().ok_or_else(|| ConvertError::new("a map value was read before its key"))?;
+        seed.deserialize(ValueDeserializer::new(value))
+    }
+
+    fn next_entry_seed<K: DeserializeSeed<'de>, V: DeserializeSeed<'de>>(
+        &mut self,
+        kseed: K,
+        vseed: V,
+    ) -> Result<Option<(K::Value, V::Value)>, ConvertError> {
+        match self.pairs.next() {
+            Some((key, value)) => {
+                self.read += 1;
+                let key = kseed.deserialize(ValueDeserializer::new(key))?;
+                let value = vseed.deserialize(ValueDeserializer::new(value))?;
+                Ok(Some((key, value)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.pairs.len())
+    }
+}
+
+/// An enum variant: its name (usually a `Str`) and its content, if it has one.
+struct Variant<R> {
+    name: Value<R>,
+    content: Option<Value<R>>,
+}
+
+impl<'de, R: Any + Send> EnumAccess<'de> for Variant<R> {
+    type Error = ConvertError;
+    type Variant = VariantContent<R>;
+
+    fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, VariantContent<R>), ConvertError> {
+        let name = seed.deserialize(ValueDeserializer::new(self.name))?;
+        Ok((name, VariantContent(self.content)))
+    }
+}
+
+/// The content of an enum variant (`None` for a bare `Str(name)`).
+struct VariantContent<R>(Option<Value<R>>);
+
+impl<'de, R: Any + Send> VariantAccess<'de> for VariantContent<R> {
+    type Error = ConvertError;
+
+    fn unit_variant(self) -> Result<(), ConvertError> {
+        match self.0 {
+            None | Some(Value::None) => Ok(()),
+            Some(other) => Err(de::Error::invalid_type(unexpected(&other), &"unit variant")),
+        }
+    }
+
+    fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, ConvertError> {
+        match self.0 {
+            Some(value) => seed.deserialize(ValueDeserializer::new(value)),
+            None => Err(de::Error::invalid_type(Unexpected::UnitVariant, &"newtype variant")),
+        }
+    }
+
+    fn tuple_variant<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, ConvertError> {
+        match self.0 {
+            Some(value) => ValueDeserializer::new(value).deserialize_tuple(len, visitor),
+            None => Err(de::Error::invalid_type(Unexpected::UnitVariant, &"tuple variant")),
+        }
+    }
+
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, ConvertError> {
+        match self.0 {
+            Some(value) => ValueDeserializer::new(value).deserialize_struct("", fields, visitor),
+            None => Err(de::Error::invalid_type(Unexpected::UnitVariant, &"struct variant")),
+        }
+    }
+}
+
+/// Hands a parked `Value<R>` to a visitor that did not take it whole (its reference type
+/// differs): it deserializes the value's contents.
+struct Handover<R> {
+    token: u64,
+    _refs: PhantomData<fn() -> R>,
+}
+
+impl<'de, R: Any + Send> Deserializer<'de> for Handover<R> {
+    type Error = ConvertError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
+        let value = refs::take(&DE_SLOT, self.token)
+            .ok_or_else(|| ConvertError::new("a value handed over twice"))?
+            .downcast::<Value<R>>()
+            .map_err(de::Error::custom)?;
+        ValueDeserializer::new(value).deserialize_any(visitor)
+    }
+
+    forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map struct enum identifier ignored_any
+    }
+}
+
+/// `Value` deserializes from any self-describing format; from [`ValueDeserializer`] with the
+/// same `R` it is handed over whole (no walk, no copy), so `Value`s nested in serde types
+/// convert losslessly. From other formats, sequences become `List`, integers beyond `i64`
+/// `BigInt`, and a reference deserializes as `R` does.
+impl<'de, R: Deserialize<'de> + Any + Send> Deserialize<'de> for Value<R> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_newtype_struct(VALUE_TOKEN, ValueVisitor(PhantomData))
+    }
+}
+
+/// Builds a `Value<R>` from whatever a deserializer offers.
+struct ValueVisitor<R>(PhantomData<fn() -> R>);
+
+impl<'de, R: Deserialize<'de> + Any + Send> Visitor<'de> for ValueVisitor<R> {
+    type Value = Value<R>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any value")
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value<R>, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value<R>, E> {
+        Ok(Value::Int(v))
+    }
+
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Value<R>, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value<R>, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Value<R>, E> {
+        Ok(match i64::try_from(v) {
+            Ok(i) => Value::Int(i),
+            Err(_) => Value::BigInt(super::BigInt::from(v)),
+        })
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value<R>, E> {
+        Ok(Value::Float(v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value<R>, E> {
+        Ok(Value::Str(v.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Value<R>, E> {
+        Ok(Value::Str(v))
+    }
+
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Value<R>, E> {
+        Ok(Value::Bytes(Bytes::copy_from_slice(v)))
+    }
+
+    fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Value<R>, E> {
+        Ok(Value::Bytes(Bytes::from(v)))
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Value<R>, E> {
+        Ok(Value::None)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Value<R>, E> {
+        Ok(Value::None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value<R>, D::Error> {
+        Value::deserialize(d)
+    }
+
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Value<R>, D::Error> {
+        // From a `ValueDeserializer` with the same `R`, the whole value is waiting here.
+        match refs::take_if::<Value<R>>(&DE_SLOT) {
+            Some(value) => Ok(value),
+            None => d.deserialize_any(self),
+        }
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value<R>, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::List(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value<R>, A::Error> {
+        let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(0).min(4096));
+        while let Some(pair) = map.next_entry()? {
+            pairs.push(pair);
+        }
+        Ok(Value::Map(pairs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde::Deserialize;
+
+    use super::*;
+    use crate::value::{BigInt, Data};
+
+    fn s(text: &str) -> Data {
+        Value::Str(text.to_owned())
+    }
+
+    fn read<T: DeserializeOwned>(v: Data) -> Result<T, ConvertError> {
+        from_value(v)
+    }
+
+    fn err<T: DeserializeOwned + fmt::Debug>(v: Data) -> String {
+        read::<T>(v).unwrap_err().to_string()
+    }
+
+    #[derive(Deserialize, Debug, PartialEq)]
+    enum E {
+        Unit,
+        New(u8),
+        Tup(u8, bool),
+        Rec { a: u8 },
+    }
+
+    #[derive(Deserialize, Debug, PartialEq)]
+    struct Rec {
+        a: u8,
+        b: Option<String>,
+    }
+
+    #[test]
+    fn errors_name_what_was_expected_and_found() {
+        assert_eq!(err::<i64>(s("x")), "invalid type: string \"x\", expected i64");
+        assert_eq!(err::<String>(Value::Int(3)), "invalid type: integer `3`, expected a string");
+        assert_eq!(err::<u8>(Value::Int(300)), "invalid value: integer `300`, expected u8");
+        assert_eq!(err::<bool>(Value::List(vec![])), "invalid type: sequence, expected a boolean");
+        assert_eq!(err::<E>(Value::List(vec![])), "invalid type: list, expected enum E");
+        assert_eq!(
+            err::<E>(Value::Map(vec![])),
+            "invalid length 0, expected a map with exactly one entry (an enum variant)"
+        );
+        assert_eq!(err::<(u8, u8)>(Value::Tuple(vec![Value::Int(1)])), "invalid length 1, expected a tuple of size 2");
+        assert_eq!(
+            err::<(u8,)>(Value::Tuple(vec![Value::Int(1), Value::Int(2)])),
+            "invalid length 2, expected 1 elements in sequence"
+        );
+        assert_eq!(err::<E>(Value::Int(1)), "invalid type: integer `1`, expected enum E");
+        assert_eq!(err::<E>(s("Nope")), "unknown variant `Nope`, expected one of `Unit`, `New`, `Tup`, `Rec`");
+        assert_eq!(err::<Rec>(Value::Map(vec![])), "missing field `a`");
+        assert_eq!(err::<()>(Value::Int(1)), "invalid type: integer `1`, expected unit");
+        assert!(err::<i64>(Value::BigInt(BigInt::parse(&"9".repeat(50)).unwrap())).contains("128 bits"));
+    }
+
+    #[test]
+    fn enums_read_every_variant_shape() {
+        assert_eq!(read::<E>(s("Unit")).unwrap(), E::Unit);
+        assert_eq!(read::<E>(Value::Map(vec![(s("Unit"), Value::None)])).unwrap(), E::Unit);
+        assert_eq!(read::<E>(Value::Map(vec![(s("New"), Value::Int(1))])).unwrap(), E::New(1));
+        let tup = Value::Map(vec![(s("Tup"), Value::List(vec![Value::Int(1), Value::Bool(true)]))]);
+        assert_eq!(read::<E>(tup).unwrap(), E::Tup(1, true));
+        let rec = Value::Map(vec![(s("Rec"), Value::Map(vec![(s("a"), Value::Int(1))]))]);
+        assert_eq!(read::<E>(rec).unwrap(), E::Rec { a: 1 });
+        assert!(read::<E>(s("New")).is_err());
+        assert!(read::<E>(Value::Map(vec![(s("Unit"), Value::Int(1))])).is_err());
+    }
+
+    #[test]
+    fn structs_read_from_maps_and_positionally() {
+        let by_name = Value::Map(vec![(s("b"), s("x")), (s("a"), Value::Int(1))]);
+        assert_eq!(read::<Rec>(by_name).unwrap(), Rec { a: 1, b: Some("x".into()) });
+        let by_position = Value::Tuple(vec![Value::Int(1), Value::None]);
+        assert_eq!(read::<Rec>(by_position).unwrap(), Rec { a: 1, b: None });
+        let map: BTreeMap<i64, bool> = read(Value::Map(vec![(Value::Int(2), Value::Bool(true))])).unwrap();
+        assert_eq!(map, [(2, true)].into());
+    }
+
+    #[test]
+    fn bytes_are_read_leniently() {
+        let buf: serde_bytes::ByteBuf = read(Value::List(vec![Value::Int(1), Value::Int(255)])).unwrap();
+        assert_eq!(buf.as_slice(), &[1, 255]);
+        assert!(read::<serde_bytes::ByteBuf>(Value::List(vec![Value::Int(256)])).is_err());
+        assert!(read::<serde_bytes::ByteBuf>(Value::List(vec![s("a")])).is_err());
+        let vec: Vec<u8> = read(Value::Bytes(Bytes::from_static(b"ab"))).unwrap();
+        assert_eq!(vec, b"ab");
+        let b: Bytes = read(Value::Bytes(Bytes::from_static(b"ab"))).unwrap();
+        assert_eq!(b, Bytes::from_static(b"ab"));
+    }
+
+    #[test]
+    fn big_integers_fit_where_they_can() {
+        let big = |t: &str| Value::BigInt(BigInt::parse(t).unwrap());
+        assert_eq!(read::<u64>(big("18446744073709551615")).unwrap(), u64::MAX);
+        assert_eq!(read::<i128>(big(&i128::MIN.to_string())).unwrap(), i128::MIN);
+        assert_eq!(read::<u128>(big(&u128::MAX.to_string())).unwrap(), u128::MAX);
+        assert_eq!(read::<BigInt>(big("123")).unwrap(), BigInt::parse("123").unwrap());
+        assert!(read::<i64>(big("18446744073709551615")).is_err());
+    }
+
+    #[test]
+    fn a_value_is_handed_over_whole() {
+        #[derive(Clone, Debug, PartialEq, Deserialize)]
+        struct R;
+        let v: Value<R> = Value::Tuple(vec![Value::Complex(1.0, 2.0), Value::BigInt(BigInt::parse("7").unwrap())]);
+        assert_eq!(from_value::<Value<R>>(v.clone()).unwrap(), v);
+        assert!(refs::is_empty(&DE_SLOT));
+
+        // Nested, and without copying the bytes.
+        let payload = Bytes::from(vec![7u8; 1024]);
+        let v: Value<R> = Value::Tuple(vec![Value::Int(1), Value::Bytes(payload.clone())]);
+        let (n, inner): (u8, Value<R>) = from_value(v).unwrap();
+        assert_eq!(n, 1);
+        let Value::Bytes(b) = inner else { panic!("bytes") };
+        assert_eq!(b.as_ptr(), payload.as_ptr(), "the buffer is shared, not copied");
+        assert!(refs::is_empty(&DE_SLOT));
+    }
+
+    #[test]
+    fn buffered_enums_read_plain_data() {
+        #[derive(Deserialize, Debug, PartialEq)]
+        #[serde(untagged)]
+        enum Either {
+            Num(i64),
+            Words(Vec<String>),
+        }
+        #[derive(Deserialize, Debug, PartialEq)]
+        #[serde(tag = "kind")]
+        enum Tagged {
+            A { x: u8 },
+        }
+        assert_eq!(read::<Either>(Value::Int(3)).unwrap(), Either::Num(3));
+        assert_eq!(read::<Either>(Value::List(vec![s("a")])).unwrap(), Either::Words(vec!["a".into()]));
+        let tagged = Value::Map(vec![(s("kind"), s("A")), (s("x"), Value::Int(1))]);
+        assert_eq!(read::<Tagged>(tagged).unwrap(), Tagged::A { x: 1 });
+        assert_eq!(err::<Either>(Value::Bool(true)), "data did not match any variant of untagged enum Either");
+    }
+
+    #[test]
+    fn the_deserializer_never_panics_on_odd_shapes() {
+        let odd: Vec<Data> = vec![
+            Value::Map(vec![(Value::None, Value::None), (Value::None, Value::None)]),
+            Value::Complex(f64::NAN, 1.0),
+            Value::Bytes(Bytes::new()),
+            Value::Tuple(vec![]),
+        ];
+        for v in odd {
+            let _ = read::<E>(v.clone());
+            let _ = read::<Rec>(v.clone());
+            let _ = read::<Vec<u8>>(v.clone());
+            let _ = read::<(f64, f64)>(v.clone());
+            let _ = read::<BTreeMap<String, u8>>(v);
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! Guards `AsyncResult`: ready/error/expired never block; callbacks run exactly once (at once
+//! if already settled); expiry gives `Timeout`, cancels the peer's work and frees the pending
+//! entry, `wait`/`value` work from plain threads and refuse on a
+//! runtime thread; dropping an unawaited result cancels the request.
+
+mod common;
+
+use std::{
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
+    time::Duration,
+};
+
+use common::{calculator, connect, connect_default, wait_until, Counters, Transport};
+use netref::prelude::*;
+
+async fn ready_and_callbacks(t: Transport) {
+    let (_s, client) = connect_default(t, Service::shared(calculator(Arc::default()))).await;
+    let calc = client.root().await.unwrap();
+    let result = calc.call_method::<i64>("slow", (30u64,));
+    assert!(!result.ready() && !result.error() && !result.expired());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s1 = seen.clone();
+    result.add_callback(move |r| s1.lock().unwrap().push(r.unwrap()));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c1 = calls.clone();
+    result.add_callback(move |_| {
+        c1.fetch_add(1, Ordering::SeqCst);
+    });
+    wait_until(Duration::from_secs(5), "result ready", || async { result.ready() }).await;
+    assert!(!result.error());
+    assert_eq!(*seen.lock().unwrap(), vec![30]);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    // Already settled: the callback runs at once, on this thread.
+    let s2 = seen.clone();
+    result.add_callback(move |r| s2.lock().unwrap().push(r.unwrap() + 1));
+    assert_eq!(*seen.lock().unwrap(), vec![30, 31]);
+    assert_eq!(result.await.unwrap(), 30);
+}
+
+async fn errors_are_ready_and_error(t: Transport) {
+    let (_s, client) = connect_default(t, Service::shared(calculator(Arc::default()))).await;
+    let calc = client.root().await.unwrap();
+    let result = calc.call_method::<i64>("div", (1, 0));
+    wait_until(Duration::from_secs(5), "error settled", || async { result.ready() }).await;
+    assert!(result.error() && !result.expired());
+    let err = result.await.unwrap_err();
+    assert!(err.as_remote().is_some_and(|e| e.kind == "builtins.ZeroDivisionError"), "{err}");
+}
+
+async fn expiry_times_out_cancels_and_frees(t: Transport) {
+    let counters = Arc::new(Counters::default());
+    let (server, client) = connect_default(t, Service::shared(calculator(counters.clone()))).await;
+    let calc = client.root().await.unwrap();
+    let result = calc.call_method::<u64>("slow", (60_000u64,));
+    result.set_expiry(Some(Duration::from_millis(50)));
+    let fired = Arc::new(AtomicUsize::new(0));
+    let f1 = fired.clone();
+    result.add_callback(move |r| {
+        assert!(matches!(r, Err(netref::Error::Timeout(_))));
+        f1.fetch_add(1, Ordering::SeqCst);
+    });
+    wait_until(Duration::from_secs(5), "expired", || async { result.expired() }).await;
+    assert!(result.ready() && result.error());
+    assert_eq!(fired.load(Ordering::SeqCst), 1);
+    assert!(matches!(result.await, Err(netref::Error::Timeout(d)) if d == Duration::from_millis(50)));
+    // The pending entry is freed, and the peer dropped the work.
+    assert_eq!(client.stats().await.unwrap().pending, 0);
+    wait_until(Duration::from_secs(5), "server cancelled the work", || async {
+        server.stats().await.unwrap().inbound == 0
+    })
+    .await;
+    assert_eq!(counters.slow_finished.load(Ordering::SeqCst), 0);
+    // The connection still works.
+    assert_eq!(calc.call_method::<i64>("add", (2, 2)).await.unwrap(), 4);
+}
+
+async fn default_timeout_applies(t: Transport) {
+    let (_s, client) = connect(
+        t,
+        Service::shared(calculator(Arc::default())),
+        Config::default(),
+        Service::void(),
+        Config::default().request_timeout(Some(Duration::from_millis(40))),
+    )
+    .await;
+    let calc = client.root().await.unwrap();
+    let err = calc.call_method::<u64>("slow", (60_000u64,)).await.unwrap_err();
+    assert!(matches!(err, netref::Error::Timeout(d) if d == Duration::from_millis(40)), "{err}");
+}
+
+async fn dropping_an_unawaited_result_cancels(t: Transport) {
+    let counters = Arc::new(Counters::default());
+    let (server, client) = connect_default(t, Service::shared(calculator(counters.clone()))).await;
+    let calc = client.root().await.unwrap();
+    let result = calc.call_method::<u64>("slow", (60_000u64,));
+    wait_until(Duration::from_secs(5), "server started the work", || async {
+        counters.slow_started.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    drop(result);
+    wait_until(Duration::from_secs(5), "server dropped the work", || async {
+        server.stats().await.unwrap().inbound == 0
+    })
+    .await;
+    assert_eq!(client.stats().await.unwrap().pending, 0);
+}
+
+async fn blocking_wait_from_a_plain_thread(t: Transport) {
+    let (_s, client) = connect_default(t, Service::shared(calculator(Arc::default()))).await;
+    let calc = client.root().await.unwrap();
+    // On the runtime thread a blocking wait refuses instead of deadlocking.
+    let here = calc.call_method::<i64>("add", (1, 2));
+    assert!(matches!(here.wait(), Err(netref::Error::BlockingInRuntime)));
+    assert!(matches!(here.value(), Err(netref::Error::BlockingInRuntime)));
+    // From a plain thread, value() blocks until the reply (the runtime keeps running: we await
+    // the thread's completion without blocking it).
+    let calc2 = calc.clone();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let r = calc2.call_method::<i64>("add", (20, 22));
+        let v = r.value();
+        let again = r.value();
+        let _ = tx.send((v, again));
+    });
+    let (v, again) = rx.await.unwrap();
+    assert_eq!(v.unwrap(), 42);
+    assert_eq!(again.unwrap(), 42);
+}
+
+over_both_transports!(
+    ready_and_callbacks,
+    errors_are_ready_and_error,
+    expiry_times_out_cancels_and_frees,
+    default_timeout_applies,
+    dropping_an_unawaited_result_cancels,
+    blocking_wait_from_a_plain_thread,
+);

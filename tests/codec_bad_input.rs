@@ -1,0 +1,206 @@
+//! Guards the decoder against hostile bytes: random input never panics, oversized length
+//! prefixes are refused before any allocation, truncated frames wait or fail at EOF, unknown
+//! kinds/handles/labels/tags are typed errors, nesting and value counts are bounded, and a
+//! `Hello` from another protocol version names both versions.
+
+mod common;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use netref::{
+    protocol::{decode_frame, DecodeLimits, Frame, FrameCodec, Hello, Limits, WireRefs, PROTOCOL_VERSION},
+    ProtocolError, Value, WireRef,
+};
+use proptest::prelude::*;
+use tokio_util::codec::{Decoder, Encoder};
+
+fn decode_body(body: &[u8]) -> Result<Frame<WireRef>, ProtocolError> {
+    decode_frame(&Bytes::copy_from_slice(body), &DecodeLimits::default(), &WireRefs)
+}
+
+fn framed(body: &[u8]) -> BytesMut {
+    let mut buf = BytesMut::new();
+    buf.put_u32(body.len() as u32);
+    buf.extend_from_slice(body);
+    buf
+}
+
+/// Drives a codec over `input` until it errors, needs more bytes, or the input is exhausted.
+fn drain(codec: &mut FrameCodec, input: &[u8]) -> Result<usize, ProtocolError> {
+    let mut buf = BytesMut::from(input);
+    let mut frames = 0;
+    while codec.decode(&mut buf)?.is_some() {
+        frames += 1;
+    }
+    codec.decode_eof(&mut buf)?;
+    Ok(frames)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(10_000))]
+
+    #[test]
+    fn random_bodies_never_panic(body in proptest::collection::vec(any::<u8>(), 0..256)) {
+        let _ = decode_body(&body);
+    }
+
+    #[test]
+    fn random_streams_never_panic(input in proptest::collection::vec(any::<u8>(), 0..256)) {
+        let _ = drain(&mut FrameCodec::new(), &input);
+    }
+
+    #[test]
+    fn mutated_valid_frames_never_panic(frame in common::strategies::frame(), flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4)) {
+        let mut buf = BytesMut::new();
+        FrameCodec::new().encode(&frame, &mut buf).unwrap();
+        let mut body = buf[4..].to_vec();
+        if !body.is_empty() {
+            for (at, byte) in flips {
+                let i = at.index(body.len());
+                body[i] ^= byte;
+            }
+        }
+        let _ = decode_body(&body);
+    }
+}
+
+#[test]
+fn multi_megabyte_random_input_errors_without_panicking() {
+    // A deterministic xorshift stream: no dependency on a random source.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for size in [1 << 20, 3 << 20, 8 << 20] {
+        let data: Vec<u8> = (0..size).map(|_| next() as u8).collect();
+        // As a raw stream: the first four bytes are almost surely an oversized length.
+        let stream = drain(&mut FrameCodec::new(), &data);
+        assert!(stream.is_err(), "random {size}-byte stream decoded: {stream:?}");
+        // As a body behind a valid length prefix.
+        let mut codec = FrameCodec::new();
+        let result = drain(&mut codec, &framed(&data));
+        assert!(result.is_err(), "random {size}-byte body decoded");
+    }
+}
+
+#[test]
+fn oversized_length_prefix_is_refused_before_allocating() {
+    let mut codec = FrameCodec::with_limits(1024, DecodeLimits::default());
+    let mut buf = BytesMut::new();
+    buf.put_u32(u32::MAX);
+    let err = codec.decode(&mut buf).unwrap_err();
+    assert_eq!(err, ProtocolError::FrameTooLarge { len: u32::MAX as usize, max: 1024 });
+    assert!(buf.capacity() < 4096, "decoder reserved {} bytes for a refused frame", buf.capacity());
+
+    let mut buf = BytesMut::new();
+    buf.put_u32(1025);
+    assert!(matches!(codec.decode(&mut buf), Err(ProtocolError::FrameTooLarge { len: 1025, max: 1024 })));
+}
+
+#[test]
+fn encoder_refuses_frames_above_the_limit() {
+    let mut codec = FrameCodec::with_limits(100, DecodeLimits::default());
+    let mut buf = BytesMut::from(&b"keep"[..]);
+    let frame: Frame<WireRef> = Frame::Reply { seq: 0, value: Value::Bytes(Bytes::from(vec![0; 200])) };
+    assert!(matches!(codec.encode(&frame, &mut buf), Err(ProtocolError::FrameTooLarge { max: 100, .. })));
+    assert_eq!(&buf[..], b"keep", "a refused frame must leave the buffer as it was");
+}
+
+#[test]
+fn truncated_frame_waits_then_errors_at_eof() {
+    let mut whole = BytesMut::new();
+    FrameCodec::new().encode(Frame::Close { reason: "bye".into() }, &mut whole).unwrap();
+    for cut in 1..whole.len() {
+        let mut codec = FrameCodec::new();
+        let mut buf = BytesMut::from(&whole[..cut]);
+        assert_eq!(codec.decode(&mut buf).unwrap(), None, "cut at {cut} should wait for more bytes");
+        assert!(matches!(codec.decode_eof(&mut buf), Err(ProtocolError::TruncatedAtEof { .. })), "cut at {cut}");
+    }
+    // A clean end between frames is not an error.
+    assert_eq!(FrameCodec::new().decode_eof(&mut BytesMut::new()).unwrap(), None);
+}
+
+#[test]
+fn unknown_frame_kind_is_a_typed_error() {
+    assert_eq!(decode_body(&[7]), Err(ProtocolError::UnknownFrameKind(7)));
+    assert_eq!(decode_body(&[0x80, 0x01]), Err(ProtocolError::UnknownFrameKind(128)));
+}
+
+#[test]
+fn unknown_handle_is_a_typed_error() {
+    // Request: kind 1, seq 0, handle 21.
+    let err = decode_body(&[1, 0, 21, 1, 0, 0]).unwrap_err();
+    assert!(matches!(err, ProtocolError::UnknownHandle(h) if h.0 == 21), "{err:?}");
+    assert!(err.to_string().contains("21"));
+}
+
+#[test]
+fn unknown_label_and_tag_are_typed_errors() {
+    // Reply: kind 2, seq 0, label 9.
+    assert_eq!(decode_body(&[2, 0, 9]), Err(ProtocolError::UnknownLabel(9)));
+    // Reply: kind 2, seq 0, LABEL_VALUE, tag 42.
+    assert_eq!(decode_body(&[2, 0, 1, 42]), Err(ProtocolError::UnknownValueTag(42)));
+    // Exception code 2 is neither a full error nor EXC_STOP_ITERATION.
+    assert_eq!(decode_body(&[3, 0, 2]), Err(ProtocolError::UnknownExceptionCode(2)));
+}
+
+#[test]
+fn trailing_bytes_are_an_error() {
+    assert_eq!(decode_body(&[4, 7, 0]), Err(ProtocolError::TrailingBytes(1)));
+}
+
+#[test]
+fn deep_nesting_is_bounded() {
+    // Reply seq 0, LABEL_VALUE, then 100,000 nested one-element tuples: must not overflow the stack.
+    let mut body = vec![2, 0, 1];
+    for _ in 0..100_000 {
+        body.extend_from_slice(&[8, 1]);
+    }
+    body.push(0);
+    assert_eq!(decode_body(&body), Err(ProtocolError::TooDeep { max: DecodeLimits::default().max_depth }));
+    // The boxed path is bounded too: nested LABEL_TUPLE.
+    let mut body = vec![2, 0];
+    for _ in 0..100_000 {
+        body.extend_from_slice(&[2, 1]);
+    }
+    body.extend_from_slice(&[1, 0]);
+    assert!(matches!(decode_body(&body), Err(ProtocolError::TooDeep { .. })));
+}
+
+#[test]
+fn value_count_is_bounded() {
+    let limits = DecodeLimits { max_depth: 64, max_values: 1000 };
+    // A list announcing 2^40 items must fail on the count, not try to allocate.
+    let body = [2, 0, 1, 9, 0x80, 0x80, 0x80, 0x80, 0x80, 0x20];
+    let err = decode_frame(&Bytes::copy_from_slice(&body), &limits, &WireRefs).unwrap_err();
+    assert_eq!(err, ProtocolError::TooManyValues { max: 1000 });
+    // 5,000 real one-byte values in a list of a valid frame: refused by the count.
+    let mut body = vec![2, 0, 1, 9, 0x88, 0x27];
+    body.extend(std::iter::repeat(0).take(5000));
+    let err = decode_frame(&Bytes::from(body), &limits, &WireRefs).unwrap_err();
+    assert_eq!(err, ProtocolError::TooManyValues { max: 1000 });
+}
+
+#[test]
+fn hello_with_another_version_names_both_versions() {
+    let theirs = PROTOCOL_VERSION + 6;
+    let hello: Frame<WireRef> = Frame::Hello(Hello { version: theirs, features: 0, limits: Limits::default() });
+    let mut buf = BytesMut::new();
+    FrameCodec::new().encode(&hello, &mut buf).unwrap();
+    let Some(Frame::Hello(got)) = FrameCodec::new().decode(&mut buf).unwrap() else { panic!("not a hello") };
+    let err = got.check_version().unwrap_err();
+    assert_eq!(err, ProtocolError::VersionMismatch { ours: PROTOCOL_VERSION, theirs });
+    let text = err.to_string();
+    assert!(text.contains(&PROTOCOL_VERSION.to_string()) && text.contains(&theirs.to_string()), "{text}");
+    assert!(Hello::new(Limits::default()).check_version().is_ok());
+}
+
+#[test]
+fn invalid_utf8_and_bad_bigint_are_errors() {
+    // Reply, LABEL_VALUE, TAG_STR, len 2, invalid UTF-8.
+    assert!(matches!(decode_body(&[2, 0, 1, 6, 2, 0xff, 0xfe]), Err(ProtocolError::Malformed(_))));
+    // Reply, LABEL_VALUE, TAG_BIGINT, "007".
+    assert!(matches!(decode_body(&[2, 0, 1, 3, 3, b'0', b'0', b'7']), Err(ProtocolError::Malformed(_))));
+}

@@ -1,0 +1,174 @@
+//! Guards the connection against a misbehaving peer, driven frame by frame: a late reply is
+//! dropped; a `LOCAL_REF` to an object never exported, a request before `Hello`, another
+//! protocol version and garbage bytes each close only that connection with a clear error; a
+//! `Release` for more than was sent is logged and frees the object once; requests after
+//! `Close` fail with `ConnectionClosed`.
+
+mod common;
+
+use std::{sync::Arc, time::Duration};
+
+use common::{calculator, wait_until, RawPeer};
+use netref::{
+    prelude::*,
+    protocol::{Hello, Limits, PROTOCOL_VERSION},
+    Frame, Handle, IdPack, ProtocolError, RefLabel, WireRef,
+};
+
+fn calc_service() -> Service {
+    Service::shared(calculator(Arc::default()))
+}
+
+#[actix_rt::test]
+async fn late_reply_is_dropped() {
+    let (peer, mut raw) = RawPeer::start(Service::void(), Config::default());
+    raw.handshake().await;
+    let result = peer.root();
+    let Frame::Request { seq, handle: Handle::GetRoot, .. } = raw.recv().await else { panic!("expected GETROOT") };
+    result.set_expiry(Some(Duration::from_millis(5)));
+    wait_until(Duration::from_secs(5), "expired", || async { result.expired() }).await;
+    assert!(matches!(raw.recv().await, Frame::Cancel { seq: s } if s == seq), "expiry sends Cancel");
+    // The reply arrives late: it must be dropped, and the connection keeps working.
+    raw.send(Frame::Reply { seq, value: Value::Int(1) }).await;
+    let ping = peer.ping("after");
+    let Frame::Request { seq: ping_seq, handle: Handle::Ping, args, .. } = raw.recv().await else {
+        panic!("expected PING")
+    };
+    raw.send(Frame::Reply { seq: ping_seq, value: args }).await;
+    assert_eq!(ping.await.unwrap(), Value::Tuple(vec![Value::Str("after".into())]));
+    assert!(result.expired());
+    assert_eq!(peer.stats().await.unwrap().pending, 0);
+}
+
+#[actix_rt::test]
+async fn local_ref_never_exported_closes_with_an_error() {
+    let (peer, mut raw) = RawPeer::start(calc_service(), Config::default());
+    raw.handshake().await;
+    let bogus = WireRef {
+        label: RefLabel::Local,
+        id: IdPack { type_name: "demo.Calculator".into(), class_id: 1, instance_id: 999_999 },
+    };
+    raw.send(Frame::Request {
+        seq: 0,
+        handle: Handle::Repr,
+        args: Value::Tuple(vec![Value::Ref(bogus)]),
+        deadline: None,
+    })
+    .await;
+    assert!(raw.closed_within(Duration::from_secs(5)).await, "connection should close");
+    tokio::time::timeout(Duration::from_secs(5), peer.closed()).await.unwrap();
+    let reason = peer.close_reason().unwrap();
+    assert!(
+        matches!(&reason, netref::Error::Protocol(ProtocolError::BadReference(m)) if m.contains("999999")),
+        "{reason}"
+    );
+}
+
+#[actix_rt::test]
+async fn request_before_hello_is_refused() {
+    let (peer, mut raw) = RawPeer::start(calc_service(), Config::default());
+    let _hello = raw.recv().await;
+    raw.send(Frame::Request { seq: 0, handle: Handle::GetRoot, args: Value::Tuple(vec![]), deadline: None }).await;
+    assert!(raw.closed_within(Duration::from_secs(5)).await);
+    tokio::time::timeout(Duration::from_secs(5), peer.closed()).await.unwrap();
+    assert!(matches!(peer.close_reason(), Some(netref::Error::Protocol(ProtocolError::Unexpected(_)))));
+}
+
+#[actix_rt::test]
+async fn another_protocol_version_is_a_clear_error() {
+    let (peer, mut raw) = RawPeer::start(calc_service(), Config::default());
+    let pending = peer.ping("x");
+    let _hello = raw.recv().await;
+    raw.send(Frame::Hello(Hello { version: PROTOCOL_VERSION + 1, features: 0, limits: Limits::default() })).await;
+    // The real side explains itself in a Close frame before hanging up.
+    let mut saw_close = false;
+    while let Ok(Some(Ok(frame))) =
+        tokio::time::timeout(Duration::from_secs(5), futures::StreamExt::next(&mut raw.framed)).await
+    {
+        if let Frame::Close { reason } = frame {
+            assert!(
+                reason.contains(&PROTOCOL_VERSION.to_string()) && reason.contains(&(PROTOCOL_VERSION + 1).to_string()),
+                "{reason}"
+            );
+            saw_close = true;
+        }
+    }
+    assert!(saw_close, "no Close frame naming the versions");
+    let err = pending.await.unwrap_err();
+    assert!(matches!(err, netref::Error::Protocol(ProtocolError::VersionMismatch { .. })), "{err}");
+}
+
+#[actix_rt::test]
+async fn garbage_bytes_close_only_that_connection() {
+    let (healthy_server, healthy_client) = netref::connect_pair(calc_service(), Service::void());
+    let (peer, mut raw) = RawPeer::start(calc_service(), Config::default());
+    raw.handshake().await;
+    raw.send_raw(&[0, 0, 0, 3, 0xff, 0xff, 0xff]).await;
+    assert!(raw.closed_within(Duration::from_secs(5)).await);
+    tokio::time::timeout(Duration::from_secs(5), peer.closed()).await.unwrap();
+    let calc = healthy_client.root().await.unwrap();
+    assert_eq!(calc.call_method::<i64>("add", (1, 2)).await.unwrap(), 3);
+    assert!(!healthy_server.is_closed());
+}
+
+#[actix_rt::test]
+async fn oversized_frame_closes_the_connection() {
+    let (peer, mut raw) = RawPeer::start(calc_service(), Config::default().max_frame_len(1024));
+    raw.handshake().await;
+    raw.send_raw(&[0x7f, 0xff, 0xff, 0xff]).await;
+    assert!(raw.closed_within(Duration::from_secs(5)).await);
+    tokio::time::timeout(Duration::from_secs(5), peer.closed()).await.unwrap();
+    assert!(matches!(
+        peer.close_reason(),
+        Some(netref::Error::Protocol(ProtocolError::FrameTooLarge { max: 1024, .. }))
+    ));
+}
+
+#[actix_rt::test]
+async fn over_release_is_logged_and_frees_once() {
+    let (peer, mut raw) = RawPeer::start(calc_service(), Config::default());
+    raw.handshake().await;
+    raw.send(Frame::Request { seq: 0, handle: Handle::GetRoot, args: Value::Tuple(vec![]), deadline: None }).await;
+    let Frame::Reply { value: Value::Ref(root), .. } = raw.recv().await else { panic!("root reply") };
+    assert_eq!(root.label, RefLabel::Remote);
+    let local_root = WireRef { label: RefLabel::Local, id: root.id.clone() };
+    // make_counter returns a fresh exported object.
+    let args = Value::Tuple(vec![
+        Value::Ref(local_root.clone()),
+        Value::Str("make_counter".into()),
+        Value::Tuple(vec![Value::Int(1)]),
+        Value::None,
+    ]);
+    raw.send(Frame::Request { seq: 1, handle: Handle::CallAttr, args, deadline: None }).await;
+    let Frame::Reply { value: Value::Ref(counter), .. } = raw.recv().await else { panic!("counter reply") };
+    assert_eq!(peer.stats().await.unwrap().unpinned_exports, 1);
+    // Release it three times although it was sent once: freed once, connection lives on.
+    raw.send(Frame::Release { refs: vec![(counter.id.instance_id, 3)] }).await;
+    raw.send(Frame::Release { refs: vec![(counter.id.instance_id, 1)] }).await;
+    wait_until(Duration::from_secs(5), "export freed", || async { peer.stats().await.unwrap().unpinned_exports == 0 })
+        .await;
+    // The pinned root survives any release.
+    raw.send(Frame::Release { refs: vec![(root.id.instance_id, 10)] }).await;
+    raw.send(Frame::Request {
+        seq: 2,
+        handle: Handle::Repr,
+        args: Value::Tuple(vec![Value::Ref(local_root)]),
+        deadline: None,
+    })
+    .await;
+    let reply = raw.recv().await;
+    assert!(matches!(&reply, Frame::Reply { seq: 2, value: Value::Str(s) } if s == "<demo.Calculator>"), "{reply:?}");
+    assert!(!peer.is_closed());
+}
+
+#[actix_rt::test]
+async fn requests_after_close_fail_with_connection_closed() {
+    let (server, client) = netref::connect_pair(calc_service(), Service::void());
+    let calc = client.root().await.unwrap();
+    client.close().await;
+    let err = client.ping("x").await.unwrap_err();
+    assert!(matches!(err, netref::Error::ConnectionClosed(_)), "{err}");
+    let err = calc.call_method::<i64>("add", (1, 2)).await.unwrap_err();
+    assert!(matches!(err, netref::Error::ConnectionClosed(_)), "{err}");
+    tokio::time::timeout(Duration::from_secs(5), server.closed()).await.unwrap();
+}

@@ -1,0 +1,116 @@
+//! Guards the distributed refcount: random sequences of sending, cloning and dropping netrefs
+//! leave the exporter's table equal to what the importer still holds; 100k netrefs created and
+//! dropped leave it empty; releases are batched, never waited for.
+
+mod common;
+
+use std::{collections::HashSet, sync::Arc, time::Duration};
+
+use common::wait_until;
+use netref::prelude::*;
+use proptest::prelude::*;
+
+const OBJECTS: usize = 6;
+
+fn store() -> Object {
+    let objects: Arc<Vec<Object>> =
+        Arc::new((0..OBJECTS).map(|i| Object::builder("demo.Item").attr("index", i).build()).collect());
+    let o1 = objects.clone();
+    Object::builder("demo.Store")
+        .method("give", move |k: usize| o1[k % OBJECTS].clone())
+        .method("many", |n: usize| {
+            (0..n).map(|i| Object::builder("demo.Fresh").attr("i", i).build()).collect::<Vec<_>>()
+        })
+        .build()
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Receive(usize),
+    Clone(prop::sample::Index),
+    Drop(prop::sample::Index),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (0..OBJECTS).prop_map(Op::Receive),
+        2 => any::<prop::sample::Index>().prop_map(Op::Clone),
+        3 => any::<prop::sample::Index>().prop_map(Op::Drop),
+    ]
+}
+
+async fn run(ops: Vec<Op>) {
+    let (server, client) = netref::connect_pair(Service::shared(store()), Service::void());
+    let root = client.root().await.unwrap();
+    let mut held: Vec<NetRef> = Vec::new();
+    for op in ops {
+        match op {
+            Op::Receive(k) => held.push(root.call_method("give", (k,)).await.unwrap()),
+            Op::Clone(i) if !held.is_empty() => {
+                let r = held[i.index(held.len())].clone();
+                held.push(r);
+            }
+            Op::Drop(i) if !held.is_empty() => {
+                held.swap_remove(i.index(held.len()));
+            }
+            _ => {}
+        }
+    }
+    let distinct: HashSet<u64> = held.iter().map(|r| r.id_pack().instance_id).collect();
+    let expected = distinct.len();
+    wait_until(Duration::from_secs(5), "exports match what the importer holds", || async {
+        server.stats().await.unwrap().unpinned_exports == expected
+    })
+    .await;
+    // The importer keeps exactly one live proxy per distinct object (plus the root).
+    assert_eq!(client.stats().await.unwrap().imports, expected + 1);
+    drop(held);
+    wait_until(Duration::from_secs(5), "all exports released", || async {
+        server.stats().await.unwrap().unpinned_exports == 0
+    })
+    .await;
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn exporter_table_matches_importer_holdings(ops in proptest::collection::vec(op(), 0..60)) {
+        actix_rt::System::new().block_on(run(ops));
+    }
+}
+
+#[actix_rt::test]
+async fn a_hundred_thousand_netrefs_leave_the_table_empty() {
+    let (server, client) = netref::connect_pair(Service::shared(store()), Service::void());
+    let root = client.root().await.unwrap();
+    for _ in 0..100 {
+        let batch: Vec<NetRef> = root.call_method("many", (1000usize,)).await.unwrap();
+        assert_eq!(batch.len(), 1000);
+        drop(batch);
+    }
+    wait_until(Duration::from_secs(20), "100k exports released", || async {
+        server.stats().await.unwrap().unpinned_exports == 0
+    })
+    .await;
+    assert_eq!(client.stats().await.unwrap().imports, 1, "only the root proxy remains");
+}
+
+#[actix_rt::test]
+async fn a_ref_received_again_while_its_release_is_in_flight_is_counted() {
+    let (server, client) = netref::connect_pair(Service::shared(store()), Service::void());
+    let root = client.root().await.unwrap();
+    for _ in 0..200 {
+        let a: NetRef = root.call_method("give", (0usize,)).await.unwrap();
+        // Drop and immediately receive the same object again: the old proxy's release races
+        // the new receipt.
+        drop(a);
+        let b: NetRef = root.call_method("give", (0usize,)).await.unwrap();
+        let _: i64 = b.getattr("index").await.unwrap();
+    }
+    wait_until(Duration::from_secs(5), "all released", || async {
+        server.stats().await.unwrap().unpinned_exports == 0
+    })
+    .await;
+    assert!(!server.is_closed() && !client.is_closed());
+}
