@@ -31,6 +31,15 @@ pub struct Config {
     pub max_exports: usize,
     /// What the peer may reach on this side's objects.
     pub policy: AccessPolicy,
+    /// How long a graceful close lets requests already received finish. Default 5 s.
+    pub close_grace: Duration,
+    /// How long to wait for the peer's `Hello` before closing. Default 10 s.
+    pub hello_timeout: Duration,
+    /// Send a PING after this much silence from the peer; `None` (the default) disables
+    /// heartbeats.
+    pub heartbeat: Option<Duration>,
+    /// Declare the peer lost after this many heartbeat intervals of silence. Default 3.
+    pub heartbeat_misses: u32,
 }
 
 impl Default for Config {
@@ -45,6 +54,10 @@ impl Default for Config {
             max_write_buffer: 8 * 1024 * 1024,
             max_exports: 1_000_000,
             policy: AccessPolicy::default(),
+            close_grace: Duration::from_secs(5),
+            hello_timeout: Duration::from_secs(10),
+            heartbeat: None,
+            heartbeat_misses: 3,
         }
     }
 }
@@ -89,6 +102,26 @@ impl Config {
     /// Sets [`max_exports`](Config::max_exports).
     pub fn max_exports(mut self, n: usize) -> Self {
         self.max_exports = n;
+        self
+    }
+
+    /// Sets [`close_grace`](Config::close_grace).
+    pub fn close_grace(mut self, grace: Duration) -> Self {
+        self.close_grace = grace;
+        self
+    }
+
+    /// Sets [`hello_timeout`](Config::hello_timeout).
+    pub fn hello_timeout(mut self, timeout: Duration) -> Self {
+        self.hello_timeout = timeout;
+        self
+    }
+
+    /// Enables heartbeats: a PING after `interval` of silence; the peer is declared lost after
+    /// `misses` silent intervals.
+    pub fn heartbeat(mut self, interval: Duration, misses: u32) -> Self {
+        self.heartbeat = Some(interval);
+        self.heartbeat_misses = misses.max(1);
         self
     }
 

@@ -17,6 +17,7 @@ use std::{
 };
 
 use actix::Addr;
+use std::any::Any;
 
 mod actor;
 mod boxing;
@@ -37,24 +38,58 @@ pub(crate) fn next_connection_id() -> u64 {
     NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed)
 }
 
+/// What is known about the other end when a connection starts: where it is, and what an
+/// authenticator (or TLS) established about it.
+#[derive(Clone, Default)]
+pub struct ConnInfo {
+    /// A label for logs and `Debug`: the peer's address, `"pair-a"`, a socket path, ….
+    pub label: String,
+    /// The peer's address, for network transports.
+    pub peer_addr: Option<String>,
+    /// What the server's authenticator returned (for TLS with client certificates: the
+    /// certificate chain), for the service to read through [`Peer::credentials`].
+    pub credentials: Option<Arc<dyn Any + Send + Sync>>,
+}
+
+impl fmt::Debug for ConnInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnInfo")
+            .field("label", &self.label)
+            .field("peer_addr", &self.peer_addr)
+            .field("credentials", &self.credentials.is_some())
+            .finish()
+    }
+}
+
+impl ConnInfo {
+    /// Info with just a label.
+    pub fn labelled(label: impl Into<String>) -> Self {
+        ConnInfo { label: label.into(), ..ConnInfo::default() }
+    }
+}
+
 /// State shared between the actor and every handle of one connection.
 pub(crate) struct ConnShared {
     pub(crate) id: u64,
+    pub(crate) info: ConnInfo,
     pub(crate) addr: Addr<Connection>,
     pub(crate) config: Arc<Config>,
     closed: AtomicBool,
+    stopped: AtomicBool,
     close_reason: Mutex<Option<Error>>,
     closed_notify: tokio::sync::Notify,
     inspect_cache: Mutex<HashMap<String, Arc<Vec<String>>>>,
 }
 
 impl ConnShared {
-    pub(crate) fn new(id: u64, addr: Addr<Connection>, config: Arc<Config>) -> Self {
+    pub(crate) fn new(id: u64, addr: Addr<Connection>, config: Arc<Config>, info: ConnInfo) -> Self {
         ConnShared {
             id,
+            info,
             addr,
             config,
             closed: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
             close_reason: Mutex::new(None),
             closed_notify: tokio::sync::Notify::new(),
             inspect_cache: Mutex::new(HashMap::new()),
@@ -82,6 +117,16 @@ impl ConnShared {
         self.closed.store(true, Ordering::Release);
         self.inspect_cache.lock().unwrap_or_else(|p| p.into_inner()).clear();
         self.closed_notify.notify_waiters();
+    }
+
+    /// The actor has stopped: nothing more will be sent or received.
+    pub(crate) fn mark_stopped(&self) {
+        self.stopped.store(true, Ordering::Release);
+        self.closed_notify.notify_waiters();
+    }
+
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
     }
 
     /// Sends a request; the result settles with the reply, or fails fast if the connection is
@@ -140,7 +185,13 @@ pub struct Peer {
 
 impl fmt::Debug for Peer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "<peer conn{}{}>", self.shared.id, if self.is_closed() { " closed" } else { "" })
+        write!(
+            f,
+            "<peer conn{} {}{}>",
+            self.shared.id,
+            self.shared.info.label,
+            if self.is_closed() { " closed" } else { "" }
+        )
     }
 }
 
@@ -157,6 +208,17 @@ impl Peer {
     /// The actor's address, for sending the request messages of [`messages`] directly.
     pub fn addr(&self) -> &Addr<Connection> {
         &self.shared.addr
+    }
+
+    /// What is known about the other end (address, label, credentials).
+    pub fn info(&self) -> &ConnInfo {
+        &self.shared.info
+    }
+
+    /// The credentials the server's authenticator established for this connection, if they
+    /// are of type `T`.
+    pub fn credentials<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        self.shared.info.credentials.clone()?.downcast::<T>().ok()
     }
 
     /// The connection's settings.
@@ -187,22 +249,30 @@ impl Peer {
     /// Closes the connection gracefully: replies already due are flushed, pending calls fail
     /// with [`Error::ConnectionClosed`], the peer sees a clean close. Resolves once closed.
     pub async fn close(&self) {
+        self.close_within("closed by the local side", self.shared.config.close_grace).await;
+    }
+
+    /// Closes gracefully like [`close`](Peer::close), letting requests the peer already sent
+    /// finish for up to `grace` before the connection is dropped.
+    pub async fn close_within(&self, reason: &str, grace: Duration) {
         if !self.is_closed() {
-            self.shared.addr.do_send(actor::CloseNow { reason: "closed by the local side".into() });
+            self.shared.addr.do_send(actor::CloseNow { reason: reason.to_owned(), grace });
         }
         self.closed().await;
     }
 
-    /// Resolves when the connection is closed, for whatever reason.
+    /// Resolves when the connection has ended, for whatever reason: its actor stopped, replies
+    /// due were flushed (or the grace period ran out), and the transport is closed.
     pub async fn closed(&self) {
         loop {
             let notified = self.shared.closed_notify.notified();
-            if self.is_closed() {
+            if self.shared.is_stopped() {
                 return;
             }
-            // The actor may already be gone without having marked the connection closed.
+            // The actor may be gone without having run `stopped` (its arbiter was stopped).
             if !self.shared.addr.connected() {
                 self.shared.mark_closed(Error::ConnectionClosed("the connection's actor stopped".into()));
+                self.shared.mark_stopped();
                 return;
             }
             let _ = tokio::time::timeout(Duration::from_millis(250), notified).await;

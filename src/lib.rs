@@ -28,19 +28,24 @@ pub mod error;
 pub mod netref;
 pub mod object;
 pub mod protocol;
+pub mod server;
 pub mod service;
 pub mod transport;
 pub mod value;
 
 pub use async_result::{AsyncResult, ResultFuture};
 pub use config::Config;
-pub use connection::{ConnStats, Connection, Peer};
+pub use connection::{ConnInfo, ConnStats, Connection, Peer};
 pub use error::{Error, ProtocolError, RemoteError};
 pub use netref::NetRef;
 pub use object::{AccessPolicy, Object, ObjectBuilder};
 pub use protocol::{Frame, Handle};
+pub use server::{ListenAddr, Server, ServerBuilder};
 pub use service::Service;
-pub use transport::{connect_pair, connect_pair_with, connect_stream, connect_tcp, from_tcp, serve_tcp};
+pub use transport::{
+    connect_pair, connect_pair_with, connect_stream, connect_stream_with, connect_tcp, connect_unix, from_tcp,
+    from_tcp_with, serve_tcp,
+};
 pub use value::{from_value, to_value, BigInt, ConvertError, Data, IdPack, RefLabel, Value, WireRef};
 
 /// The names most programs need: `use netref::prelude::*;`.

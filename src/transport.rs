@@ -10,7 +10,12 @@ use tokio::{
     net::{TcpListener, TcpStream, ToSocketAddrs},
 };
 
-use crate::{config::Config, connection::Connection, service::Service, Error, Peer};
+use crate::{
+    config::Config,
+    connection::{ConnInfo, Connection},
+    service::Service,
+    Error, Peer,
+};
 
 /// Bytes buffered inside an in-memory pair, per direction.
 const PAIR_BUFFER: usize = 256 * 1024;
@@ -20,8 +25,16 @@ pub fn connect_stream<S>(stream: S, service: Service, config: Config) -> Peer
 where
     S: AsyncRead + AsyncWrite + Unpin + 'static,
 {
+    connect_stream_with(stream, service, config, ConnInfo::labelled("stream"))
+}
+
+/// [`connect_stream`] with what is known about the other end (label, address, credentials).
+pub fn connect_stream_with<S>(stream: S, service: Service, config: Config, info: ConnInfo) -> Peer
+where
+    S: AsyncRead + AsyncWrite + Unpin + 'static,
+{
     let (reader, writer) = tokio::io::split(stream);
-    Connection::start(Box::new(reader), Box::new(writer), service, config, "stream")
+    Connection::start(Box::new(reader), Box::new(writer), service, config, info)
 }
 
 /// Two connected peers in this process over an in-memory pipe: `(a, b)`, where `a` serves
@@ -35,17 +48,23 @@ pub fn connect_pair_with(service_a: Service, config_a: Config, service_b: Servic
     let (left, right) = tokio::io::duplex(PAIR_BUFFER);
     let (lr, lw) = tokio::io::split(left);
     let (rr, rw) = tokio::io::split(right);
-    let a = Connection::start(Box::new(lr), Box::new(lw), service_a, config_a, "pair-a");
-    let b = Connection::start(Box::new(rr), Box::new(rw), service_b, config_b, "pair-b");
+    let a = Connection::start(Box::new(lr), Box::new(lw), service_a, config_a, ConnInfo::labelled("pair-a"));
+    let b = Connection::start(Box::new(rr), Box::new(rw), service_b, config_b, ConnInfo::labelled("pair-b"));
     (a, b)
 }
 
 /// Starts a connection over an accepted or connected TCP socket (sets `TCP_NODELAY`).
 pub fn from_tcp(stream: TcpStream, service: Service, config: Config) -> Result<Peer, Error> {
+    let peer_addr = stream.peer_addr().map(|a| a.to_string()).ok();
+    let info = ConnInfo { label: peer_addr.clone().unwrap_or_else(|| "tcp".into()), peer_addr, credentials: None };
+    from_tcp_with(stream, service, config, info)
+}
+
+/// [`from_tcp`] with what is known about the other end.
+pub fn from_tcp_with(stream: TcpStream, service: Service, config: Config, info: ConnInfo) -> Result<Peer, Error> {
     stream.set_nodelay(true)?;
-    let label = stream.peer_addr().map(|a| a.to_string()).unwrap_or_else(|_| "tcp".into());
     let (reader, writer) = stream.into_split();
-    Ok(Connection::start(Box::new(reader), Box::new(writer), service, config, &label))
+    Ok(Connection::start(Box::new(reader), Box::new(writer), service, config, info))
 }
 
 /// Connects to a TCP address, exposing `service` to the server (for callbacks), within
@@ -79,4 +98,23 @@ pub async fn serve_tcp(
         }
     }
     Ok(())
+}
+
+/// Connects to a Unix socket at `path`, exposing `service` to the server, within
+/// `connect_timeout`.
+#[cfg(unix)]
+pub async fn connect_unix(
+    path: impl AsRef<std::path::Path>,
+    service: Service,
+    config: Config,
+    connect_timeout: Duration,
+) -> Result<Peer, Error> {
+    let path = path.as_ref();
+    let stream = tokio::time::timeout(connect_timeout, tokio::net::UnixStream::connect(path))
+        .await
+        .map_err(|_| Error::Timeout(connect_timeout))?
+        .map_err(|e| Error::Io(format!("cannot connect to {}: {e}", path.display())))?;
+    let (reader, writer) = stream.into_split();
+    let info = ConnInfo::labelled(format!("unix:{}", path.display()));
+    Ok(Connection::start(Box::new(reader), Box::new(writer), service, config, info))
 }

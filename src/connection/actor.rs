@@ -27,7 +27,7 @@ use tracing::{debug, trace, warn, Instrument};
 use super::{
     boxing::{Boxer, ImportCache, Unboxer},
     io::{Bodies, Gate, Gated},
-    next_connection_id, ConnShared, Peer,
+    next_connection_id, ConnInfo, ConnShared, Peer,
 };
 use crate::{
     async_result::{Completer, ResultOwner, Shared},
@@ -38,9 +38,6 @@ use crate::{
     service::Service,
     Error, Frame, Handle, NetRef, ProtocolError, Value,
 };
-
-/// How long a graceful close waits for running requests and unflushed writes.
-const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 pub(crate) type BoxRead = Box<dyn AsyncRead + Unpin>;
 pub(crate) type BoxWrite = Box<dyn AsyncWrite + Unpin>;
@@ -95,6 +92,11 @@ pub struct Connection {
     writer: Option<BoxWrite>,
     writing: usize,
     release_scheduled: bool,
+    /// When the peer last sent anything (for heartbeats).
+    last_seen: Instant,
+    /// The peer sent `Close`: it will answer what it already received, then hang up; we keep
+    /// reading its replies.
+    peer_closing: bool,
     span: tracing::Span,
 }
 
@@ -107,13 +109,13 @@ impl std::fmt::Debug for Connection {
 impl Connection {
     /// Starts a connection actor on the current arbiter over a split transport and returns its
     /// handle. Must run inside an actix system or a tokio `LocalSet`.
-    pub(crate) fn start(reader: BoxRead, writer: BoxWrite, service: Service, config: Config, label: &str) -> Peer {
+    pub(crate) fn start(reader: BoxRead, writer: BoxWrite, service: Service, config: Config, info: ConnInfo) -> Peer {
         let config = Arc::new(config);
         let id = next_connection_id();
-        let span = tracing::info_span!("netref.conn", conn = id, peer = %label);
+        let span = tracing::info_span!("netref.conn", conn = id, peer = %info.label);
         let mut started_peer = None;
         Connection::create(|ctx| {
-            let shared = Arc::new(ConnShared::new(id, ctx.address(), config.clone()));
+            let shared = Arc::new(ConnShared::new(id, ctx.address(), config.clone(), info));
             let peer = Peer::from_shared(shared.clone());
             started_peer = Some(peer.clone());
             let root = service.root_for(&peer);
@@ -144,6 +146,8 @@ impl Connection {
                 writer: Some(writer),
                 writing: 0,
                 release_scheduled: false,
+                last_seen: Instant::now(),
+                peer_closing: false,
                 span,
             };
             let limits = Limits {
@@ -196,7 +200,7 @@ impl Connection {
             act.writing = 0;
             act.writer = Some(w);
             match r {
-                Err(e) => act.fail(Error::Io(format!("write failed: {e}")), ctx),
+                Err(e) => act.fail(Error::ConnectionClosed(format!("the connection was lost: write failed: {e}")), ctx),
                 Ok(()) => act.after_write(ctx),
             }
         }));
@@ -212,7 +216,7 @@ impl Connection {
     fn update_gate(&self) {
         let busy = self.inbound.len() >= self.config.max_concurrent_requests
             || self.queued_bytes() > self.config.max_write_buffer
-            || self.state != State::Open;
+            || (self.state != State::Open && !self.peer_closing);
         if busy != self.gate.is_shut() {
             trace!(parent: &self.span, busy, "read gate");
         }
@@ -351,7 +355,13 @@ impl Connection {
                 debug!(parent: &self.span, version = hello.version, "peer said hello");
                 self.peer_hello = Some(hello);
             }
-            Frame::Request { seq, handle, args, deadline } => self.serve(seq, handle, args, deadline, ctx),
+            Frame::Request { seq, handle, args, deadline } => {
+                if self.state == State::Open {
+                    self.serve(seq, handle, args, deadline, ctx);
+                } else {
+                    debug!(parent: &self.span, seq, %handle, "request after Close ignored");
+                }
+            }
             Frame::Reply { seq, value } => self.settle(seq, Ok(value), ctx),
             Frame::Exception { seq, error } => self.settle(seq, Err(Error::Remote(error)), ctx),
             Frame::Cancel { seq } => {
@@ -371,11 +381,10 @@ impl Connection {
             }
             Frame::Close { reason } => {
                 debug!(parent: &self.span, %reason, "peer is closing");
-                self.begin_close(
-                    Error::ConnectionClosed(format!("the peer closed the connection: {reason}")),
-                    false,
-                    ctx,
-                );
+                self.peer_closing = true;
+                let grace = self.config.close_grace;
+                let reason = Error::ConnectionClosed(format!("the peer closed the connection: {reason}"));
+                self.begin_close(reason, false, grace, ctx);
             }
         }
     }
@@ -385,6 +394,7 @@ impl Connection {
             Some(completer) => {
                 completer.settle(outcome);
                 self.drain_backlog(ctx);
+                self.maybe_finish_close(ctx);
             }
             None => trace!(parent: &self.span, seq, "reply for no pending request (expired or cancelled); dropped"),
         }
@@ -404,7 +414,8 @@ impl Connection {
             Handle::GetRoot => self.reply(seq, Ok(Value::Ref(NetRef::from(self.root.clone()))), ctx),
             Handle::Close => {
                 self.reply(seq, Ok(Value::None), ctx);
-                self.begin_close(Error::ConnectionClosed("the peer closed the connection".into()), false, ctx);
+                let grace = self.config.close_grace;
+                self.begin_close(Error::ConnectionClosed("the peer closed the connection".into()), false, grace, ctx);
             }
             Handle::Del => {
                 let r = match (items.first(), items.get(1)) {
@@ -515,13 +526,20 @@ impl Connection {
     }
 
     /// Graceful close: no new requests; replies already due and queued writes are flushed.
-    fn begin_close(&mut self, reason: Error, send_close: bool, ctx: &mut Context<Self>) {
+    fn begin_close(&mut self, reason: Error, send_close: bool, grace: Duration, ctx: &mut Context<Self>) {
         if self.state != State::Open {
             return;
         }
         self.state = State::Closing;
         self.shared.mark_closed(reason.clone());
-        self.fail_all_pending(&reason);
+        if self.peer_closing {
+            // The peer answers what it received before its Close: keep those; fail the rest.
+            for msg in self.backlog.drain(..) {
+                msg.completer.settle(Err(reason.clone()));
+            }
+        } else {
+            self.fail_all_pending(&reason);
+        }
         if send_close {
             let text = match &reason {
                 Error::ConnectionClosed(t) => t.clone(),
@@ -530,7 +548,7 @@ impl Connection {
             let _ = self.write_frame(&Frame::Close { reason: text }, ctx);
         }
         self.update_gate();
-        ctx.run_later(CLOSE_GRACE, |act, ctx| {
+        ctx.run_later(grace, |act, ctx| {
             if act.state == State::Closing {
                 debug!(parent: &act.span, "close grace period over; stopping");
                 act.state = State::Closed;
@@ -541,7 +559,12 @@ impl Connection {
     }
 
     fn maybe_finish_close(&mut self, ctx: &mut Context<Self>) {
-        if self.state != State::Closing || !self.inbound.is_empty() || self.writing > 0 || !self.out.is_empty() {
+        if self.state != State::Closing
+            || !self.inbound.is_empty()
+            || self.writing > 0
+            || !self.out.is_empty()
+            || (self.peer_closing && !self.pending.is_empty())
+        {
             return;
         }
         self.state = State::Closed;
@@ -550,6 +573,30 @@ impl Connection {
                 ctx.spawn(wrap_future::<_, Self>(async move { w.shutdown().await }).map(|_, _, ctx| ctx.stop()));
             }
             None => ctx.stop(),
+        }
+    }
+
+    /// One heartbeat tick: declare a silent peer lost, or ping a quiet one.
+    fn heartbeat(&mut self, interval: Duration, ctx: &mut Context<Self>) {
+        if self.state != State::Open {
+            return;
+        }
+        let silent = self.last_seen.elapsed();
+        let limit = interval * self.config.heartbeat_misses;
+        if silent >= limit {
+            let error = Error::ConnectionClosed(format!(
+                "peer lost: nothing received for {silent:?} ({} heartbeat intervals of {interval:?})",
+                self.config.heartbeat_misses
+            ));
+            return self.fail(error, ctx);
+        }
+        // Ping from half an interval of silence: a tick may come a little early, and the reply
+        // must be back before the next check.
+        if silent >= interval / 2 {
+            let (result, completer) = crate::AsyncResult::<Value>::pending(Some(limit));
+            // Nobody awaits a heartbeat: the callback keeps it from being cancelled on drop.
+            result.add_callback(|_| {});
+            self.submit(Submit { handle: Handle::Ping, args: Value::Tuple(vec![Value::None]), completer }, ctx);
         }
     }
 
@@ -571,10 +618,11 @@ impl Connection {
             ctx.cancel_future(handle);
         }
         self.update_gate();
+        let act_grace = self.config.close_grace;
         let explain = was_open && matches!(error, Error::Protocol(_)) && (self.writer.is_some() || self.writing > 0);
         if explain {
             let _ = self.write_frame(&Frame::Close { reason: error.to_string() }, ctx);
-            ctx.run_later(CLOSE_GRACE, |act, ctx| {
+            ctx.run_later(act_grace, |act, ctx| {
                 if act.state != State::Closed {
                     act.state = State::Closed;
                     ctx.stop();
@@ -602,7 +650,18 @@ impl Actor for Connection {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let _ = ctx;
+        ctx.run_later(self.config.hello_timeout, |act, ctx| {
+            if act.peer_hello.is_none() && act.state == State::Open {
+                let limit = act.config.hello_timeout;
+                act.fail(
+                    Error::Protocol(ProtocolError::Unexpected(format!("no Hello from the peer within {limit:?}"))),
+                    ctx,
+                );
+            }
+        });
+        if let Some(interval) = self.config.heartbeat {
+            ctx.run_interval(interval, move |act, ctx| act.heartbeat(interval, ctx));
+        }
         let peer = Peer::from_shared(self.shared.clone());
         debug!(parent: &self.span, "connection started");
         self.service.connected(&peer);
@@ -618,18 +677,24 @@ impl Actor for Connection {
         self.gate.set_shut(false);
         debug!(parent: &self.span, "connection stopped");
         self.service.disconnected(&Peer::from_shared(self.shared.clone()));
+        self.shared.mark_stopped();
     }
 }
 
 impl StreamHandler<Result<Bytes, ProtocolError>> for Connection {
     fn handle(&mut self, item: Result<Bytes, ProtocolError>, ctx: &mut Self::Context) {
-        if self.state != State::Open {
+        if self.state != State::Open && !(self.state == State::Closing && self.peer_closing) {
             return;
         }
         let body = match item {
             Ok(body) => body,
+            Err(ProtocolError::Io { message, .. }) => {
+                return self
+                    .fail(Error::ConnectionClosed(format!("the connection was lost: read failed: {message}")), ctx)
+            }
             Err(e) => return self.fail(Error::Protocol(e), ctx),
         };
+        self.last_seen = Instant::now();
         let decoded = {
             let unboxer =
                 Unboxer { shared: &self.shared, exports: &self.exports, imports: RefCell::new(&mut self.imports) };
@@ -764,6 +829,7 @@ impl Handler<FlushReleases> for Connection {
 /// Close the connection gracefully.
 pub(crate) struct CloseNow {
     pub(crate) reason: String,
+    pub(crate) grace: Duration,
 }
 
 impl Message for CloseNow {
@@ -774,7 +840,7 @@ impl Handler<CloseNow> for Connection {
     type Result = ();
 
     fn handle(&mut self, msg: CloseNow, ctx: &mut Self::Context) {
-        self.begin_close(Error::ConnectionClosed(msg.reason), true, ctx);
+        self.begin_close(Error::ConnectionClosed(msg.reason), true, msg.grace, ctx);
     }
 }
 

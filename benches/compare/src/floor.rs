@@ -1,0 +1,206 @@
+//! The physical floor: raw tokio TCP, current-thread runtimes on both ends, TCP_NODELAY.
+//!
+//! After connecting, the client sends one tag byte: `p` for 16-byte ping-pong, `f` for framed
+//! echo (u32-LE length + body; the server echoes every complete frame it has read in one write).
+
+use std::time::Instant;
+
+use bytes::{Buf, BytesMut};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+    sync::Semaphore,
+};
+
+use crate::{deadline, rate, stats::Sample, BoxError, Plan};
+
+const PING: usize = 16;
+
+pub(crate) fn serve(addr: &str) -> Result<(), BoxError> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let listener = TcpListener::bind(addr).await?;
+        println!("listening on {}", listener.local_addr()?);
+        loop {
+            let (stream, _) = listener.accept().await?;
+            stream.set_nodelay(true)?;
+            tokio::spawn(async move {
+                let _ = serve_conn(stream).await;
+            });
+        }
+    })
+}
+
+async fn serve_conn(mut s: TcpStream) -> std::io::Result<()> {
+    let mut tag = [0u8; 1];
+    s.read_exact(&mut tag).await?;
+    match tag[0] {
+        b'p' => {
+            let mut b = [0u8; PING];
+            while s.read_exact(&mut b).await.is_ok() {
+                s.write_all(&b).await?;
+            }
+            Ok(())
+        }
+        b'f' => {
+            let mut buf = BytesMut::with_capacity(64 * 1024);
+            loop {
+                // Complete frames at the front of `buf`, and the size the next frame needs.
+                let (mut complete, mut need) = (0usize, 0usize);
+                while buf.len() - complete >= 4 {
+                    let len = (&buf[complete..complete + 4]).get_u32_le() as usize;
+                    if buf.len() - complete >= 4 + len {
+                        complete += 4 + len;
+                    } else {
+                        need = 4 + len - (buf.len() - complete);
+                        break;
+                    }
+                }
+                if complete > 0 {
+                    let frames = buf.split_to(complete);
+                    s.write_all(&frames).await?;
+                }
+                buf.reserve(need.max(64 * 1024));
+                if s.read_buf(&mut buf).await? == 0 {
+                    return Ok(());
+                }
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+async fn connect(addr: &str, tag: u8) -> Result<TcpStream, BoxError> {
+    let mut s = TcpStream::connect(addr).await?;
+    s.set_nodelay(true)?;
+    s.write_all(&[tag]).await?;
+    Ok(s)
+}
+
+pub(crate) fn measure(plan: &Plan, addr: &str) -> Result<Vec<Sample>, BoxError> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let mut out = Vec::new();
+
+        // 1. 16 B ping-pong.
+        let mut s = connect(addr, b'p').await?;
+        let ping = [7u8; PING];
+        let mut pong = [0u8; PING];
+        for _ in 0..plan.warmup {
+            s.write_all(&ping).await?;
+            s.read_exact(&mut pong).await?;
+        }
+        let mut lat = Vec::with_capacity(plan.sync);
+        let end = deadline(plan.time_cap);
+        let start = Instant::now();
+        for i in 0..plan.sync {
+            if i % 64 == 0 && Instant::now() > end {
+                break;
+            }
+            let t = Instant::now();
+            s.write_all(&ping).await?;
+            s.read_exact(&mut pong).await?;
+            lat.push(t.elapsed());
+        }
+        let elapsed = start.elapsed();
+        if pong != ping {
+            return Err("floor ping-pong: wrong reply".into());
+        }
+        drop(s);
+        out.push(("sync", "rt/s", rate(lat.len(), elapsed)));
+        let (p50, p99) = percentiles(lat);
+        out.push(("sync_p50", "us", p50));
+        out.push(("sync_p99", "us", p99));
+
+        // 2. Pipelined 16 B frames, window `plan.window`, batched writes.
+        let s = connect(addr, b'f').await?;
+        let n = pipelined(s, plan.floor_pipelined.min(plan.warmup * 100), plan.window).await?.0;
+        let s = connect(addr, b'f').await?;
+        let (n2, elapsed) = pipelined(s, plan.floor_pipelined, plan.window).await?;
+        debug_assert!(n > 0);
+        out.push(("pipelined", "msg/s", rate(n2, elapsed)));
+
+        // 3. 1 MiB framed echo, one at a time; the payload is counted once.
+        let mut s = connect(addr, b'f').await?;
+        let mut frame = Vec::with_capacity(4 + plan.echo_size);
+        frame.extend_from_slice(&(plan.echo_size as u32).to_le_bytes());
+        frame.extend((0..plan.echo_size).map(|i| (i * 31 % 251) as u8));
+        let mut back = vec![0u8; frame.len()];
+        for _ in 0..plan.warmup.min(10) {
+            s.write_all(&frame).await?;
+            s.read_exact(&mut back).await?;
+        }
+        let end = deadline(plan.time_cap);
+        let start = Instant::now();
+        let mut done = 0;
+        while done < plan.floor_echoes && Instant::now() < end {
+            s.write_all(&frame).await?;
+            s.read_exact(&mut back).await?;
+            done += 1;
+        }
+        let elapsed = start.elapsed();
+        if back != frame {
+            return Err("floor echo: wrong reply".into());
+        }
+        out.push(("echo_1mib", "MiB/s", rate(done, elapsed) * plan.echo_size as f64 / (1 << 20) as f64));
+        Ok(out)
+    })
+}
+
+/// Sends `total` 20-byte frames (u32-LE 16 + 16 bytes) with at most `window` unanswered; the
+/// writer batches every permit available into one write. Returns (frames echoed, elapsed).
+async fn pipelined(s: TcpStream, total: usize, window: usize) -> Result<(usize, std::time::Duration), BoxError> {
+    const FRAME: usize = 4 + PING;
+    let mut frame = [9u8; FRAME];
+    frame[..4].copy_from_slice(&(PING as u32).to_le_bytes());
+    let (mut rd, mut wr) = s.into_split();
+    let permits = Semaphore::new(window);
+    let start = Instant::now();
+    let writer = async {
+        let mut sent = 0usize;
+        let mut batch = Vec::with_capacity(window * FRAME);
+        while sent < total {
+            permits.acquire().await?.forget();
+            let extra = permits.available_permits().min(total - sent - 1);
+            if extra > 0 {
+                permits.acquire_many(extra as u32).await?.forget();
+            }
+            batch.clear();
+            for _ in 0..=extra {
+                batch.extend_from_slice(&frame);
+            }
+            wr.write_all(&batch).await?;
+            sent += extra + 1;
+        }
+        Ok::<_, BoxError>(())
+    };
+    let reader = async {
+        let mut got = 0usize;
+        let mut partial = 0usize;
+        let mut buf = vec![0u8; 64 * 1024];
+        while got < total {
+            let n = rd.read(&mut buf).await?;
+            if n == 0 {
+                return Err::<_, BoxError>("floor server closed the connection".into());
+            }
+            partial += n;
+            let frames = partial / FRAME;
+            partial %= FRAME;
+            got += frames;
+            permits.add_permits(frames);
+        }
+        Ok(got)
+    };
+    let ((), got) = tokio::try_join!(writer, reader)?;
+    Ok((got, start.elapsed()))
+}
+
+/// (p50, p99) in microseconds.
+pub(crate) fn percentiles(mut lat: Vec<std::time::Duration>) -> (f64, f64) {
+    if lat.is_empty() {
+        return (0.0, 0.0);
+    }
+    lat.sort();
+    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1e6;
+    (pct(0.50), pct(0.99))
+}

@@ -1,0 +1,202 @@
+//! Side-by-side benchmark of netref against the raw TCP floor and tarpc, over loopback TCP with
+//! client and server in separate processes.
+//!
+//! The binary `compare` (`cargo run --release -p netref-compare -- [--runs N] [--quick]
+//! [--pinned]`) is a thin wrapper around [`run`]; each server is the same binary started with
+//! `--server KIND ADDR` ([`serve`]), which prints `listening on ADDR` and exits when its
+//! standard input closes (so it never outlives the client, even one killed by a signal).
+
+use std::{
+    error::Error as StdError,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+mod child;
+mod floor;
+mod netref_bench;
+mod stats;
+mod tarpc_bench;
+
+pub use child::ServerProcess;
+pub use stats::{Figure, Report};
+
+/// The error type of the benchmark drivers.
+pub type BoxError = Box<dyn StdError + Send + Sync>;
+
+/// Iteration counts for one invocation. Every loop is bounded by its count and by
+/// [`time_cap`](Plan::time_cap).
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// Repetitions of every figure.
+    pub runs: usize,
+    /// Untimed calls before each timed loop.
+    pub warmup: usize,
+    /// Sequential round trips per run (floor ping-pong, tarpc `add`, netref `add`).
+    pub sync: usize,
+    /// Frames per run in the floor's pipelined test.
+    pub floor_pipelined: usize,
+    /// Calls per run in the pipelined tests of tarpc and netref.
+    pub pipelined: usize,
+    /// Requests in flight in the pipelined tests.
+    pub window: usize,
+    /// Echo round trips per run (floor).
+    pub floor_echoes: usize,
+    /// Echo round trips per run (tarpc, netref).
+    pub echoes: usize,
+    /// Size of one echo payload in bytes.
+    pub echo_size: usize,
+    /// Connections per run in the connect + first call tests.
+    pub connects: usize,
+    /// Objects created and released per run (netref).
+    pub creates: usize,
+    /// Calls with a callback per run (netref).
+    pub callbacks: usize,
+    /// Upper bound on the duration of one timed loop; a loop stops early past it and its rate
+    /// is computed over what completed.
+    pub time_cap: Duration,
+}
+
+impl Plan {
+    /// The default plan: a full run takes about two minutes on 2 vCPUs.
+    pub fn full(runs: usize) -> Self {
+        Plan {
+            runs,
+            warmup: 500,
+            sync: 20_000,
+            floor_pipelined: 2_000_000,
+            pipelined: 200_000,
+            window: 1000,
+            floor_echoes: 1000,
+            echoes: 300,
+            echo_size: 1 << 20,
+            connects: 500,
+            creates: 20_000,
+            callbacks: 10_000,
+            time_cap: Duration::from_secs(6),
+        }
+    }
+
+    /// `--quick`: a smoke test, about ten times shorter.
+    pub fn quick(runs: usize) -> Self {
+        Plan {
+            runs,
+            warmup: 100,
+            sync: 2_000,
+            floor_pipelined: 200_000,
+            pipelined: 20_000,
+            window: 1000,
+            floor_echoes: 100,
+            echoes: 30,
+            echo_size: 1 << 20,
+            connects: 50,
+            creates: 2_000,
+            callbacks: 1_000,
+            time_cap: Duration::from_secs(2),
+        }
+    }
+
+    /// Tiny counts for `cargo test` in debug builds.
+    pub fn tiny() -> Self {
+        Plan {
+            runs: 1,
+            warmup: 10,
+            sync: 200,
+            floor_pipelined: 5_000,
+            pipelined: 2_000,
+            window: 100,
+            floor_echoes: 5,
+            echoes: 5,
+            echo_size: 1 << 20,
+            connects: 10,
+            creates: 200,
+            callbacks: 100,
+            time_cap: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Which systems [`run`] measures.
+#[derive(Clone, Copy, Debug)]
+pub struct Systems {
+    /// The raw tokio TCP floor.
+    pub floor: bool,
+    /// tarpc 0.38.
+    pub tarpc: bool,
+    /// netref.
+    pub netref: bool,
+}
+
+impl Systems {
+    /// All three.
+    pub const ALL: Systems = Systems { floor: true, tarpc: true, netref: true };
+}
+
+/// The server kinds [`serve`] accepts.
+pub const SERVER_KINDS: [&str; 3] = ["floor", "tarpc", "netref"];
+
+/// Runs a server of `kind` (`floor`, `tarpc` or `netref`) on `addr` until standard input
+/// closes. Prints `listening on ADDR` once bound.
+pub fn serve(kind: &str, addr: &str) -> Result<(), BoxError> {
+    if !SERVER_KINDS.contains(&kind) {
+        return Err(format!("unknown server kind {kind:?} (expected one of {SERVER_KINDS:?})").into());
+    }
+    child::exit_when_stdin_closes();
+    match kind {
+        "floor" => floor::serve(addr),
+        "tarpc" => tarpc_bench::serve(addr),
+        "netref" => netref_bench::serve(addr),
+        _ => unreachable!("checked above"),
+    }
+}
+
+/// Measures every figure of `systems` `plan.runs` times, starting the servers from
+/// `server_exe` (this binary, or `env!("CARGO_BIN_EXE_compare")` in tests). Runs of the three
+/// systems are interleaved so that drift over time affects them alike. `progress` receives a
+/// line after each run.
+pub fn run(
+    plan: &Plan,
+    systems: Systems,
+    server_exe: &Path,
+    mut progress: impl FnMut(&str),
+) -> Result<Report, BoxError> {
+    let exe = PathBuf::from(server_exe);
+    let floor_srv = systems.floor.then(|| ServerProcess::spawn(&exe, "floor")).transpose()?;
+    let tarpc_srv = systems.tarpc.then(|| ServerProcess::spawn(&exe, "tarpc")).transpose()?;
+    let netref_srv = systems.netref.then(|| ServerProcess::spawn(&exe, "netref")).transpose()?;
+    let mut report = Report::default();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    report
+        .notes
+        .push(format!("load average at start: {}", load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")));
+    report.notes.push(format!("client pid {} cpus {}", std::process::id(), child::cpus_allowed(None)));
+    for s in [&floor_srv, &tarpc_srv, &netref_srv].into_iter().flatten() {
+        report.notes.push(format!("{} server pid {} cpus {} on {}", s.kind(), s.pid(), s.cpus_allowed(), s.addr()));
+    }
+    for i in 0..plan.runs {
+        let started = Instant::now();
+        if let Some(s) = &floor_srv {
+            report.add_run("floor", floor::measure(plan, s.addr())?);
+        }
+        if let Some(s) = &tarpc_srv {
+            report.add_run("tarpc", tarpc_bench::measure(plan, s.addr())?);
+        }
+        if let Some(s) = &netref_srv {
+            report.add_run("netref", netref_bench::measure(plan, s.addr())?);
+        }
+        progress(&format!("run {}/{} done in {:.1} s", i + 1, plan.runs, started.elapsed().as_secs_f64()));
+    }
+    // The guards kill and reap the servers here (and on an early return or a panic).
+    drop((floor_srv, tarpc_srv, netref_srv));
+    Ok(report)
+}
+
+/// The instant `cap` from now.
+pub(crate) fn deadline(cap: Duration) -> Instant {
+    Instant::now() + cap
+}
+
+/// `n / elapsed` in units per second.
+pub(crate) fn rate(n: usize, elapsed: Duration) -> f64 {
+    n as f64 / elapsed.as_secs_f64().max(1e-9)
+}

@@ -1,0 +1,92 @@
+//! `compare`: netref against the raw TCP floor and tarpc, side by side, over loopback TCP.
+//!
+//! ```text
+//! cargo run --release -p netref-compare -- [--runs N] [--quick] [--pinned]
+//! ```
+//!
+//! `--pinned` re-executes this program under `taskset -c 0`, so the client and every server
+//! process (children inherit the affinity) share one CPU.
+
+use std::{
+    io::ErrorKind,
+    process::{Command, ExitCode},
+    time::Instant,
+};
+
+use netref_compare::{Plan, Systems};
+
+const PINNED_ENV: &str = "NETREF_COMPARE_PINNED";
+
+fn usage() -> ExitCode {
+    eprintln!("usage: compare [--runs N] [--quick] [--pinned]   (servers: compare --server floor|tarpc|netref ADDR)");
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--server") {
+        let (Some(kind), Some(addr)) = (args.get(i + 1), args.get(i + 2)) else { return usage() };
+        return match netref_compare::serve(kind, addr) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{kind} server: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let mut runs = 5;
+    let (mut quick, mut pinned) = (false, false);
+    let mut it = args.iter().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--runs" => match it.next().and_then(|n| n.parse().ok()) {
+                Some(n) if n > 0 => runs = n,
+                _ => return usage(),
+            },
+            "--quick" => quick = true,
+            "--pinned" => pinned = true,
+            "-h" | "--help" => {
+                usage();
+                return ExitCode::SUCCESS;
+            }
+            _ => return usage(),
+        }
+    }
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("cannot find this executable: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if pinned && std::env::var_os(PINNED_ENV).is_none() {
+        // Re-execute under taskset; the server processes inherit the affinity.
+        return match Command::new("taskset").arg("-c").arg("0").arg(&exe).args(&args[1..]).env(PINNED_ENV, "1").status()
+        {
+            Ok(status) => ExitCode::from(status.code().unwrap_or(1).clamp(0, 255) as u8),
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                eprintln!("--pinned needs `taskset` (util-linux), which is not installed; run without --pinned");
+                ExitCode::from(3)
+            }
+            Err(e) => {
+                eprintln!("cannot run taskset: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let plan = if quick { Plan::quick(runs) } else { Plan::full(runs) };
+    let mode = if pinned { "pinned (taskset -c 0)" } else { "unpinned" };
+    println!("# netref-compare: mode {mode}, runs {runs}, {}", if quick { "quick" } else { "full" });
+    let started = Instant::now();
+    match netref_compare::run(&plan, Systems::ALL, &exe, |line| eprintln!("# {line}")) {
+        Ok(report) => {
+            print!("{}", report.render());
+            println!("# total {:.1} s", started.elapsed().as_secs_f64());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("compare failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

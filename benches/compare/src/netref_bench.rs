@@ -1,0 +1,197 @@
+//! netref over TCP: the server is `netref::serve_tcp` on an actix system (current-thread), the
+//! client an actix system in this process.
+
+use std::time::{Duration, Instant};
+
+use futures::{future, stream, StreamExt};
+use netref::prelude::*;
+use serde_bytes::ByteBuf;
+
+use crate::{deadline, floor::percentiles, rate, stats::Sample, BoxError, Plan};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The root object each connection gets: `add`, `echo`, `fresh` (a new object per call),
+/// `call_me` (calls back into the caller's function) and `exports` (this connection's
+/// unpinned exports, to check that released objects drain).
+fn bench_root(peer: &Peer) -> Object {
+    let peer = peer.clone();
+    Object::builder("bench.Root")
+        .method("add", |a: i64, b: i64| a + b)
+        .method("echo", |data: ByteBuf| data)
+        .method("fresh", || Object::builder("bench.Fresh").build())
+        .try_async_method("call_me", |callback: NetRef, x: i64| async move {
+            let y: i64 = callback.call((x,)).await?;
+            Ok::<_, netref::Error>(y + 1)
+        })
+        .try_async_method("exports", move || {
+            let peer = peer.clone();
+            async move { peer.stats().await.map(|s| s.unpinned_exports as u64) }
+        })
+        .build()
+}
+
+pub(crate) fn serve(addr: &str) -> Result<(), BoxError> {
+    let sys = actix_rt::System::new();
+    sys.block_on(async {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        println!("listening on {}", listener.local_addr()?);
+        netref::serve_tcp(listener, Service::per_connection(bench_root), Config::default(), None).await?;
+        Ok(())
+    })
+}
+
+async fn connect(addr: &str) -> Result<Peer, BoxError> {
+    Ok(netref::connect_tcp(addr, Service::void(), Config::default(), CONNECT_TIMEOUT).await?)
+}
+
+pub(crate) fn measure(plan: &Plan, addr: &str) -> Result<Vec<Sample>, BoxError> {
+    let sys = actix_rt::System::new();
+    sys.block_on(measure_all(plan, addr))
+}
+
+async fn measure_all(plan: &Plan, addr: &str) -> Result<Vec<Sample>, BoxError> {
+    let mut out = Vec::new();
+    let peer = connect(addr).await?;
+    let root = peer.root().await?;
+
+    // 1. Sequential `add` (one CALLATTR round trip each).
+    for _ in 0..plan.warmup {
+        let _: i64 = root.call_method("add", (1, 2)).await?;
+    }
+    let mut lat = Vec::with_capacity(plan.sync);
+    let end = deadline(plan.time_cap);
+    let start = Instant::now();
+    for i in 0..plan.sync {
+        if i % 64 == 0 && Instant::now() > end {
+            break;
+        }
+        let t = Instant::now();
+        let sum: i64 = root.call_method("add", (1, 2)).await?;
+        lat.push(t.elapsed());
+        if sum != 3 {
+            return Err(format!("netref add returned {sum}").into());
+        }
+    }
+    out.push(("sync", "calls/s", rate(lat.len(), start.elapsed())));
+    let (p50, p99) = percentiles(lat);
+    out.push(("sync_p50", "us", p50));
+    out.push(("sync_p99", "us", p99));
+
+    // 2. `plan.window` calls in flight.
+    let end = deadline(plan.time_cap);
+    let start = Instant::now();
+    let results = stream::iter(0..plan.pipelined)
+        .take_while(|_| future::ready(Instant::now() < end))
+        .map(|i| {
+            let i = i as i64;
+            let call = root.call_method::<i64>("add", (i, 1));
+            async move { call.await.map(|s| s == i + 1) }
+        })
+        .buffer_unordered(plan.window)
+        .fold(Ok(0usize), |acc, r| {
+            future::ready(match (acc, r) {
+                (Ok(n), Ok(true)) => Ok(n + 1),
+                (Ok(_), Ok(false)) => Err("netref pipelined add: wrong sum".to_owned()),
+                (Ok(_), Err(e)) => Err(format!("netref pipelined add: {e}")),
+                (e, _) => e,
+            })
+        })
+        .await?;
+    out.push(("pipelined", "calls/s", rate(results, start.elapsed())));
+
+    // 3. 1 MiB echo as one byte string (`serde_bytes::ByteBuf` in and out).
+    let payload = ByteBuf::from((0..plan.echo_size).map(|i| (i * 31 % 251) as u8).collect::<Vec<u8>>());
+    for _ in 0..plan.warmup.min(10) {
+        let _: ByteBuf = root.call_method("echo", (&payload,)).await?;
+    }
+    let end = deadline(plan.time_cap);
+    let start = Instant::now();
+    let mut done = 0;
+    let mut last = ByteBuf::new();
+    while done < plan.echoes && Instant::now() < end {
+        last = root.call_method("echo", (&payload,)).await?;
+        done += 1;
+    }
+    out.push(("echo_1mib", "MiB/s", rate(done, start.elapsed()) * plan.echo_size as f64 / (1 << 20) as f64));
+    if last != payload {
+        return Err("netref echo: the reply differs from the payload".into());
+    }
+
+    // 4. Create + release: a fresh object per call, dropped at once (a batched Release), then
+    // wait until the server's export table has drained; the drain is inside the timing.
+    for _ in 0..plan.warmup {
+        let _: NetRef = root.call_method("fresh", ()).await?;
+    }
+    let end = deadline(plan.time_cap);
+    let start = Instant::now();
+    let mut done = 0;
+    while done < plan.creates && Instant::now() < end {
+        let obj: NetRef = root.call_method("fresh", ()).await?;
+        if done == 0 && obj.type_name() != "bench.Fresh" {
+            return Err(format!("netref fresh returned a {}", obj.type_name()).into());
+        }
+        drop(obj);
+        done += 1;
+    }
+    let loop_elapsed = start.elapsed();
+    let drained = wait_drained(&root, Duration::from_secs(10)).await?;
+    let elapsed = start.elapsed();
+    if !drained {
+        return Err("netref create+release: the server's export table did not drain in 10 s".into());
+    }
+    out.push(("create_release", "objects/s", rate(done, elapsed)));
+    out.push(("create_release_drain", "ms", (elapsed - loop_elapsed).as_secs_f64() * 1e3));
+
+    // 5. Callback round trip: the server calls the client's function during the call.
+    let times_ten = NetRef::from(Object::function(|v: i64| v * 10));
+    for _ in 0..plan.warmup {
+        let _: i64 = root.call_method("call_me", (&times_ten, 4)).await?;
+    }
+    let end = deadline(plan.time_cap);
+    let start = Instant::now();
+    let mut done = 0;
+    while done < plan.callbacks && Instant::now() < end {
+        let r: i64 = root.call_method("call_me", (&times_ten, 4)).await?;
+        if r != 41 {
+            return Err(format!("netref call_me returned {r}").into());
+        }
+        done += 1;
+    }
+    out.push(("callback", "calls/s", rate(done, start.elapsed())));
+    drop(root);
+    peer.close().await;
+
+    // 6. Connect + root + first call + close.
+    let end = deadline(plan.time_cap);
+    let start = Instant::now();
+    let mut done = 0;
+    while done < plan.connects && Instant::now() < end {
+        let peer = connect(addr).await?;
+        let root = peer.root().await?;
+        let sum: i64 = root.call_method("add", (1, 2)).await?;
+        if sum != 3 {
+            return Err("netref add: wrong reply".into());
+        }
+        drop(root);
+        peer.close().await;
+        done += 1;
+    }
+    out.push(("connect", "conn/s", rate(done, start.elapsed())));
+    Ok(out)
+}
+
+/// Polls the server's `exports` until it is 0, for at most `limit`.
+async fn wait_drained(root: &NetRef, limit: Duration) -> Result<bool, BoxError> {
+    let end = Instant::now() + limit;
+    loop {
+        let n: u64 = root.call_method("exports", ()).await?;
+        if n == 0 {
+            return Ok(true);
+        }
+        if Instant::now() > end {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+}

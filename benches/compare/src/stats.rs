@@ -1,0 +1,133 @@
+//! Figures over runs: median, min, max; the report's text lines and ratios.
+
+use std::fmt::Write as _;
+
+/// One measured value of one run: `(metric, unit, value)`.
+pub(crate) type Sample = (&'static str, &'static str, f64);
+
+/// One figure over all runs.
+#[derive(Clone, Debug)]
+pub struct Figure {
+    /// `floor`, `tarpc` or `netref`.
+    pub system: &'static str,
+    /// The metric's name, shared by systems where the figures are comparable (`sync`, …).
+    pub metric: &'static str,
+    /// The unit (`calls/s`, `us`, `MiB/s`, …).
+    pub unit: &'static str,
+    /// One value per run.
+    pub values: Vec<f64>,
+}
+
+impl Figure {
+    /// `(median, min, max)` of the values.
+    pub fn summary(&self) -> (f64, f64, f64) {
+        let mut v = self.values.clone();
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let median = if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 };
+        (median, v[0], v[n - 1])
+    }
+
+    /// The median.
+    pub fn median(&self) -> f64 {
+        self.summary().0
+    }
+}
+
+/// Everything one invocation measured.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    /// Figures in the order first measured.
+    pub figures: Vec<Figure>,
+    /// Facts about the setup (processes, CPU affinity), printed as `#` lines.
+    pub notes: Vec<String>,
+}
+
+/// Metrics that are the same operation in each system, so their ratio means something.
+const COMPARABLE: [&str; 6] = ["sync", "sync_p50", "sync_p99", "pipelined", "echo_1mib", "connect"];
+
+fn num(x: f64) -> String {
+    if x.abs() >= 100.0 {
+        format!("{x:.0}")
+    } else if x.abs() >= 10.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{x:.2}")
+    }
+}
+
+impl Report {
+    pub(crate) fn add_run(&mut self, system: &'static str, samples: Vec<Sample>) {
+        for (metric, unit, value) in samples {
+            match self.figures.iter_mut().find(|f| f.system == system && f.metric == metric) {
+                Some(f) => f.values.push(value),
+                None => self.figures.push(Figure { system, metric, unit, values: vec![value] }),
+            }
+        }
+    }
+
+    /// The figure `system.metric`, if measured.
+    pub fn get(&self, system: &str, metric: &str) -> Option<&Figure> {
+        self.figures.iter().find(|f| f.system == system && f.metric == metric)
+    }
+
+    /// `netref/<baseline>.<metric>` ratios of medians, for the comparable metrics.
+    pub fn ratios(&self) -> Vec<(String, f64)> {
+        let mut out = Vec::new();
+        for base in ["floor", "tarpc"] {
+            for metric in COMPARABLE {
+                if let (Some(n), Some(b)) = (self.get("netref", metric), self.get(base, metric)) {
+                    out.push((format!("netref/{base}.{metric}"), n.median() / b.median()));
+                }
+            }
+        }
+        out
+    }
+
+    /// The report as text: `# notes`, one `system.metric median unit [min X max Y, n=N]` line
+    /// per figure, then `ratio netref/<base>.<metric> X` lines.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        for n in &self.notes {
+            let _ = writeln!(s, "# {n}");
+        }
+        for f in &self.figures {
+            let (med, min, max) = f.summary();
+            let _ = writeln!(
+                s,
+                "{}.{} {} {} [min {} max {}, n={}]",
+                f.system,
+                f.metric,
+                num(med),
+                f.unit,
+                num(min),
+                num(max),
+                f.values.len()
+            );
+        }
+        for (name, r) in self.ratios() {
+            let _ = writeln!(s, "ratio {name} {r:.3}");
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_min_max_and_ratios() {
+        let mut r = Report::default();
+        for v in [3.0, 1.0, 2.0, 10.0] {
+            r.add_run("floor", vec![("sync", "rt/s", v * 10.0)]);
+            r.add_run("netref", vec![("sync", "calls/s", v)]);
+        }
+        let f = r.get("netref", "sync").unwrap();
+        assert_eq!(f.summary(), (2.5, 1.0, 10.0));
+        assert_eq!(r.ratios(), vec![("netref/floor.sync".to_owned(), 0.1)]);
+        let text = r.render();
+        assert!(text.contains("netref.sync 2.50 calls/s [min 1.00 max 10.0, n=4]"), "{text}");
+        assert!(text.contains("ratio netref/floor.sync 0.100"), "{text}");
+    }
+}

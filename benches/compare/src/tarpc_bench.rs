@@ -1,0 +1,161 @@
+//! tarpc 0.38: `serde_transport` over TCP with the bincode codec, current-thread runtimes on
+//! both ends, TCP_NODELAY on both ends (as netref sets it), every handler `tokio::spawn`ed
+//! (tarpc's documented pattern), client `Config::default()` (1000 requests in flight).
+
+use std::time::{Duration, Instant};
+
+use futures::{future, stream, StreamExt};
+use serde_bytes::ByteBuf;
+use tarpc::{
+    client, context,
+    server::{self, Channel},
+    tokio_serde::formats::Bincode,
+    tokio_util::codec::{Framed, LengthDelimitedCodec},
+};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::{deadline, floor::percentiles, rate, stats::Sample, BoxError, Plan};
+
+/// The service: the same operations as the netref root object.
+#[tarpc::service]
+pub(crate) trait Bench {
+    /// `a + b`.
+    async fn add(a: i64, b: i64) -> i64;
+    /// Returns its argument.
+    async fn echo(data: ByteBuf) -> ByteBuf;
+}
+
+#[derive(Clone)]
+struct BenchServer;
+
+impl Bench for BenchServer {
+    async fn add(self, _: context::Context, a: i64, b: i64) -> i64 {
+        a + b
+    }
+
+    async fn echo(self, _: context::Context, data: ByteBuf) -> ByteBuf {
+        data
+    }
+}
+
+/// Length-delimited framing; frames up to 16 MiB (netref's default limit).
+fn framed(stream: TcpStream) -> Framed<TcpStream, LengthDelimitedCodec> {
+    LengthDelimitedCodec::builder().max_frame_length(16 << 20).new_framed(stream)
+}
+
+pub(crate) fn serve(addr: &str) -> Result<(), BoxError> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let listener = TcpListener::bind(addr).await?;
+        println!("listening on {}", listener.local_addr()?);
+        loop {
+            let (stream, _) = listener.accept().await?;
+            stream.set_nodelay(true)?;
+            let transport = tarpc::serde_transport::new(framed(stream), Bincode::default());
+            let channel = server::BaseChannel::with_defaults(transport);
+            tokio::spawn(channel.execute(BenchServer.serve()).for_each(|handler| async move {
+                tokio::spawn(handler);
+            }));
+        }
+    })
+}
+
+async fn connect(addr: &str) -> Result<BenchClient, BoxError> {
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let transport = tarpc::serde_transport::new(framed(stream), Bincode::default());
+    Ok(BenchClient::new(client::Config::default(), transport).spawn())
+}
+
+pub(crate) fn measure(plan: &Plan, addr: &str) -> Result<Vec<Sample>, BoxError> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let mut out = Vec::new();
+        let client = connect(addr).await?;
+
+        // 1. Sequential `add`.
+        for _ in 0..plan.warmup {
+            client.add(context::current(), 1, 2).await?;
+        }
+        let mut lat = Vec::with_capacity(plan.sync);
+        let end = deadline(plan.time_cap);
+        let start = Instant::now();
+        for i in 0..plan.sync {
+            if i % 64 == 0 && Instant::now() > end {
+                break;
+            }
+            let t = Instant::now();
+            let sum = client.add(context::current(), 1, 2).await?;
+            lat.push(t.elapsed());
+            if sum != 3 {
+                return Err(format!("tarpc add returned {sum}").into());
+            }
+        }
+        out.push(("sync", "calls/s", rate(lat.len(), start.elapsed())));
+        let (p50, p99) = percentiles(lat);
+        out.push(("sync_p50", "us", p50));
+        out.push(("sync_p99", "us", p99));
+
+        // 2. `plan.window` calls in flight.
+        let (n, elapsed) = concurrent(&client, plan.pipelined, plan.window, deadline(plan.time_cap)).await?;
+        out.push(("pipelined", "calls/s", rate(n, elapsed)));
+
+        // 3. 1 MiB echo as one byte string.
+        let payload = ByteBuf::from((0..plan.echo_size).map(|i| (i * 31 % 251) as u8).collect::<Vec<u8>>());
+        for _ in 0..plan.warmup.min(10) {
+            client.echo(context::current(), payload.clone()).await?;
+        }
+        let end = deadline(plan.time_cap);
+        let start = Instant::now();
+        let mut done = 0;
+        while done < plan.echoes && Instant::now() < end {
+            // The argument is moved into the request: the clone is part of what tarpc costs.
+            let back = client.echo(context::current(), payload.clone()).await?;
+            if back.len() != payload.len() {
+                return Err("tarpc echo: wrong length".into());
+            }
+            done += 1;
+        }
+        out.push(("echo_1mib", "MiB/s", rate(done, start.elapsed()) * plan.echo_size as f64 / (1 << 20) as f64));
+        drop(client);
+
+        // 4. Connect + first call (+ drop).
+        let end = deadline(plan.time_cap);
+        let start = Instant::now();
+        let mut done = 0;
+        while done < plan.connects && Instant::now() < end {
+            let c = connect(addr).await?;
+            if c.add(context::current(), 1, 2).await? != 3 {
+                return Err("tarpc add: wrong reply".into());
+            }
+            done += 1;
+        }
+        out.push(("connect", "conn/s", rate(done, start.elapsed())));
+        Ok(out)
+    })
+}
+
+async fn concurrent(
+    client: &BenchClient,
+    total: usize,
+    window: usize,
+    end: Instant,
+) -> Result<(usize, Duration), BoxError> {
+    let start = Instant::now();
+    let results = stream::iter(0..total)
+        .take_while(|_| future::ready(Instant::now() < end))
+        .map(|i| {
+            let i = i as i64;
+            async move { client.add(context::current(), i, 1).await.map(|s| s == i + 1) }
+        })
+        .buffer_unordered(window)
+        .collect::<Vec<_>>()
+        .await;
+    let elapsed = start.elapsed();
+    for r in &results {
+        if !matches!(r, Ok(true)) {
+            return Err(format!("tarpc concurrent add failed: {r:?}").into());
+        }
+    }
+    Ok((results.len(), elapsed))
+}

@@ -1,0 +1,48 @@
+//! Runs the whole comparison with tiny counts against real server processes (the `compare`
+//! binary in its server roles), and checks that every figure was measured and is sane.
+
+use std::{path::Path, time::Instant};
+
+use netref_compare::{Plan, Systems};
+
+#[test]
+fn whole_program_with_tiny_counts() {
+    let started = Instant::now();
+    let plan = Plan::tiny();
+    let report = netref_compare::run(&plan, Systems::ALL, Path::new(env!("CARGO_BIN_EXE_compare")), |_| {})
+        .expect("the comparison runs");
+    let text = report.render();
+    println!("{text}");
+
+    let expected = [
+        ("floor", &["sync", "sync_p50", "sync_p99", "pipelined", "echo_1mib"][..]),
+        ("tarpc", &["sync", "sync_p50", "sync_p99", "pipelined", "echo_1mib", "connect"][..]),
+        (
+            "netref",
+            &["sync", "sync_p50", "sync_p99", "pipelined", "echo_1mib", "create_release", "callback", "connect"][..],
+        ),
+    ];
+    for (system, metrics) in expected {
+        for metric in metrics {
+            let f = report.get(system, metric).unwrap_or_else(|| panic!("{system}.{metric} missing"));
+            assert_eq!(f.values.len(), plan.runs, "{system}.{metric}");
+            assert!(f.values.iter().all(|v| v.is_finite() && *v > 0.0), "{system}.{metric} = {:?}", f.values);
+            let line = format!("{system}.{metric} ");
+            assert!(text.lines().any(|l| l.starts_with(&line) && l.ends_with(&format!("n={}]", plan.runs))));
+        }
+        let (p50, p99) =
+            (report.get(system, "sync_p50").unwrap().median(), report.get(system, "sync_p99").unwrap().median());
+        assert!(p50 <= p99, "{system}: p50 {p50} > p99 {p99}");
+    }
+    // Every comparable netref figure has its ratio lines.
+    for line in ["ratio netref/floor.sync ", "ratio netref/tarpc.sync ", "ratio netref/tarpc.connect "] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+    assert_eq!(report.ratios().len(), 5 + 6);
+    eprintln!("whole comparison in {:.1} s", started.elapsed().as_secs_f64());
+}
+
+#[test]
+fn an_unknown_server_kind_is_an_error() {
+    assert!(netref_compare::serve("nope", "127.0.0.1:0").is_err());
+}

@@ -1,0 +1,451 @@
+//! Servers (RPyC's ThreadedServer / ThreadPoolServer / OneShotServer, the actor way): TCP
+//! (IPv4 and IPv6) and Unix-socket listeners, worker arbiters, a connection cap, an
+//! authenticator that runs before the first frame, graceful shutdown and a one-shot mode.
+//!
+//! The accept loop runs on the arbiter that starts the server. With `workers(n)`, accepted
+//! sockets are handed to `n` worker arbiters round-robin as std sockets and re-registered on the
+//! worker's runtime; with `workers(0)` (the default) connections run on the accepting arbiter.
+
+use std::{
+    any::Any,
+    collections::HashMap,
+    fmt,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::{
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
+    time::Duration,
+};
+
+use actix_rt::{Arbiter, ArbiterHandle};
+use tokio::{
+    net::{TcpListener, TcpStream, ToSocketAddrs},
+    sync::Notify,
+};
+use tracing::{debug, info, warn};
+
+use crate::{
+    config::Config,
+    connection::{ConnInfo, Connection},
+    service::Service,
+    Error, Peer,
+};
+
+/// Decides whether a new connection may proceed, before its first frame; what it returns
+/// becomes the connection's credentials ([`Peer::credentials`]).
+pub type Authenticator = Arc<dyn Fn(&ConnInfo) -> Result<Option<Arc<dyn Any + Send + Sync>>, String> + Send + Sync>;
+
+/// Builds and starts a [`Server`].
+#[must_use = "a builder does nothing until bound"]
+pub struct ServerBuilder {
+    service: Service,
+    config: Config,
+    workers: usize,
+    max_connections: usize,
+    authenticator: Option<Authenticator>,
+    one_shot: bool,
+}
+
+impl fmt::Debug for ServerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerBuilder")
+            .field("workers", &self.workers)
+            .field("max_connections", &self.max_connections)
+            .field("authenticator", &self.authenticator.is_some())
+            .field("one_shot", &self.one_shot)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A running server. Cheap to clone; every clone controls the same server.
+#[derive(Clone)]
+pub struct Server {
+    shared: Arc<ServerShared>,
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<server {} ({} connections)>", self.shared.address, self.connections())
+    }
+}
+
+/// Where a server listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ListenAddr {
+    /// A TCP address.
+    Tcp(SocketAddr),
+    /// A Unix socket path.
+    Unix(PathBuf),
+}
+
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListenAddr::Tcp(a) => write!(f, "{a}"),
+            ListenAddr::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+struct ServerShared {
+    address: ListenAddr,
+    peers: Mutex<HashMap<u64, Peer>>,
+    /// Connections accepted and not yet ended (including ones still starting).
+    active: AtomicUsize,
+    accepted: AtomicU64,
+    refused: AtomicU64,
+    stop_accepting: Notify,
+    accepting: AtomicBool,
+    changed: Notify,
+    workers: Mutex<Vec<Arbiter>>,
+}
+
+impl ServerShared {
+    fn connection_ended(&self, id: Option<u64>) {
+        if let Some(id) = id {
+            self.peers.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        }
+        self.active.fetch_sub(1, Ordering::AcqRel);
+        self.changed.notify_waiters();
+    }
+}
+
+/// What every accepted connection needs to start.
+struct Starter {
+    service: Service,
+    config: Config,
+    authenticator: Option<Authenticator>,
+    shared: Arc<ServerShared>,
+    max_connections: usize,
+    one_shot: bool,
+}
+
+enum Listener {
+    Tcp(TcpListener),
+    #[cfg(unix)]
+    Unix(tokio::net::UnixListener),
+}
+
+impl Listener {
+    /// Accepts one connection as a std socket, ready to move to another arbiter.
+    async fn accept(&self) -> std::io::Result<Accepted> {
+        match self {
+            Listener::Tcp(l) => {
+                let (stream, addr) = l.accept().await?;
+                Ok(Accepted::Tcp(stream.into_std()?, addr))
+            }
+            #[cfg(unix)]
+            Listener::Unix(l) => {
+                let (stream, _) = l.accept().await?;
+                Ok(Accepted::Unix(stream.into_std()?))
+            }
+        }
+    }
+}
+
+enum Accepted {
+    Tcp(std::net::TcpStream, SocketAddr),
+    #[cfg(unix)]
+    Unix(std::os::unix::net::UnixStream),
+}
+
+impl Starter {
+    /// Runs on the connection's arbiter: re-register the socket, authenticate, start, and
+    /// track the connection until it ends.
+    async fn run(self: Arc<Self>, socket: Accepted) {
+        let started = self.start(socket);
+        let peer = match started {
+            Ok(peer) => peer,
+            Err(reason) => {
+                warn!(%reason, "connection refused");
+                self.shared.refused.fetch_add(1, Ordering::Relaxed);
+                return self.shared.connection_ended(None);
+            }
+        };
+        self.shared.peers.lock().unwrap_or_else(|p| p.into_inner()).insert(peer.id(), peer.clone());
+        self.shared.changed.notify_waiters();
+        peer.closed().await;
+        debug!(conn = peer.id(), "connection ended");
+        self.shared.connection_ended(Some(peer.id()));
+    }
+
+    fn start(&self, socket: Accepted) -> Result<Peer, String> {
+        match socket {
+            Accepted::Tcp(std, addr) => {
+                let stream = TcpStream::from_std(std).map_err(|e| format!("cannot register the socket: {e}"))?;
+                let mut info =
+                    ConnInfo { label: addr.to_string(), peer_addr: Some(addr.to_string()), credentials: None };
+                self.authenticate(&mut info)?;
+                crate::transport::from_tcp_with(stream, self.service.clone(), self.config.clone(), info)
+                    .map_err(|e| e.to_string())
+            }
+            #[cfg(unix)]
+            Accepted::Unix(std) => {
+                let stream =
+                    tokio::net::UnixStream::from_std(std).map_err(|e| format!("cannot register the socket: {e}"))?;
+                let mut info = ConnInfo::labelled(self.shared.address.to_string());
+                self.authenticate(&mut info)?;
+                let (reader, writer) = stream.into_split();
+                Ok(Connection::start(
+                    Box::new(reader),
+                    Box::new(writer),
+                    self.service.clone(),
+                    self.config.clone(),
+                    info,
+                ))
+            }
+        }
+    }
+
+    fn authenticate(&self, info: &mut ConnInfo) -> Result<(), String> {
+        if let Some(auth) = &self.authenticator {
+            let credentials =
+                auth(info).map_err(|reason| format!("authentication failed for {}: {reason}", info.label))?;
+            if credentials.is_some() {
+                info.credentials = credentials;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Server {
+    /// Starts building a server for `service` (shared, or one instance per connection).
+    pub fn builder(service: Service) -> ServerBuilder {
+        ServerBuilder {
+            service,
+            config: Config::default(),
+            workers: 0,
+            max_connections: 10_000,
+            authenticator: None,
+            one_shot: false,
+        }
+    }
+
+    /// Where the server listens.
+    pub fn address(&self) -> &ListenAddr {
+        &self.shared.address
+    }
+
+    /// The TCP address the server listens on (with the port the OS chose for port 0).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        match &self.shared.address {
+            ListenAddr::Tcp(a) => Some(*a),
+            ListenAddr::Unix(_) => None,
+        }
+    }
+
+    /// Connections accepted and not yet ended.
+    pub fn connections(&self) -> usize {
+        self.shared.active.load(Ordering::Acquire)
+    }
+
+    /// Connections accepted since the start.
+    pub fn accepted(&self) -> u64 {
+        self.shared.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Connections refused (over `max_connections`, or by the authenticator).
+    pub fn refused(&self) -> u64 {
+        self.shared.refused.load(Ordering::Relaxed)
+    }
+
+    /// Whether the server still accepts connections.
+    pub fn is_accepting(&self) -> bool {
+        self.shared.accepting.load(Ordering::Acquire)
+    }
+
+    /// The live connections.
+    pub fn peers(&self) -> Vec<Peer> {
+        self.shared.peers.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+    }
+
+    /// Resolves when the server accepts no more connections and every connection has ended
+    /// (after [`shutdown`](Server::shutdown), or after a one-shot server's connection ended).
+    pub async fn stopped(&self) {
+        loop {
+            let changed = self.shared.changed.notified();
+            if !self.is_accepting() && self.connections() == 0 {
+                return;
+            }
+            // A backstop against a missed wake-up; the notification is the normal path.
+            let _ = tokio::time::timeout(Duration::from_millis(200), changed).await;
+        }
+    }
+
+    /// Resolves when the number of live connections satisfies `pred`.
+    pub async fn wait_connections(&self, pred: impl Fn(usize) -> bool) {
+        loop {
+            let changed = self.shared.changed.notified();
+            if pred(self.connections()) {
+                return;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(200), changed).await;
+        }
+    }
+
+    /// Graceful shutdown: stop accepting; let requests already received finish for up to
+    /// `grace` (their replies are sent); then close every connection and stop the workers.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.shared.accepting.store(false, Ordering::Release);
+        self.shared.stop_accepting.notify_waiters();
+        self.shared.changed.notify_waiters();
+        info!(address = %self.shared.address, connections = self.connections(), "server shutting down");
+        let peers = self.peers();
+        futures::future::join_all(peers.iter().map(|p| p.close_within("the server is shutting down", grace))).await;
+        let _ = tokio::time::timeout(grace + Duration::from_secs(1), self.stopped()).await;
+        for worker in self.shared.workers.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+            worker.stop();
+            let _ = worker.join();
+        }
+        if let ListenAddr::Unix(path) = &self.shared.address {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+impl ServerBuilder {
+    /// The configuration of every connection.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Worker arbiters (threads) that run the connections; `0` (the default) runs them on the
+    /// accepting arbiter. Needs an actix `System` when above 0.
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = workers;
+        self
+    }
+
+    /// Most connections at once (default 10,000); past it new connections are closed at once.
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max.max(1);
+        self
+    }
+
+    /// Runs `auth` on each new connection before its first frame; an `Err(reason)` refuses it.
+    pub fn authenticator(
+        mut self,
+        auth: impl Fn(&ConnInfo) -> Result<Option<Arc<dyn Any + Send + Sync>>, String> + Send + Sync + 'static,
+    ) -> Self {
+        self.authenticator = Some(Arc::new(auth));
+        self
+    }
+
+    /// Serves exactly one connection, then stops (RPyC's OneShotServer).
+    pub fn one_shot(mut self) -> Self {
+        self.one_shot = true;
+        self
+    }
+
+    /// Listens on a TCP address (`"127.0.0.1:0"`, `"[::1]:18812"`, …) and starts serving.
+    /// Must be called inside an actix system.
+    pub async fn bind_tcp(self, addr: impl ToSocketAddrs) -> Result<Server, Error> {
+        let listener = TcpListener::bind(addr).await?;
+        self.serve_tcp(listener)
+    }
+
+    /// Serves on an already bound TCP listener.
+    pub fn serve_tcp(self, listener: TcpListener) -> Result<Server, Error> {
+        let address = ListenAddr::Tcp(listener.local_addr()?);
+        let (server, starter, workers) = self.prepare(address);
+        let shared = server.shared.clone();
+        actix_rt::spawn(accept_loop(shared, starter, workers, Listener::Tcp(listener)));
+        Ok(server)
+    }
+
+    /// Listens on a Unix socket at `path` and starts serving. Must be called inside an actix
+    /// system. The socket file is removed on shutdown.
+    #[cfg(unix)]
+    pub async fn bind_unix(self, path: impl AsRef<Path>) -> Result<Server, Error> {
+        let path = path.as_ref().to_path_buf();
+        let listener = tokio::net::UnixListener::bind(&path)
+            .map_err(|e| Error::Io(format!("cannot listen on {}: {e}", path.display())))?;
+        let (server, starter, workers) = self.prepare(ListenAddr::Unix(path));
+        let shared = server.shared.clone();
+        actix_rt::spawn(accept_loop(shared, starter, workers, Listener::Unix(listener)));
+        Ok(server)
+    }
+
+    fn prepare(self, address: ListenAddr) -> (Server, Arc<Starter>, Vec<ArbiterHandle>) {
+        let workers: Vec<Arbiter> = (0..self.workers).map(|_| Arbiter::new()).collect();
+        let handles = workers.iter().map(|w| w.handle()).collect();
+        let shared = Arc::new(ServerShared {
+            address,
+            peers: Mutex::new(HashMap::new()),
+            active: AtomicUsize::new(0),
+            accepted: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            stop_accepting: Notify::new(),
+            accepting: AtomicBool::new(true),
+            changed: Notify::new(),
+            workers: Mutex::new(workers),
+        });
+        let starter = Arc::new(Starter {
+            service: self.service,
+            config: self.config,
+            authenticator: self.authenticator,
+            shared: shared.clone(),
+            max_connections: self.max_connections,
+            one_shot: self.one_shot,
+        });
+        (Server { shared }, starter, handles)
+    }
+}
+
+/// Accepts until told to stop (or after one connection in one-shot mode), handing each socket
+/// to the next worker, or starting it here without workers.
+async fn accept_loop(
+    shared: Arc<ServerShared>,
+    starter: Arc<Starter>,
+    workers: Vec<ArbiterHandle>,
+    listener: Listener,
+) {
+    info!(address = %shared.address, workers = workers.len(), "server listening");
+    let mut next_worker = 0usize;
+    while shared.accepting.load(Ordering::Acquire) {
+        let stop = shared.stop_accepting.notified();
+        let socket = tokio::select! {
+            _ = stop => break,
+            r = listener.accept() => r,
+        };
+        let socket = match socket {
+            Ok(socket) => socket,
+            Err(e) => {
+                // Running out of descriptors or a connection reset before accept: keep serving.
+                warn!(error = %e, "accept failed");
+                tokio::task::yield_now().await;
+                continue;
+            }
+        };
+        if !shared.accepting.load(Ordering::Acquire) {
+            break;
+        }
+        if shared.active.load(Ordering::Acquire) >= starter.max_connections {
+            shared.refused.fetch_add(1, Ordering::Relaxed);
+            warn!(max = starter.max_connections, "max_connections reached; closing a new connection");
+            continue;
+        }
+        shared.active.fetch_add(1, Ordering::AcqRel);
+        shared.accepted.fetch_add(1, Ordering::Relaxed);
+        if workers.is_empty() {
+            actix_rt::spawn(starter.clone().run(socket));
+        } else {
+            let worker = &workers[next_worker % workers.len()];
+            next_worker = next_worker.wrapping_add(1);
+            if !worker.spawn(starter.clone().run(socket)) {
+                warn!("a worker arbiter is gone; connection dropped");
+                starter.shared.connection_ended(None);
+            }
+        }
+        if starter.one_shot {
+            break;
+        }
+    }
+    shared.accepting.store(false, Ordering::Release);
+    shared.changed.notify_waiters();
+    debug!(address = %shared.address, "accept loop ended");
+}
