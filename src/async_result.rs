@@ -279,8 +279,12 @@ impl Drop for CancelOnDrop {
             }
             state.owner.clone()
         };
-        if let Some(owner) = owner {
-            owner.cancel(&self.0);
+        match owner {
+            Some(owner) => owner.cancel(&self.0),
+            // Not sent yet: settling it makes the connection skip it.
+            None => {
+                self.0.settle(Err(Error::ConnectionClosed("cancelled before it was sent".into())));
+            }
         }
     }
 }

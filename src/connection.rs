@@ -275,7 +275,7 @@ impl Peer {
                 self.shared.mark_stopped();
                 return;
             }
-            let _ = tokio::time::timeout(Duration::from_millis(250), notified).await;
+            notified.await;
         }
     }
 

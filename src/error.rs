@@ -37,6 +37,10 @@ pub enum Error {
     /// deadlock; `.await` the result instead.
     #[error("blocking wait on an async runtime thread would deadlock; use .await instead")]
     BlockingInRuntime,
+    /// A TLS handshake or TLS configuration failed; the message says which side refused which
+    /// certificate.
+    #[error("tls error: {0}")]
+    Tls(String),
     /// An I/O error on the transport.
     #[error("i/o error: {0}")]
     Io(String),

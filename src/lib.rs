@@ -28,8 +28,10 @@ pub mod error;
 pub mod netref;
 pub mod object;
 pub mod protocol;
+pub mod runtime;
 pub mod server;
 pub mod service;
+pub mod tls;
 pub mod transport;
 pub mod value;
 
@@ -40,8 +42,10 @@ pub use error::{Error, ProtocolError, RemoteError};
 pub use netref::NetRef;
 pub use object::{AccessPolicy, Object, ObjectBuilder};
 pub use protocol::{Frame, Handle};
+pub use runtime::{blocking::BlockingClient, Runtime};
 pub use server::{ListenAddr, Server, ServerBuilder};
 pub use service::Service;
+pub use tls::{accept_tls, connect_tls, PeerCertificates, TlsClientConfig, TlsServerConfig};
 pub use transport::{
     connect_pair, connect_pair_with, connect_stream, connect_stream_with, connect_tcp, connect_unix, from_tcp,
     from_tcp_with, serve_tcp,

@@ -382,6 +382,10 @@ impl Connection {
             Frame::Close { reason } => {
                 debug!(parent: &self.span, %reason, "peer is closing");
                 self.peer_closing = true;
+                // The peer failed its own calls when it closed: nobody waits for these replies.
+                for (_, handle) in self.inbound.drain() {
+                    ctx.cancel_future(handle);
+                }
                 let grace = self.config.close_grace;
                 let reason = Error::ConnectionClosed(format!("the peer closed the connection: {reason}"));
                 self.begin_close(reason, false, grace, ctx);
@@ -472,24 +476,24 @@ impl Connection {
                 self.reply(seq, r, ctx);
             }
             Poll::Pending => {
+                // The caller stops waiting at its deadline; past it the work is dropped without a
+                // reply (the caller has its own Timeout and sent, or will send, a Cancel).
                 let fut = match deadline {
-                    Some(limit) => tokio::time::timeout(limit, fut)
-                        .map(move |r| {
-                            r.unwrap_or_else(|_| {
-                                Err(RemoteError::new(
-                                    "builtins.TimeoutError",
-                                    format!("the caller's deadline of {limit:?} passed"),
-                                ))
-                            })
-                        })
-                        .boxed(),
-                    None => fut,
+                    Some(limit) => tokio::time::timeout(limit, fut).map(move |r| r.map_err(|_| limit)).boxed_local(),
+                    None => fut.map(Ok).boxed_local(),
                 };
                 let done_span = span.clone();
                 let handle = ctx.spawn(wrap_future::<_, Self>(fut.instrument(span)).map(move |r, act, ctx| {
                     if act.inbound.remove(&seq).is_some() {
-                        trace!(parent: &done_span, elapsed = ?started.elapsed(), ok = r.is_ok(), "served");
-                        act.reply(seq, r, ctx);
+                        match r {
+                            Ok(r) => {
+                                trace!(parent: &done_span, elapsed = ?started.elapsed(), ok = r.is_ok(), "served");
+                                act.reply(seq, r, ctx);
+                            }
+                            Err(limit) => {
+                                debug!(parent: &done_span, ?limit, "the caller's deadline passed; work dropped")
+                            }
+                        }
                         act.update_gate();
                         act.maybe_finish_close(ctx);
                     }
@@ -678,6 +682,19 @@ impl Actor for Connection {
         debug!(parent: &self.span, "connection stopped");
         self.service.disconnected(&Peer::from_shared(self.shared.clone()));
         self.shared.mark_stopped();
+    }
+}
+
+impl Drop for Connection {
+    /// An actor dropped without `stopped` (its arbiter or system was stopped) still ends its
+    /// handles' waits: pending calls fail and `Peer::closed` resolves.
+    fn drop(&mut self) {
+        if !self.shared.is_stopped() {
+            self.shared.mark_closed(Error::ConnectionClosed("the connection's runtime stopped".into()));
+            let error = self.shared.closed_error();
+            self.fail_all_pending(&error);
+            self.shared.mark_stopped();
+        }
     }
 }
 

@@ -81,7 +81,9 @@ fn main() -> ExitCode {
     match netref_compare::run(&plan, Systems::ALL, &exe, |line| eprintln!("# {line}")) {
         Ok(report) => {
             print!("{}", report.render());
-            println!("# total {:.1} s", started.elapsed().as_secs_f64());
+            let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+            let load = load.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
+            println!("# total {:.1} s; load average at end: {load}", started.elapsed().as_secs_f64());
             ExitCode::SUCCESS
         }
         Err(e) => {
