@@ -30,6 +30,7 @@ use crate::{
     config::Config,
     connection::{ConnInfo, Connection},
     service::Service,
+    tls::TlsServerConfig,
     Error, Peer,
 };
 
@@ -46,6 +47,8 @@ pub struct ServerBuilder {
     max_connections: usize,
     authenticator: Option<Authenticator>,
     one_shot: bool,
+    tls: Option<TlsServerConfig>,
+    handshake_timeout: Duration,
 }
 
 impl fmt::Debug for ServerBuilder {
@@ -55,6 +58,7 @@ impl fmt::Debug for ServerBuilder {
             .field("max_connections", &self.max_connections)
             .field("authenticator", &self.authenticator.is_some())
             .field("one_shot", &self.one_shot)
+            .field("tls", &self.tls.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -120,6 +124,8 @@ struct Starter {
     shared: Arc<ServerShared>,
     max_connections: usize,
     one_shot: bool,
+    tls: Option<TlsServerConfig>,
+    handshake_timeout: Duration,
 }
 
 enum Listener {
@@ -155,7 +161,7 @@ impl Starter {
     /// Runs on the connection's arbiter: re-register the socket, authenticate, start, and
     /// track the connection until it ends.
     async fn run(self: Arc<Self>, socket: Accepted) {
-        let started = self.start(socket);
+        let started = self.start(socket).await;
         let peer = match started {
             Ok(peer) => peer,
             Err(reason) => {
@@ -171,15 +177,27 @@ impl Starter {
         self.shared.connection_ended(Some(peer.id()));
     }
 
-    fn start(&self, socket: Accepted) -> Result<Peer, String> {
+    async fn start(&self, socket: Accepted) -> Result<Peer, String> {
         match socket {
             Accepted::Tcp(std, addr) => {
                 let stream = TcpStream::from_std(std).map_err(|e| format!("cannot register the socket: {e}"))?;
                 let mut info =
                     ConnInfo { label: addr.to_string(), peer_addr: Some(addr.to_string()), credentials: None };
+                let Some(tls) = &self.tls else {
+                    self.authenticate(&mut info)?;
+                    return crate::transport::from_tcp_with(stream, self.service.clone(), self.config.clone(), info)
+                        .map_err(|e| e.to_string());
+                };
+                let (stream, certificates) = tokio::time::timeout(self.handshake_timeout, tls.accept(stream))
+                    .await
+                    .map_err(|_| format!("TLS handshake with {addr} timed out after {:?}", self.handshake_timeout))?
+                    .map_err(|e| e.to_string())?;
+                info.label = format!("tls:{addr}");
+                if let Some(certificates) = certificates {
+                    info.credentials = Some(Arc::new(certificates));
+                }
                 self.authenticate(&mut info)?;
-                crate::transport::from_tcp_with(stream, self.service.clone(), self.config.clone(), info)
-                    .map_err(|e| e.to_string())
+                Ok(crate::transport::connect_stream_with(stream, self.service.clone(), self.config.clone(), info))
             }
             #[cfg(unix)]
             Accepted::Unix(std) => {
@@ -221,6 +239,8 @@ impl Server {
             max_connections: 10_000,
             authenticator: None,
             one_shot: false,
+            tls: None,
+            handshake_timeout: Duration::from_secs(10),
         }
     }
 
@@ -335,6 +355,20 @@ impl ServerBuilder {
         self
     }
 
+    /// Serves TCP connections over TLS. With client authentication configured, the client's
+    /// certificate chain becomes the connection's credentials
+    /// ([`PeerCertificates`](crate::tls::PeerCertificates)), and the authenticator (if any) sees it.
+    pub fn tls(mut self, tls: TlsServerConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// How long a TLS handshake may take (default 10 s).
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
     /// Serves exactly one connection, then stops (RPyC's OneShotServer).
     pub fn one_shot(mut self) -> Self {
         self.one_shot = true;
@@ -391,6 +425,8 @@ impl ServerBuilder {
             shared: shared.clone(),
             max_connections: self.max_connections,
             one_shot: self.one_shot,
+            tls: self.tls,
+            handshake_timeout: self.handshake_timeout,
         });
         (Server { shared }, starter, handles)
     }

@@ -321,3 +321,44 @@ fn configuration_errors_are_explicit() {
     let err = given.with_client_auth(vec![ca.cert.clone()]).unwrap_err().to_string();
     assert!(err.contains("from_rustls"), "{err}");
 }
+
+#[actix_rt::test]
+async fn the_server_builder_serves_tls_and_passes_client_certificates_to_the_authenticator() {
+    let ca = Ca::new("netref test CA");
+    let (client_chain, client_key) = ca.issue(&["client-1"], ExtendedKeyUsagePurpose::ClientAuth);
+    let server_tls = ca.server_config().with_client_auth(vec![ca.cert.clone()]).unwrap();
+    let service = Service::per_connection(|peer| {
+        let certs = peer.credentials::<netref::tls::PeerCertificates>().map_or(0, |c| c.0.len());
+        Object::builder("demo.Who").method("certs", move || certs).build()
+    });
+    let server = netref::Server::builder(service)
+        .tls(server_tls)
+        .handshake_timeout(PROMPTLY)
+        .authenticator(|info| {
+            let certs =
+                info.credentials.as_ref().and_then(|c| c.clone().downcast::<netref::tls::PeerCertificates>().ok());
+            match certs {
+                Some(c) if !c.0.is_empty() => Ok(None),
+                _ => Err("no client certificate".into()),
+            }
+        })
+        .bind_tcp("127.0.0.1:0")
+        .await
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    let good = ca.client_config().with_client_cert(client_chain, client_key).unwrap();
+    let peer = connect_tls(addr, "localhost", &good, Service::void(), Config::default(), PROMPTLY).await.unwrap();
+    let n: usize = peer.root().await.unwrap().call_method("certs", ()).await.unwrap();
+    assert_eq!(n, 1);
+    // A client whose CA the server does not trust is refused; the server serves on.
+    let other = Ca::new("someone else");
+    let (chain, key) = other.issue(&["intruder"], ExtendedKeyUsagePurpose::ClientAuth);
+    let bad = ca.client_config().with_client_cert(chain, key).unwrap();
+    let refused = connect_tls(addr, "localhost", &bad, Service::void(), Config::default(), PROMPTLY).await;
+    assert!(refused.is_err(), "an untrusted client certificate must be refused");
+    server.wait_connections(|n| n == 1).await;
+    let n: usize = peer.root().await.unwrap().call_method("certs", ()).await.unwrap();
+    assert_eq!(n, 1);
+    peer.close().await;
+    server.shutdown(PROMPTLY).await;
+}
