@@ -138,8 +138,21 @@ impl ConnShared {
         let (result, completer) = AsyncResult::pending(self.config.request_timeout);
         // If the actor is gone the message is dropped, and the completer's drop settles the
         // result with ConnectionClosed.
-        self.addr.do_send(actor::Submit { handle, args, completer });
+        self.addr.do_send(actor::Submit { handle, args, completer, one_way: false });
         result
+    }
+
+    /// Sends a one-way request (`Notify`): no reply, no pending entry. Fails only if the
+    /// connection is already closed; ordered with every other request of this connection.
+    pub(crate) fn notify(self: &Arc<Self>, handle: Handle, args: Value) -> Result<(), Error> {
+        if self.is_closed() {
+            return Err(self.closed_error());
+        }
+        let (result, completer) = AsyncResult::<Value>::pending(None);
+        // Nobody awaits it: a callback keeps the drop from cancelling it.
+        result.add_callback(|_| {});
+        self.addr.do_send(actor::Submit { handle, args, completer, one_way: true });
+        Ok(())
     }
 
     pub(crate) fn proxy_dropped(&self, instance_id: u64, generation: u64) {
@@ -229,6 +242,12 @@ impl Peer {
     /// The peer's root object (HANDLE_GETROOT).
     pub fn root(&self) -> AsyncResult<NetRef> {
         self.shared.submit(Handle::GetRoot, Value::Tuple(Vec::new()))
+    }
+
+    /// The object the peer exports under `name` (HANDLE_GETROOT with a name); a
+    /// `builtins.LookupError` remote error names the exports when there is none.
+    pub fn lookup(&self, name: &str) -> AsyncResult<NetRef> {
+        self.shared.submit(Handle::GetRoot, Value::Tuple(vec![Value::Str(name.to_owned())]))
     }
 
     /// Sends `data` and gets it back (HANDLE_PING).

@@ -102,6 +102,10 @@ pub mod kinds {
     pub const PANIC: &str = "netref.Panic";
     /// The serving side's policy refuses the operation.
     pub const ACCESS_DENIED: &str = "builtins.PermissionError";
+    /// A name that is not exported, or a lookup of the wrong type.
+    pub const LOOKUP_ERROR: &str = "builtins.LookupError";
+    /// The remote actor stopped.
+    pub const ACTOR_STOPPED: &str = "netref.ActorStopped";
     /// A generic failure of user code.
     pub const RUNTIME_ERROR: &str = "builtins.RuntimeError";
 }

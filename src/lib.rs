@@ -28,6 +28,7 @@ pub mod error;
 pub mod netref;
 pub mod object;
 pub mod protocol;
+pub mod remote_actor;
 pub mod runtime;
 pub mod server;
 pub mod service;
@@ -42,6 +43,7 @@ pub use error::{Error, ProtocolError, RemoteError};
 pub use netref::NetRef;
 pub use object::{AccessPolicy, Object, ObjectBuilder};
 pub use protocol::{Frame, Handle};
+pub use remote_actor::{expose, ActorRef, RemoteActor, RemoteMessage, Spawner};
 pub use runtime::{blocking::BlockingClient, Runtime};
 pub use server::{ListenAddr, Server, ServerBuilder};
 pub use service::Service;
@@ -50,7 +52,14 @@ pub use transport::{
     connect_pair, connect_pair_with, connect_stream, connect_stream_with, connect_tcp, connect_unix, from_tcp,
     from_tcp_with, serve_tcp,
 };
-pub use value::{from_value, to_value, BigInt, ConvertError, Data, IdPack, RefLabel, Value, WireRef};
+pub use value::{from_value, BigInt, ConvertError, Data, IdPack, RefLabel, Value, WireRef};
+
+/// Converts any serde value to a [`Value`], the form arguments and results take on the wire.
+/// Objects and netrefs inside it stay references. (`netref::value::to_value` is the same,
+/// generic over the reference type.)
+pub fn to_value<T: serde::Serialize + ?Sized>(value: &T) -> Result<Value, ConvertError> {
+    value::to_value(value)
+}
 
 /// The names most programs need: `use netref::prelude::*;`.
 pub mod prelude {

@@ -158,6 +158,23 @@ impl NetRef {
         )
     }
 
+    /// Calls method `name` one way (a `Notify` frame): the peer runs it but sends no reply, not
+    /// even an error (it logs errors). Requests on one connection keep their order, so
+    /// one-way calls and calls to the same object are served in the order they were made.
+    /// Fails only if the arguments do not convert or the connection is closed.
+    pub fn notify_method(&self, name: &str, args: impl Serialize) -> Result<(), Error> {
+        let mut items =
+            vec![Value::Ref(self.clone()), Value::Str(name.to_owned()), Value::Tuple(positional(&args)?), Value::None];
+        match &*self.0 {
+            RefInner::Remote(r) => r.conn.notify(Handle::CallAttr, Value::Tuple(std::mem::take(&mut items))),
+            RefInner::Local(_) => {
+                let result = local_request::<Value>(Handle::CallAttr, items);
+                result.add_callback(|_| {});
+                Ok(())
+            }
+        }
+    }
+
     /// Calls method `name` with keyword arguments (`kwargs` serializes to a map or struct).
     pub fn call_method_kw<T>(&self, name: &str, args: impl Serialize, kwargs: impl Serialize) -> AsyncResult<T> {
         let extra = positional(&args).and_then(|a| {

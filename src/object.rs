@@ -77,6 +77,7 @@ pub(crate) struct ObjectInner {
     pub(crate) compare: Option<CompareFn>,
     pub(crate) obtain: Option<Getter>,
     pub(crate) instance_of: Vec<String>,
+    pub(crate) payload: Option<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 impl Object {
@@ -99,6 +100,7 @@ impl Object {
                 compare: None,
                 obtain: None,
                 instance_of: Vec::new(),
+                payload: None,
             },
             exposed_prefix: "exposed_".to_owned(),
         }
@@ -162,6 +164,11 @@ impl Object {
             class_id: self.inner.class_id,
             instance_id: self.inner.instance_id,
         }
+    }
+
+    /// The value attached with [`ObjectBuilder::payload`], if it is a `T`.
+    pub fn payload<T: std::any::Any + Send + Sync>(&self) -> Option<&T> {
+        self.inner.payload.as_deref()?.downcast_ref::<T>()
     }
 
     /// Whether two handles are the same object.
@@ -364,6 +371,13 @@ impl ObjectBuilder {
     /// Declares that the object is also an instance of `type_name` (for HANDLE_INSTANCECHECK).
     pub fn instance_of(mut self, type_name: impl Into<String>) -> Self {
         self.inner.instance_of.push(type_name.into());
+        self
+    }
+
+    /// Attaches a value to the object, for this side's own use (peers never see it): e.g. the
+    /// actor address behind an exposed actor, found again when its netref comes back.
+    pub fn payload<T: std::any::Any + Send + Sync>(mut self, value: T) -> Self {
+        self.inner.payload = Some(Arc::new(value));
         self
     }
 

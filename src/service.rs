@@ -1,6 +1,6 @@
 //! [`Service`]: what a connection exposes as its root, and hooks for connect and disconnect.
 
-use std::{fmt, sync::Arc};
+use std::{collections::BTreeMap, fmt, sync::Arc};
 
 use crate::{connection::Peer, object::Object};
 
@@ -17,6 +17,7 @@ pub struct Service {
     root: RootFactory,
     on_connect: Option<Hook>,
     on_disconnect: Option<Hook>,
+    names: Arc<BTreeMap<String, Object>>,
 }
 
 impl fmt::Debug for Service {
@@ -24,6 +25,7 @@ impl fmt::Debug for Service {
         f.debug_struct("Service")
             .field("on_connect", &self.on_connect.is_some())
             .field("on_disconnect", &self.on_disconnect.is_some())
+            .field("names", &self.names.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
@@ -37,18 +39,35 @@ impl Default for Service {
 impl Service {
     /// One root object shared by every connection.
     pub fn shared(root: Object) -> Self {
-        Service { root: Arc::new(move |_| root.clone()), on_connect: None, on_disconnect: None }
+        Service { root: Arc::new(move |_| root.clone()), on_connect: None, on_disconnect: None, names: Arc::default() }
     }
 
     /// A root built for each connection by `factory`.
     pub fn per_connection(factory: impl Fn(&Peer) -> Object + Send + Sync + 'static) -> Self {
-        Service { root: Arc::new(factory), on_connect: None, on_disconnect: None }
+        Service { root: Arc::new(factory), on_connect: None, on_disconnect: None, names: Arc::default() }
     }
 
     /// Exposes nothing (RPyC's `VoidService`): the default for clients.
     pub fn void() -> Self {
         let root = Object::builder("netref.VoidService").build();
         Service::shared(root)
+    }
+
+    /// Exposes `object` under `name`: a peer gets it with [`Peer::lookup`] (HANDLE_GETROOT with
+    /// a name). Named exports are shared by every connection and pinned while it lasts.
+    pub fn export(mut self, name: impl Into<String>, object: impl Into<Object>) -> Self {
+        Arc::make_mut(&mut self.names).insert(name.into(), object.into());
+        self
+    }
+
+    /// The named export `name`.
+    pub(crate) fn named(&self, name: &str) -> Option<&Object> {
+        self.names.get(name)
+    }
+
+    /// The names exported.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.names.keys().map(String::as_str)
     }
 
     /// Runs `hook` when a connection starts, before any request is served.

@@ -97,6 +97,8 @@ pub struct Connection {
     /// The peer sent `Close`: it will answer what it already received, then hang up; we keep
     /// reading its replies.
     peer_closing: bool,
+    /// One-way requests still running (they count against `max_concurrent_requests`).
+    one_way_running: usize,
     span: tracing::Span,
 }
 
@@ -148,6 +150,7 @@ impl Connection {
                 release_scheduled: false,
                 last_seen: Instant::now(),
                 peer_closing: false,
+                one_way_running: 0,
                 span,
             };
             let limits = Limits {
@@ -214,7 +217,7 @@ impl Connection {
     }
 
     fn update_gate(&self) {
-        let busy = self.inbound.len() >= self.config.max_concurrent_requests
+        let busy = self.inbound.len() + self.one_way_running >= self.config.max_concurrent_requests
             || self.queued_bytes() > self.config.max_write_buffer
             || (self.state != State::Open && !self.peer_closing);
         if busy != self.gate.is_shut() {
@@ -253,8 +256,13 @@ impl Connection {
     }
 
     fn start_request(&mut self, msg: Submit, ctx: &mut Context<Self>) {
-        let Submit { handle, args, completer } = msg;
+        let Submit { handle, args, completer, one_way } = msg;
         if completer.shared.is_settled() {
+            return;
+        }
+        if one_way {
+            let sent = self.write_frame(&Frame::Notify { handle, args }, ctx);
+            completer.settle(sent.map(|()| Value::None));
             return;
         }
         let seq = self.next_seq;
@@ -364,6 +372,11 @@ impl Connection {
             }
             Frame::Reply { seq, value } => self.settle(seq, Ok(value), ctx),
             Frame::Exception { seq, error } => self.settle(seq, Err(Error::Remote(error)), ctx),
+            Frame::Notify { handle, args } => {
+                if self.state == State::Open {
+                    self.serve_one_way(handle, args, ctx);
+                }
+            }
             Frame::Cancel { seq } => {
                 if let Some(handle) = self.inbound.remove(&seq) {
                     debug!(parent: &self.span, seq, "peer cancelled a request");
@@ -415,7 +428,30 @@ impl Connection {
         };
         match handle {
             Handle::Ping => self.reply(seq, Ok(items.into_iter().next().unwrap_or(Value::None)), ctx),
-            Handle::GetRoot => self.reply(seq, Ok(Value::Ref(NetRef::from(self.root.clone()))), ctx),
+            Handle::GetRoot => {
+                let r = match items.first() {
+                    None | Some(Value::None) => Ok(Value::Ref(NetRef::from(self.root.clone()))),
+                    Some(Value::Str(name)) => match self.service.named(name) {
+                        Some(object) => {
+                            let object = object.clone();
+                            self.exports.pin(&object);
+                            Ok(Value::Ref(NetRef::from(object)))
+                        }
+                        None => {
+                            let known: Vec<&str> = self.service.names().collect();
+                            Err(RemoteError::new(
+                                kinds::LOOKUP_ERROR,
+                                format!("no export named '{name}' (exported: {})", known.join(", ")),
+                            ))
+                        }
+                    },
+                    Some(other) => Err(RemoteError::new(
+                        kinds::TYPE_ERROR,
+                        format!("an export name must be a string, not {}", other.kind()),
+                    )),
+                };
+                self.reply(seq, r, ctx);
+            }
             Handle::Close => {
                 self.reply(seq, Ok(Value::None), ctx);
                 let grace = self.config.close_grace;
@@ -500,6 +536,48 @@ impl Connection {
                 }));
                 self.inbound.insert(seq, handle);
                 self.update_gate();
+            }
+        }
+    }
+
+    /// Serves a `Notify`: like a request, but the outcome is only logged. Dispatch happens now,
+    /// in frame order, so one-way messages to an actor keep their order.
+    fn serve_one_way(&mut self, handle: Handle, args: Value, ctx: &mut Context<Self>) {
+        let items = match args {
+            Value::Tuple(items) => items,
+            Value::None => Vec::new(),
+            other => vec![other],
+        };
+        let object = match items.first() {
+            Some(Value::Ref(r)) => r.type_name().to_owned(),
+            _ => String::new(),
+        };
+        let policy = &self.config.policy;
+        let fut: MethodFuture = match std::panic::catch_unwind(AssertUnwindSafe(|| dispatch(handle, items, policy))) {
+            Ok(fut) => fut,
+            Err(panic) => futures::future::ready(Err(panic_error(&object, panic))).boxed(),
+        };
+        let object_for_panic = object.clone();
+        let mut fut = AssertUnwindSafe(fut)
+            .catch_unwind()
+            .map(move |r| r.unwrap_or_else(|panic| Err(panic_error(&object_for_panic, panic))))
+            .boxed();
+        let span = self.span.clone();
+        let mut cx = TaskContext::from_waker(futures::task::noop_waker_ref());
+        match fut.as_mut().poll(&mut cx) {
+            Poll::Ready(Ok(_)) => {}
+            Poll::Ready(Err(e)) => debug!(parent: &span, %handle, %object, error = %e, "one-way request failed"),
+            Poll::Pending => {
+                self.one_way_running += 1;
+                self.update_gate();
+                ctx.spawn(wrap_future::<_, Self>(fut).map(move |r, act, ctx| {
+                    act.one_way_running -= 1;
+                    if let Err(e) = r {
+                        debug!(parent: &span, %handle, %object, error = %e, "one-way request failed");
+                    }
+                    act.update_gate();
+                    act.maybe_finish_close(ctx);
+                }));
             }
         }
     }
@@ -600,7 +678,10 @@ impl Connection {
             let (result, completer) = crate::AsyncResult::<Value>::pending(Some(limit));
             // Nobody awaits a heartbeat: the callback keeps it from being cancelled on drop.
             result.add_callback(|_| {});
-            self.submit(Submit { handle: Handle::Ping, args: Value::Tuple(vec![Value::None]), completer }, ctx);
+            self.submit(
+                Submit { handle: Handle::Ping, args: Value::Tuple(vec![Value::None]), completer, one_way: false },
+                ctx,
+            );
         }
     }
 
@@ -743,6 +824,9 @@ pub(crate) struct Submit {
     pub(crate) handle: Handle,
     pub(crate) args: Value,
     pub(crate) completer: Completer,
+    /// Send as a one-way `Notify`: no pending entry, no reply; the completer settles with
+    /// `None` once the frame is queued.
+    pub(crate) one_way: bool,
 }
 
 impl Message for Submit {
@@ -893,7 +977,7 @@ impl Connection {
         ctx: &mut Context<Self>,
     ) -> crate::AsyncResult<Value> {
         let (result, completer) = crate::AsyncResult::pending(self.config.request_timeout);
-        self.submit(Submit { handle, args, completer }, ctx);
+        self.submit(Submit { handle, args, completer, one_way: false }, ctx);
         result
     }
 }

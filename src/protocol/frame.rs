@@ -61,6 +61,14 @@ pub enum Frame<R> {
         /// Why, for the peer's logs.
         reason: String,
     },
+    /// A one-way request: served like `Request`, but never answered — not even with an
+    /// exception (errors are logged by the receiver). Used for fire-and-forget messages.
+    Notify {
+        /// What to do.
+        handle: Handle,
+        /// The arguments, boxed.
+        args: Value<R>,
+    },
 }
 
 impl<R> Frame<R> {
@@ -74,6 +82,7 @@ impl<R> Frame<R> {
             Frame::Cancel { .. } => "Cancel",
             Frame::Release { .. } => "Release",
             Frame::Close { .. } => "Close",
+            Frame::Notify { .. } => "Notify",
         }
     }
 }

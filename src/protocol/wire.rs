@@ -196,6 +196,12 @@ impl<R, B: RefBoxer<R>> Serialize for FrameSer<'_, R, B> {
                 v.serialize_field("reason", reason)?;
                 v.end()
             }
+            Frame::Notify { handle, args } => {
+                let mut v = s.serialize_struct_variant("Frame", 7, "Notify", 2)?;
+                v.serialize_field("handle", &(*handle as u8))?;
+                v.serialize_field("args", &BoxedSer { value: args, ctx: self.ctx })?;
+                v.end()
+            }
         }
     }
 }
@@ -472,7 +478,7 @@ impl<'de, U: RefUnboxer> Visitor<'de> for FrameSeed<'_, '_, U> {
         let (kind, variant): (u32, _) = data.variant()?;
         match kind {
             0 => variant.newtype_variant::<Hello>().map(Frame::Hello),
-            1..=6 => variant.tuple_variant(4, FrameBody { kind, ctx: self.ctx }),
+            1..=7 => variant.tuple_variant(4, FrameBody { kind, ctx: self.ctx }),
             _ => Err(self.ctx.fail(ProtocolError::UnknownFrameKind(kind))),
         }
     }
@@ -507,7 +513,12 @@ impl<'de, U: RefUnboxer> Visitor<'de> for FrameBody<'_, '_, U> {
                 let refs: Vec<(u64, u64)> = next(&mut seq)?;
                 Frame::Release { refs }
             }
-            _ => Frame::Close { reason: next(&mut seq)? },
+            6 => Frame::Close { reason: next(&mut seq)? },
+            _ => {
+                let handle = Handle::try_from(next::<_, u8>(&mut seq)?).map_err(|e| ctx.fail(e.into()))?;
+                let args = next_seed(&mut seq, BoxedSeed { ctx, depth: 0 })?;
+                Frame::Notify { handle, args }
+            }
         })
     }
 }
