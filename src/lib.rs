@@ -1,24 +1,4 @@
-//! netref: transparent network references for actix programs.
-//!
-//! A program exposes [`Object`]s; a peer reaches each one through a [`NetRef`], a handle that
-//! behaves like an actor address: get and set attributes, call methods, pass callbacks the other
-//! way, and get results as an [`AsyncResult`] — awaited, waited on, or with callbacks and expiry.
-//! Each connection is an actix actor ([`Connection`]); each request kind is a message type
-//! numbered like RPyC's `HANDLE_*` constants ([`connection::messages`]).
-//!
-//! ```
-//! use netref::prelude::*;
-//!
-//! #[actix_rt::main]
-//! async fn main() -> Result<(), netref::Error> {
-//!     let calculator = Object::builder("demo.Calculator").method("add", |a: i64, b: i64| a + b).build();
-//!     let (_server, client) = netref::connect_pair(Service::shared(calculator), Service::void());
-//!     let calc = client.root().await?;
-//!     let sum: i64 = calc.call_method("add", (1, 2)).await?;
-//!     assert_eq!(sum, 3);
-//!     Ok(())
-//! }
-//! ```
+#![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod async_result;
