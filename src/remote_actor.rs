@@ -287,10 +287,13 @@ impl<'de, A: RemoteActor> Deserialize<'de> for ActorRef<A> {
     }
 }
 
+/// Starts an actor from serde arguments and exposes it.
+type Factory = Arc<dyn Fn(Value) -> Result<Object, RemoteError> + Send + Sync>;
+
 /// Actor types a node is willing to start for its peers (remote spawn).
 #[derive(Clone, Default)]
 pub struct Spawner {
-    factories: std::collections::BTreeMap<String, Arc<dyn Fn(Value) -> Result<Object, RemoteError> + Send + Sync>>,
+    factories: std::collections::BTreeMap<String, Factory>,
 }
 
 impl fmt::Debug for Spawner {

@@ -66,7 +66,8 @@ impl RegistryClient {
 
     /// Registers `addr` under `name` for `ttl` (millisecond resolution), or refreshes it.
     pub async fn register(&self, name: &str, addr: &str, ttl: Duration) -> Result<(), Error> {
-        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        // Integers travel as i64: a larger TTL is clamped (and refused by the registry's maximum).
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).min(i64::MAX as u64);
         self.root.call_method("register", (name, addr, ttl_ms)).await
     }
 
@@ -207,7 +208,7 @@ pub async fn connect_by_service(
 
 async fn try_connect(addr: &str, service: Service, config: Config, timeout: Duration) -> Result<Peer, Error> {
     let peer = netref::connect_tcp(addr, service, config, timeout).await?;
-    let answered = tokio::time::timeout(timeout, peer.ping("netref_actors.connect_by_service").into_future()).await;
+    let answered = tokio::time::timeout(timeout, peer.ping("netref_actors.connect_by_service")).await;
     match answered {
         Ok(Ok(_)) => Ok(peer),
         Ok(Err(e)) => {

@@ -23,7 +23,9 @@ use super::{REGISTRY_FULL, TYPE_NAME};
 pub struct RegistryConfig {
     /// Most `(name, address)` entries at once, over all names. A registration that would add
     /// an entry past it fails with [`REGISTRY_FULL`]; refreshing an existing entry always
-    /// works. Default 10,000.
+    /// works. Default 10,000. `list` replies with the whole table in one frame: keep
+    /// `max_entries × (max_name_len + max_addr_len)` well under the connections'
+    /// `max_frame_len` (16 MiB by default).
     pub max_entries: usize,
     /// Longest service name, in bytes. Default 256.
     pub max_name_len: usize,
@@ -122,7 +124,7 @@ impl Table {
     /// The addresses of `name`, most recently registered first.
     fn addresses(entries: &[Entry]) -> Vec<String> {
         let mut sorted: Vec<&Entry> = entries.iter().collect();
-        sorted.sort_by(|a, b| b.seq.cmp(&a.seq));
+        sorted.sort_by_key(|e| std::cmp::Reverse(e.seq));
         sorted.into_iter().map(|e| e.addr.clone()).collect()
     }
 }
@@ -232,6 +234,10 @@ impl RegistryService {
     /// [`prune_interval`](RegistryConfig::prune_interval), on the current actix arbiter (or
     /// tokio `LocalSet`). It ends when the last handle to the registry is dropped. Calling it
     /// again does nothing.
+    ///
+    /// # Panics
+    ///
+    /// Outside an actix system (or a tokio `LocalSet`), as `actix_rt::spawn` does.
     pub fn spawn_pruner(&self) {
         if self.inner.pruner_started.swap(true, Ordering::AcqRel) {
             return;
@@ -369,7 +375,10 @@ impl RegistryService {
     fn check_addr(&self, addr: &str) -> Result<(), RemoteError> {
         let max = self.inner.config.max_addr_len;
         if addr.len() > max {
-            return Err(value_error(format!("the address is {} bytes long; the registry accepts at most {max}", addr.len())));
+            return Err(value_error(format!(
+                "the address is {} bytes long; the registry accepts at most {max}",
+                addr.len()
+            )));
         }
         let bad = |why: &str| value_error(format!("bad address {addr:?}: {why}; expected host:port"));
         if addr.chars().any(|c| c.is_whitespace() || c.is_control()) {
