@@ -76,6 +76,7 @@ pub(crate) struct ConnShared {
     pub(crate) config: Arc<Config>,
     closed: AtomicBool,
     stopped: AtomicBool,
+    greeted: AtomicBool,
     close_reason: Mutex<Option<Error>>,
     closed_notify: tokio::sync::Notify,
     inspect_cache: Mutex<HashMap<String, Arc<Vec<String>>>>,
@@ -90,6 +91,7 @@ impl ConnShared {
             config,
             closed: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
+            greeted: AtomicBool::new(false),
             close_reason: Mutex::new(None),
             closed_notify: tokio::sync::Notify::new(),
             inspect_cache: Mutex::new(HashMap::new()),
@@ -116,6 +118,12 @@ impl ConnShared {
         }
         self.closed.store(true, Ordering::Release);
         self.inspect_cache.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.closed_notify.notify_waiters();
+    }
+
+    /// The peer's `Hello` arrived and its version matched.
+    pub(crate) fn mark_greeted(&self) {
+        self.greeted.store(true, Ordering::Release);
         self.closed_notify.notify_waiters();
     }
 
@@ -278,6 +286,32 @@ impl Peer {
             self.shared.addr.do_send(actor::CloseNow { reason: reason.to_owned(), grace });
         }
         self.closed().await;
+    }
+
+    /// Resolves once the handshake is done (the peer's `Hello` arrived with our protocol
+    /// version), or fails with the reason the connection closed first (e.g. a version
+    /// mismatch). The `connect_*` functions wait for this before they return.
+    pub async fn ready(&self) -> Result<(), Error> {
+        loop {
+            let notified = self.shared.closed_notify.notified();
+            if self.shared.greeted.load(Ordering::Acquire) {
+                return Ok(());
+            }
+            if self.is_closed() || self.shared.is_stopped() {
+                return Err(self.shared.closed_error());
+            }
+            notified.await;
+        }
+    }
+
+    /// Starts a graceful close without waiting for it (for `Drop` impls and sync code);
+    /// [`closed`](Peer::closed) tells when it is done.
+    pub fn start_close(&self, reason: &str) {
+        if !self.is_closed() {
+            self.shared
+                .addr
+                .do_send(actor::CloseNow { reason: reason.to_owned(), grace: self.shared.config.close_grace });
+        }
     }
 
     /// Resolves when the connection has ended, for whatever reason: its actor stopped, replies

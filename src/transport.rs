@@ -75,10 +75,25 @@ pub async fn connect_tcp(
     config: Config,
     connect_timeout: Duration,
 ) -> Result<Peer, Error> {
+    let started = std::time::Instant::now();
     let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(addr))
         .await
         .map_err(|_| Error::Timeout(connect_timeout))??;
-    from_tcp(stream, service, config)
+    let peer = from_tcp(stream, service, config)?;
+    handshake(peer, connect_timeout.saturating_sub(started.elapsed())).await
+}
+
+/// Waits (up to `limit`) for the peer's `Hello`, so a returned connection is live and speaks
+/// our protocol version.
+async fn handshake(peer: Peer, limit: Duration) -> Result<Peer, Error> {
+    match tokio::time::timeout(limit, peer.ready()).await {
+        Ok(Ok(())) => Ok(peer),
+        Ok(Err(e)) => Err(e),
+        Err(_) => {
+            peer.start_close("no Hello from the server in time");
+            Err(Error::Timeout(limit))
+        }
+    }
 }
 
 /// Accepts connections on `listener` until `max_connections` have been accepted (`None`:
@@ -110,11 +125,13 @@ pub async fn connect_unix(
     connect_timeout: Duration,
 ) -> Result<Peer, Error> {
     let path = path.as_ref();
+    let started = std::time::Instant::now();
     let stream = tokio::time::timeout(connect_timeout, tokio::net::UnixStream::connect(path))
         .await
         .map_err(|_| Error::Timeout(connect_timeout))?
         .map_err(|e| Error::Io(format!("cannot connect to {}: {e}", path.display())))?;
     let (reader, writer) = stream.into_split();
     let info = ConnInfo::labelled(format!("unix:{}", path.display()));
-    Ok(Connection::start(Box::new(reader), Box::new(writer), service, config, info))
+    let peer = Connection::start(Box::new(reader), Box::new(writer), service, config, info);
+    handshake(peer, connect_timeout.saturating_sub(started.elapsed())).await
 }

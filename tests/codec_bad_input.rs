@@ -124,7 +124,7 @@ fn truncated_frame_waits_then_errors_at_eof() {
 
 #[test]
 fn unknown_frame_kind_is_a_typed_error() {
-    assert_eq!(decode_body(&[7]), Err(ProtocolError::UnknownFrameKind(7)));
+    assert_eq!(decode_body(&[8]), Err(ProtocolError::UnknownFrameKind(8)));
     assert_eq!(decode_body(&[0x80, 0x01]), Err(ProtocolError::UnknownFrameKind(128)));
 }
 

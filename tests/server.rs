@@ -115,8 +115,8 @@ async fn max_connections_refuses_the_excess() {
     let b = netref::connect_tcp(addr, Service::void(), Config::default(), T).await.unwrap();
     a.root().await.unwrap();
     b.root().await.unwrap();
-    let c = netref::connect_tcp(addr, Service::void(), Config::default(), T).await.unwrap();
-    let err = c.root().await.unwrap_err();
+    // The excess connection is closed at once: connecting (which waits for the handshake) fails.
+    let err = netref::connect_tcp(addr, Service::void(), Config::default(), T).await.unwrap_err();
     assert!(matches!(err, netref::Error::ConnectionClosed(_)), "{err}");
     assert_eq!(server.refused(), 1);
     a.close().await;
@@ -153,8 +153,8 @@ async fn authenticator_runs_first_and_sets_credentials() {
     let ok = netref::connect_tcp(addr, Service::void(), Config::default(), T).await.unwrap();
     let who: String = ok.root().await.unwrap().call_method("whoami", ()).await.unwrap();
     assert!(who.starts_with("user@127.0.0.1:"), "{who}");
-    let refused = netref::connect_tcp(addr, Service::void(), Config::default(), T).await.unwrap();
-    assert!(refused.root().await.is_err());
+    let refused = netref::connect_tcp(addr, Service::void(), Config::default(), T).await;
+    assert!(refused.is_err(), "a refused connection must not complete its handshake");
     assert_eq!(server.refused(), 1);
     server.shutdown(T).await;
 }
@@ -227,4 +227,29 @@ async fn heartbeat_keeps_an_answering_peer() {
     wait_until(T, "ten heartbeat intervals pass", || async { started.elapsed() > Duration::from_millis(200) }).await;
     assert!(!server.is_closed() && !client.is_closed(), "{:?} / {:?}", server.close_reason(), client.close_reason());
     assert_eq!(calc.call_method::<i64>("add", (1, 2)).await.unwrap(), 3);
+}
+
+#[actix_rt::test]
+async fn connecting_to_another_protocol_version_fails_at_connect() {
+    use tokio::io::AsyncWriteExt;
+    use tokio_util::codec::Encoder;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let fake = actix_rt::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut buf = bytes::BytesMut::new();
+        let hello: netref::Frame<netref::WireRef> = netref::Frame::Hello(netref::protocol::Hello {
+            version: netref::protocol::PROTOCOL_VERSION + 1,
+            features: 0,
+            limits: netref::protocol::Limits::default(),
+        });
+        netref::protocol::FrameCodec::new().encode(hello, &mut buf).unwrap();
+        s.write_all(&buf).await.unwrap();
+        // Keep the socket open until the client hangs up.
+        let mut sink = [0u8; 256];
+        while tokio::io::AsyncReadExt::read(&mut s, &mut sink).await.map_or(false, |n| n > 0) {}
+    });
+    let err = netref::connect_tcp(addr, Service::void(), Config::default(), T).await.unwrap_err();
+    assert!(matches!(err, netref::Error::Protocol(netref::ProtocolError::VersionMismatch { .. })), "{err}");
+    tokio::time::timeout(T, fake).await.unwrap().unwrap();
 }

@@ -362,6 +362,7 @@ impl Connection {
                 }
                 debug!(parent: &self.span, version = hello.version, "peer said hello");
                 self.peer_hello = Some(hello);
+                self.shared.mark_greeted();
             }
             Frame::Request { seq, handle, args, deadline } => {
                 if self.state == State::Open {
