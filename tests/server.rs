@@ -247,7 +247,7 @@ async fn connecting_to_another_protocol_version_fails_at_connect() {
         s.write_all(&buf).await.unwrap();
         // Keep the socket open until the client hangs up.
         let mut sink = [0u8; 256];
-        while tokio::io::AsyncReadExt::read(&mut s, &mut sink).await.map_or(false, |n| n > 0) {}
+        while tokio::io::AsyncReadExt::read(&mut s, &mut sink).await.is_ok_and(|n| n > 0) {}
     });
     let err = netref::connect_tcp(addr, Service::void(), Config::default(), T).await.unwrap_err();
     assert!(matches!(err, netref::Error::Protocol(netref::ProtocolError::VersionMismatch { .. })), "{err}");
