@@ -130,6 +130,11 @@ impl<A: RemoteActor> ActorExport<A> {
     pub fn build(self) -> Object {
         self.builder.build()
     }
+
+    /// The exposed actor as a typed reference, e.g. to send it to a peer in a message.
+    pub fn into_ref(self) -> ActorRef<A> {
+        ActorRef { netref: NetRef::from(self.build()), _actor: PhantomData }
+    }
 }
 
 impl<A: RemoteActor> From<ActorExport<A>> for Object {

@@ -130,7 +130,22 @@ async fn blocking_wait_from_a_plain_thread(t: Transport) {
     assert_eq!(again.unwrap(), 42);
 }
 
+async fn settled_requests_leave_no_deadline_behind(t: Transport) {
+    let (_s, client) = connect_default(t, Service::shared(calculator(Arc::default()))).await;
+    let calc = client.root().await.unwrap();
+    for i in 0..500 {
+        assert_eq!(calc.call_method::<i64>("add", (i, 1)).await.unwrap(), i + 1);
+    }
+    let results: Vec<_> = (0..500).map(|i| calc.call_method::<i64>("add", (i, 1))).collect();
+    for r in results {
+        r.await.unwrap();
+    }
+    let stats = client.stats().await.unwrap();
+    assert_eq!(stats.scheduled_expiries, 0, "settled requests must not keep their deadlines: {stats:?}");
+}
+
 over_both_transports!(
+    settled_requests_leave_no_deadline_behind,
     ready_and_callbacks,
     errors_are_ready_and_error,
     expiry_times_out_cancels_and_frees,

@@ -6,7 +6,7 @@
 
 use std::{
     cell::RefCell,
-    collections::{BTreeSet, HashMap, VecDeque},
+    collections::{BTreeSet, VecDeque},
     panic::AssertUnwindSafe,
     rc::Rc,
     sync::Arc,
@@ -27,7 +27,7 @@ use tracing::{debug, trace, warn, Instrument};
 use super::{
     boxing::{Boxer, ImportCache, Unboxer},
     io::{Bodies, Gate, Gated},
-    next_connection_id, ConnInfo, ConnShared, Peer,
+    next_connection_id, ConnInfo, ConnShared, Peer, SeqMap,
 };
 use crate::{
     async_result::{Completer, ResultOwner, Shared},
@@ -67,6 +67,8 @@ pub struct ConnStats {
     pub inbound: usize,
     /// Bytes queued for writing.
     pub write_buffer: usize,
+    /// Expiry deadlines scheduled for outbound requests.
+    pub scheduled_expiries: usize,
 }
 
 /// The actor behind one connection. Users reach it through [`Peer`] and [`NetRef`]; its
@@ -82,11 +84,11 @@ pub struct Connection {
     exports: ExportTable,
     imports: ImportCache,
     next_seq: u64,
-    pending: HashMap<u64, Completer>,
+    pending: SeqMap<Completer>,
     deadlines: BTreeSet<(Instant, u64)>,
     timer: Option<(Instant, SpawnHandle)>,
     backlog: VecDeque<Submit>,
-    inbound: HashMap<u64, SpawnHandle>,
+    inbound: SeqMap<SpawnHandle>,
     gate: Rc<Gate>,
     out: BytesMut,
     writer: Option<BoxWrite>,
@@ -138,11 +140,11 @@ impl Connection {
                 exports,
                 imports: ImportCache::default(),
                 next_seq: 0,
-                pending: HashMap::new(),
+                pending: SeqMap::default(),
                 deadlines: BTreeSet::new(),
                 timer: None,
                 backlog: VecDeque::new(),
-                inbound: HashMap::new(),
+                inbound: SeqMap::default(),
                 gate,
                 out: BytesMut::with_capacity(8 * 1024),
                 writer: Some(writer),
@@ -410,6 +412,9 @@ impl Connection {
     fn settle(&mut self, seq: u64, outcome: Result<Value, Error>, ctx: &mut Context<Self>) {
         match self.pending.remove(&seq) {
             Some(completer) => {
+                if let Some(at) = completer.shared.expiry() {
+                    self.deadlines.remove(&(at, seq));
+                }
                 completer.settle(outcome);
                 self.drain_backlog(ctx);
                 self.maybe_finish_close(ctx);
@@ -876,6 +881,9 @@ impl Handler<CancelOutbound> for Connection {
         match msg.0.seq() {
             Some(seq) => {
                 if let Some(completer) = self.pending.remove(&seq) {
+                    if let Some(at) = completer.shared.expiry() {
+                        self.deadlines.remove(&(at, seq));
+                    }
                     completer.settle(Err(Error::ConnectionClosed("cancelled".into())));
                     if self.state == State::Open {
                         let _ = self.write_frame(&Frame::Cancel { seq }, ctx);
@@ -965,6 +973,7 @@ impl Handler<GetStats> for Connection {
             queued: self.backlog.len(),
             inbound: self.inbound.len(),
             write_buffer: self.queued_bytes(),
+            scheduled_expiries: self.deadlines.len(),
         })
     }
 }
