@@ -125,7 +125,7 @@ impl Connection {
             let root = service.root_for(&peer);
             let codec = FrameCodec::with_limits(config.max_frame_len, config.decode_limits);
             let gate = Rc::new(Gate::default());
-            let frames = FramedRead::new(reader, Bodies(codec.clone()));
+            let frames = FramedRead::with_capacity(reader, Bodies(codec.clone()), 512);
             ctx.add_stream(Gated { inner: frames, gate: gate.clone() });
             let mut exports = ExportTable::new(config.max_exports);
             exports.pin(&root);
@@ -146,7 +146,7 @@ impl Connection {
                 backlog: VecDeque::new(),
                 inbound: SeqMap::default(),
                 gate,
-                out: BytesMut::with_capacity(8 * 1024),
+                out: BytesMut::new(),
                 writer: Some(writer),
                 writing: 0,
                 release_scheduled: false,
