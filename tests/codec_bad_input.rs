@@ -204,3 +204,26 @@ fn invalid_utf8_and_bad_bigint_are_errors() {
     // Reply, LABEL_VALUE, TAG_BIGINT, "007".
     assert!(matches!(decode_body(&[2, 0, 1, 3, 3, b'0', b'0', b'7']), Err(ProtocolError::Malformed(_))));
 }
+
+#[test]
+fn the_value_budget_counts_each_value_once() {
+    let limits = DecodeLimits { max_depth: 64, max_values: 1000 };
+    // A reply holding a plain list of 600 Nones: 601 values, within a budget of 1000.
+    let mut body = vec![2, 0, 1, 9, 0xd8, 0x04];
+    body.extend(std::iter::repeat_n(0, 600));
+    let frame = decode_frame(&Bytes::from(body), &limits, &WireRefs).expect("600 values fit a budget of 1000");
+    assert!(matches!(frame, Frame::Reply { value: Value::List(items), .. } if items.len() == 600));
+}
+
+#[test]
+fn release_pairs_count_against_the_value_budget() {
+    let limits = DecodeLimits { max_depth: 64, max_values: 1000 };
+    // Release with 2,000 (id, count) pairs: 4,000 values.
+    let mut body = vec![5, 0xd0, 0x0f];
+    for i in 0..2000u32 {
+        body.push((i % 100) as u8);
+        body.push(1);
+    }
+    let err = decode_frame(&Bytes::from(body), &limits, &WireRefs).unwrap_err();
+    assert_eq!(err, ProtocolError::TooManyValues { max: 1000 });
+}

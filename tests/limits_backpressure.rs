@@ -103,3 +103,17 @@ async fn exports_are_capped() {
     assert!(err.to_string().contains("max_exports"), "{err}");
     assert_eq!(root.call_method::<Vec<NetRef>>("make", (1usize,)).await.unwrap().len(), 1);
 }
+
+#[actix_rt::test]
+async fn frames_above_the_peers_limit_fail_only_that_call() {
+    let service =
+        Service::shared(Object::builder("demo.Echo").method("echo", |b: serde_bytes::ByteBuf| b.len()).build());
+    let (_server, client) =
+        netref::connect_pair_with(service, Config::default().max_frame_len(4096), Service::void(), Config::default());
+    let root = client.root().await.unwrap();
+    let big = serde_bytes::ByteBuf::from(vec![0u8; 8192]);
+    let err = root.call_method::<usize>("echo", (big,)).await.unwrap_err();
+    assert!(matches!(err, netref::Error::Protocol(netref::ProtocolError::FrameTooLarge { max: 4096, .. })), "{err}");
+    let small = serde_bytes::ByteBuf::from(vec![0u8; 1024]);
+    assert_eq!(root.call_method::<usize>("echo", (small,)).await.unwrap(), 1024, "the connection lives on");
+}

@@ -176,9 +176,21 @@ impl Connection {
     fn write_frame(&mut self, frame: &Frame<NetRef>, ctx: &mut Context<Self>) -> Result<(), Error> {
         let boxer =
             Boxer { conn_id: self.shared.id, exports: RefCell::new(&mut self.exports), counted: RefCell::default() };
+        let start = self.out.len();
         if let Err(e) = self.codec.encode_with(frame, &boxer, &mut self.out) {
             boxer.roll_back();
             return Err(e.into());
+        }
+        // Never send more than the peer said it accepts: that would close the connection.
+        if let Some(limit) =
+            self.peer_hello.as_ref().map(|h| usize::try_from(h.limits.max_frame_len).unwrap_or(usize::MAX))
+        {
+            let len = self.out.len() - start - 4;
+            if len > limit {
+                self.out.truncate(start);
+                boxer.roll_back();
+                return Err(ProtocolError::FrameTooLarge { len, max: limit }.into());
+            }
         }
         self.kick_writer(ctx);
         Ok(())

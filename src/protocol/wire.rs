@@ -421,6 +421,16 @@ impl<U> DecodeCtx<'_, U> {
         E::custom(text)
     }
 
+    /// Refuses a container announcing more items than the whole frame may hold (before any
+    /// allocation); its items are then counted one by one as they are read.
+    fn check_announced<E: de::Error>(&self, n: u64) -> Result<(), E> {
+        if usize::try_from(n).map_or(true, |n| n > self.limits.max_values) {
+            Err(self.fail(ProtocolError::TooManyValues { max: self.limits.max_values }))
+        } else {
+            Ok(())
+        }
+    }
+
     /// Counts `n` more values against the frame's budget.
     fn count<E: de::Error>(&self, n: u64) -> Result<(), E> {
         let total = usize::try_from(n).ok().and_then(|n| n.checked_add(self.values.get()));
@@ -509,10 +519,7 @@ impl<'de, U: RefUnboxer> Visitor<'de> for FrameBody<'_, '_, U> {
             2 => Frame::Reply { seq: next(&mut seq)?, value: next_seed(&mut seq, BoxedSeed { ctx, depth: 0 })? },
             3 => Frame::Exception { seq: next(&mut seq)?, error: next_seed(&mut seq, ErrorSeed { ctx })? },
             4 => Frame::Cancel { seq: next(&mut seq)? },
-            5 => {
-                let refs: Vec<(u64, u64)> = next(&mut seq)?;
-                Frame::Release { refs }
-            }
+            5 => Frame::Release { refs: next_seed(&mut seq, ReleaseSeed { ctx })? },
             6 => Frame::Close { reason: next(&mut seq)? },
             _ => {
                 let handle = Handle::try_from(next::<_, u8>(&mut seq)?).map_err(|e| ctx.fail(e.into()))?;
@@ -520,6 +527,38 @@ impl<'de, U: RefUnboxer> Visitor<'de> for FrameBody<'_, '_, U> {
                 Frame::Notify { handle, args }
             }
         })
+    }
+}
+
+/// Release pairs, counted against `max_values` like any other value.
+struct ReleaseSeed<'a, 'c, U> {
+    ctx: &'a DecodeCtx<'c, U>,
+}
+
+impl<'de, U> DeserializeSeed<'de> for ReleaseSeed<'_, '_, U> {
+    type Value = Vec<(u64, u64)>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de, U> Visitor<'de> for ReleaseSeed<'_, '_, U> {
+    type Value = Vec<(u64, u64)>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("release pairs")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let n = seq.size_hint().unwrap_or(0) as u64;
+        self.ctx.check_announced(n.saturating_mul(2))?;
+        let mut refs = Vec::with_capacity(cautious(n));
+        while let Some(pair) = seq.next_element::<(u64, u64)>()? {
+            self.ctx.count(2)?;
+            refs.push(pair);
+        }
+        Ok(refs)
     }
 }
 
@@ -606,7 +645,8 @@ impl<'de, U: RefUnboxer> Visitor<'de> for BoxedSeed<'_, '_, U> {
             }
             LABEL_TUPLE | LABEL_LIST => {
                 let n: u64 = next(&mut seq)?;
-                ctx.count(n.saturating_add(1))?;
+                ctx.check_announced(n)?;
+                ctx.count(1)?;
                 let mut items = Vec::with_capacity(cautious(n));
                 for _ in 0..n {
                     items.push(next_seed(&mut seq, child())?);
@@ -615,7 +655,8 @@ impl<'de, U: RefUnboxer> Visitor<'de> for BoxedSeed<'_, '_, U> {
             }
             LABEL_MAP => {
                 let n: u64 = next(&mut seq)?;
-                ctx.count(n.saturating_mul(2).saturating_add(1))?;
+                ctx.check_announced(n.saturating_mul(2))?;
+                ctx.count(1)?;
                 let mut pairs = Vec::with_capacity(cautious(n));
                 for _ in 0..n {
                     let k = next_seed(&mut seq, child())?;
@@ -684,7 +725,7 @@ impl<'de, U, R> Visitor<'de> for PlainSeed<'_, '_, U, R> {
             TAG_BYTES => Value::Bytes(next_seed(&mut seq, BytesSeed { src: ctx.src })?),
             TAG_TUPLE | TAG_LIST => {
                 let n: u64 = next(&mut seq)?;
-                ctx.count(n)?;
+                ctx.check_announced(n)?;
                 let mut items = Vec::with_capacity(cautious(n));
                 for _ in 0..n {
                     items.push(next_seed(&mut seq, child())?);
@@ -697,7 +738,7 @@ impl<'de, U, R> Visitor<'de> for PlainSeed<'_, '_, U, R> {
             }
             TAG_MAP => {
                 let n: u64 = next(&mut seq)?;
-                ctx.count(n.saturating_mul(2))?;
+                ctx.check_announced(n.saturating_mul(2))?;
                 let mut pairs = Vec::with_capacity(cautious(n));
                 for _ in 0..n {
                     let k = next_seed(&mut seq, child())?;
