@@ -227,3 +227,25 @@ fn release_pairs_count_against_the_value_budget() {
     let err = decode_frame(&Bytes::from(body), &limits, &WireRefs).unwrap_err();
     assert_eq!(err, ProtocolError::TooManyValues { max: 1000 });
 }
+
+#[test]
+fn the_encoder_refuses_values_the_decoder_would_refuse() {
+    let mut deep: Value<WireRef> = Value::None;
+    for _ in 0..(DecodeLimits::default().max_depth + 5) {
+        deep = Value::Tuple(vec![deep]);
+    }
+    let frame: Frame<WireRef> = Frame::Reply { seq: 1, value: deep };
+    let mut buf = BytesMut::from(&b"keep"[..]);
+    let err = FrameCodec::new().encode(&frame, &mut buf).unwrap_err();
+    assert_eq!(err, ProtocolError::TooDeep { max: DecodeLimits::default().max_depth });
+    assert_eq!(&buf[..], b"keep");
+    // Exactly at the limit it encodes and decodes.
+    let mut ok: Value<WireRef> = Value::None;
+    for _ in 0..DecodeLimits::default().max_depth {
+        ok = Value::Tuple(vec![ok]);
+    }
+    let frame: Frame<WireRef> = Frame::Reply { seq: 1, value: ok };
+    let mut buf = BytesMut::new();
+    FrameCodec::new().encode(&frame, &mut buf).unwrap();
+    assert_eq!(FrameCodec::new().decode(&mut buf).unwrap(), Some(frame));
+}

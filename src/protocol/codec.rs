@@ -7,7 +7,10 @@ use super::{
     wire::{decode_frame, encode_frame, DecodeLimits, RefBoxer, RefUnboxer, WireRefs},
     DEFAULT_MAX_FRAME_LEN,
 };
-use crate::{value::WireRef, Frame, ProtocolError};
+use crate::{
+    value::{Value, WireRef},
+    Frame, ProtocolError,
+};
 
 const HEADER_LEN: usize = 4;
 
@@ -105,6 +108,17 @@ impl FrameCodec {
         boxer: &B,
         dst: &mut BytesMut,
     ) -> Result<(), ProtocolError> {
+        // The peer would refuse a value nested deeper than the limit and close the connection:
+        // refuse it here instead, failing only this frame (and keeping the encoder's recursion
+        // bounded).
+        let value = match frame {
+            Frame::Request { args, .. } | Frame::Notify { args, .. } => Some(args),
+            Frame::Reply { value, .. } => Some(value),
+            _ => None,
+        };
+        if value.is_some_and(|v| too_deep(v, self.limits.max_depth)) {
+            return Err(ProtocolError::TooDeep { max: self.limits.max_depth });
+        }
         let start = dst.len();
         dst.put_u32(0);
         let result = encode_frame(frame, boxer, dst).and_then(|()| {
@@ -122,6 +136,28 @@ impl FrameCodec {
         }
         result
     }
+}
+
+/// Whether a container inside `value` sits deeper than `max` levels (the top is level 0).
+/// Iterative, so a hostile or careless depth cannot overflow the stack here.
+fn too_deep<R>(value: &Value<R>, max: usize) -> bool {
+    let mut stack = vec![(value, 0usize)];
+    while let Some((v, depth)) = stack.pop() {
+        if depth > max {
+            return true;
+        }
+        match v {
+            Value::Tuple(items) | Value::List(items) => stack.extend(items.iter().map(|i| (i, depth + 1))),
+            Value::Map(pairs) => {
+                for (k, v) in pairs {
+                    stack.push((k, depth + 1));
+                    stack.push((v, depth + 1));
+                }
+            }
+            _ => {}
+        }
+    }
+    false
 }
 
 impl Decoder for FrameCodec {
