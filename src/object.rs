@@ -5,7 +5,7 @@
 //! closures whose arguments and results convert through serde. Objects travel by reference:
 //! returned from a method or passed as an argument, they reach the peer as a netref.
 //!
-//! Nothing here touches a connection; serving a request is [`dispatch`](dispatch::dispatch).
+//! Nothing here touches a connection; the connection serves a request by dispatching it here.
 
 use std::{
     collections::HashMap,
