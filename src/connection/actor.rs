@@ -439,11 +439,7 @@ impl Connection {
         if self.state == State::Closed {
             return;
         }
-        let items = match args {
-            Value::Tuple(items) => items,
-            Value::None => Vec::new(),
-            other => vec![other],
-        };
+        let items = request_items(args);
         match handle {
             Handle::Ping => self.reply(seq, Ok(items.into_iter().next().unwrap_or(Value::None)), ctx),
             Handle::GetRoot => {
@@ -505,22 +501,9 @@ impl Connection {
         deadline: Option<Duration>,
         ctx: &mut Context<Self>,
     ) {
-        let object = match items.first() {
-            Some(Value::Ref(r)) => r.type_name().to_owned(),
-            _ => String::new(),
-        };
-        let span = tracing::debug_span!(parent: &self.span, "netref.request", seq, handle = %handle, object = %object);
         let started = Instant::now();
-        let policy = &self.config.policy;
-        let fut: MethodFuture = match std::panic::catch_unwind(AssertUnwindSafe(|| dispatch(handle, items, policy))) {
-            Ok(fut) => fut,
-            Err(panic) => futures::future::ready(Err(panic_error(&object, panic))).boxed(),
-        };
-        let object_for_panic = object.clone();
-        let mut fut = AssertUnwindSafe(fut)
-            .catch_unwind()
-            .map(move |r| r.unwrap_or_else(|panic| Err(panic_error(&object_for_panic, panic))))
-            .boxed();
+        let (object, mut fut) = dispatch_isolated(handle, items, &self.config.policy);
+        let span = tracing::debug_span!(parent: &self.span, "netref.request", seq, handle = %handle, object = %object);
         // Most methods are synchronous: answer them without spawning.
         let mut cx = TaskContext::from_waker(futures::task::noop_waker_ref());
         let polled = span.in_scope(|| fut.as_mut().poll(&mut cx));
@@ -561,25 +544,7 @@ impl Connection {
     /// Serves a `Notify`: like a request, but the outcome is only logged. Dispatch happens now,
     /// in frame order, so one-way messages to an actor keep their order.
     fn serve_one_way(&mut self, handle: Handle, args: Value, ctx: &mut Context<Self>) {
-        let items = match args {
-            Value::Tuple(items) => items,
-            Value::None => Vec::new(),
-            other => vec![other],
-        };
-        let object = match items.first() {
-            Some(Value::Ref(r)) => r.type_name().to_owned(),
-            _ => String::new(),
-        };
-        let policy = &self.config.policy;
-        let fut: MethodFuture = match std::panic::catch_unwind(AssertUnwindSafe(|| dispatch(handle, items, policy))) {
-            Ok(fut) => fut,
-            Err(panic) => futures::future::ready(Err(panic_error(&object, panic))).boxed(),
-        };
-        let object_for_panic = object.clone();
-        let mut fut = AssertUnwindSafe(fut)
-            .catch_unwind()
-            .map(move |r| r.unwrap_or_else(|panic| Err(panic_error(&object_for_panic, panic))))
-            .boxed();
+        let (object, mut fut) = dispatch_isolated(handle, request_items(args), &self.config.policy);
         let span = self.span.clone();
         let mut cx = TaskContext::from_waker(futures::task::noop_waker_ref());
         match fut.as_mut().poll(&mut cx) {
@@ -737,6 +702,38 @@ impl Connection {
             ctx.stop();
         }
     }
+}
+
+/// The arguments of a request as a list (a tuple is the list; anything else is one argument).
+fn request_items(args: Value) -> Vec<Value> {
+    match args {
+        Value::Tuple(items) => items,
+        Value::None => Vec::new(),
+        other => vec![other],
+    }
+}
+
+/// Dispatches a request on an exported object with user code isolated: a panic while the
+/// method starts or while its future runs becomes a `netref.Panic` remote error. Returns the
+/// target's type name (for logs) and the future.
+fn dispatch_isolated(
+    handle: Handle,
+    items: Vec<Value>,
+    policy: &crate::object::AccessPolicy,
+) -> (String, futures::future::BoxFuture<'static, Result<Value, RemoteError>>) {
+    let object = match items.first() {
+        Some(Value::Ref(r)) => r.type_name().to_owned(),
+        _ => String::new(),
+    };
+    let fut: MethodFuture = match std::panic::catch_unwind(AssertUnwindSafe(|| dispatch(handle, items, policy))) {
+        Ok(fut) => fut,
+        Err(panic) => futures::future::ready(Err(panic_error(&object, panic))).boxed(),
+    };
+    let for_panic = object.clone();
+    let fut = AssertUnwindSafe(fut)
+        .catch_unwind()
+        .map(move |r| r.unwrap_or_else(|panic| Err(panic_error(&for_panic, panic))));
+    (object, fut.boxed())
 }
 
 fn panic_error(object: &str, panic: Box<dyn std::any::Any + Send>) -> RemoteError {
