@@ -5,71 +5,19 @@
 //! the rest, and one whose actor stopped by the request that finds it so; a request lost in flight is reported, not retried; an empty
 //! pool gives a clear error. Each test runs over the in-memory transport and TCP on loopback.
 
+mod common;
+
+use common::{connect, wait_until, Transport};
+
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use actix::prelude::*;
 use netref::{expose, prelude::*, ActorRef, RemoteActor, RemoteMessage};
 use netref_actors::pool::{Pool, PoolError, Strategy};
 use serde::{Deserialize, Serialize};
-use tokio::{
-    net::{TcpListener, TcpStream},
-    sync::Semaphore,
-    task::JoinSet,
-};
+use tokio::{sync::Semaphore, task::JoinSet};
 
 const T: Duration = Duration::from_secs(5);
-
-#[derive(Clone, Copy, Debug)]
-enum Transport {
-    Memory,
-    Tcp,
-}
-
-/// Connects a side serving `server` to a side serving nothing; returns `(server, client)`.
-async fn connect(t: Transport, server: Service) -> (Peer, Peer) {
-    match t {
-        Transport::Memory => netref::connect_pair(server, Service::void()),
-        Transport::Tcp => {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            let (accepted, connected) = tokio::join!(listener.accept(), TcpStream::connect(addr));
-            let server = netref::from_tcp(accepted.unwrap().0, server, Config::default()).unwrap();
-            let client = netref::from_tcp(connected.unwrap(), Service::void(), Config::default()).unwrap();
-            (server, client)
-        }
-    }
-}
-
-macro_rules! over_both_transports {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[actix_rt::test]
-            async fn memory() {
-                super::$name(super::Transport::Memory).await
-            }
-            #[actix_rt::test]
-            async fn tcp() {
-                super::$name(super::Transport::Tcp).await
-            }
-        }
-    )*};
-}
-
-/// Waits until `cond` holds, polling every few milliseconds, failing after `limit`.
-async fn wait_until<F, Fut>(limit: Duration, what: &str, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if cond().await {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out after {limit:?} waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-}
 
 /// A worker that says who it is; `Slow` answers once the test opens the gate.
 struct Worker {

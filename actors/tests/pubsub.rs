@@ -6,6 +6,10 @@
 //! and self links, and drop the link when its connection ends. Each test runs over the
 //! in-memory transport and TCP on loopback.
 
+mod common;
+
+use common::{connect, wait_until, Transport};
+
 use std::{
     sync::{Arc, Mutex},
     time::Duration,
@@ -16,61 +20,8 @@ use netref::{prelude::*, ActorRef, RemoteActor};
 use netref_actors::pubsub::{
     expose_subscriber, link, Broker, BrokerStats, Link, Publish, Published, Stats, Subscribe, Topics, Unsubscribe,
 };
-use tokio::net::{TcpListener, TcpStream};
 
 const T: Duration = Duration::from_secs(5);
-
-#[derive(Clone, Copy, Debug)]
-enum Transport {
-    Memory,
-    Tcp,
-}
-
-/// Connects a side serving `server` to a side serving nothing; returns `(server, client)`.
-async fn connect(t: Transport, server: Service) -> (Peer, Peer) {
-    match t {
-        Transport::Memory => netref::connect_pair(server, Service::void()),
-        Transport::Tcp => {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            let (accepted, connected) = tokio::join!(listener.accept(), TcpStream::connect(addr));
-            let server = netref::from_tcp(accepted.unwrap().0, server, Config::default()).unwrap();
-            let client = netref::from_tcp(connected.unwrap(), Service::void(), Config::default()).unwrap();
-            (server, client)
-        }
-    }
-}
-
-macro_rules! over_both_transports {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[actix_rt::test]
-            async fn memory() {
-                super::$name(super::Transport::Memory).await
-            }
-            #[actix_rt::test]
-            async fn tcp() {
-                super::$name(super::Transport::Tcp).await
-            }
-        }
-    )*};
-}
-
-/// Waits until `cond` holds, polling every few milliseconds, failing after `limit`.
-async fn wait_until<F, Fut>(limit: Duration, what: &str, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if cond().await {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out after {limit:?} waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-}
 
 type Inbox = Arc<Mutex<Vec<(String, i64)>>>;
 

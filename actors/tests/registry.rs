@@ -4,6 +4,10 @@
 //! against a real netref server, input validation and the table bound, and the
 //! `netref-registry` binary.
 
+mod common;
+
+use common::wait_until;
+
 use std::{net::SocketAddr, time::Duration};
 
 use netref::{error::kinds, prelude::*, Server};
@@ -13,22 +17,6 @@ use netref_actors::registry::{
 };
 
 const T: Duration = Duration::from_secs(5);
-
-/// Waits until `cond` holds, polling every few milliseconds, failing after `limit`.
-async fn wait_until<F, Fut>(limit: Duration, what: &str, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if cond().await {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out after {limit:?} waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
 
 async fn start_registry(config: RegistryConfig) -> (RegistryService, Server, SocketAddr) {
     let registry = RegistryService::new(config);
