@@ -172,3 +172,32 @@ async fn requests_after_close_fail_with_connection_closed() {
     assert!(matches!(err, netref::Error::ConnectionClosed(_)), "{err}");
     tokio::time::timeout(Duration::from_secs(5), server.closed()).await.unwrap();
 }
+
+#[actix_rt::test]
+async fn a_seq_reused_while_its_request_runs_closes_the_connection() {
+    // Otherwise a peer could run any number of requests under one seq, past
+    // max_concurrent_requests (the cap counts running requests by seq).
+    let counters = Arc::new(common::Counters::default());
+    let (peer, mut raw) = RawPeer::start(Service::shared(calculator(counters.clone())), Config::default());
+    raw.handshake().await;
+    raw.send(Frame::Request { seq: 0, handle: Handle::GetRoot, args: Value::Tuple(vec![]), deadline: None }).await;
+    let Frame::Reply { value: Value::Ref(root), .. } = raw.recv().await else { panic!("root reply") };
+    let target = WireRef { label: RefLabel::Local, id: root.id };
+    let slow = |seq| Frame::Request {
+        seq,
+        handle: Handle::CallAttr,
+        args: Value::Tuple(vec![
+            Value::Ref(target.clone()),
+            Value::Str("slow".into()),
+            Value::Tuple(vec![Value::Int(60_000)]),
+            Value::None,
+        ]),
+        deadline: None,
+    };
+    raw.send(slow(1)).await;
+    raw.send(slow(1)).await;
+    assert!(raw.closed_within(Duration::from_secs(5)).await, "a reused seq must close the connection");
+    tokio::time::timeout(Duration::from_secs(5), peer.closed()).await.unwrap();
+    let reason = peer.close_reason().unwrap().to_string();
+    assert!(reason.contains("seq 1"), "{reason}");
+}

@@ -439,6 +439,12 @@ impl Connection {
         if self.state == State::Closed {
             return;
         }
+        if self.inbound.contains_key(&seq) {
+            // Two running requests under one seq would share one slot of the concurrency cap
+            // (and one Cancel): a peer could run any number of them. It is a protocol error.
+            let e = ProtocolError::Unexpected(format!("request seq {seq} reused while that request is still running"));
+            return self.fail(Error::Protocol(e), ctx);
+        }
         let items = request_items(args);
         match handle {
             Handle::Ping => self.reply(seq, Ok(items.into_iter().next().unwrap_or(Value::None)), ctx),
