@@ -168,7 +168,7 @@ impl<T> AsyncResult<T> {
                 outcome: None,
                 waker: None,
                 callbacks: Vec::new(),
-                expiry: timeout.map(|t| Instant::now() + t),
+                expiry: timeout.and_then(|t| Instant::now().checked_add(t)),
                 timeout,
                 seq: None,
                 owner: None,
@@ -205,7 +205,8 @@ impl<T> AsyncResult<T> {
         matches!(self.shared.lock().outcome, Some(Err(Error::Timeout(_))))
     }
 
-    /// Sets the expiry, relative to now; `None` waits without limit. On expiry the result
+    /// Sets the expiry, relative to now; `None` (or a duration too large to represent as an
+    /// instant) waits without limit. On expiry the result
     /// settles with [`Error::Timeout`], the peer is told to cancel, and a late reply is dropped.
     pub fn set_expiry(&self, timeout: Option<Duration>) {
         let owner = {
@@ -214,7 +215,7 @@ impl<T> AsyncResult<T> {
                 return;
             }
             state.timeout = timeout;
-            state.expiry = timeout.map(|t| Instant::now() + t);
+            state.expiry = timeout.and_then(|t| Instant::now().checked_add(t));
             state.owner.clone()
         };
         if let Some(owner) = owner {

@@ -144,7 +144,23 @@ async fn settled_requests_leave_no_deadline_behind(t: Transport) {
     assert_eq!(stats.scheduled_expiries, 0, "settled requests must not keep their deadlines: {stats:?}");
 }
 
+async fn huge_expiries_mean_no_limit(t: Transport) {
+    let (_s, client) = connect(
+        t,
+        Service::shared(calculator(Arc::default())),
+        Config::default(),
+        Service::void(),
+        Config::default().request_timeout(Some(Duration::MAX)),
+    )
+    .await;
+    let calc = client.root().await.unwrap();
+    let r = calc.call_method::<i64>("add", (1, 2));
+    r.set_expiry(Some(Duration::MAX));
+    assert_eq!(r.await.unwrap(), 3);
+}
+
 over_both_transports!(
+    huge_expiries_mean_no_limit,
     settled_requests_leave_no_deadline_behind,
     ready_and_callbacks,
     errors_are_ready_and_error,

@@ -653,7 +653,7 @@ impl Connection {
             return;
         }
         let silent = self.last_seen.elapsed();
-        let limit = interval * self.config.heartbeat_misses;
+        let limit = interval.saturating_mul(self.config.heartbeat_misses);
         if silent >= limit {
             let error = Error::ConnectionClosed(format!(
                 "peer lost: nothing received for {silent:?} ({} heartbeat intervals of {interval:?})",
