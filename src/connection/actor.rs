@@ -719,30 +719,41 @@ fn request_items(args: Value) -> Vec<Value> {
     }
 }
 
+/// The target of a request (its first argument), named in logs and panic messages. Holding
+/// the netref (an `Arc`) rather than a copy of its type name keeps the hot path free of
+/// allocations.
+struct Target(Option<NetRef>);
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.as_ref().map_or("", NetRef::type_name))
+    }
+}
+
 /// Dispatches a request on an exported object with user code isolated: a panic while the
 /// method starts or while its future runs becomes a `netref.Panic` remote error. Returns the
-/// target's type name (for logs) and the future.
+/// target (for logs) and the future.
 fn dispatch_isolated(
     handle: Handle,
     items: Vec<Value>,
     policy: &crate::object::AccessPolicy,
-) -> (String, futures::future::BoxFuture<'static, Result<Value, RemoteError>>) {
-    let object = match items.first() {
-        Some(Value::Ref(r)) => r.type_name().to_owned(),
-        _ => String::new(),
-    };
+) -> (Target, futures::future::BoxFuture<'static, Result<Value, RemoteError>>) {
+    let target = Target(match items.first() {
+        Some(Value::Ref(r)) => Some(r.clone()),
+        _ => None,
+    });
     let fut: MethodFuture = match std::panic::catch_unwind(AssertUnwindSafe(|| dispatch(handle, items, policy))) {
         Ok(fut) => fut,
-        Err(panic) => futures::future::ready(Err(panic_error(&object, panic))).boxed(),
+        Err(panic) => futures::future::ready(Err(panic_error(&target, panic))).boxed(),
     };
-    let for_panic = object.clone();
+    let for_panic = Target(target.0.clone());
     let fut = AssertUnwindSafe(fut)
         .catch_unwind()
         .map(move |r| r.unwrap_or_else(|panic| Err(panic_error(&for_panic, panic))));
-    (object, fut.boxed())
+    (target, fut.boxed())
 }
 
-fn panic_error(object: &str, panic: Box<dyn std::any::Any + Send>) -> RemoteError {
+fn panic_error(object: &Target, panic: Box<dyn std::any::Any + Send>) -> RemoteError {
     let message = panic
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())
