@@ -4,11 +4,9 @@
 //!
 //! `cargo bench --bench actors -- [--runs N]`
 
-use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+mod support;
+
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use netref::{expose, prelude::*, ActorRef, RemoteActor, RemoteMessage, Server};
@@ -54,15 +52,6 @@ fn serve() {
     });
 }
 
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn median(mut v: Vec<f64>) -> (f64, f64, f64) {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     (v[v.len() / 2], v[0], v[v.len() - 1])
@@ -74,11 +63,8 @@ fn main() {
         return serve();
     }
     let runs: usize = args.iter().position(|a| a == "--runs").map_or(5, |i| args[i + 1].parse().unwrap());
-    let mut server =
-        Guard(Command::new(std::env::current_exe().unwrap()).arg("--server").stdout(Stdio::piped()).spawn().unwrap());
-    let mut line = String::new();
-    BufReader::new(server.0.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.trim().strip_prefix("listening on ").unwrap().to_owned();
+    let server = support::ServerProcess::spawn(&["--server"]);
+    let addr = server.addr.clone();
 
     let (mut sends, mut p50s, mut p99s, mut casts) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {

@@ -3,22 +3,11 @@
 //!
 //! `cargo bench --bench idle -- [--conns N]` (raise `ulimit -n` above 2×N first).
 
-use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+mod support;
+
+use std::time::Duration;
 
 use netref::{prelude::*, Server};
-
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -42,12 +31,9 @@ fn main() {
         return;
     }
     let conns: usize = args.iter().position(|a| a == "--conns").map_or(10_000, |i| args[i + 1].parse().unwrap());
-    let mut server =
-        Guard(Command::new(std::env::current_exe().unwrap()).arg("--server").stdout(Stdio::piped()).spawn().unwrap());
-    let mut line = String::new();
-    BufReader::new(server.0.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.trim().strip_prefix("listening on ").unwrap().to_owned();
-    let pid = server.0.id();
+    let server = support::ServerProcess::spawn(&["--server"]);
+    let addr = server.addr.clone();
+    let pid = server.pid();
     let before = rss_kib(pid);
     actix_rt::System::new().block_on(async move {
         let mut peers = Vec::with_capacity(conns);

@@ -4,9 +4,9 @@
 //!
 //! `cargo bench --bench load -- [--clients N] [--calls N] [--workers N]`
 
+mod support;
+
 use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
     sync::{
         atomic::{AtomicUsize, Ordering},
         Arc,
@@ -34,15 +34,6 @@ fn serve(workers: usize) {
     });
 }
 
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn peak_memory_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
@@ -57,17 +48,10 @@ fn main() {
     let clients = arg(&args, "--clients", 200);
     let calls = arg(&args, "--calls", 500);
     let workers = arg(&args, "--workers", 1);
-    let mut server = Guard(
-        Command::new(std::env::current_exe().unwrap())
-            .args(["--server", "--workers", &workers.to_string()])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut line = String::new();
-    BufReader::new(server.0.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.trim().strip_prefix("listening on ").unwrap().to_owned();
-    let idle_kib = peak_memory_kib(server.0.id());
+    let workers_arg = workers.to_string();
+    let server = support::ServerProcess::spawn(&["--server", "--workers", &workers_arg]);
+    let addr = server.addr.clone();
+    let idle_kib = peak_memory_kib(server.pid());
 
     let errors = Arc::new(AtomicUsize::new(0));
     let (elapsed, done) = actix_rt::System::new().block_on({
@@ -114,7 +98,7 @@ fn main() {
             (elapsed, done)
         }
     });
-    let peak_kib = peak_memory_kib(server.0.id());
+    let peak_kib = peak_memory_kib(server.pid());
     let errors = errors.load(Ordering::Relaxed);
     println!("load.clients {clients}");
     println!("load.calls_per_client {calls}");

@@ -8,10 +8,10 @@
 //! with a window of in-flight requests, and prints one `metric value unit` line per figure.
 //! Runs are repeated (`--runs N`, default 5) and the median and min–max are reported.
 
+mod support;
+
 use std::{
     future::IntoFuture,
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -90,18 +90,6 @@ fn serve(addr: &str) {
     });
 }
 
-fn spawn_server() -> (Child, String) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--server", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start the server process");
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.trim().strip_prefix("listening on ").expect("server prints its address").to_owned();
-    (child, addr)
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--server") {
@@ -122,7 +110,8 @@ fn main() {
     }
     report("inproc", &inproc);
 
-    let (mut child, addr) = spawn_server();
+    let server = support::ServerProcess::spawn(&["--server", "127.0.0.1:0"]);
+    let addr = server.addr.clone();
     let mut tcp = Vec::new();
     for _ in 0..runs {
         let sys = actix_rt::System::new();
@@ -137,6 +126,5 @@ fn main() {
         }));
     }
     report("tcp", &tcp);
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(server);
 }
