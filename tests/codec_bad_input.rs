@@ -186,7 +186,8 @@ fn value_count_is_bounded() {
 #[test]
 fn hello_with_another_version_names_both_versions() {
     let theirs = PROTOCOL_VERSION + 6;
-    let hello: Frame<WireRef> = Frame::Hello(Hello { version: theirs, features: 0, limits: Limits::default() });
+    let hello: Frame<WireRef> =
+        Frame::Hello(Hello { version: theirs, features: 0, limits: Limits::default(), root: None });
     let mut buf = BytesMut::new();
     FrameCodec::new().encode(&hello, &mut buf).unwrap();
     let Some(Frame::Hello(got)) = FrameCodec::new().decode(&mut buf).unwrap() else { panic!("not a hello") };

@@ -93,6 +93,7 @@ fn table() -> BTreeMap<&'static str, Frame<WireRef>> {
     let big = BigInt::parse("18446744073709551616").expect("canonical");
     BTreeMap::from([
         ("hello", Frame::Hello(Hello::new(Limits::default()))),
+        ("hello-root", Frame::Hello(Hello::new(Limits::default()).with_root(calculator()))),
         ("request-ping", request(1, Handle::Ping, vec![Value::Str("hi".into())], None)),
         ("request-getattr", request(2, Handle::GetAttr, vec![local(calculator()), Value::Str("total".into())], None)),
         (

@@ -79,7 +79,8 @@ async fn another_protocol_version_is_a_clear_error() {
     let (peer, mut raw) = RawPeer::start(calc_service(), Config::default());
     let pending = peer.ping("x");
     let _hello = raw.recv().await;
-    raw.send(Frame::Hello(Hello { version: PROTOCOL_VERSION + 1, features: 0, limits: Limits::default() })).await;
+    raw.send(Frame::Hello(Hello { version: PROTOCOL_VERSION + 1, features: 0, limits: Limits::default(), root: None }))
+        .await;
     // The real side explains itself in a Close frame before hanging up.
     let mut saw_close = false;
     while let Ok(Some(Ok(frame))) =

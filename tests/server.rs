@@ -242,6 +242,7 @@ async fn connecting_to_another_protocol_version_fails_at_connect() {
             version: netref::protocol::PROTOCOL_VERSION + 1,
             features: 0,
             limits: netref::protocol::Limits::default(),
+            root: None,
         });
         netref::protocol::FrameCodec::new().encode(hello, &mut buf).unwrap();
         s.write_all(&buf).await.unwrap();

@@ -159,7 +159,8 @@ impl Connection {
                 max_frame_len: config.max_frame_len as u64,
                 max_concurrent_requests: config.max_concurrent_requests as u64,
             };
-            if let Err(e) = conn.write_frame(&Frame::Hello(Hello::new(limits)), ctx) {
+            let hello = Hello::new(limits).with_root(conn.root.id_pack());
+            if let Err(e) = conn.write_frame(&Frame::Hello(hello), ctx) {
                 warn!(parent: &conn.span, error = %e, "cannot write Hello");
             }
             conn
@@ -273,6 +274,14 @@ impl Connection {
         let Submit { handle, args, completer, one_way } = msg;
         if completer.shared.is_settled() {
             return;
+        }
+        if handle == Handle::GetRoot && matches!(&args, Value::Tuple(items) if items.is_empty()) {
+            // The peer announced its root in its Hello: no round trip needed.
+            if let Some(root) = self.peer_hello.as_ref().and_then(|h| h.root.clone()) {
+                let proxy = self.imports.proxy(&self.shared, root, false);
+                completer.settle(Ok(Value::Ref(proxy)));
+                return;
+            }
         }
         if one_way {
             let sent = self.write_frame(&Frame::Notify { handle, args }, ctx);

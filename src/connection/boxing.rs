@@ -15,7 +15,7 @@ use crate::{
     netref::{RefInner, RemoteRef},
     object::ExportTable,
     protocol::{RefBoxer, RefUnboxer},
-    NetRef, RefLabel, WireRef,
+    IdPack, NetRef, RefLabel, WireRef,
 };
 
 struct Import {
@@ -39,9 +39,38 @@ impl ImportCache {
     pub(crate) fn dropped(&mut self, instance_id: u64, generation: u64) {
         if let Some(entry) = self.entries.get(&instance_id) {
             if entry.generation == generation && entry.proxy.strong_count() == 0 {
-                let entry = self.entries.remove(&instance_id).map(|e| e.received).unwrap_or(0);
-                self.owed.push((instance_id, entry));
+                let received = self.entries.remove(&instance_id).map(|e| e.received).unwrap_or(0);
+                self.owe(instance_id, received);
             }
+        }
+    }
+
+    /// The one proxy for the peer's object `id`, created if there is none. `counted`: the
+    /// peer counted this send (a `REMOTE_REF` in a frame), so a `Release` is owed for it; the
+    /// root announced in `Hello` is not counted.
+    pub(crate) fn proxy(&mut self, shared: &Arc<ConnShared>, id: IdPack, counted: bool) -> NetRef {
+        let instance_id = id.instance_id;
+        let n = u64::from(counted);
+        if let Some(entry) = self.entries.get_mut(&instance_id) {
+            if let Some(proxy) = entry.proxy.upgrade() {
+                entry.received += n;
+                return NetRef(proxy);
+            }
+        }
+        // A proxy whose drop is still on its way: its receipts are owed now.
+        if let Some(old) = self.entries.remove(&instance_id) {
+            self.owe(instance_id, old.received);
+        }
+        self.next_generation += 1;
+        let generation = self.next_generation;
+        let inner = Arc::new(RefInner::Remote(RemoteRef { conn: shared.clone(), id, generation }));
+        self.entries.insert(instance_id, Import { proxy: Arc::downgrade(&inner), generation, received: n });
+        NetRef(inner)
+    }
+
+    fn owe(&mut self, instance_id: u64, count: u64) {
+        if count > 0 {
+            self.owed.push((instance_id, count));
         }
     }
 
@@ -110,25 +139,7 @@ impl RefUnboxer for Unboxer<'_> {
                     Err(format!("LOCAL_REF to object #{id} ({}), which this side has not exported", wire.id.type_name))
                 }
             },
-            RefLabel::Remote => {
-                let mut imports = self.imports.borrow_mut();
-                if let Some(entry) = imports.entries.get_mut(&id) {
-                    if let Some(proxy) = entry.proxy.upgrade() {
-                        entry.received += 1;
-                        return Ok(NetRef(proxy));
-                    }
-                }
-                // A proxy whose drop is still on its way: its receipts are owed now.
-                if let Some(old) = imports.entries.remove(&id) {
-                    imports.owed.push((id, old.received));
-                }
-                imports.next_generation += 1;
-                let generation = imports.next_generation;
-                let inner =
-                    Arc::new(RefInner::Remote(RemoteRef { conn: self.shared.clone(), id: wire.id, generation }));
-                imports.entries.insert(id, Import { proxy: Arc::downgrade(&inner), generation, received: 1 });
-                Ok(NetRef(inner))
-            }
+            RefLabel::Remote => Ok(self.imports.borrow_mut().proxy(self.shared, wire.id, true)),
         }
     }
 }

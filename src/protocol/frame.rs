@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{Handle, DEFAULT_MAX_FRAME_LEN, PROTOCOL_VERSION};
-use crate::{error::RemoteError, value::Value, ProtocolError};
+use crate::{error::RemoteError, value::Value, IdPack, ProtocolError};
 
 /// Feature bits this build announces in [`Hello::features`]. None are defined yet; unknown bits
 /// from a peer are ignored.
@@ -96,12 +96,23 @@ pub struct Hello {
     pub features: u64,
     /// The sender's limits, so the peer can stay within them.
     pub limits: Limits,
+    /// The identity of the sender's root object (what `GETROOT` without a name returns), so
+    /// the peer can reach it without a round trip. The root is pinned for the connection's
+    /// life, so this send is not counted: the peer owes no `Release` for it. `None` from a
+    /// sender that does not announce it; the peer then asks with `GETROOT`.
+    pub root: Option<IdPack>,
 }
 
 impl Hello {
-    /// This build's `Hello` with the given limits.
+    /// This build's `Hello` with the given limits and no root.
     pub fn new(limits: Limits) -> Self {
-        Hello { version: PROTOCOL_VERSION, features: FEATURES, limits }
+        Hello { version: PROTOCOL_VERSION, features: FEATURES, limits, root: None }
+    }
+
+    /// This `Hello`, announcing `root` as the sender's root object.
+    pub fn with_root(mut self, root: IdPack) -> Self {
+        self.root = Some(root);
+        self
     }
 
     /// Checks that the peer speaks our version; the error names both versions.

@@ -74,9 +74,14 @@ pub fn remote_error() -> impl Strategy<Value = RemoteError> {
 
 pub fn frame() -> impl Strategy<Value = Frame<WireRef>> {
     prop_oneof![
-        (any::<u32>(), any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(version, features, a, b)| Frame::Hello(
-            Hello { version, features, limits: Limits { max_frame_len: a, max_concurrent_requests: b } }
-        )),
+        (any::<u32>(), any::<u64>(), any::<u64>(), any::<u64>(), proptest::option::of(id_pack())).prop_map(
+            |(version, features, a, b, root)| Frame::Hello(Hello {
+                version,
+                features,
+                limits: Limits { max_frame_len: a, max_concurrent_requests: b },
+                root
+            })
+        ),
         (any::<u64>(), handle(), wire_value(), proptest::option::of(0u64..u64::MAX / 2)).prop_map(
             |(seq, handle, args, deadline)| Frame::Request {
                 seq,
