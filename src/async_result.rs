@@ -43,6 +43,9 @@ struct State {
     timeout: Option<Duration>,
     seq: Option<u64>,
     owner: Option<Arc<dyn ResultOwner>>,
+    /// Threads blocked in `wait`: `settle` signals the condition variable only for them (a
+    /// `notify_all` is a futex system call even when nobody waits).
+    blocked: usize,
 }
 
 impl Shared {
@@ -58,6 +61,7 @@ impl Shared {
         }
         let callbacks = std::mem::take(&mut state.callbacks);
         let waker = state.waker.take();
+        let blocked = state.blocked > 0;
         state.owner = None;
         if callbacks.is_empty() {
             state.outcome = Some(outcome);
@@ -69,7 +73,9 @@ impl Shared {
                 cb(&outcome);
             }
         }
-        self.settled.notify_all();
+        if blocked {
+            self.settled.notify_all();
+        }
         if let Some(w) = waker {
             w.wake();
         }
@@ -172,6 +178,7 @@ impl<T> AsyncResult<T> {
                 timeout,
                 seq: None,
                 owner: None,
+                blocked: 0,
             }),
             settled: Condvar::new(),
         });
@@ -232,8 +239,12 @@ impl<T> AsyncResult<T> {
             return Err(Error::BlockingInRuntime);
         }
         let mut state = self.shared.lock();
-        while state.outcome.is_none() {
-            state = self.shared.settled.wait(state).unwrap_or_else(|p| p.into_inner());
+        if state.outcome.is_none() {
+            state.blocked += 1;
+            while state.outcome.is_none() {
+                state = self.shared.settled.wait(state).unwrap_or_else(|p| p.into_inner());
+            }
+            state.blocked -= 1;
         }
         match &state.outcome {
             Some(Err(e)) => Err(e.clone()),

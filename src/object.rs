@@ -63,9 +63,9 @@ pub(crate) enum Member {
 }
 
 pub(crate) struct ObjectInner {
-    pub(crate) type_name: String,
-    pub(crate) class_id: u64,
-    pub(crate) instance_id: u64,
+    /// Type name, class id and instance id, kept as the `IdPack` sent to peers so that boxing
+    /// a reference borrows it instead of building one per send.
+    pub(crate) id: crate::IdPack,
     pub(crate) members: HashMap<String, Member>,
     pub(crate) call: Option<MethodFn>,
     pub(crate) next_chunk: Option<Chunker>,
@@ -86,9 +86,7 @@ impl Object {
         let type_name = type_name.into();
         ObjectBuilder {
             inner: ObjectInner {
-                class_id: class_id(&type_name),
-                type_name,
-                instance_id: 0,
+                id: crate::IdPack { class_id: class_id(&type_name), type_name, instance_id: 0 },
                 members: HashMap::new(),
                 call: None,
                 next_chunk: None,
@@ -149,21 +147,22 @@ impl Object {
 
     /// The object's type name.
     pub fn type_name(&self) -> &str {
-        &self.inner.type_name
+        &self.inner.id.type_name
     }
 
     /// The object's instance id (unique in this process).
     pub fn instance_id(&self) -> u64 {
-        self.inner.instance_id
+        self.inner.id.instance_id
     }
 
     /// The object's identity as sent to peers.
     pub fn id_pack(&self) -> crate::IdPack {
-        crate::IdPack {
-            type_name: self.inner.type_name.clone(),
-            class_id: self.inner.class_id,
-            instance_id: self.inner.instance_id,
-        }
+        self.inner.id.clone()
+    }
+
+    /// The object's identity, borrowed.
+    pub(crate) fn id_pack_ref(&self) -> &crate::IdPack {
+        &self.inner.id
     }
 
     /// The value attached with [`ObjectBuilder::payload`], if it is a `T`.
@@ -179,7 +178,7 @@ impl Object {
 
 impl fmt::Debug for Object {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "<object {} #{}>", self.inner.type_name, self.inner.instance_id)
+        write!(f, "<object {} #{}>", self.inner.id.type_name, self.inner.id.instance_id)
     }
 }
 
@@ -193,7 +192,7 @@ pub struct ObjectBuilder {
 
 impl fmt::Debug for ObjectBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ObjectBuilder").field("type_name", &self.inner.type_name).finish_non_exhaustive()
+        f.debug_struct("ObjectBuilder").field("type_name", &self.inner.id.type_name).finish_non_exhaustive()
     }
 }
 
@@ -383,7 +382,7 @@ impl ObjectBuilder {
 
     /// Finishes the object.
     pub fn build(mut self) -> Object {
-        self.inner.instance_id = NEXT_INSTANCE_ID.fetch_add(1, Ordering::Relaxed);
+        self.inner.id.instance_id = NEXT_INSTANCE_ID.fetch_add(1, Ordering::Relaxed);
         Object { inner: Arc::new(self.inner) }
     }
 }

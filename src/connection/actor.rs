@@ -80,6 +80,7 @@ pub struct Connection {
     service: Service,
     root: Object,
     peer_hello: Option<Hello>,
+    hello_timer: Option<SpawnHandle>,
     state: State,
     exports: ExportTable,
     imports: ImportCache,
@@ -136,6 +137,7 @@ impl Connection {
                 service,
                 root,
                 peer_hello: None,
+                hello_timer: None,
                 state: State::Open,
                 exports,
                 imports: ImportCache::default(),
@@ -384,6 +386,9 @@ impl Connection {
                     return self.fail(Error::Protocol(e), ctx);
                 }
                 debug!(parent: &self.span, version = hello.version, "peer said hello");
+                if let Some(timer) = self.hello_timer.take() {
+                    ctx.cancel_future(timer);
+                }
                 self.peer_hello = Some(hello);
                 self.shared.mark_greeted();
             }
@@ -516,18 +521,18 @@ impl Connection {
         deadline: Option<Duration>,
         ctx: &mut Context<Self>,
     ) {
-        let started = Instant::now();
-        let (object, mut fut) = dispatch_isolated(handle, items, &self.config.policy);
-        let span = tracing::debug_span!(parent: &self.span, "netref.request", seq, handle = %handle, object = %object);
+        // Timing is only logged at TRACE; skip the clock reads otherwise.
+        let started = tracing::enabled!(tracing::Level::TRACE).then(Instant::now);
+        let span = tracing::debug_span!(parent: &self.span, "netref.request", seq, handle = %handle, object = tracing::field::Empty);
+        let (object, outcome) = start_isolated(handle, items, &self.config.policy, &span);
+        span.record("object", tracing::field::display(&object));
         // Most methods are synchronous: answer them without spawning.
-        let mut cx = TaskContext::from_waker(futures::task::noop_waker_ref());
-        let polled = span.in_scope(|| fut.as_mut().poll(&mut cx));
-        match polled {
-            Poll::Ready(r) => {
-                trace!(parent: &span, elapsed = ?started.elapsed(), ok = r.is_ok(), "served");
+        match outcome {
+            Started::Done(r) => {
+                trace!(parent: &span, elapsed = ?started.map(|t| t.elapsed()), ok = r.is_ok(), "served");
                 self.reply(seq, r, ctx);
             }
-            Poll::Pending => {
+            Started::Running(fut) => {
                 // The caller stops waiting at its deadline; past it the work is dropped without a
                 // reply (the caller has its own Timeout and sent, or will send, a Cancel).
                 let fut = match deadline {
@@ -539,7 +544,7 @@ impl Connection {
                     if act.inbound.remove(&seq).is_some() {
                         match r {
                             Ok(r) => {
-                                trace!(parent: &done_span, elapsed = ?started.elapsed(), ok = r.is_ok(), "served");
+                                trace!(parent: &done_span, elapsed = ?started.map(|t| t.elapsed()), ok = r.is_ok(), "served");
                                 act.reply(seq, r, ctx);
                             }
                             Err(limit) => {
@@ -559,13 +564,12 @@ impl Connection {
     /// Serves a `Notify`: like a request, but the outcome is only logged. Dispatch happens now,
     /// in frame order, so one-way messages to an actor keep their order.
     fn serve_one_way(&mut self, handle: Handle, args: Value, ctx: &mut Context<Self>) {
-        let (object, mut fut) = dispatch_isolated(handle, request_items(args), &self.config.policy);
         let span = self.span.clone();
-        let mut cx = TaskContext::from_waker(futures::task::noop_waker_ref());
-        match fut.as_mut().poll(&mut cx) {
-            Poll::Ready(Ok(_)) => {}
-            Poll::Ready(Err(e)) => debug!(parent: &span, %handle, %object, error = %e, "one-way request failed"),
-            Poll::Pending => {
+        let (object, outcome) = start_isolated(handle, request_items(args), &self.config.policy, &span);
+        match outcome {
+            Started::Done(Ok(_)) => {}
+            Started::Done(Err(e)) => debug!(parent: &span, %handle, %object, error = %e, "one-way request failed"),
+            Started::Running(fut) => {
                 self.one_way_running += 1;
                 self.update_gate();
                 ctx.spawn(wrap_future::<_, Self>(fut).map(move |r, act, ctx| {
@@ -739,27 +743,48 @@ impl std::fmt::Display for Target {
     }
 }
 
-/// Dispatches a request on an exported object with user code isolated: a panic while the
-/// method starts or while its future runs becomes a `netref.Panic` remote error. Returns the
-/// target (for logs) and the future.
-fn dispatch_isolated(
+/// How a dispatched request went on its first poll.
+enum Started {
+    /// It finished at once (most methods are synchronous): nothing to spawn or box.
+    Done(Result<Value, RemoteError>),
+    /// It is still running; the future is panic-isolated.
+    Running(futures::future::BoxFuture<'static, Result<Value, RemoteError>>),
+}
+
+/// Dispatches a request on an exported object and polls it once, with user code isolated: a
+/// panic while the method starts or while its future runs becomes a `netref.Panic` remote
+/// error. Returns the target (for logs) and how it went.
+fn start_isolated(
     handle: Handle,
     items: Vec<Value>,
     policy: &crate::object::AccessPolicy,
-) -> (Target, futures::future::BoxFuture<'static, Result<Value, RemoteError>>) {
+    span: &tracing::Span,
+) -> (Target, Started) {
     let target = Target(match items.first() {
         Some(Value::Ref(r)) => Some(r.clone()),
         _ => None,
     });
-    let fut: MethodFuture = match std::panic::catch_unwind(AssertUnwindSafe(|| dispatch(handle, items, policy))) {
+    let mut fut: MethodFuture = match std::panic::catch_unwind(AssertUnwindSafe(|| dispatch(handle, items, policy))) {
         Ok(fut) => fut,
-        Err(panic) => futures::future::ready(Err(panic_error(&target, panic))).boxed(),
+        Err(panic) => {
+            let error = panic_error(&target, panic);
+            return (target, Started::Done(Err(error)));
+        }
     };
-    let for_panic = Target(target.0.clone());
-    let fut = AssertUnwindSafe(fut)
-        .catch_unwind()
-        .map(move |r| r.unwrap_or_else(|panic| Err(panic_error(&for_panic, panic))));
-    (target, fut.boxed())
+    let mut cx = TaskContext::from_waker(futures::task::noop_waker_ref());
+    let polled = span.in_scope(|| std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx))));
+    let started = match polled {
+        Ok(Poll::Ready(r)) => Started::Done(r),
+        Err(panic) => Started::Done(Err(panic_error(&target, panic))),
+        Ok(Poll::Pending) => {
+            let for_panic = Target(target.0.clone());
+            let fut = AssertUnwindSafe(fut)
+                .catch_unwind()
+                .map(move |r| r.unwrap_or_else(|panic| Err(panic_error(&for_panic, panic))));
+            Started::Running(fut.boxed())
+        }
+    };
+    (target, started)
 }
 
 fn panic_error(object: &Target, panic: Box<dyn std::any::Any + Send>) -> RemoteError {
@@ -776,7 +801,10 @@ impl Actor for Connection {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.run_later(self.config.hello_timeout, |act, ctx| {
+        // Cancelled when the Hello arrives: actix polls every spawned item of the context on
+        // each wake-up, so a timer left armed costs on every message.
+        self.hello_timer = Some(ctx.run_later(self.config.hello_timeout, |act, ctx| {
+            act.hello_timer = None;
             if act.peer_hello.is_none() && act.state == State::Open {
                 let limit = act.config.hello_timeout;
                 act.fail(
@@ -784,7 +812,7 @@ impl Actor for Connection {
                     ctx,
                 );
             }
-        });
+        }));
         if let Some(interval) = self.config.heartbeat {
             ctx.run_interval(interval, move |act, ctx| act.heartbeat(interval, ctx));
         }
@@ -833,7 +861,10 @@ impl StreamHandler<Result<Bytes, ProtocolError>> for Connection {
             }
             Err(e) => return self.fail(Error::Protocol(e), ctx),
         };
-        self.last_seen = Instant::now();
+        if self.config.heartbeat.is_some() {
+            // Only heartbeats read it; a clock read per frame is measurable when pipelining.
+            self.last_seen = Instant::now();
+        }
         let decoded = {
             let unboxer =
                 Unboxer { shared: &self.shared, exports: &self.exports, imports: RefCell::new(&mut self.imports) };

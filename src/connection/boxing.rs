@@ -5,6 +5,7 @@
 //! itself; `REMOTE_REF` finds or creates the one proxy for that object and counts the receipt.
 
 use std::{
+    borrow::Cow,
     cell::RefCell,
     collections::HashMap,
     sync::{Arc, Weak},
@@ -103,15 +104,15 @@ impl Boxer<'_> {
 }
 
 impl RefBoxer<NetRef> for Boxer<'_> {
-    fn box_ref(&self, r: &NetRef) -> Result<WireRef, String> {
+    fn box_ref<'r>(&self, r: &'r NetRef) -> Result<(RefLabel, Cow<'r, IdPack>), String> {
         match &*r.0 {
             RefInner::Local(object) => {
                 let id = self.exports.borrow_mut().export(object)?;
                 self.counted.borrow_mut().push(id.instance_id);
-                Ok(WireRef { label: RefLabel::Remote, id })
+                Ok((RefLabel::Remote, Cow::Borrowed(id)))
             }
             RefInner::Remote(remote) if remote.conn.id == self.conn_id => {
-                Ok(WireRef { label: RefLabel::Local, id: remote.id.clone() })
+                Ok((RefLabel::Local, Cow::Borrowed(&remote.id)))
             }
             RefInner::Remote(remote) => Err(format!(
                 "{r:?} belongs to connection {} and cannot be sent on connection {} (forwarding netrefs between connections is not supported yet)",

@@ -49,7 +49,12 @@ fn target(args: &[Value]) -> Result<&Object, RemoteError> {
 }
 
 /// Resolves `name` on `obj`, or explains why not.
-fn resolve(obj: &Object, name: &str, access: Access, policy: &AccessPolicy) -> Result<String, RemoteError> {
+fn resolve<'n>(
+    obj: &Object,
+    name: &'n str,
+    access: Access,
+    policy: &AccessPolicy,
+) -> Result<std::borrow::Cow<'n, str>, RemoteError> {
     let has = |n: &str| obj.inner.members.contains_key(n);
     match policy.resolve(name, access, has) {
         Some(stored) => Ok(stored),
@@ -153,7 +158,7 @@ fn serve(handle: Handle, args: Vec<Value>, policy: &AccessPolicy) -> Result<Meth
                 }
             }
             let stored = resolve(&obj, &name, Access::Get, policy)?;
-            return match obj.inner.members.get(&stored) {
+            return match obj.inner.members.get(&*stored) {
                 Some(Member::Method(m)) => Ok(m(split_call(args, 2)?)),
                 Some(_) => Err(type_error(format!("'{}.{name}' is not callable", obj.type_name()))),
                 None => Err(no_attribute(&obj, &name)),
@@ -167,7 +172,7 @@ fn serve(handle: Handle, args: Vec<Value>, policy: &AccessPolicy) -> Result<Meth
             let name = arg_str(&args, 1, "attribute name")?;
             let stored = resolve(&obj, &name, Access::Set, policy)?;
             let value = args.into_iter().nth(2).unwrap_or(Value::None);
-            match obj.inner.members.get(&stored) {
+            match obj.inner.members.get(&*stored) {
                 Some(Member::Field(slot)) => {
                     *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(value);
                     Ok(Value::None)
@@ -179,7 +184,7 @@ fn serve(handle: Handle, args: Vec<Value>, policy: &AccessPolicy) -> Result<Meth
         Handle::DelAttr => {
             let name = arg_str(&args, 1, "attribute name")?;
             let stored = resolve(&obj, &name, Access::Del, policy)?;
-            match obj.inner.members.get(&stored) {
+            match obj.inner.members.get(&*stored) {
                 Some(Member::Field(slot)) => match slot.lock().unwrap_or_else(|p| p.into_inner()).take() {
                     Some(_) => Ok(Value::None),
                     None => Err(no_attribute(&obj, &name)),

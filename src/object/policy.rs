@@ -1,7 +1,7 @@
 //! The access policy (RPyC's `DEFAULT_CONFIG` attribute rules). Every handler that names a
 //! member — GETATTR, SETATTR, DELATTR, CALLATTR, CMP, HASH, DIR, INSPECT — resolves it here.
 
-use std::collections::HashSet;
+use std::{borrow::Cow, collections::HashSet};
 
 /// Which members of exported objects a peer may reach. Each side enforces its own policy on the
 /// requests it serves.
@@ -104,7 +104,7 @@ impl AccessPolicy {
 
     /// Resolves `name` to the member name to use on an object that has the members for which
     /// `has` returns true, following RPyC's `_check_attr`; `None` means access is refused.
-    pub fn resolve(&self, name: &str, access: Access, has: impl Fn(&str) -> bool) -> Option<String> {
+    pub fn resolve<'n>(&self, name: &'n str, access: Access, has: impl Fn(&str) -> bool) -> Option<Cow<'n, str>> {
         let switch = match access {
             Access::Get => self.allow_getattr,
             Access::Set => self.allow_setattr,
@@ -114,21 +114,22 @@ impl AccessPolicy {
             return None;
         }
         let prefix = self.exposed_prefix.as_str();
+        // Cheapest tests first: this runs on every request.
         let plain = self.allow_all_attrs
+            || (self.allow_public_attrs && !name.starts_with('_'))
             || (self.allow_exposed_attrs && !prefix.is_empty() && name.starts_with(prefix))
-            || (self.allow_safe_attrs && self.safe_attrs.contains(name))
-            || (self.allow_public_attrs && !name.starts_with('_'));
-        let exposed_name = format!("{prefix}{name}");
-        let has_exposed = self.allow_exposed_attrs && !prefix.is_empty() && has(&exposed_name);
-        if plain && (!has_exposed || has(name)) {
-            Some(name.to_owned())
-        } else if has_exposed {
-            Some(exposed_name)
-        } else if plain {
-            Some(name.to_owned())
-        } else {
-            None
+            || (self.allow_safe_attrs && self.safe_attrs.contains(name));
+        // A plain name the object has wins over its exposed twin (RPyC's order).
+        if plain && has(name) {
+            return Some(Cow::Borrowed(name));
         }
+        if self.allow_exposed_attrs && !prefix.is_empty() {
+            let exposed_name = format!("{prefix}{name}");
+            if has(&exposed_name) {
+                return Some(Cow::Owned(exposed_name));
+            }
+        }
+        plain.then_some(Cow::Borrowed(name))
     }
 
     /// Whether `name` (as stored on the object) is visible to the peer, for DIR and INSPECT.

@@ -28,7 +28,7 @@ impl ExportTable {
 
     /// Counts one more send of `object` and returns its identity; fails when a new entry would
     /// pass the limit.
-    pub(crate) fn export(&mut self, object: &Object) -> Result<IdPack, String> {
+    pub(crate) fn export<'o>(&mut self, object: &'o Object) -> Result<&'o IdPack, String> {
         let id = object.instance_id();
         match self.entries.get_mut(&id) {
             Some(e) => e.count += 1,
@@ -39,7 +39,7 @@ impl ExportTable {
                 self.entries.insert(id, Export { object: object.clone(), count: 1, pinned: false });
             }
         }
-        Ok(object.id_pack())
+        Ok(object.id_pack_ref())
     }
 
     /// Keeps `object` exported until the connection closes.

@@ -8,6 +8,7 @@
 //! strings: a decoded `Value::Bytes` shares the frame's buffer.
 
 use std::{
+    borrow::Cow,
     cell::{Cell, RefCell},
     fmt,
     time::Duration,
@@ -55,8 +56,9 @@ pub const TAG_MAP: u8 = 10;
 
 /// Turns a reference into its wire form when a value is sent (the exporter's side of boxing).
 pub trait RefBoxer<R> {
-    /// The label and identity to send for `r`; an error aborts the encoding.
-    fn box_ref(&self, r: &R) -> Result<WireRef, String>;
+    /// The label and identity to send for `r`; an error aborts the encoding. The identity is
+    /// borrowed where it can be (it is only written out).
+    fn box_ref<'r>(&self, r: &'r R) -> Result<(RefLabel, Cow<'r, IdPack>), String>;
 }
 
 /// Turns a received wire reference into a reference (the importer's side of unboxing).
@@ -72,8 +74,8 @@ pub trait RefUnboxer {
 pub struct WireRefs;
 
 impl RefBoxer<WireRef> for WireRefs {
-    fn box_ref(&self, r: &WireRef) -> Result<WireRef, String> {
-        Ok(r.clone())
+    fn box_ref<'r>(&self, r: &'r WireRef) -> Result<(RefLabel, Cow<'r, IdPack>), String> {
+        Ok((r.label, Cow::Borrowed(&r.id)))
     }
 }
 
@@ -248,13 +250,14 @@ impl<R, B: RefBoxer<R>> Serialize for BoxedSer<'_, R, B> {
         let mut t = s.serialize_tuple(2)?;
         match self.value {
             Value::Ref(r) => {
-                let wire = self.ctx.boxer.box_ref(r).map_err(|m| self.ctx.fail(ProtocolError::BadReference(m)))?;
-                let label = match wire.label {
+                let (label, id) =
+                    self.ctx.boxer.box_ref(r).map_err(|m| self.ctx.fail(ProtocolError::BadReference(m)))?;
+                let label = match label {
                     RefLabel::Local => LABEL_LOCAL_REF,
                     RefLabel::Remote => LABEL_REMOTE_REF,
                 };
                 t.serialize_element(&label)?;
-                t.serialize_element(&wire.id)?;
+                t.serialize_element(&*id)?;
             }
             v if !v.has_refs() => {
                 t.serialize_element(&LABEL_VALUE)?;
