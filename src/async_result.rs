@@ -82,14 +82,15 @@ impl Shared {
         true
     }
 
-    /// Records the request number and owner; returns the absolute expiry.
-    pub(crate) fn register(&self, seq: u64, owner: Arc<dyn ResultOwner>) -> Option<Instant> {
+    /// Records the request number and owner; returns the absolute expiry and the timeout it
+    /// was set from.
+    pub(crate) fn register(&self, seq: u64, owner: Arc<dyn ResultOwner>) -> Option<(Instant, Duration)> {
         let mut state = self.lock();
         state.seq = Some(seq);
         if state.outcome.is_none() {
             state.owner = Some(owner);
         }
-        state.expiry
+        state.expiry.map(|at| (at, state.timeout.unwrap_or_default()))
     }
 
     pub(crate) fn seq(&self) -> Option<u64> {

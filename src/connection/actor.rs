@@ -253,7 +253,7 @@ impl Connection {
             return;
         }
         if self.backlog.is_empty() && self.has_room() {
-            self.start_request(msg, ctx);
+            self.start_request(msg, true, ctx);
         } else if self.backlog.len() >= self.config.max_queued_requests {
             let limit = self.config.max_queued_requests;
             msg.completer.settle(Err(Error::LimitReached(format!(
@@ -268,11 +268,12 @@ impl Connection {
     fn drain_backlog(&mut self, ctx: &mut Context<Self>) {
         while self.state == State::Open && self.has_room() {
             let Some(msg) = self.backlog.pop_front() else { break };
-            self.start_request(msg, ctx);
+            self.start_request(msg, false, ctx);
         }
     }
 
-    fn start_request(&mut self, msg: Submit, ctx: &mut Context<Self>) {
+    /// Sends `msg`. `fresh`: it comes straight from its caller, not from the backlog.
+    fn start_request(&mut self, msg: Submit, fresh: bool, ctx: &mut Context<Self>) {
         let Submit { handle, args, completer, one_way } = msg;
         if completer.shared.is_settled() {
             return;
@@ -293,16 +294,24 @@ impl Connection {
         let seq = self.next_seq;
         self.next_seq += 1;
         let owner: Arc<dyn ResultOwner> = self.shared.clone();
-        let expiry = completer.shared.register(seq, owner);
-        let now = Instant::now();
-        if let Some(at) = expiry {
-            if at <= now {
-                let timeout = completer.shared.timeout();
-                completer.settle(Err(Error::Timeout(timeout)));
-                return;
+        let registered = completer.shared.register(seq, owner);
+        let expiry = registered.map(|(at, _)| at);
+        let deadline = match registered {
+            None => None,
+            // Straight from the caller: it set its expiry a moment ago, so its whole timeout is
+            // what it will wait (over by the mailbox hop, microseconds; the deadline only lets
+            // the peer drop work early). Saves a clock read per call.
+            Some((_, timeout)) if fresh && !timeout.is_zero() => Some(timeout),
+            Some((at, timeout)) => {
+                let now = Instant::now();
+                if at <= now {
+                    completer.settle(Err(Error::Timeout(timeout)));
+                    return;
+                }
+                Some(at - now)
             }
-        }
-        let frame = Frame::Request { seq, handle, args, deadline: expiry.map(|at| at - now) };
+        };
+        let frame = Frame::Request { seq, handle, args, deadline };
         match self.write_frame(&frame, ctx) {
             Ok(()) => {
                 self.pending.insert(seq, completer);
