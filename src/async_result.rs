@@ -82,15 +82,17 @@ impl Shared {
         true
     }
 
-    /// Records the request number and owner; returns the absolute expiry and the timeout it
-    /// was set from.
-    pub(crate) fn register(&self, seq: u64, owner: Arc<dyn ResultOwner>) -> Option<(Instant, Duration)> {
+    /// Records the request number and owner, in one lock; returns the absolute expiry and the
+    /// timeout it was set from, or `Err` if the result already settled (cancelled before it was
+    /// sent: nothing to send).
+    pub(crate) fn register(&self, seq: u64, owner: Arc<dyn ResultOwner>) -> Result<Option<(Instant, Duration)>, ()> {
         let mut state = self.lock();
-        state.seq = Some(seq);
-        if state.outcome.is_none() {
-            state.owner = Some(owner);
+        if state.outcome.is_some() {
+            return Err(());
         }
-        state.expiry.map(|at| (at, state.timeout.unwrap_or_default()))
+        state.seq = Some(seq);
+        state.owner = Some(owner);
+        Ok(state.expiry.map(|at| (at, state.timeout.unwrap_or_default())))
     }
 
     pub(crate) fn seq(&self) -> Option<u64> {
@@ -115,17 +117,26 @@ impl Shared {
 /// unsettled settles the result with [`Error::ConnectionClosed`], so no caller waits forever.
 pub(crate) struct Completer {
     pub(crate) shared: Arc<Shared>,
+    /// Settled through [`settle`](Completer::settle): the drop has nothing left to do (and
+    /// skips a lock and an error message built for nothing).
+    done: bool,
+    /// The expiry the connection scheduled when it sent the request, so it can unschedule it
+    /// without locking the result.
+    pub(crate) scheduled: Option<Instant>,
 }
 
 impl Completer {
-    pub(crate) fn settle(self, outcome: Outcome) -> bool {
+    pub(crate) fn settle(mut self, outcome: Outcome) -> bool {
+        self.done = true;
         self.shared.settle(outcome)
     }
 }
 
 impl Drop for Completer {
     fn drop(&mut self) {
-        self.shared.settle(Err(Error::ConnectionClosed("the connection ended before the reply arrived".into())));
+        if !self.done {
+            self.shared.settle(Err(Error::ConnectionClosed("the connection ended before the reply arrived".into())));
+        }
     }
 }
 
@@ -183,7 +194,10 @@ impl<T> AsyncResult<T> {
             }),
             settled: Condvar::new(),
         });
-        (AsyncResult { shared: CancelOnDrop(shared.clone()), _type: PhantomData }, Completer { shared })
+        (
+            AsyncResult { shared: CancelOnDrop(shared.clone()), _type: PhantomData },
+            Completer { shared, done: false, scheduled: None },
+        )
     }
 
     /// A result that is already settled.

@@ -159,7 +159,30 @@ async fn huge_expiries_mean_no_limit(t: Transport) {
     assert_eq!(r.await.unwrap(), 3);
 }
 
+/// Each `set_expiry` moves the request's one scheduled deadline; none is left behind.
+async fn rescheduled_expiries_keep_one_deadline(t: Transport) {
+    let (_s, client) = connect_default(t, Service::shared(calculator(Arc::default()))).await;
+    let calc = client.root().await.unwrap();
+    let slow = calc.call_method::<u64>("slow", (200u64,));
+    wait_until(Duration::from_secs(5), "sent", || async { client.stats().await.unwrap().pending == 1 }).await;
+    for i in 0..50 {
+        slow.set_expiry(Some(Duration::from_secs(60 + i)));
+    }
+    wait_until(Duration::from_secs(5), "one deadline", || async {
+        client.stats().await.unwrap().scheduled_expiries == 1
+    })
+    .await;
+    slow.set_expiry(None);
+    wait_until(Duration::from_secs(5), "no deadline", || async {
+        client.stats().await.unwrap().scheduled_expiries == 0
+    })
+    .await;
+    assert_eq!(slow.await.unwrap(), 200);
+    assert_eq!(client.stats().await.unwrap().pending, 0);
+}
+
 over_both_transports!(
+    rescheduled_expiries_keep_one_deadline,
     huge_expiries_mean_no_limit,
     settled_requests_leave_no_deadline_behind,
     ready_and_callbacks,

@@ -275,9 +275,6 @@ impl Connection {
     /// Sends `msg`. `fresh`: it comes straight from its caller, not from the backlog.
     fn start_request(&mut self, msg: Submit, fresh: bool, ctx: &mut Context<Self>) {
         let Submit { handle, args, completer, one_way } = msg;
-        if completer.shared.is_settled() {
-            return;
-        }
         if handle == Handle::GetRoot && matches!(&args, Value::Tuple(items) if items.is_empty()) {
             // The peer announced its root in its Hello: no round trip needed.
             if let Some(root) = self.peer_hello.as_ref().and_then(|h| h.root.clone()) {
@@ -294,7 +291,10 @@ impl Connection {
         let seq = self.next_seq;
         self.next_seq += 1;
         let owner: Arc<dyn ResultOwner> = self.shared.clone();
-        let registered = completer.shared.register(seq, owner);
+        let Ok(registered) = completer.shared.register(seq, owner) else {
+            // Cancelled before it was sent.
+            return;
+        };
         let expiry = registered.map(|(at, _)| at);
         let deadline = match registered {
             None => None,
@@ -314,6 +314,8 @@ impl Connection {
         let frame = Frame::Request { seq, handle, args, deadline };
         match self.write_frame(&frame, ctx) {
             Ok(()) => {
+                let mut completer = completer;
+                completer.scheduled = expiry;
                 self.pending.insert(seq, completer);
                 if let Some(at) = expiry {
                     self.deadlines.insert((at, seq));
@@ -354,7 +356,7 @@ impl Connection {
                 break;
             }
             self.deadlines.pop_first();
-            let Some(completer) = self.pending.get(&seq) else { continue };
+            let Some(completer) = self.pending.get_mut(&seq) else { continue };
             match completer.shared.expiry() {
                 Some(e) if e <= now => {
                     if let Some(completer) = self.pending.remove(&seq) {
@@ -365,9 +367,10 @@ impl Connection {
                     }
                 }
                 Some(e) => {
+                    completer.scheduled = Some(e);
                     self.deadlines.insert((e, seq));
                 }
-                None => {}
+                None => completer.scheduled = None,
             }
         }
         self.arm_timer(ctx);
@@ -447,7 +450,8 @@ impl Connection {
     fn settle(&mut self, seq: u64, outcome: Result<Value, Error>, ctx: &mut Context<Self>) {
         match self.pending.remove(&seq) {
             Some(completer) => {
-                if let Some(at) = completer.shared.expiry() {
+                // A rescheduled expiry left another entry, dropped lazily when it comes up.
+                if let Some(at) = completer.scheduled {
                     self.deadlines.remove(&(at, seq));
                 }
                 completer.settle(outcome);
@@ -933,11 +937,15 @@ impl Handler<Reschedule> for Connection {
     type Result = ();
 
     fn handle(&mut self, msg: Reschedule, ctx: &mut Self::Context) {
-        if let (Some(seq), Some(at)) = (msg.0.seq(), msg.0.expiry()) {
-            if self.pending.contains_key(&seq) {
-                self.deadlines.insert((at, seq));
-                self.arm_timer(ctx);
-            }
+        let Some(seq) = msg.0.seq() else { return };
+        let Some(completer) = self.pending.get_mut(&seq) else { return };
+        let expiry = msg.0.expiry();
+        if let Some(old) = std::mem::replace(&mut completer.scheduled, expiry) {
+            self.deadlines.remove(&(old, seq));
+        }
+        if let Some(at) = expiry {
+            self.deadlines.insert((at, seq));
+            self.arm_timer(ctx);
         }
     }
 }
@@ -956,7 +964,7 @@ impl Handler<CancelOutbound> for Connection {
         match msg.0.seq() {
             Some(seq) => {
                 if let Some(completer) = self.pending.remove(&seq) {
-                    if let Some(at) = completer.shared.expiry() {
+                    if let Some(at) = completer.scheduled {
                         self.deadlines.remove(&(at, seq));
                     }
                     completer.settle(Err(Error::ConnectionClosed("cancelled".into())));
