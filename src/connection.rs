@@ -107,6 +107,18 @@ pub(crate) struct ConnShared {
     close_reason: Mutex<Option<Error>>,
     closed_notify: tokio::sync::Notify,
     inspect_cache: Mutex<HashMap<String, Arc<Vec<String>>>>,
+    /// Requests on their way to the actor. A burst of calls costs one actor message
+    /// ([`actor::DrainOutbox`]) instead of one each: the actor takes the whole batch at once.
+    outbox: Mutex<Outbox>,
+}
+
+#[derive(Default)]
+pub(crate) struct Outbox {
+    pub(crate) items: Vec<actor::Submit>,
+    /// A `DrainOutbox` message is on its way to the actor.
+    scheduled: bool,
+    /// The actor is gone: nothing will drain the outbox again.
+    closed: bool,
 }
 
 impl ConnShared {
@@ -122,6 +134,46 @@ impl ConnShared {
             close_reason: Mutex::new(None),
             closed_notify: tokio::sync::Notify::new(),
             inspect_cache: Mutex::new(HashMap::new()),
+            outbox: Mutex::new(Outbox::default()),
+        }
+    }
+
+    /// Queues a request for the actor, waking it if the queue was empty. Requests queued
+    /// before any actor message is sent are handled before that message, so a request made
+    /// before `close()` is sent before the `Close` frame.
+    fn enqueue(&self, msg: actor::Submit) {
+        let mut outbox = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
+        if outbox.closed {
+            drop(outbox);
+            msg.completer.settle(Err(self.closed_error()));
+            return;
+        }
+        outbox.items.push(msg);
+        let wake = !std::mem::replace(&mut outbox.scheduled, true);
+        drop(outbox);
+        if wake {
+            // If the actor is gone the message is dropped; its `stopped` or `Drop` closes the
+            // outbox and fails what is in it.
+            self.addr.do_send(actor::DrainOutbox);
+        }
+    }
+
+    /// Takes the queued requests into `batch` (an empty vector whose allocation is reused).
+    pub(crate) fn take_outbox(&self, batch: &mut Vec<actor::Submit>) {
+        let mut outbox = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
+        outbox.scheduled = false;
+        std::mem::swap(&mut outbox.items, batch);
+    }
+
+    /// The actor is gone: fail what is queued and refuse what comes.
+    pub(crate) fn close_outbox(&self) {
+        let items = {
+            let mut outbox = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
+            outbox.closed = true;
+            std::mem::take(&mut outbox.items)
+        };
+        for msg in items {
+            msg.completer.settle(Err(self.closed_error()));
         }
     }
 
@@ -173,7 +225,7 @@ impl ConnShared {
         let (result, completer) = AsyncResult::pending(self.config.request_timeout);
         // If the actor is gone the message is dropped, and the completer's drop settles the
         // result with ConnectionClosed.
-        self.addr.do_send(actor::Submit { handle, args, completer, one_way: false });
+        self.enqueue(actor::Submit { handle, args, completer, one_way: false });
         result
     }
 
@@ -186,7 +238,7 @@ impl ConnShared {
         let (result, completer) = AsyncResult::<Value>::pending(None);
         // Nobody awaits it: a callback keeps the drop from cancelling it.
         result.add_callback(|_| {});
-        self.addr.do_send(actor::Submit { handle, args, completer, one_way: true });
+        self.enqueue(actor::Submit { handle, args, completer, one_way: true });
         Ok(())
     }
 

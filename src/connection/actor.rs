@@ -89,6 +89,8 @@ pub struct Connection {
     deadlines: BTreeSet<(Instant, u64)>,
     timer: Option<(Instant, SpawnHandle)>,
     backlog: VecDeque<Submit>,
+    /// The outbox's last batch, kept for its allocation.
+    batch: Vec<Submit>,
     inbound: SeqMap<SpawnHandle>,
     gate: Rc<Gate>,
     out: BytesMut,
@@ -146,6 +148,7 @@ impl Connection {
                 deadlines: BTreeSet::new(),
                 timer: None,
                 backlog: VecDeque::new(),
+                batch: Vec::new(),
                 inbound: SeqMap::default(),
                 gate,
                 out: BytesMut::new(),
@@ -839,6 +842,7 @@ impl Actor for Connection {
         self.shared.mark_closed(Error::ConnectionClosed("the connection stopped".into()));
         let error = self.shared.closed_error();
         self.fail_all_pending(&error);
+        self.shared.close_outbox();
         self.exports.clear();
         self.imports.clear();
         self.gate.set_shut(false);
@@ -856,6 +860,7 @@ impl Drop for Connection {
             self.shared.mark_closed(Error::ConnectionClosed("the connection's runtime stopped".into()));
             let error = self.shared.closed_error();
             self.fail_all_pending(&error);
+            self.shared.close_outbox();
             self.shared.mark_stopped();
         }
     }
@@ -914,15 +919,30 @@ pub(crate) struct Submit {
     pub(crate) one_way: bool,
 }
 
-impl Message for Submit {
+/// Requests are waiting in the outbox (see `ConnShared::enqueue`).
+pub(crate) struct DrainOutbox;
+
+impl Message for DrainOutbox {
     type Result = ();
 }
 
-impl Handler<Submit> for Connection {
+impl Handler<DrainOutbox> for Connection {
     type Result = ();
 
-    fn handle(&mut self, msg: Submit, ctx: &mut Self::Context) {
-        self.submit(msg, ctx);
+    fn handle(&mut self, _: DrainOutbox, ctx: &mut Self::Context) {
+        self.drain_outbox(ctx);
+    }
+}
+
+impl Connection {
+    /// Submits every queued request, in order.
+    fn drain_outbox(&mut self, ctx: &mut Context<Self>) {
+        let mut batch = std::mem::take(&mut self.batch);
+        self.shared.take_outbox(&mut batch);
+        for msg in batch.drain(..) {
+            self.submit(msg, ctx);
+        }
+        self.batch = batch;
     }
 }
 
@@ -1069,6 +1089,8 @@ impl Connection {
         args: Value,
         ctx: &mut Context<Self>,
     ) -> crate::AsyncResult<Value> {
+        // Requests queued by netrefs before this message was sent go first.
+        self.drain_outbox(ctx);
         let (result, completer) = crate::AsyncResult::pending(self.config.request_timeout);
         self.submit(Submit { handle, args, completer, one_way: false }, ctx);
         result
