@@ -4,6 +4,13 @@
 //! each resolves to the reply [`Value`]. [`NetRef`]'s methods are the usual way to make these
 //! requests; the messages are for actor code that wants them as messages.
 //!
+//! **Ordering.** Requests made through netrefs keep the order they were made in, and request
+//! messages keep the order they were sent in. Between the two, a message follows every netref
+//! request made before it was sent, but netref requests made *after* a message may be handled
+//! before it: netref requests reach the actor in batches through a shared queue, drained at
+//! the first actor wake-up. Await (or send) through one of the two when order across them
+//! matters.
+//!
 //! ```no_run
 //! # async fn demo(peer: netref::Peer, calc: netref::NetRef) -> Result<(), netref::Error> {
 //! use netref::connection::messages::CallAttr;
