@@ -23,6 +23,7 @@ mod actor;
 mod boxing;
 mod io;
 pub mod messages;
+mod outbox;
 
 pub use actor::{ConnStats, Connection};
 

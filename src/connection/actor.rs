@@ -18,7 +18,7 @@ use actix::{
     fut::wrap_future, Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, MessageResult,
     SpawnHandle, StreamHandler,
 };
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use futures::FutureExt;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio_util::codec::FramedRead;
@@ -27,7 +27,9 @@ use tracing::{debug, trace, warn, Instrument};
 use super::{
     boxing::{Boxer, ImportCache, Unboxer},
     io::{Bodies, Gate, Gated},
-    next_connection_id, ConnInfo, ConnShared, Peer, SeqMap,
+    next_connection_id,
+    outbox::{Outbox, SPILL_PLAIN, SPILL_VECTORED},
+    ConnInfo, ConnShared, Peer, SeqMap,
 };
 use crate::{
     async_result::{Completer, ResultOwner, Shared},
@@ -90,8 +92,12 @@ pub struct Connection {
     backlog: VecDeque<Submit>,
     inbound: SeqMap<SpawnHandle>,
     gate: Rc<Gate>,
-    out: BytesMut,
+    /// Encoded frames waiting for the writer.
+    outbox: Outbox,
+    /// Byte strings from this size on are written from their own buffer, not copied.
+    spill_at: usize,
     writer: Option<BoxWrite>,
+    /// Bytes of the write in progress (0: none).
     writing: usize,
     release_scheduled: bool,
     /// When the peer last sent anything (for heartbeats).
@@ -129,6 +135,7 @@ impl Connection {
             ctx.add_stream(Gated { inner: frames, gate: gate.clone() });
             let mut exports = ExportTable::new(config.max_exports);
             exports.pin(&root);
+            let spill_at = if writer.is_write_vectored() { SPILL_VECTORED } else { SPILL_PLAIN };
             let mut conn = Connection {
                 shared,
                 config: config.clone(),
@@ -146,7 +153,8 @@ impl Connection {
                 backlog: VecDeque::new(),
                 inbound: SeqMap::default(),
                 gate,
-                out: BytesMut::new(),
+                outbox: Outbox::default(),
+                spill_at,
                 writer: Some(writer),
                 writing: 0,
                 release_scheduled: false,
@@ -169,45 +177,38 @@ impl Connection {
     }
 
     fn queued_bytes(&self) -> usize {
-        self.out.len() + self.writing
+        self.outbox.len() + self.writing
     }
 
-    /// Encodes `frame` into the write buffer and starts a write if none is running.
+    /// Encodes `frame` into the outbox and starts a write if none is running. On error nothing
+    /// of the frame is queued and the exports it counted are taken back.
     fn write_frame(&mut self, frame: &Frame<NetRef>, ctx: &mut Context<Self>) -> Result<(), Error> {
         let boxer =
             Boxer { conn_id: self.shared.id, exports: RefCell::new(&mut self.exports), counted: RefCell::default() };
-        let start = self.out.len();
-        if let Err(e) = self.codec.encode_with(frame, &boxer, &mut self.out) {
+        let peer_max = self.peer_hello.as_ref().map(|h| usize::try_from(h.limits.max_frame_len).unwrap_or(usize::MAX));
+        if let Err(e) = self.outbox.push_frame(&self.codec, frame, &boxer, self.spill_at, peer_max) {
             boxer.roll_back();
             return Err(e.into());
-        }
-        // Never send more than the peer said it accepts: that would close the connection.
-        if let Some(limit) =
-            self.peer_hello.as_ref().map(|h| usize::try_from(h.limits.max_frame_len).unwrap_or(usize::MAX))
-        {
-            let len = self.out.len() - start - 4;
-            if len > limit {
-                self.out.truncate(start);
-                boxer.roll_back();
-                return Err(ProtocolError::FrameTooLarge { len, max: limit }.into());
-            }
         }
         self.kick_writer(ctx);
         Ok(())
     }
 
+    /// Hands everything queued to one write task, unless one is running: frames queued
+    /// meanwhile go out together when it is done.
     fn kick_writer(&mut self, ctx: &mut Context<Self>) {
-        if self.writing > 0 || self.out.is_empty() {
+        if self.writing > 0 || self.outbox.is_empty() {
             return;
         }
         let Some(mut w) = self.writer.take() else {
             return;
         };
-        let buf: Bytes = self.out.split().freeze();
-        self.writing = buf.len();
+        let mut segments = self.outbox.take();
+        self.writing = segments.remaining();
         let write = async move {
             let r = async {
-                w.write_all(&buf).await?;
+                // Vectored where the transport supports it; segment by segment otherwise.
+                w.write_all_buf(&mut segments).await?;
                 w.flush().await
             }
             .await;
@@ -633,7 +634,7 @@ impl Connection {
         if self.state != State::Closing
             || !self.inbound.is_empty()
             || self.writing > 0
-            || !self.out.is_empty()
+            || !self.outbox.is_empty()
             || (self.peer_closing && !self.pending.is_empty())
         {
             return;
