@@ -16,7 +16,7 @@ use std::{
 
 use bytes::Bytes;
 use common::{wait_until, RawPeer};
-use netref::{prelude::*, Data, RemoteError};
+use netref::{prelude::*, Data, RemoteError, SharedBytes};
 use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
 
 /// What a [`Trickle`] transport saw.
@@ -118,6 +118,7 @@ fn service(received: Received) -> Service {
     Service::shared(
         Object::builder("demo.Sink")
             .method("echo", |v: Value| v)
+            .method("echo_bytes", |b: SharedBytes| b)
             .method("push", move |v: Value| received.lock().unwrap().push(v))
             .try_method("fail_with", |v: Value| -> Result<(), RemoteError> {
                 let mut e = RemoteError::new("demo.Error", "as asked");
@@ -303,4 +304,22 @@ async fn queued_large_strings_count_against_the_write_buffer() {
     assert!(stats.write_buffer > bound, "queued strings are counted: {stats:?}");
     assert!(stats.write_buffer <= bound + payload.len() + 1024, "{stats:?}");
     drop(results);
+}
+
+#[actix_rt::test]
+async fn shared_bytes_go_out_without_a_copy_and_come_back_intact() {
+    let (_server, client, log) = connect(true, FREE, Received::default());
+    let root = client.root().await.unwrap();
+    let payload = Bytes::from((0..(1usize << 20)).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
+    let back: SharedBytes = root.call_method("echo_bytes", (SharedBytes(payload.clone()),)).await.unwrap();
+    assert_eq!(back.0, payload);
+    assert!(
+        log.lock().unwrap().slice_starts.contains(&(payload.as_ptr() as usize)),
+        "the argument was copied on its way out"
+    );
+    // Through partial writes too.
+    let (_server, client, _log) = connect(false, TRICKLE, Received::default());
+    let root = client.root().await.unwrap();
+    let back: SharedBytes = root.call_method("echo_bytes", (SharedBytes(payload.clone()),)).await.unwrap();
+    assert_eq!(back.0, payload);
 }
