@@ -171,21 +171,14 @@ async fn pipelined_echoes_come_back_intact(vectored: bool) {
     for (call, sent) in calls.into_iter().zip(&sent) {
         assert_eq!(&call.await.unwrap(), sent);
     }
+    // Batches holding large strings go out with vectored writes where the transport has them
+    // (batches of small frames only are one buffer, written plainly); never elsewhere.
     let log = log.lock().unwrap();
+    let (v, p) = (log.vectored_calls, log.plain_calls);
     if vectored {
-        assert!(
-            log.vectored_calls > 0 && log.plain_calls == 0,
-            "vectored {} plain {}",
-            log.vectored_calls,
-            log.plain_calls
-        );
+        assert!(v > 0, "vectored {v} plain {p}");
     } else {
-        assert!(
-            log.vectored_calls == 0 && log.plain_calls > 0,
-            "vectored {} plain {}",
-            log.vectored_calls,
-            log.plain_calls
-        );
+        assert!(v == 0 && p > 0, "vectored {v} plain {p}");
     }
 }
 

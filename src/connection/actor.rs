@@ -28,7 +28,7 @@ use super::{
     boxing::{Boxer, ImportCache, Unboxer},
     io::{Bodies, Gate, Gated},
     next_connection_id,
-    outbox::{Outbox, SPILL_PLAIN, SPILL_VECTORED},
+    outbox::{Outbox, Segments, SPILL_PLAIN, SPILL_VECTORED},
     ConnInfo, ConnShared, Peer, SeqMap,
 };
 use crate::{
@@ -207,8 +207,11 @@ impl Connection {
         self.writing = segments.remaining();
         let write = async move {
             let r = async {
-                // Vectored where the transport supports it; segment by segment otherwise.
-                w.write_all_buf(&mut segments).await?;
+                match &mut segments {
+                    Segments::One(buf) => w.write_all(buf).await?,
+                    // Vectored where the transport supports it; segment by segment otherwise.
+                    many => w.write_all_buf(many).await?,
+                }
                 w.flush().await
             }
             .await;

@@ -89,54 +89,83 @@ impl Outbox {
 
     /// Everything queued, in order, for the writer; the outbox is empty afterwards.
     pub(crate) fn take(&mut self) -> Segments {
-        let mut bufs = std::mem::take(&mut self.segments);
-        let remaining = std::mem::take(&mut self.segments_len) + self.tail.len();
-        if !self.tail.is_empty() {
-            bufs.push_back(self.tail.split().freeze());
+        let tail = self.tail.split().freeze();
+        if self.segments.is_empty() {
+            // Only small frames (the common case): one buffer, nothing else to allocate.
+            return Segments::One(tail);
         }
-        Segments { bufs, remaining }
+        let mut bufs = std::mem::take(&mut self.segments);
+        let remaining = std::mem::take(&mut self.segments_len) + tail.len();
+        if !tail.is_empty() {
+            bufs.push_back(tail);
+        }
+        Segments::Many { bufs, remaining }
     }
 }
 
 /// Segments on their way to the transport, as one [`Buf`]: `chunks_vectored` offers them all
 /// (up to the caller's slice count) for one vectored write; `advance` drops what was written,
 /// also part way through a segment.
-#[derive(Debug, Default)]
-pub(crate) struct Segments {
-    bufs: VecDeque<Bytes>,
-    remaining: usize,
+#[derive(Debug)]
+pub(crate) enum Segments {
+    /// A single buffer (no byte string was set aside).
+    One(Bytes),
+    /// Several, in order, none empty.
+    Many { bufs: VecDeque<Bytes>, remaining: usize },
 }
 
 impl Buf for Segments {
     fn remaining(&self) -> usize {
-        self.remaining
+        match self {
+            Segments::One(b) => b.len(),
+            Segments::Many { remaining, .. } => *remaining,
+        }
     }
 
     fn chunk(&self) -> &[u8] {
-        self.bufs.front().map_or(&[], |b| b)
+        match self {
+            Segments::One(b) => b,
+            Segments::Many { bufs, .. } => bufs.front().map_or(&[], |b| b),
+        }
     }
 
     fn advance(&mut self, mut cnt: usize) {
-        assert!(cnt <= self.remaining, "advance past the end of the segments ({cnt} > {})", self.remaining);
-        self.remaining -= cnt;
+        assert!(cnt <= self.remaining(), "advance past the end of the segments ({cnt} > {})", self.remaining());
+        let (bufs, remaining) = match self {
+            Segments::One(b) => return b.advance(cnt),
+            Segments::Many { bufs, remaining } => (bufs, remaining),
+        };
+        *remaining -= cnt;
         while cnt > 0 {
-            let Some(front) = self.bufs.front_mut() else { break };
+            let Some(front) = bufs.front_mut() else { break };
             if cnt < front.len() {
                 front.advance(cnt);
                 return;
             }
             cnt -= front.len();
-            self.bufs.pop_front();
+            bufs.pop_front();
         }
     }
 
     fn chunks_vectored<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
-        let mut n = 0;
-        for (slot, buf) in dst.iter_mut().zip(&self.bufs) {
-            *slot = IoSlice::new(buf);
-            n += 1;
+        match self {
+            Segments::One(b) if b.is_empty() => 0,
+            Segments::One(b) => match dst.first_mut() {
+                Some(slot) => {
+                    *slot = IoSlice::new(b);
+                    1
+                }
+                None => 0,
+            },
+            Segments::Many { bufs, .. } => {
+                let mut n = 0;
+                for (slot, buf) in dst.iter_mut().zip(bufs) {
+                    *slot = IoSlice::new(buf);
+                    n += 1;
+                }
+                n
+            }
         }
-        n
     }
 }
 
@@ -214,13 +243,13 @@ mod tests {
         let mut outbox = Outbox::default();
         let frame = reply(1, Value::Tuple(vec![Value::Int(1), Value::Bytes(payload.clone())]));
         outbox.push_frame(&codec(), &frame, &WireRefs, 100, None).unwrap();
-        let segments = outbox.take();
-        assert_eq!(segments.bufs.len(), 2, "the head, then the string (nothing after it)");
-        assert_eq!(segments.bufs[1].as_ptr(), payload.as_ptr(), "not a copy");
+        let Segments::Many { bufs, .. } = outbox.take() else { panic!("several segments") };
+        assert_eq!(bufs.len(), 2, "the head, then the string (nothing after it)");
+        assert_eq!(bufs[1].as_ptr(), payload.as_ptr(), "not a copy");
         // Only large strings leave the tail.
         let mut outbox = Outbox::default();
         outbox.push_frame(&codec(), &frame, &WireRefs, 1001, None).unwrap();
-        assert_eq!(outbox.take().bufs.len(), 1);
+        assert!(matches!(outbox.take(), Segments::One(_)));
     }
 
     #[test]
