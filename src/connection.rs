@@ -23,6 +23,7 @@ mod actor;
 mod boxing;
 mod io;
 pub mod messages;
+mod outbox;
 
 pub use actor::{ConnStats, Connection};
 
@@ -108,16 +109,16 @@ pub(crate) struct ConnShared {
     closed_notify: tokio::sync::Notify,
     inspect_cache: Mutex<HashMap<String, Arc<Vec<String>>>>,
     /// Requests on their way to the actor. A burst of calls costs one actor message
-    /// ([`actor::DrainOutbox`]) instead of one each: the actor takes the whole batch at once.
-    outbox: Mutex<Outbox>,
+    /// ([`actor::DrainRequests`]) instead of one each: the actor takes the whole batch at once.
+    requests: Mutex<RequestQueue>,
 }
 
 #[derive(Default)]
-pub(crate) struct Outbox {
+pub(crate) struct RequestQueue {
     pub(crate) items: Vec<actor::Submit>,
-    /// A `DrainOutbox` message is on its way to the actor.
+    /// A `DrainRequests` message is on its way to the actor.
     scheduled: bool,
-    /// The actor is gone: nothing will drain the outbox again.
+    /// The actor is gone: nothing will drain the queue again.
     closed: bool,
 }
 
@@ -134,7 +135,7 @@ impl ConnShared {
             close_reason: Mutex::new(None),
             closed_notify: tokio::sync::Notify::new(),
             inspect_cache: Mutex::new(HashMap::new()),
-            outbox: Mutex::new(Outbox::default()),
+            requests: Mutex::new(RequestQueue::default()),
         }
     }
 
@@ -142,35 +143,35 @@ impl ConnShared {
     /// before any actor message is sent are handled before that message, so a request made
     /// before `close()` is sent before the `Close` frame.
     fn enqueue(&self, msg: actor::Submit) {
-        let mut outbox = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
-        if outbox.closed {
-            drop(outbox);
+        let mut queue = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        if queue.closed {
+            drop(queue);
             msg.completer.settle(Err(self.closed_error()));
             return;
         }
-        outbox.items.push(msg);
-        let wake = !std::mem::replace(&mut outbox.scheduled, true);
-        drop(outbox);
+        queue.items.push(msg);
+        let wake = !std::mem::replace(&mut queue.scheduled, true);
+        drop(queue);
         if wake {
             // If the actor is gone the message is dropped; its `stopped` or `Drop` closes the
-            // outbox and fails what is in it.
-            self.addr.do_send(actor::DrainOutbox);
+            // queue and fails what is in it.
+            self.addr.do_send(actor::DrainRequests);
         }
     }
 
     /// Takes the queued requests into `batch` (an empty vector whose allocation is reused).
-    pub(crate) fn take_outbox(&self, batch: &mut Vec<actor::Submit>) {
-        let mut outbox = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
-        outbox.scheduled = false;
-        std::mem::swap(&mut outbox.items, batch);
+    pub(crate) fn take_requests(&self, batch: &mut Vec<actor::Submit>) {
+        let mut queue = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        queue.scheduled = false;
+        std::mem::swap(&mut queue.items, batch);
     }
 
     /// The actor is gone: fail what is queued and refuse what comes.
-    pub(crate) fn close_outbox(&self) {
+    pub(crate) fn close_requests(&self) {
         let items = {
-            let mut outbox = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
-            outbox.closed = true;
-            std::mem::take(&mut outbox.items)
+            let mut queue = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+            queue.closed = true;
+            std::mem::take(&mut queue.items)
         };
         for msg in items {
             msg.completer.settle(Err(self.closed_error()));

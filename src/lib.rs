@@ -32,7 +32,7 @@ pub use transport::{
     connect_pair, connect_pair_with, connect_stream, connect_stream_with, connect_tcp, connect_unix, from_tcp,
     from_tcp_with, serve_tcp,
 };
-pub use value::{from_value, BigInt, ConvertError, Data, IdPack, RefLabel, Value, WireRef};
+pub use value::{from_value, BigInt, ConvertError, Data, IdPack, RefLabel, SharedBytes, Value, WireRef};
 
 /// Converts any serde value to a [`Value`], the form arguments and results take on the wire.
 /// Objects and netrefs inside it stay references. (`netref::value::to_value` is the same,

@@ -15,11 +15,13 @@ mod convert_error;
 mod de;
 mod refs;
 mod ser;
+mod shared_bytes;
 
 pub use convert_error::ConvertError;
 pub use de::{from_value, ValueDeserializer};
 pub use refs::{deserialize_ref, serialize_ref, REF_TOKEN};
 pub use ser::{to_value, ValueSerializer};
+pub use shared_bytes::SharedBytes;
 
 /// A value as netref carries it.
 ///

@@ -362,3 +362,26 @@ async fn the_server_builder_serves_tls_and_passes_client_certificates_to_the_aut
     peer.close().await;
     server.shutdown(PROMPTLY).await;
 }
+
+#[actix_rt::test]
+async fn large_byte_strings_cross_tls_intact_and_in_order() {
+    let ca = Ca::new("netref test CA");
+    let mut server = TlsServer::start(ca.server_config(), calculator()).await;
+    let client = server.connect("localhost", &ca.client_config()).await.unwrap();
+    let _server_side = server.next_outcome().await.unwrap();
+    // Byte strings below and above the sizes written out of line, pipelined so that most wait
+    // behind the write in flight; `ping` echoes its argument.
+    let sent: Vec<Value> = (0..16usize)
+        .map(|i| {
+            let len = [10, 20 << 10, 1 << 20, 70 << 10][i % 4] + i;
+            Value::Tuple(vec![
+                Value::Bytes((0..len).map(|j| (j * 7 + i) as u8).collect::<Vec<u8>>().into()),
+                Value::Int(i as i64),
+            ])
+        })
+        .collect();
+    let calls: Vec<_> = sent.iter().map(|v| client.ping(v.clone())).collect();
+    for (call, sent) in calls.into_iter().zip(&sent) {
+        assert_eq!(&call.await.unwrap(), sent);
+    }
+}

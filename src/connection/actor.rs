@@ -18,7 +18,7 @@ use actix::{
     fut::wrap_future, Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, MessageResult,
     SpawnHandle, StreamHandler,
 };
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use futures::FutureExt;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio_util::codec::FramedRead;
@@ -27,7 +27,9 @@ use tracing::{debug, trace, warn, Instrument};
 use super::{
     boxing::{Boxer, ImportCache, Unboxer},
     io::{Bodies, Gate, Gated},
-    next_connection_id, ConnInfo, ConnShared, Peer, SeqMap,
+    next_connection_id,
+    outbox::{Outbox, Segments, SPILL_PLAIN, SPILL_VECTORED},
+    ConnInfo, ConnShared, Peer, SeqMap,
 };
 use crate::{
     async_result::{Completer, ResultOwner, Shared},
@@ -89,12 +91,16 @@ pub struct Connection {
     deadlines: BTreeSet<(Instant, u64)>,
     timer: Option<(Instant, SpawnHandle)>,
     backlog: VecDeque<Submit>,
-    /// The outbox's last batch, kept for its allocation.
+    /// The request queue's last batch, kept for its allocation.
     batch: Vec<Submit>,
     inbound: SeqMap<SpawnHandle>,
     gate: Rc<Gate>,
-    out: BytesMut,
+    /// Encoded frames waiting for the writer.
+    outbox: Outbox,
+    /// Byte strings from this size on are written from their own buffer, not copied.
+    spill_at: usize,
     writer: Option<BoxWrite>,
+    /// Bytes of the write in progress (0: none).
     writing: usize,
     release_scheduled: bool,
     /// When the peer last sent anything (for heartbeats).
@@ -132,6 +138,7 @@ impl Connection {
             ctx.add_stream(Gated { inner: frames, gate: gate.clone() });
             let mut exports = ExportTable::new(config.max_exports);
             exports.pin(&root);
+            let spill_at = if writer.is_write_vectored() { SPILL_VECTORED } else { SPILL_PLAIN };
             let mut conn = Connection {
                 shared,
                 config: config.clone(),
@@ -151,7 +158,8 @@ impl Connection {
                 batch: Vec::new(),
                 inbound: SeqMap::default(),
                 gate,
-                out: BytesMut::new(),
+                outbox: Outbox::default(),
+                spill_at,
                 writer: Some(writer),
                 writing: 0,
                 release_scheduled: false,
@@ -175,45 +183,41 @@ impl Connection {
     }
 
     fn queued_bytes(&self) -> usize {
-        self.out.len() + self.writing
+        self.outbox.len() + self.writing
     }
 
-    /// Encodes `frame` into the write buffer and starts a write if none is running.
+    /// Encodes `frame` into the outbox and starts a write if none is running. On error nothing
+    /// of the frame is queued and the exports it counted are taken back.
     fn write_frame(&mut self, frame: &Frame<NetRef>, ctx: &mut Context<Self>) -> Result<(), Error> {
         let boxer =
             Boxer { conn_id: self.shared.id, exports: RefCell::new(&mut self.exports), counted: RefCell::default() };
-        let start = self.out.len();
-        if let Err(e) = self.codec.encode_with(frame, &boxer, &mut self.out) {
+        let peer_max = self.peer_hello.as_ref().map(|h| usize::try_from(h.limits.max_frame_len).unwrap_or(usize::MAX));
+        if let Err(e) = self.outbox.push_frame(&self.codec, frame, &boxer, self.spill_at, peer_max) {
             boxer.roll_back();
             return Err(e.into());
-        }
-        // Never send more than the peer said it accepts: that would close the connection.
-        if let Some(limit) =
-            self.peer_hello.as_ref().map(|h| usize::try_from(h.limits.max_frame_len).unwrap_or(usize::MAX))
-        {
-            let len = self.out.len() - start - 4;
-            if len > limit {
-                self.out.truncate(start);
-                boxer.roll_back();
-                return Err(ProtocolError::FrameTooLarge { len, max: limit }.into());
-            }
         }
         self.kick_writer(ctx);
         Ok(())
     }
 
+    /// Hands everything queued to one write task, unless one is running: frames queued
+    /// meanwhile go out together when it is done.
     fn kick_writer(&mut self, ctx: &mut Context<Self>) {
-        if self.writing > 0 || self.out.is_empty() {
+        if self.writing > 0 || self.outbox.is_empty() {
             return;
         }
         let Some(mut w) = self.writer.take() else {
             return;
         };
-        let buf: Bytes = self.out.split().freeze();
-        self.writing = buf.len();
+        let mut segments = self.outbox.take();
+        self.writing = segments.remaining();
         let write = async move {
             let r = async {
-                w.write_all(&buf).await?;
+                match &mut segments {
+                    Segments::One(buf) => w.write_all(buf).await?,
+                    // Vectored where the transport supports it; segment by segment otherwise.
+                    many => w.write_all_buf(many).await?,
+                }
                 w.flush().await
             }
             .await;
@@ -662,7 +666,7 @@ impl Connection {
         if self.state != State::Closing
             || !self.inbound.is_empty()
             || self.writing > 0
-            || !self.out.is_empty()
+            || !self.outbox.is_empty()
             || (self.peer_closing && !self.pending.is_empty())
         {
             return;
@@ -842,7 +846,7 @@ impl Actor for Connection {
         self.shared.mark_closed(Error::ConnectionClosed("the connection stopped".into()));
         let error = self.shared.closed_error();
         self.fail_all_pending(&error);
-        self.shared.close_outbox();
+        self.shared.close_requests();
         self.exports.clear();
         self.imports.clear();
         self.gate.set_shut(false);
@@ -860,7 +864,7 @@ impl Drop for Connection {
             self.shared.mark_closed(Error::ConnectionClosed("the connection's runtime stopped".into()));
             let error = self.shared.closed_error();
             self.fail_all_pending(&error);
-            self.shared.close_outbox();
+            self.shared.close_requests();
             self.shared.mark_stopped();
         }
     }
@@ -919,26 +923,26 @@ pub(crate) struct Submit {
     pub(crate) one_way: bool,
 }
 
-/// Requests are waiting in the outbox (see `ConnShared::enqueue`).
-pub(crate) struct DrainOutbox;
+/// Requests are waiting in the request queue (see `ConnShared::enqueue`).
+pub(crate) struct DrainRequests;
 
-impl Message for DrainOutbox {
+impl Message for DrainRequests {
     type Result = ();
 }
 
-impl Handler<DrainOutbox> for Connection {
+impl Handler<DrainRequests> for Connection {
     type Result = ();
 
-    fn handle(&mut self, _: DrainOutbox, ctx: &mut Self::Context) {
-        self.drain_outbox(ctx);
+    fn handle(&mut self, _: DrainRequests, ctx: &mut Self::Context) {
+        self.drain_requests(ctx);
     }
 }
 
 impl Connection {
     /// Submits every queued request, in order.
-    fn drain_outbox(&mut self, ctx: &mut Context<Self>) {
+    fn drain_requests(&mut self, ctx: &mut Context<Self>) {
         let mut batch = std::mem::take(&mut self.batch);
-        self.shared.take_outbox(&mut batch);
+        self.shared.take_requests(&mut batch);
         for msg in batch.drain(..) {
             self.submit(msg, ctx);
         }
@@ -1090,7 +1094,7 @@ impl Connection {
         ctx: &mut Context<Self>,
     ) -> crate::AsyncResult<Value> {
         // Requests queued by netrefs before this message was sent go first.
-        self.drain_outbox(ctx);
+        self.drain_requests(ctx);
         let (result, completer) = crate::AsyncResult::pending(self.config.request_timeout);
         self.submit(Submit { handle, args, completer, one_way: false }, ctx);
         result

@@ -4,7 +4,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::{
-    wire::{decode_frame, encode_frame, DecodeLimits, RefBoxer, RefUnboxer, WireRefs},
+    wire::{decode_frame, encode_frame_spilling, DecodeLimits, RefBoxer, RefUnboxer, Spill, WireRefs},
     DEFAULT_MAX_FRAME_LEN,
 };
 use crate::{
@@ -108,6 +108,23 @@ impl FrameCodec {
         boxer: &B,
         dst: &mut BytesMut,
     ) -> Result<(), ProtocolError> {
+        let encoded = self.encode_spilling_with(frame, boxer, dst, usize::MAX)?;
+        debug_assert!(encoded.spilled.is_empty());
+        Ok(())
+    }
+
+    /// [`encode_with`](FrameCodec::encode_with), except that byte strings of at least
+    /// `spill_at` bytes are not copied into `dst`: they are returned (shared, not copied) with
+    /// the offset in `dst` where their bytes belong. `dst`'s pieces with these strings between
+    /// them are the same bytes as `encode_with` gives, and the length prefix counts the spilled
+    /// bytes. On error `dst` is left as it was and nothing is returned.
+    pub(crate) fn encode_spilling_with<R, B: RefBoxer<R>>(
+        &self,
+        frame: &Frame<R>,
+        boxer: &B,
+        dst: &mut BytesMut,
+        spill_at: usize,
+    ) -> Result<Encoded, ProtocolError> {
         // The peer would refuse a value nested deeper than the limit and close the connection:
         // refuse it here instead, failing only this frame (and keeping the encoder's recursion
         // bounded).
@@ -121,21 +138,36 @@ impl FrameCodec {
         }
         let start = dst.len();
         dst.put_u32(0);
-        let result = encode_frame(frame, boxer, dst).and_then(|()| {
-            let len = dst.len() - start - HEADER_LEN;
+        let spill = Spill::new(spill_at);
+        let result = encode_frame_spilling(frame, boxer, dst, &spill).and_then(|()| {
+            let spilled = spill.into_strings();
+            let len = spilled.iter().fold(dst.len() - start - HEADER_LEN, |len, (_, b)| len.saturating_add(b.len()));
             if len > self.max_frame_len {
                 return Err(ProtocolError::FrameTooLarge { len, max: self.max_frame_len });
             }
             // `len` fits u32: max_frame_len is checked against u32 lengths when decoding too.
-            let len = u32::try_from(len).map_err(|_| ProtocolError::FrameTooLarge { len, max: self.max_frame_len })?;
-            dst[start..start + HEADER_LEN].copy_from_slice(&len.to_be_bytes());
-            Ok(())
+            let header =
+                u32::try_from(len).map_err(|_| ProtocolError::FrameTooLarge { len, max: self.max_frame_len })?;
+            dst[start..start + HEADER_LEN].copy_from_slice(&header.to_be_bytes());
+            Ok(Encoded { start, body_len: len, spilled })
         });
         if result.is_err() {
             dst.truncate(start);
         }
         result
     }
+}
+
+/// A frame appended to a buffer by [`FrameCodec::encode_spilling_with`].
+#[derive(Debug)]
+pub(crate) struct Encoded {
+    /// Where the frame (its length prefix) starts in the buffer.
+    pub(crate) start: usize,
+    /// The body's length, spilled byte strings included (what the length prefix says).
+    pub(crate) body_len: usize,
+    /// The byte strings left out of the buffer, each with the offset in the buffer (from its
+    /// start) where its bytes go, in order.
+    pub(crate) spilled: Vec<(usize, Bytes)>,
 }
 
 /// Whether a container inside `value` sits deeper than `max` levels (the top is level 0).

@@ -105,20 +105,27 @@ impl Default for DecodeLimits {
 // ---------------------------------------------------------------------------------------------
 // Encoding
 
-struct BytesMutFlavor<'a>(&'a mut BytesMut);
+/// Writes into a `BytesMut`, keeping `spill.written` at the buffer's length so a byte string
+/// set aside knows where it belongs.
+struct BytesMutFlavor<'a> {
+    dst: &'a mut BytesMut,
+    written: &'a Cell<usize>,
+}
 
 impl postcard::ser_flavors::Flavor for BytesMutFlavor<'_> {
     type Output = ();
 
     #[inline]
     fn try_push(&mut self, data: u8) -> postcard::Result<()> {
-        self.0.put_u8(data);
+        self.dst.put_u8(data);
+        self.written.set(self.dst.len());
         Ok(())
     }
 
     #[inline]
     fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        self.0.extend_from_slice(data);
+        self.dst.extend_from_slice(data);
+        self.written.set(self.dst.len());
         Ok(())
     }
 
@@ -127,12 +134,55 @@ impl postcard::ser_flavors::Flavor for BytesMutFlavor<'_> {
     }
 }
 
+/// Where byte strings of at least `threshold` bytes go while a frame is encoded, instead of
+/// being copied into the body buffer: the body gets their length prefix, and the bytes
+/// themselves (shared, not copied) are listed with the offset in the buffer they follow.
+/// Sending the buffer's pieces with these strings between them gives exactly the bytes of the
+/// copying encoding (see [`encode_frame_spilling`]).
+#[derive(Debug)]
+pub(crate) struct Spill {
+    threshold: usize,
+    /// Length of the body buffer so far (kept by the flavor).
+    written: Cell<usize>,
+    strings: RefCell<Vec<(usize, Bytes)>>,
+}
+
+impl Spill {
+    /// Sets aside byte strings of at least `threshold` bytes (`usize::MAX`: none).
+    pub(crate) fn new(threshold: usize) -> Spill {
+        Spill { threshold, written: Cell::new(0), strings: RefCell::new(Vec::new()) }
+    }
+
+    /// The strings set aside, each with the offset in the body buffer it goes at, in order.
+    pub(crate) fn into_strings(self) -> Vec<(usize, Bytes)> {
+        self.strings.into_inner()
+    }
+
+    fn set_aside(&self, bytes: &Bytes) {
+        self.strings.borrow_mut().push((self.written.get(), bytes.clone()));
+    }
+}
+
 /// Appends the postcard body of `frame` to `dst` (no length prefix), boxing references with
 /// `boxer`. On error `dst` may hold a partial body; the caller truncates it.
 pub fn encode_frame<R, B: RefBoxer<R>>(frame: &Frame<R>, boxer: &B, dst: &mut BytesMut) -> Result<(), ProtocolError> {
+    encode_frame_spilling(frame, boxer, dst, &Spill::new(usize::MAX))
+}
+
+/// [`encode_frame`], but byte strings of at least the spill's threshold are not copied into
+/// `dst`: `dst` gets their length prefix and `spill` lists them with the offset in `dst` (from
+/// its start, not from where this frame starts) where their bytes belong. On error `dst` may
+/// hold a partial body and `spill` some strings; the caller drops both.
+pub(crate) fn encode_frame_spilling<R, B: RefBoxer<R>>(
+    frame: &Frame<R>,
+    boxer: &B,
+    dst: &mut BytesMut,
+    spill: &Spill,
+) -> Result<(), ProtocolError> {
     let failure = RefCell::new(None);
-    let ser = FrameSer { frame, ctx: &EncodeCtx { boxer, failure: &failure } };
-    postcard::serialize_with_flavor(&ser, BytesMutFlavor(dst)).map_err(|e| {
+    spill.written.set(dst.len());
+    let ser = FrameSer { frame, ctx: &EncodeCtx { boxer, failure: &failure, spill } };
+    postcard::serialize_with_flavor(&ser, BytesMutFlavor { dst, written: &spill.written }).map_err(|e| {
         failure.into_inner().unwrap_or_else(|| ProtocolError::Malformed(format!("cannot encode frame: {e}")))
     })
 }
@@ -140,6 +190,7 @@ pub fn encode_frame<R, B: RefBoxer<R>>(frame: &Frame<R>, boxer: &B, dst: &mut By
 struct EncodeCtx<'a, B> {
     boxer: &'a B,
     failure: &'a RefCell<Option<ProtocolError>>,
+    spill: &'a Spill,
 }
 
 impl<B> EncodeCtx<'_, B> {
@@ -180,7 +231,7 @@ impl<R, B: RefBoxer<R>> Serialize for FrameSer<'_, R, B> {
             Frame::Exception { seq, error } => {
                 let mut v = s.serialize_struct_variant("Frame", 3, "Exception", 2)?;
                 v.serialize_field("seq", seq)?;
-                v.serialize_field("error", &ErrorSer(error))?;
+                v.serialize_field("error", &ErrorSer(error, self.ctx.spill))?;
                 v.end()
             }
             Frame::Cancel { seq } => {
@@ -210,7 +261,7 @@ impl<R, B: RefBoxer<R>> Serialize for FrameSer<'_, R, B> {
 
 /// Exception payload: code 0 = full error (kind, message, args, traceback); code
 /// `EXC_STOP_ITERATION` (1) = end of iteration, nothing follows.
-struct ErrorSer<'a>(&'a RemoteError);
+struct ErrorSer<'a>(&'a RemoteError, &'a Spill);
 
 impl Serialize for ErrorSer<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -221,19 +272,19 @@ impl Serialize for ErrorSer<'_> {
         let mut v = s.serialize_struct_variant("Exception", 0, "Error", 4)?;
         v.serialize_field("kind", &e.kind)?;
         v.serialize_field("message", &e.message)?;
-        v.serialize_field("args", &PlainListSer(&e.args))?;
+        v.serialize_field("args", &PlainListSer(&e.args, self.1))?;
         v.serialize_field("traceback", &e.traceback)?;
         v.end()
     }
 }
 
-struct PlainListSer<'a>(&'a [Data]);
+struct PlainListSer<'a>(&'a [Data], &'a Spill);
 
 impl Serialize for PlainListSer<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(self.0.len()))?;
         for item in self.0 {
-            seq.serialize_element(&PlainSer(item))?;
+            seq.serialize_element(&PlainSer(item, self.1))?;
         }
         seq.end()
     }
@@ -261,7 +312,7 @@ impl<R, B: RefBoxer<R>> Serialize for BoxedSer<'_, R, B> {
             }
             v if !v.has_refs() => {
                 t.serialize_element(&LABEL_VALUE)?;
-                t.serialize_element(&PlainSer(v))?;
+                t.serialize_element(&PlainSer(v, self.ctx.spill))?;
             }
             Value::Tuple(items) | Value::List(items) => {
                 let label = if matches!(self.value, Value::Tuple(_)) { LABEL_TUPLE } else { LABEL_LIST };
@@ -310,7 +361,7 @@ impl<R, B: RefBoxer<R>> Serialize for BoxedPairsSer<'_, R, B> {
 }
 
 /// A plain value: a tag, then the content. Never holds a reference.
-struct PlainSer<'a, R>(&'a Value<R>);
+struct PlainSer<'a, R>(&'a Value<R>, &'a Spill);
 
 impl<R> Serialize for PlainSer<'_, R> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -342,6 +393,13 @@ impl<R> Serialize for PlainSer<'_, R> {
                 t.serialize_element(&TAG_STR)?;
                 t.serialize_element(text.as_str())?;
             }
+            Value::Bytes(b) if b.len() >= self.1.threshold => {
+                t.serialize_element(&TAG_BYTES)?;
+                // The length prefix postcard gives a byte string (a varint, like a `u64`); the
+                // bytes follow out of line.
+                t.serialize_element(&(b.len() as u64))?;
+                self.1.set_aside(b);
+            }
             Value::Bytes(b) => {
                 t.serialize_element(&TAG_BYTES)?;
                 t.serialize_element(serde_bytes::Bytes::new(b))?;
@@ -349,11 +407,11 @@ impl<R> Serialize for PlainSer<'_, R> {
             Value::Tuple(items) | Value::List(items) => {
                 let tag = if matches!(self.0, Value::Tuple(_)) { TAG_TUPLE } else { TAG_LIST };
                 t.serialize_element(&tag)?;
-                t.serialize_element(&PlainSeqSer(items))?;
+                t.serialize_element(&PlainSeqSer(items, self.1))?;
             }
             Value::Map(pairs) => {
                 t.serialize_element(&TAG_MAP)?;
-                t.serialize_element(&PlainPairsSer(pairs))?;
+                t.serialize_element(&PlainPairsSer(pairs, self.1))?;
             }
             Value::Ref(_) => return Err(ser::Error::custom("a reference inside a plain value")),
         }
@@ -361,25 +419,25 @@ impl<R> Serialize for PlainSer<'_, R> {
     }
 }
 
-struct PlainSeqSer<'a, R>(&'a [Value<R>]);
+struct PlainSeqSer<'a, R>(&'a [Value<R>], &'a Spill);
 
 impl<R> Serialize for PlainSeqSer<'_, R> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(self.0.len()))?;
         for v in self.0 {
-            seq.serialize_element(&PlainSer(v))?;
+            seq.serialize_element(&PlainSer(v, self.1))?;
         }
         seq.end()
     }
 }
 
-struct PlainPairsSer<'a, R>(&'a [(Value<R>, Value<R>)]);
+struct PlainPairsSer<'a, R>(&'a [(Value<R>, Value<R>)], &'a Spill);
 
 impl<R> Serialize for PlainPairsSer<'_, R> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(self.0.len()))?;
         for (k, v) in self.0 {
-            seq.serialize_element(&(PlainSer(k), PlainSer(v)))?;
+            seq.serialize_element(&(PlainSer(k, self.1), PlainSer(v, self.1)))?;
         }
         seq.end()
     }

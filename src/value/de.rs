@@ -34,7 +34,7 @@ use serde::de::{
 use serde::forward_to_deserialize_any;
 use serde::Deserialize;
 
-use super::refs::{self, DE_SLOT, REF_TOKEN, VALUE_TOKEN};
+use super::refs::{self, BYTES_TOKEN, DE_SLOT, REF_TOKEN, VALUE_TOKEN};
 use super::{ConvertError, Value};
 
 /// Converts a [`Value`] whose references are `R` to any `DeserializeOwned` type.
@@ -265,6 +265,11 @@ impl<'de, R: Any + Send> Deserializer<'de> for ValueDeserializer<R> {
             (VALUE_TOKEN, value) => {
                 let parked = refs::put(&DE_SLOT, Box::new(value), type_name::<Value<R>>());
                 visitor.visit_newtype_struct(Handover::<R> { token: parked.token, _refs: PhantomData })
+            }
+            (BYTES_TOKEN, Value::Bytes(bytes)) => {
+                // `SharedBytes` takes the `Bytes` itself (no copy).
+                let parked = refs::put(&DE_SLOT, Box::new(bytes), type_name::<Bytes>());
+                visitor.visit_newtype_struct(BytesHandover::<R> { token: parked.token, _refs: PhantomData })
             }
             (_, value) => visitor.visit_newtype_struct(ValueDeserializer::new(value)),
         }
@@ -555,6 +560,31 @@ impl<'de, R: Any + Send> Deserializer<'de> for Handover<R> {
             .downcast::<Value<R>>()
             .map_err(de::Error::custom)?;
         ValueDeserializer::new(value).deserialize_any(visitor)
+    }
+
+    forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map struct enum identifier ignored_any
+    }
+}
+
+/// Hands a parked `Bytes` to a visitor that did not take it (not a `SharedBytes`): it
+/// deserializes as `Value::Bytes`.
+struct BytesHandover<R> {
+    token: u64,
+    _refs: PhantomData<fn() -> R>,
+}
+
+impl<'de, R: Any + Send> Deserializer<'de> for BytesHandover<R> {
+    type Error = ConvertError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
+        let bytes = refs::take(&DE_SLOT, self.token)
+            .ok_or_else(|| ConvertError::new("a value handed over twice"))?
+            .downcast::<Bytes>()
+            .map_err(de::Error::custom)?;
+        ValueDeserializer::<R>::new(Value::Bytes(bytes)).deserialize_any(visitor)
     }
 
     forward_to_deserialize_any! {

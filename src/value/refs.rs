@@ -10,7 +10,8 @@
 //! token to the visitor, which takes the reference out.
 //!
 //! The same slots carry a whole [`Value`](super::Value) when a `Value` sits inside a serde type,
-//! which is what makes `Value` conversions lossless.
+//! which is what makes `Value` conversions lossless, and the `Bytes` of a
+//! [`SharedBytes`](super::SharedBytes), which is what makes it cross without a copy.
 //!
 //! Invariants (what this module must never do):
 //! - An entry lives only between its `put` and the immediate `take` by the other side; every
@@ -45,6 +46,9 @@ pub(super) const VALUE_TOKEN: &str = "$netref::Value";
 pub(super) const BIGINT_TOKEN: &str = "$netref::BigInt";
 /// The newtype-struct name under which a `Value::Complex` serializes (`(re, im)` inside).
 pub(super) const COMPLEX_TOKEN: &str = "$netref::Complex";
+/// The newtype-struct name under which a [`SharedBytes`](super::SharedBytes) crosses serde
+/// (its `Bytes` handed over, not copied).
+pub(super) const BYTES_TOKEN: &str = "$netref::Bytes";
 
 /// Serializes a reference so that [`to_value`](super::to_value) turns it into `Value::Ref`.
 ///

@@ -40,7 +40,7 @@ use std::marker::PhantomData;
 use bytes::Bytes;
 use serde::ser::{self, Serialize, SerializeMap as _, SerializeSeq as _, SerializeTuple as _, Serializer};
 
-use super::refs::{self, BIGINT_TOKEN, COMPLEX_TOKEN, REF_TOKEN, SER_SLOT, VALUE_TOKEN};
+use super::refs::{self, BIGINT_TOKEN, BYTES_TOKEN, COMPLEX_TOKEN, REF_TOKEN, SER_SLOT, VALUE_TOKEN};
 use super::{BigInt, ConvertError, Value};
 
 /// Converts any `Serialize` value to a [`Value`] whose references are `R`.
@@ -267,6 +267,15 @@ impl<R: Any + Send> Serializer for ValueSerializer<R> {
                 // First hop: ask the `Value` inside for a clone (it obliges if it is a
                 // `Value<R>`, else it serializes its contents).
                 let _want = refs::want::<Value<R>>();
+                value.serialize(self)
+            }
+            BYTES_TOKEN => {
+                // Second hop: `SharedBytes` parked its `Bytes`; take it (no copy).
+                if let Some(b) = refs::take_if::<Bytes>(&SER_SLOT) {
+                    return Ok(Value::Bytes(b));
+                }
+                // First hop: ask the `SharedBytes` inside for its `Bytes`.
+                let _want = refs::want::<Bytes>();
                 value.serialize(self)
             }
             BIGINT_TOKEN => match value.serialize(self)? {

@@ -4,21 +4,23 @@
 use std::time::{Duration, Instant};
 
 use futures::{future, stream, StreamExt};
-use netref::prelude::*;
+use netref::{prelude::*, SharedBytes};
 use serde_bytes::ByteBuf;
 
 use crate::{deadline, floor::percentiles, rate, stats::Sample, BoxError, Plan};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The root object each connection gets: `add`, `echo`, `fresh` (a new object per call),
+/// The root object each connection gets: `add`, `echo` (`SharedBytes`, no copies),
+/// `echo_buf` (`serde_bytes::ByteBuf`, one copy each way), `fresh` (a new object per call),
 /// `call_me` (calls back into the caller's function) and `exports` (this connection's
 /// unpinned exports, to check that released objects drain).
 fn bench_root(peer: &Peer) -> Object {
     let peer = peer.clone();
     Object::builder("bench.Root")
         .method("add", |a: i64, b: i64| a + b)
-        .method("echo", |data: ByteBuf| data)
+        .method("echo", |data: SharedBytes| data)
+        .method("echo_buf", |data: ByteBuf| data)
         .method("fresh", || Object::builder("bench.Fresh").build())
         .try_async_method("call_me", |callback: NetRef, x: i64| async move {
             let y: i64 = callback.call((x,)).await?;
@@ -100,15 +102,18 @@ async fn measure_all(plan: &Plan, addr: &str) -> Result<Vec<Sample>, BoxError> {
         .await?;
     out.push(("pipelined", "calls/s", rate(results, start.elapsed())));
 
-    // 3. 1 MiB echo as one byte string (`serde_bytes::ByteBuf` in and out).
-    let payload = ByteBuf::from((0..plan.echo_size).map(|i| (i * 31 % 251) as u8).collect::<Vec<u8>>());
+    // 3. 1 MiB echo as one byte string: `SharedBytes` in and out, the way to send large bytes
+    // without copies (README); then the same with `serde_bytes::ByteBuf`, which the serde
+    // bridge copies once each way on each side.
+    let data: Vec<u8> = (0..plan.echo_size).map(|i| (i * 31 % 251) as u8).collect();
+    let payload = SharedBytes::from(data.clone());
     for _ in 0..plan.warmup.min(10) {
-        let _: ByteBuf = root.call_method("echo", (&payload,)).await?;
+        let _: SharedBytes = root.call_method("echo", (&payload,)).await?;
     }
     let end = deadline(plan.time_cap);
     let start = Instant::now();
     let mut done = 0;
-    let mut last = ByteBuf::new();
+    let mut last = SharedBytes::default();
     while done < plan.echoes && Instant::now() < end {
         last = root.call_method("echo", (&payload,)).await?;
         done += 1;
@@ -116,6 +121,24 @@ async fn measure_all(plan: &Plan, addr: &str) -> Result<Vec<Sample>, BoxError> {
     out.push(("echo_1mib", "MiB/s", rate(done, start.elapsed()) * plan.echo_size as f64 / (1 << 20) as f64));
     if last != payload {
         return Err("netref echo: the reply differs from the payload".into());
+    }
+    drop(last);
+
+    let payload = ByteBuf::from(data);
+    for _ in 0..plan.warmup.min(10) {
+        let _: ByteBuf = root.call_method("echo_buf", (&payload,)).await?;
+    }
+    let end = deadline(plan.time_cap);
+    let start = Instant::now();
+    let mut done = 0;
+    let mut last = ByteBuf::new();
+    while done < plan.echoes && Instant::now() < end {
+        last = root.call_method("echo_buf", (&payload,)).await?;
+        done += 1;
+    }
+    out.push(("echo_1mib_bytebuf", "MiB/s", rate(done, start.elapsed()) * plan.echo_size as f64 / (1 << 20) as f64));
+    if last != payload {
+        return Err("netref echo (ByteBuf): the reply differs from the payload".into());
     }
 
     // 4. Create + release: a fresh object per call, dropped at once (a batched Release), then

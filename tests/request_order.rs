@@ -1,4 +1,4 @@
-//! Requests reach the connection actor through a shared outbox, a batch per actor wake-up.
+//! Requests reach the connection actor through a shared request queue, a batch per actor wake-up.
 //! Guards what that must not change: netref requests (calls and one-way calls) keep the order
 //! they were made in, request messages keep theirs, requests made before `close()` go out
 //! before the `Close` frame, and requests made once the actor is gone fail instead of hanging.
