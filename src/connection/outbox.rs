@@ -205,8 +205,33 @@ mod tests {
         out
     }
 
+    /// A byte string someone else also holds (static data is never unique), as a received
+    /// buffer or a `SharedBytes` is: only such strings are sent out of line.
     fn big(fill: u8, len: usize) -> Value<WireRef> {
-        Value::Bytes(Bytes::from(vec![fill; len]))
+        static DATA: [u8; 1024] = {
+            let mut d = [0u8; 1024];
+            let mut i = 0;
+            while i < d.len() {
+                d[i] = (i % 251) as u8;
+                i += 1;
+            }
+            d
+        };
+        let at = usize::from(fill) * 7;
+        Value::Bytes(Bytes::from_static(&DATA[at..at + len]))
+    }
+
+    #[test]
+    fn strings_only_this_value_holds_are_copied_into_the_frame() {
+        // Freed right after encoding instead of when the write completes (see the encoder).
+        let mut outbox = Outbox::default();
+        outbox
+            .push_frame(&codec(), &reply(1, Value::Bytes(Bytes::from(vec![3u8; 1000]))), &WireRefs, 100, None)
+            .unwrap();
+        assert!(matches!(outbox.take(), Segments::One(_)), "a unique string is copied");
+        let mut outbox = Outbox::default();
+        outbox.push_frame(&codec(), &reply(1, big(3, 1000)), &WireRefs, 100, None).unwrap();
+        assert!(matches!(outbox.take(), Segments::Many { .. }), "a shared string goes out of line");
     }
 
     #[test]
