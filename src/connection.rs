@@ -33,32 +33,7 @@ use crate::{
     Error, Handle, NetRef, Value,
 };
 
-/// A fast hasher for the `u64` request numbers that key the pending and inbound tables.
-/// Pending keys are ours; inbound keys are the peer's but that table is capped at
-/// `max_concurrent_requests`, so crafted collisions cost little. SipHash stays on tables keyed
-/// by peer-chosen ids without such a cap.
-#[derive(Clone, Copy, Default)]
-pub(crate) struct SeqHasher(u64);
-
-impl std::hash::Hasher for SeqHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        // Fibonacci hashing spreads sequential numbers over the high bits hashbrown uses.
-        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-/// A map keyed by request number.
-pub(crate) type SeqMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<SeqHasher>>;
+pub(crate) use crate::hash::SeqMap;
 
 static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
 

@@ -5,6 +5,7 @@ pub mod async_result;
 pub mod config;
 pub mod connection;
 pub mod error;
+mod hash;
 pub mod netref;
 pub mod object;
 pub mod protocol;

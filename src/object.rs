@@ -8,7 +8,6 @@
 //! Nothing here touches a connection; the connection serves a request by dispatching it here.
 
 use std::{
-    collections::HashMap,
     fmt::{self, Display},
     future::Future,
     sync::{
@@ -66,7 +65,7 @@ pub(crate) struct ObjectInner {
     /// Type name, class id and instance id, kept as the `IdPack` sent to peers so that boxing
     /// a reference borrows it instead of building one per send.
     pub(crate) id: crate::IdPack,
-    pub(crate) members: HashMap<String, Member>,
+    pub(crate) members: crate::hash::NameMap<Member>,
     pub(crate) call: Option<MethodFn>,
     pub(crate) next_chunk: Option<Chunker>,
     pub(crate) enter: Option<MethodFn>,
@@ -87,7 +86,7 @@ impl Object {
         ObjectBuilder {
             inner: ObjectInner {
                 id: crate::IdPack { class_id: class_id(&type_name), type_name, instance_id: 0 },
-                members: HashMap::new(),
+                members: crate::hash::NameMap::default(),
                 call: None,
                 next_chunk: None,
                 enter: None,

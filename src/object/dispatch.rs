@@ -49,14 +49,14 @@ fn target(args: &[Value]) -> Result<&Object, RemoteError> {
 }
 
 /// Resolves `name` on `obj`, or explains why not.
-fn resolve<'n>(
-    obj: &Object,
-    name: &'n str,
+fn resolve<'a>(
+    obj: &'a Object,
+    name: &'a str,
     access: Access,
     policy: &AccessPolicy,
-) -> Result<std::borrow::Cow<'n, str>, RemoteError> {
-    let has = |n: &str| obj.inner.members.contains_key(n);
-    match policy.resolve(name, access, has) {
+) -> Result<std::borrow::Cow<'a, str>, RemoteError> {
+    let find = |n: &str| obj.inner.members.get_key_value(n).map(|(k, _)| k.as_str());
+    match policy.resolve(name, access, find) {
         Some(stored) => Ok(stored),
         None => Err(attribute_error(format!(
             "cannot access '{name}' on '{}' (refused by the access policy)",
@@ -72,8 +72,8 @@ fn no_attribute(obj: &Object, name: &str) -> RemoteError {
 /// Checks a special operation through the policy, as if reaching the dunder `name`.
 fn check_special(obj: &Object, name: &str, policy: &AccessPolicy) -> Result<(), RemoteError> {
     // Only the dunder itself counts as present: `exposed___repr__` must not open it.
-    let has = |n: &str| n == name;
-    match policy.resolve(name, Access::Get, has) {
+    let find = |n: &str| (n == name).then_some(name);
+    match policy.resolve(name, Access::Get, find) {
         Some(_) => Ok(()),
         None => Err(attribute_error(format!(
             "cannot access '{name}' on '{}' (refused by the access policy)",

@@ -102,9 +102,15 @@ impl AccessPolicy {
         }
     }
 
-    /// Resolves `name` to the member name to use on an object that has the members for which
-    /// `has` returns true, following RPyC's `_check_attr`; `None` means access is refused.
-    pub fn resolve<'n>(&self, name: &'n str, access: Access, has: impl Fn(&str) -> bool) -> Option<Cow<'n, str>> {
+    /// Resolves `name` to the member name to use on an object, following RPyC's
+    /// `_check_attr`; `None` means access is refused. `find` looks a stored name up on the
+    /// object and returns it as stored (so no name is built on the heap for a hit).
+    pub fn resolve<'a>(
+        &self,
+        name: &'a str,
+        access: Access,
+        find: impl Fn(&str) -> Option<&'a str>,
+    ) -> Option<Cow<'a, str>> {
         let switch = match access {
             Access::Get => self.allow_getattr,
             Access::Set => self.allow_setattr,
@@ -120,13 +126,24 @@ impl AccessPolicy {
             || (self.allow_exposed_attrs && !prefix.is_empty() && name.starts_with(prefix))
             || (self.allow_safe_attrs && self.safe_attrs.contains(name));
         // A plain name the object has wins over its exposed twin (RPyC's order).
-        if plain && has(name) {
-            return Some(Cow::Borrowed(name));
+        if plain {
+            if let Some(stored) = find(name) {
+                return Some(Cow::Borrowed(stored));
+            }
         }
         if self.allow_exposed_attrs && !prefix.is_empty() {
-            let exposed_name = format!("{prefix}{name}");
-            if has(&exposed_name) {
-                return Some(Cow::Owned(exposed_name));
+            // `prefix + name` on the stack when it is short (it nearly always is).
+            let mut buf = [0u8; 64];
+            let len = prefix.len() + name.len();
+            let found = if len <= buf.len() {
+                buf[..prefix.len()].copy_from_slice(prefix.as_bytes());
+                buf[prefix.len()..len].copy_from_slice(name.as_bytes());
+                std::str::from_utf8(&buf[..len]).ok().and_then(&find)
+            } else {
+                find(&format!("{prefix}{name}"))
+            };
+            if let Some(stored) = found {
+                return Some(Cow::Borrowed(stored));
             }
         }
         plain.then_some(Cow::Borrowed(name))
@@ -158,7 +175,8 @@ mod tests {
     #[test]
     fn exposed_and_prefixed_names_reach_the_exposed_member() {
         let p = AccessPolicy::default();
-        let has = |n: &str| n == "exposed_add" || n == "helper" || n == "_secret";
+        let stored = ["exposed_add", "helper", "_secret"];
+        let has = |n: &str| stored.iter().copied().find(|s| *s == n);
         assert_eq!(p.resolve("add", Access::Get, has).as_deref(), Some("exposed_add"));
         assert_eq!(p.resolve("exposed_add", Access::Get, has).as_deref(), Some("exposed_add"));
         assert_eq!(p.resolve("helper", Access::Get, has), None);

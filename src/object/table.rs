@@ -4,8 +4,6 @@
 //! peer's `Release(id, n)` takes `n` off; at zero the entry goes. Pinned entries (the root, named
 //! exports) stay until the connection closes.
 
-use std::collections::HashMap;
-
 use super::Object;
 use crate::IdPack;
 
@@ -17,13 +15,13 @@ struct Export {
 
 /// The exports of one connection.
 pub(crate) struct ExportTable {
-    entries: HashMap<u64, Export>,
+    entries: crate::hash::SeqMap<Export>,
     max: usize,
 }
 
 impl ExportTable {
     pub(crate) fn new(max: usize) -> Self {
-        ExportTable { entries: HashMap::new(), max }
+        ExportTable { entries: crate::hash::SeqMap::default(), max }
     }
 
     /// Counts one more send of `object` and returns its identity; fails when a new entry would
