@@ -16,6 +16,6 @@ pub use codec::FrameCodec;
 pub use consts::*;
 pub use frame::{Frame, Hello, Limits, FEATURES};
 pub use wire::{
-    decode_frame, encode_frame, DecodeLimits, RefBoxer, RefUnboxer, WireRefs, TAG_BIGINT, TAG_BOOL, TAG_BYTES,
-    TAG_COMPLEX, TAG_FLOAT, TAG_INT, TAG_LIST, TAG_MAP, TAG_NONE, TAG_STR, TAG_TUPLE,
+    decode_frame, encode_frame, DecodeLimits, IdPackRef, RefBoxer, RefUnboxer, WireRefs, TAG_BIGINT, TAG_BOOL,
+    TAG_BYTES, TAG_COMPLEX, TAG_FLOAT, TAG_INT, TAG_LIST, TAG_MAP, TAG_NONE, TAG_STR, TAG_TUPLE,
 };

@@ -285,7 +285,7 @@ impl Connection {
         if handle == Handle::GetRoot && matches!(&args, Value::Tuple(items) if items.is_empty()) {
             // The peer announced its root in its Hello: no round trip needed.
             if let Some(root) = self.peer_hello.as_ref().and_then(|h| h.root.clone()) {
-                let proxy = self.imports.proxy(&self.shared, root, false);
+                let proxy = self.imports.proxy(&self.shared, root.instance_id, || root, false);
                 completer.settle(Ok(Value::Ref(proxy)));
                 return;
             }

@@ -15,8 +15,8 @@ use super::ConnShared;
 use crate::{
     netref::{RefInner, RemoteRef},
     object::ExportTable,
-    protocol::{RefBoxer, RefUnboxer},
-    IdPack, NetRef, RefLabel, WireRef,
+    protocol::{IdPackRef, RefBoxer, RefUnboxer},
+    IdPack, NetRef, RefLabel,
 };
 
 struct Import {
@@ -49,8 +49,13 @@ impl ImportCache {
     /// The one proxy for the peer's object `id`, created if there is none. `counted`: the
     /// peer counted this send (a `REMOTE_REF` in a frame), so a `Release` is owed for it; the
     /// root announced in `Hello` is not counted.
-    pub(crate) fn proxy(&mut self, shared: &Arc<ConnShared>, id: IdPack, counted: bool) -> NetRef {
-        let instance_id = id.instance_id;
+    pub(crate) fn proxy(
+        &mut self,
+        shared: &Arc<ConnShared>,
+        instance_id: u64,
+        id: impl FnOnce() -> IdPack,
+        counted: bool,
+    ) -> NetRef {
         let n = u64::from(counted);
         if let Some(entry) = self.entries.get_mut(&instance_id) {
             if let Some(proxy) = entry.proxy.upgrade() {
@@ -64,7 +69,7 @@ impl ImportCache {
         }
         self.next_generation += 1;
         let generation = self.next_generation;
-        let inner = Arc::new(RefInner::Remote(RemoteRef { conn: shared.clone(), id, generation }));
+        let inner = Arc::new(RefInner::Remote(RemoteRef { conn: shared.clone(), id: id(), generation }));
         self.entries.insert(instance_id, Import { proxy: Arc::downgrade(&inner), generation, received: n });
         NetRef(inner)
     }
@@ -131,16 +136,16 @@ pub(crate) struct Unboxer<'a> {
 impl RefUnboxer for Unboxer<'_> {
     type Ref = NetRef;
 
-    fn unbox_ref(&self, wire: WireRef) -> Result<NetRef, String> {
-        let id = wire.id.instance_id;
-        match wire.label {
+    fn unbox_ref(&self, label: RefLabel, wire_id: IdPackRef<'_>) -> Result<NetRef, String> {
+        let id = wire_id.instance_id;
+        match label {
             RefLabel::Local => match self.exports.get(id) {
                 Some(object) => Ok(NetRef::from(object.clone())),
                 None => {
-                    Err(format!("LOCAL_REF to object #{id} ({}), which this side has not exported", wire.id.type_name))
+                    Err(format!("LOCAL_REF to object #{id} ({}), which this side has not exported", wire_id.type_name))
                 }
             },
-            RefLabel::Remote => Ok(self.imports.borrow_mut().proxy(self.shared, wire.id, true)),
+            RefLabel::Remote => Ok(self.imports.borrow_mut().proxy(self.shared, id, || wire_id.to_owned(), true)),
         }
     }
 }

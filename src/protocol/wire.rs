@@ -66,7 +66,27 @@ pub trait RefUnboxer {
     /// What a reference unboxes to.
     type Ref;
     /// The reference for `wire`; an error (e.g. a `LOCAL_REF` never exported) fails the frame.
-    fn unbox_ref(&self, wire: WireRef) -> Result<Self::Ref, String>;
+    /// `id` borrows the frame's bytes: most references resolve without copying the type name
+    /// (a `LOCAL_REF` by its instance id, a known `REMOTE_REF` to its existing proxy).
+    fn unbox_ref(&self, label: RefLabel, id: IdPackRef<'_>) -> Result<Self::Ref, String>;
+}
+
+/// An [`IdPack`] as decoded, its type name borrowed from the frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+pub struct IdPackRef<'a> {
+    /// The object's type as `"module.Type"`.
+    pub type_name: &'a str,
+    /// Identifies the type on the exporting side.
+    pub class_id: u64,
+    /// Identifies the object on the exporting side.
+    pub instance_id: u64,
+}
+
+impl IdPackRef<'_> {
+    /// An owned copy.
+    pub fn to_owned(&self) -> IdPack {
+        IdPack { type_name: self.type_name.to_owned(), class_id: self.class_id, instance_id: self.instance_id }
+    }
 }
 
 /// The identity boxer of the protocol layer: [`WireRef`]s go out and come back as they are.
@@ -82,8 +102,8 @@ impl RefBoxer<WireRef> for WireRefs {
 impl RefUnboxer for WireRefs {
     type Ref = WireRef;
 
-    fn unbox_ref(&self, wire: WireRef) -> Result<WireRef, String> {
-        Ok(wire)
+    fn unbox_ref(&self, label: RefLabel, id: IdPackRef<'_>) -> Result<WireRef, String> {
+        Ok(WireRef { label, id: id.to_owned() })
     }
 }
 
@@ -734,12 +754,9 @@ impl<'de, U: RefUnboxer> Visitor<'de> for BoxedSeed<'_, '_, U> {
             }
             LABEL_LOCAL_REF | LABEL_REMOTE_REF => {
                 ctx.count(1)?;
-                let id: IdPack = next(&mut seq)?;
+                let id: IdPackRef<'de> = next(&mut seq)?;
                 let label = if label == LABEL_LOCAL_REF { RefLabel::Local } else { RefLabel::Remote };
-                ctx.unboxer
-                    .unbox_ref(WireRef { label, id })
-                    .map(Value::Ref)
-                    .map_err(|m| ctx.fail(ProtocolError::BadReference(m)))
+                ctx.unboxer.unbox_ref(label, id).map(Value::Ref).map_err(|m| ctx.fail(ProtocolError::BadReference(m)))
             }
             other => Err(ctx.fail(ProtocolError::UnknownLabel(other))),
         }
