@@ -26,7 +26,7 @@ use tracing::{debug, trace, warn, Instrument};
 
 use super::{
     boxing::{Boxer, ImportCache, Unboxer},
-    io::{Bodies, Gate, Gated},
+    io::{Bodies, Gate, Gated, READ_BUFFER_MIN},
     next_connection_id,
     outbox::{Outbox, Segments, SPILL_PLAIN, SPILL_VECTORED},
     ConnInfo, ConnShared, Peer, SeqMap,
@@ -134,7 +134,7 @@ impl Connection {
             let root = service.root_for(&peer);
             let codec = FrameCodec::with_limits(config.max_frame_len, config.decode_limits);
             let gate = Rc::new(Gate::default());
-            let frames = FramedRead::with_capacity(reader, Bodies(codec.clone()), 512);
+            let frames = FramedRead::with_capacity(reader, Bodies::new(codec.clone()), READ_BUFFER_MIN);
             ctx.add_stream(Gated { inner: frames, gate: gate.clone() });
             let mut exports = ExportTable::new(config.max_exports);
             exports.pin(&root);

@@ -14,20 +14,45 @@ use tokio_util::codec::Decoder;
 
 use crate::{protocol::FrameCodec, ProtocolError};
 
+/// Smallest and largest read buffer: a connection starts small (idle connections stay cheap)
+/// and grows while reads keep filling it (a pipelining peer's frames then arrive in a few
+/// large reads instead of many 512-byte ones).
+pub(crate) const READ_BUFFER_MIN: usize = 512;
+const READ_BUFFER_MAX: usize = 64 << 10;
+
 /// Splits the byte stream into frame bodies; decoding the body happens in the actor, which owns
 /// the tables references resolve against.
-pub(crate) struct Bodies(pub(crate) FrameCodec);
+pub(crate) struct Bodies {
+    codec: FrameCodec,
+    /// Room to offer the next read.
+    read_hint: usize,
+}
+
+impl Bodies {
+    pub(crate) fn new(codec: FrameCodec) -> Self {
+        Bodies { codec, read_hint: READ_BUFFER_MIN }
+    }
+}
 
 impl Decoder for Bodies {
     type Item = Bytes;
     type Error = ProtocolError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, ProtocolError> {
-        self.0.decode_body(src)
+        if src.len() == src.capacity() && src.len() >= self.read_hint {
+            // The last read filled all the room it had: offer more next time.
+            self.read_hint = (self.read_hint * 2).min(READ_BUFFER_MAX);
+        }
+        let body = self.codec.decode_body(src)?;
+        if body.is_none() && src.capacity() - src.len() < self.read_hint / 2 {
+            // Waiting for more bytes: make room for a read of about `read_hint`.
+            src.reserve(self.read_hint);
+        }
+        Ok(body)
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, ProtocolError> {
-        match self.0.decode_body(src)? {
+        match self.codec.decode_body(src)? {
             Some(body) => Ok(Some(body)),
             None if src.is_empty() => Ok(None),
             None => Err(ProtocolError::TruncatedAtEof { buffered: std::mem::take(src).len() }),
@@ -70,5 +95,65 @@ impl<S: Stream + Unpin> Stream for Gated<S> {
             return Poll::Pending;
         }
         Pin::new(&mut self.inner).poll_next(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BufMut;
+
+    use super::*;
+
+    /// Fills `src`'s spare room with whole 8-byte frames (a 4-byte length, 4 body bytes) and
+    /// as much of one more as fits, as a read that fills the buffer would.
+    fn fill(src: &mut BytesMut) {
+        let mut n = 0u32;
+        while src.capacity() - src.len() >= 8 {
+            src.put_u32(4);
+            src.put_u32(n);
+            n += 1;
+        }
+        while src.len() < src.capacity() {
+            src.put_u8(0);
+        }
+    }
+
+    /// Decodes every complete frame; returns how many.
+    fn drain(bodies: &mut Bodies, src: &mut BytesMut) -> usize {
+        let mut frames = 0;
+        while let Some(body) = bodies.decode(src).unwrap() {
+            assert_eq!(body.len(), 4);
+            frames += 1;
+        }
+        frames
+    }
+
+    #[test]
+    fn read_room_grows_while_reads_fill_it_and_stops_at_the_cap() {
+        let mut bodies = Bodies::new(FrameCodec::new());
+        let mut src = BytesMut::with_capacity(READ_BUFFER_MIN);
+        let mut rooms = Vec::new();
+        for _ in 0..12 {
+            fill(&mut src);
+            assert!(drain(&mut bodies, &mut src) > 0);
+            rooms.push(src.capacity() - src.len());
+        }
+        assert!(rooms[0] >= READ_BUFFER_MIN, "room after the first full read: {rooms:?}");
+        assert!(rooms.windows(2).all(|w| w[1] >= w[0] / 2), "room never collapses: {rooms:?}");
+        assert!(rooms.iter().any(|r| *r >= READ_BUFFER_MAX / 2), "room reaches the cap: {rooms:?}");
+        assert!(rooms.iter().all(|r| *r <= 2 * READ_BUFFER_MAX), "room stays bounded: {rooms:?}");
+    }
+
+    #[test]
+    fn reads_that_do_not_fill_the_room_keep_it_small() {
+        let mut bodies = Bodies::new(FrameCodec::new());
+        let mut src = BytesMut::with_capacity(READ_BUFFER_MIN);
+        for n in 0..100u32 {
+            // One small frame per read, as a request–reply peer sends.
+            src.put_u32(4);
+            src.put_u32(n);
+            assert_eq!(drain(&mut bodies, &mut src), 1);
+        }
+        assert!(src.capacity() <= 2 * READ_BUFFER_MIN, "capacity {}", src.capacity());
     }
 }
