@@ -545,7 +545,9 @@ impl Connection {
         let started = tracing::enabled!(tracing::Level::TRACE).then(Instant::now);
         let span = tracing::debug_span!(parent: &self.span, "netref.request", seq, handle = %handle, object = tracing::field::Empty);
         let (object, outcome) = start_isolated(handle, items, &self.config.policy, &span);
-        span.record("object", tracing::field::display(&object));
+        if !span.is_disabled() {
+            span.record("object", tracing::field::display(&object));
+        }
         // Most methods are synchronous: answer them without spawning.
         match outcome {
             Started::Done(r) => {
