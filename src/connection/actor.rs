@@ -948,6 +948,8 @@ impl Connection {
         for msg in batch.drain(..) {
             self.submit(msg, ctx);
         }
+        // Keep the allocation for the next burst, but not a huge one on a connection gone quiet.
+        batch.shrink_to(1024);
         self.batch = batch;
     }
 }
