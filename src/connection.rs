@@ -90,7 +90,7 @@ pub(crate) struct ConnShared {
 
 #[derive(Default)]
 pub(crate) struct RequestQueue {
-    pub(crate) items: Vec<actor::Submit>,
+    items: Vec<actor::Submit>,
     /// A `DrainRequests` message is on its way to the actor.
     scheduled: bool,
     /// The actor is gone: nothing will drain the queue again.

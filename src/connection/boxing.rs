@@ -145,7 +145,7 @@ impl RefUnboxer for Unboxer<'_> {
                     Err(format!("LOCAL_REF to object #{id} ({}), which this side has not exported", wire_id.type_name))
                 }
             },
-            RefLabel::Remote => Ok(self.imports.borrow_mut().proxy(self.shared, id, || wire_id.to_owned(), true)),
+            RefLabel::Remote => Ok(self.imports.borrow_mut().proxy(self.shared, id, || wire_id.to_id_pack(), true)),
         }
     }
 }

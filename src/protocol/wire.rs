@@ -84,7 +84,7 @@ pub struct IdPackRef<'a> {
 
 impl IdPackRef<'_> {
     /// An owned copy.
-    pub fn to_owned(&self) -> IdPack {
+    pub fn to_id_pack(&self) -> IdPack {
         IdPack { type_name: self.type_name.to_owned(), class_id: self.class_id, instance_id: self.instance_id }
     }
 }
@@ -103,7 +103,7 @@ impl RefUnboxer for WireRefs {
     type Ref = WireRef;
 
     fn unbox_ref(&self, label: RefLabel, id: IdPackRef<'_>) -> Result<WireRef, String> {
-        Ok(WireRef { label, id: id.to_owned() })
+        Ok(WireRef { label, id: id.to_id_pack() })
     }
 }
 

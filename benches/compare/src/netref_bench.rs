@@ -106,40 +106,10 @@ async fn measure_all(plan: &Plan, addr: &str) -> Result<Vec<Sample>, BoxError> {
     // without copies (README); then the same with `serde_bytes::ByteBuf`, which the serde
     // bridge copies once each way on each side.
     let data: Vec<u8> = (0..plan.echo_size).map(|i| (i * 31 % 251) as u8).collect();
-    let payload = SharedBytes::from(data.clone());
-    for _ in 0..plan.warmup.min(10) {
-        let _: SharedBytes = root.call_method("echo", (&payload,)).await?;
-    }
-    let end = deadline(plan.time_cap);
-    let start = Instant::now();
-    let mut done = 0;
-    let mut last = SharedBytes::default();
-    while done < plan.echoes && Instant::now() < end {
-        last = root.call_method("echo", (&payload,)).await?;
-        done += 1;
-    }
-    out.push(("echo_1mib", "MiB/s", rate(done, start.elapsed()) * plan.echo_size as f64 / (1 << 20) as f64));
-    if last != payload {
-        return Err("netref echo: the reply differs from the payload".into());
-    }
-    drop(last);
-
-    let payload = ByteBuf::from(data);
-    for _ in 0..plan.warmup.min(10) {
-        let _: ByteBuf = root.call_method("echo_buf", (&payload,)).await?;
-    }
-    let end = deadline(plan.time_cap);
-    let start = Instant::now();
-    let mut done = 0;
-    let mut last = ByteBuf::new();
-    while done < plan.echoes && Instant::now() < end {
-        last = root.call_method("echo_buf", (&payload,)).await?;
-        done += 1;
-    }
-    out.push(("echo_1mib_bytebuf", "MiB/s", rate(done, start.elapsed()) * plan.echo_size as f64 / (1 << 20) as f64));
-    if last != payload {
-        return Err("netref echo (ByteBuf): the reply differs from the payload".into());
-    }
+    let shared = echo_rate(&root, "echo", &SharedBytes::from(data.clone()), plan).await?;
+    out.push(("echo_1mib", "MiB/s", shared));
+    let buf = echo_rate(&root, "echo_buf", &ByteBuf::from(data), plan).await?;
+    out.push(("echo_1mib_bytebuf", "MiB/s", buf));
 
     // 4. Create + release: a fresh object per call, dropped at once (a batched Release), then
     // wait until the server's export table has drained; the drain is inside the timing.
@@ -209,6 +179,30 @@ async fn measure_all(plan: &Plan, addr: &str) -> Result<Vec<Sample>, BoxError> {
     }
     out.push(("connect", "conn/s", rate(done, start.elapsed())));
     Ok(out)
+}
+
+/// Echoes `payload` through `method` for up to `plan.echoes` round trips (after a warm-up)
+/// and returns MiB/s, checking that the last reply equals the payload.
+async fn echo_rate<T>(root: &NetRef, method: &str, payload: &T, plan: &Plan) -> Result<f64, BoxError>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + PartialEq,
+{
+    for _ in 0..plan.warmup.min(10) {
+        let _: T = root.call_method(method, (payload,)).await?;
+    }
+    let end = deadline(plan.time_cap);
+    let start = Instant::now();
+    let mut done = 0;
+    let mut last = None;
+    while done < plan.echoes && Instant::now() < end {
+        last = Some(root.call_method::<T>(method, (payload,)).await?);
+        done += 1;
+    }
+    let mib_s = rate(done, start.elapsed()) * plan.echo_size as f64 / (1 << 20) as f64;
+    if last.as_ref() != Some(payload) {
+        return Err(format!("netref echo ({method}): the reply differs from the payload").into());
+    }
+    Ok(mib_s)
 }
 
 /// Polls the server's `exports` until it is 0, for at most `limit`. Each poll is one round
