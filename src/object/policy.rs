@@ -120,14 +120,17 @@ impl AccessPolicy {
             return None;
         }
         let prefix = self.exposed_prefix.as_str();
-        // Cheapest tests first: this runs on every request.
-        let plain = self.allow_all_attrs
-            || (self.allow_public_attrs && !name.starts_with('_'))
-            || (self.allow_exposed_attrs && !prefix.is_empty() && name.starts_with(prefix))
-            || (self.allow_safe_attrs && self.safe_attrs.contains(name));
+        // Whether `name` may be reached as it is. Cheapest tests first, and only asked when it
+        // matters: this runs on every request, and most requests name an exposed member.
+        let plain = || {
+            self.allow_all_attrs
+                || (self.allow_public_attrs && !name.starts_with('_'))
+                || (self.allow_exposed_attrs && !prefix.is_empty() && name.starts_with(prefix))
+                || (self.allow_safe_attrs && self.safe_attrs.contains(name))
+        };
         // A plain name the object has wins over its exposed twin (RPyC's order).
-        if plain {
-            if let Some(stored) = find(name) {
+        if let Some(stored) = find(name) {
+            if plain() {
                 return Some(Cow::Borrowed(stored));
             }
         }
@@ -146,7 +149,7 @@ impl AccessPolicy {
                 return Some(Cow::Borrowed(stored));
             }
         }
-        plain.then_some(Cow::Borrowed(name))
+        plain().then_some(Cow::Borrowed(name))
     }
 
     /// Whether `name` (as stored on the object) is visible to the peer, for DIR and INSPECT.
