@@ -21,7 +21,7 @@ use crate::{
     async_result::AsyncResult,
     connection::{ConnShared, Peer},
     error::RemoteError,
-    object::{dispatch, AccessPolicy, Object},
+    object::{dispatch, AccessPolicy, Object, Served},
     to_value, Error, Handle, IdPack, Value,
 };
 
@@ -321,7 +321,10 @@ impl NetRef {
 /// Serves a request on a local object directly, with no policy (it is this side's own object).
 fn local_request<T>(handle: Handle, args: Vec<Value>) -> AsyncResult<T> {
     let policy = AccessPolicy::allow_all();
-    let mut fut = dispatch(handle, args, &policy);
+    let mut fut = match dispatch(handle, args, &policy) {
+        Served::Done(out) => return AsyncResult::settled(out.map_err(Error::from)),
+        Served::Later(fut) => fut,
+    };
     if let Some(out) = (&mut fut).now_or_never() {
         return AsyncResult::settled(out.map_err(Error::from));
     }

@@ -24,7 +24,7 @@ mod policy;
 mod table;
 
 pub(crate) use dispatch::dispatch;
-pub(crate) use method::{reply, MethodFn};
+pub(crate) use method::{reply, MethodFn, Served};
 pub use method::{Args, FromArgs, MethodFuture};
 pub use policy::{Access, AccessPolicy, SAFE_ATTRS};
 pub(crate) use table::ExportTable;
@@ -261,7 +261,7 @@ impl ObjectBuilder {
     where
         F: Fn(Args) -> MethodFuture + Send + Sync + 'static,
     {
-        self.add(name, Member::Method(Arc::new(f)))
+        self.add(name, Member::Method(Arc::new(move |args| method::Served::Later(f(args)))))
     }
 
     /// Registers a method under its literal name, *not* exposed: the default policy refuses it;
@@ -314,7 +314,7 @@ impl ObjectBuilder {
     {
         let m: MethodFn = Arc::new(move |_args| {
             let it = Object::iterator(make());
-            Box::pin(futures::future::ready(Ok(Value::Ref(crate::NetRef::from(it)))))
+            method::Served::Done(Ok(Value::Ref(crate::NetRef::from(it))))
         });
         self.add("__iter__", Member::Method(m))
     }

@@ -35,7 +35,7 @@ use crate::{
     async_result::{Completer, ResultOwner, Shared},
     config::Config,
     error::{kinds, RemoteError},
-    object::{dispatch, ExportTable, MethodFuture, Object},
+    object::{dispatch, ExportTable, MethodFuture, Object, Served},
     protocol::{FrameCodec, Hello, Limits},
     service::Service,
     Error, Frame, Handle, NetRef, ProtocolError, Value,
@@ -787,7 +787,8 @@ fn start_isolated(
         _ => None,
     });
     let mut fut: MethodFuture = match std::panic::catch_unwind(AssertUnwindSafe(|| dispatch(handle, items, policy))) {
-        Ok(fut) => fut,
+        Ok(Served::Done(r)) => return (target, Started::Done(r)),
+        Ok(Served::Later(fut)) => fut,
         Err(panic) => {
             let error = panic_error(&target, panic);
             return (target, Started::Done(Err(error)));

@@ -5,9 +5,7 @@
 
 use std::sync::Arc;
 
-use futures::FutureExt;
-
-use super::{policy::Access, AccessPolicy, Args, Member, MethodFuture, Object};
+use super::{method::Served, policy::Access, AccessPolicy, Args, Member, Object};
 use crate::{
     error::{kinds, RemoteError},
     from_value, Handle, IdPack, NetRef, Value,
@@ -16,8 +14,8 @@ use crate::{
 /// The largest chunk one BUFFITER request may ask for.
 pub(crate) const MAX_BUFFITER_CHUNK: usize = 10_000;
 
-fn ready(r: Result<Value, RemoteError>) -> MethodFuture {
-    futures::future::ready(r).boxed()
+fn ready(r: Result<Value, RemoteError>) -> Served {
+    Served::Done(r)
 }
 
 fn attribute_error(message: String) -> RemoteError {
@@ -129,14 +127,14 @@ fn read_member(obj: &Object, stored: &str, name: &str) -> Result<Value, RemoteEr
 }
 
 /// Serves one object request. `args` are the unboxed request arguments (target first).
-pub(crate) fn dispatch(handle: Handle, args: Vec<Value>, policy: &AccessPolicy) -> MethodFuture {
+pub(crate) fn dispatch(handle: Handle, args: Vec<Value>, policy: &AccessPolicy) -> Served {
     match serve(handle, args, policy) {
         Ok(fut) => fut,
         Err(e) => ready(Err(e)),
     }
 }
 
-fn serve(handle: Handle, args: Vec<Value>, policy: &AccessPolicy) -> Result<MethodFuture, RemoteError> {
+fn serve(handle: Handle, args: Vec<Value>, policy: &AccessPolicy) -> Result<Served, RemoteError> {
     let obj = target(&args)?.clone();
     let r = match handle {
         Handle::GetAttr => {
@@ -320,7 +318,7 @@ fn serve(handle: Handle, args: Vec<Value>, policy: &AccessPolicy) -> Result<Meth
     Ok(ready(r))
 }
 
-fn call(obj: &Object, args: Args) -> Result<MethodFuture, RemoteError> {
+fn call(obj: &Object, args: Args) -> Result<Served, RemoteError> {
     match &obj.inner.call {
         Some(f) => Ok(f(args)),
         None => Err(type_error(format!("'{}' object is not callable", obj.type_name()))),

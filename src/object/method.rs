@@ -24,7 +24,16 @@ pub struct Args {
 pub type MethodFuture = BoxFuture<'static, Result<Value, RemoteError>>;
 
 /// A method as the dispatcher sees it.
-pub(crate) type MethodFn = Arc<dyn Fn(Args) -> MethodFuture + Send + Sync>;
+pub(crate) type MethodFn = Arc<dyn Fn(Args) -> Served + Send + Sync>;
+
+/// What a method gives back: its result at once (most methods are synchronous, and then
+/// nothing is boxed or polled), or a future for the rest of the work.
+pub(crate) enum Served {
+    /// The result, now.
+    Done(Result<Value, RemoteError>),
+    /// Work still to do.
+    Later(MethodFuture),
+}
 
 /// A function whose arguments convert from [`Value`]s: implemented for `Fn(A1, …, An) -> Out`
 /// with up to eight arguments, each `DeserializeOwned`. `Marker` is the argument tuple.
@@ -125,10 +134,7 @@ where
     R: Serialize,
 {
     let name = name.to_owned();
-    Arc::new(move |args| {
-        let out = f.call_with(&name, args).and_then(reply);
-        futures::future::ready(out).boxed()
-    })
+    Arc::new(move |args| Served::Done(f.call_with(&name, args).and_then(reply)))
 }
 
 pub(crate) fn try_sync_method<M, F, R, E>(name: &str, f: F) -> MethodFn
@@ -138,10 +144,7 @@ where
     E: Display + 'static,
 {
     let name = name.to_owned();
-    Arc::new(move |args| {
-        let out = f.call_with(&name, args).and_then(|r| r.map_err(user_error)).and_then(reply);
-        futures::future::ready(out).boxed()
-    })
+    Arc::new(move |args| Served::Done(f.call_with(&name, args).and_then(|r| r.map_err(user_error)).and_then(reply)))
 }
 
 pub(crate) fn async_method<M, F, Fut, R>(name: &str, f: F) -> MethodFn
@@ -152,8 +155,8 @@ where
 {
     let name = name.to_owned();
     Arc::new(move |args| match f.call_with(&name, args) {
-        Ok(fut) => fut.map(reply).boxed(),
-        Err(e) => futures::future::ready(Err(e)).boxed(),
+        Ok(fut) => Served::Later(fut.map(reply).boxed()),
+        Err(e) => Served::Done(Err(e)),
     })
 }
 
@@ -166,7 +169,7 @@ where
 {
     let name = name.to_owned();
     Arc::new(move |args| match f.call_with(&name, args) {
-        Ok(fut) => fut.map(|r| r.map_err(user_error).and_then(reply)).boxed(),
-        Err(e) => futures::future::ready(Err(e)).boxed(),
+        Ok(fut) => Served::Later(fut.map(|r| r.map_err(user_error).and_then(reply)).boxed()),
+        Err(e) => Served::Done(Err(e)),
     })
 }
