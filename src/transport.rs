@@ -75,22 +75,34 @@ pub async fn connect_tcp(
     config: Config,
     connect_timeout: Duration,
 ) -> Result<Peer, Error> {
-    let started = std::time::Instant::now();
-    let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(addr))
-        .await
-        .map_err(|_| Error::Timeout(connect_timeout))??;
-    let peer = from_tcp(stream, service, config)?;
-    handshake(peer, connect_timeout.saturating_sub(started.elapsed())).await
+    connect_within(connect_timeout, async move {
+        let stream = TcpStream::connect(addr).await?;
+        from_tcp(stream, service, config)
+    })
+    .await
 }
 
-/// Waits (up to `limit`) for the peer's `Hello`, so a returned connection is live and speaks
-/// our protocol version.
-async fn handshake(peer: Peer, limit: Duration) -> Result<Peer, Error> {
-    match tokio::time::timeout(limit, peer.ready()).await {
-        Ok(Ok(())) => Ok(peer),
-        Ok(Err(e)) => Err(e),
+/// Runs `start` (connect and start the connection) and waits for the peer's `Hello`, all
+/// within `limit` — one timer for the whole, since registering a timer can cost the runtime a
+/// wake-up. A returned connection is live and speaks our protocol version; one whose `Hello`
+/// did not come in time is closed.
+async fn connect_within<F>(limit: Duration, start: F) -> Result<Peer, Error>
+where
+    F: std::future::Future<Output = Result<Peer, Error>>,
+{
+    let mut started = None;
+    let attempt = async {
+        let peer = start.await?;
+        started = Some(peer.clone());
+        peer.ready().await?;
+        Ok(peer)
+    };
+    match tokio::time::timeout(limit, attempt).await {
+        Ok(result) => result,
         Err(_) => {
-            peer.start_close("no Hello from the server in time");
+            if let Some(peer) = started {
+                peer.start_close("no Hello from the server in time");
+            }
             Err(Error::Timeout(limit))
         }
     }
@@ -125,13 +137,13 @@ pub async fn connect_unix(
     connect_timeout: Duration,
 ) -> Result<Peer, Error> {
     let path = path.as_ref();
-    let started = std::time::Instant::now();
-    let stream = tokio::time::timeout(connect_timeout, tokio::net::UnixStream::connect(path))
-        .await
-        .map_err(|_| Error::Timeout(connect_timeout))?
-        .map_err(|e| Error::Io(format!("cannot connect to {}: {e}", path.display())))?;
-    let (reader, writer) = stream.into_split();
-    let info = ConnInfo::labelled(format!("unix:{}", path.display()));
-    let peer = Connection::start(Box::new(reader), Box::new(writer), service, config, info);
-    handshake(peer, connect_timeout.saturating_sub(started.elapsed())).await
+    connect_within(connect_timeout, async move {
+        let stream = tokio::net::UnixStream::connect(path)
+            .await
+            .map_err(|e| Error::Io(format!("cannot connect to {}: {e}", path.display())))?;
+        let (reader, writer) = stream.into_split();
+        let info = ConnInfo::labelled(format!("unix:{}", path.display()));
+        Ok(Connection::start(Box::new(reader), Box::new(writer), service, config, info))
+    })
+    .await
 }

@@ -142,3 +142,34 @@ async fn two_thousand_connect_disconnect_cycles() {
     assert!(server.accepted() >= 2001);
     server.shutdown(T).await;
 }
+
+/// A server that accepts but never says Hello: `connect_tcp` gives up at its timeout (one
+/// timer covers connecting and the handshake) and closes the half-started connection.
+#[actix_rt::test]
+async fn connect_gives_up_on_a_server_that_never_says_hello() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let silent = actix_rt::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        // Read until the client hangs up; never write.
+        let mut sink = [0u8; 256];
+        while tokio::io::AsyncReadExt::read(&mut s, &mut sink).await.is_ok_and(|n| n > 0) {}
+    });
+    let started = std::time::Instant::now();
+    let limit = Duration::from_millis(300);
+    let r = netref::connect_tcp(addr, Service::void(), Config::default(), limit).await;
+    assert!(matches!(r, Err(netref::Error::Timeout(t)) if t == limit), "{r:?}");
+    assert!(started.elapsed() < Duration::from_secs(5), "gave up late: {:?}", started.elapsed());
+    // The client closed its side: the silent server sees the end of the stream.
+    tokio::time::timeout(Duration::from_secs(5), silent).await.expect("client hung up").unwrap();
+}
+
+/// Nothing listening: the error is the connect error, not a timeout.
+#[actix_rt::test]
+async fn connect_to_a_closed_port_fails_at_once() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let r = netref::connect_tcp(addr, Service::void(), Config::default(), Duration::from_secs(5)).await;
+    assert!(matches!(r, Err(netref::Error::Io(_))), "{r:?}");
+}
