@@ -323,7 +323,7 @@ fn local_request<T>(handle: Handle, args: Vec<Value>) -> AsyncResult<T> {
     let policy = AccessPolicy::allow_all();
     let mut fut = match dispatch(handle, args, &policy) {
         Served::Done(out) => return AsyncResult::settled(out.map_err(Error::from)),
-        Served::Later(fut) => fut,
+        Served::Later(fut) | Served::LongPoll(fut) => fut,
     };
     if let Some(out) = (&mut fut).now_or_never() {
         return AsyncResult::settled(out.map_err(Error::from));

@@ -76,6 +76,9 @@ pub(crate) struct ObjectInner {
     pub(crate) compare: Option<CompareFn>,
     pub(crate) obtain: Option<Getter>,
     pub(crate) instance_of: Vec<String>,
+    /// Methods (stored names) that wait for an event rather than work, like `ActorRef::watch`:
+    /// a connection closing gracefully drops them at once instead of waiting out its grace.
+    pub(crate) long_polls: Vec<String>,
     pub(crate) payload: Option<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
@@ -97,6 +100,7 @@ impl Object {
                 compare: None,
                 obtain: None,
                 instance_of: Vec::new(),
+                long_polls: Vec::new(),
                 payload: None,
             },
             exposed_prefix: "exposed_".to_owned(),
@@ -262,6 +266,14 @@ impl ObjectBuilder {
         F: Fn(Args) -> MethodFuture + Send + Sync + 'static,
     {
         self.add(name, Member::Method(Arc::new(move |args| method::Served::Later(f(args)))))
+    }
+
+    /// Marks method `name` as a long poll: it waits for an event rather than works, so a
+    /// connection closing gracefully drops a call to it at once instead of waiting for it.
+    pub(crate) fn long_poll(mut self, name: &str) -> Self {
+        let stored = self.exposed(name);
+        self.inner.long_polls.push(stored);
+        self
     }
 
     /// Registers a method under its literal name, *not* exposed: the default policy refuses it;

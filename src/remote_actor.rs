@@ -79,6 +79,7 @@ pub fn expose<A: RemoteActor>(addr: Addr<A>) -> ActorExport<A> {
         }
         .boxed()
     });
+    let builder = builder.long_poll(WATCH_METHOD);
     ActorExport { addr, builder, _actor: PhantomData }
 }
 

@@ -219,7 +219,22 @@ async fn watch_reports_a_lost_connection(t: Transport) {
     assert!(matches!(down, Down::ConnectionLost(_)), "{down:?}");
 }
 
+/// A watch in progress is a long poll: closing the watched side gracefully drops it at once
+/// instead of waiting out the close grace (30 s here) for an actor that may never stop.
+async fn a_watch_does_not_hold_a_graceful_close(t: Transport) {
+    let grace = Config::default().close_grace(Duration::from_secs(30));
+    let (server, client) = connect(t, service(), grace, Service::void(), Config::default()).await;
+    let counter: ActorRef<Counter> = client.lookup_actor("counter").await.unwrap();
+    let watch = counter.watch();
+    common::wait_until(T, "the watch runs on the server", || async { server.stats().await.unwrap().inbound == 1 })
+        .await;
+    tokio::time::timeout(T, server.close()).await.expect("the close does not wait for the watch");
+    let down = tokio::time::timeout(T, watch).await.expect("watch fires");
+    assert!(matches!(down, Down::ConnectionLost(_)), "{down:?}");
+}
+
 over_both_transports!(
+    a_watch_does_not_hold_a_graceful_close,
     send_and_do_send_in_order,
     lookups_are_typed,
     bad_messages_leave_the_actor_unaffected,

@@ -93,7 +93,7 @@ pub struct Connection {
     backlog: VecDeque<Submit>,
     /// The request queue's last batch, kept for its allocation.
     batch: Vec<Submit>,
-    inbound: SeqMap<SpawnHandle>,
+    inbound: SeqMap<Inbound>,
     gate: Rc<Gate>,
     /// Encoded frames waiting for the writer.
     outbox: Outbox,
@@ -428,7 +428,7 @@ impl Connection {
             Frame::Cancel { seq } => {
                 if let Some(handle) = self.inbound.remove(&seq) {
                     debug!(parent: &self.span, seq, "peer cancelled a request");
-                    ctx.cancel_future(handle);
+                    ctx.cancel_future(handle.handle);
                     self.update_gate();
                     self.maybe_finish_close(ctx);
                 }
@@ -445,7 +445,7 @@ impl Connection {
                 self.peer_closing = true;
                 // The peer failed its own calls when it closed: nobody waits for these replies.
                 for (_, handle) in self.inbound.drain() {
-                    ctx.cancel_future(handle);
+                    ctx.cancel_future(handle.handle);
                 }
                 let grace = self.config.close_grace;
                 let reason = Error::ConnectionClosed(format!("the peer closed the connection: {reason}"));
@@ -554,7 +554,7 @@ impl Connection {
                 trace!(parent: &span, elapsed = ?started.map(|t| t.elapsed()), ok = r.is_ok(), "served");
                 self.reply(seq, r, ctx);
             }
-            Started::Running(fut) => {
+            Started::Running(fut, long_poll) => {
                 // The caller stops waiting at its deadline; past it the work is dropped without a
                 // reply (the caller has its own Timeout and sent, or will send, a Cancel).
                 let fut = match deadline {
@@ -577,7 +577,7 @@ impl Connection {
                         act.maybe_finish_close(ctx);
                     }
                 }));
-                self.inbound.insert(seq, handle);
+                self.inbound.insert(seq, Inbound { handle, long_poll });
                 self.update_gate();
             }
         }
@@ -591,7 +591,7 @@ impl Connection {
         match outcome {
             Started::Done(Ok(_)) => {}
             Started::Done(Err(e)) => debug!(parent: &span, %handle, %object, error = %e, "one-way request failed"),
-            Started::Running(fut) => {
+            Started::Running(fut, _) => {
                 self.one_way_running += 1;
                 self.update_gate();
                 ctx.spawn(wrap_future::<_, Self>(fut).map(move |r, act, ctx| {
@@ -645,6 +645,15 @@ impl Connection {
             }
         } else {
             self.fail_all_pending(&reason);
+        }
+        // Requests that wait for an event (a watch) would hold the close for its whole grace:
+        // drop them; the peer sees them fail when the connection ends.
+        let polls: Vec<u64> = self.inbound.iter().filter(|(_, i)| i.long_poll).map(|(seq, _)| *seq).collect();
+        for seq in polls {
+            if let Some(inbound) = self.inbound.remove(&seq) {
+                debug!(parent: &self.span, seq, "closing: long poll dropped");
+                ctx.cancel_future(inbound.handle);
+            }
         }
         if send_close {
             let text = match &reason {
@@ -724,7 +733,7 @@ impl Connection {
         self.shared.mark_closed(error.clone());
         self.fail_all_pending(&error);
         for (_, handle) in self.inbound.drain() {
-            ctx.cancel_future(handle);
+            ctx.cancel_future(handle.handle);
         }
         self.update_gate();
         let act_grace = self.config.close_grace;
@@ -769,8 +778,15 @@ impl std::fmt::Display for Target {
 enum Started {
     /// It finished at once (most methods are synchronous): nothing to spawn or box.
     Done(Result<Value, RemoteError>),
-    /// It is still running; the future is panic-isolated.
-    Running(futures::future::BoxFuture<'static, Result<Value, RemoteError>>),
+    /// It is still running; the future is panic-isolated. `long_poll`: it waits for an event
+    /// (a graceful close drops it rather than waiting for it).
+    Running(futures::future::BoxFuture<'static, Result<Value, RemoteError>>, bool),
+}
+
+/// An inbound request still running.
+struct Inbound {
+    handle: SpawnHandle,
+    long_poll: bool,
 }
 
 /// Dispatches a request on an exported object and polls it once, with user code isolated: a
@@ -786,14 +802,16 @@ fn start_isolated(
         Some(Value::Ref(r)) => Some(r.clone()),
         _ => None,
     });
-    let mut fut: MethodFuture = match std::panic::catch_unwind(AssertUnwindSafe(|| dispatch(handle, items, policy))) {
-        Ok(Served::Done(r)) => return (target, Started::Done(r)),
-        Ok(Served::Later(fut)) => fut,
-        Err(panic) => {
-            let error = panic_error(&target, panic);
-            return (target, Started::Done(Err(error)));
-        }
-    };
+    let (mut fut, long_poll): (MethodFuture, bool) =
+        match std::panic::catch_unwind(AssertUnwindSafe(|| dispatch(handle, items, policy))) {
+            Ok(Served::Done(r)) => return (target, Started::Done(r)),
+            Ok(Served::Later(fut)) => (fut, false),
+            Ok(Served::LongPoll(fut)) => (fut, true),
+            Err(panic) => {
+                let error = panic_error(&target, panic);
+                return (target, Started::Done(Err(error)));
+            }
+        };
     let mut cx = TaskContext::from_waker(futures::task::noop_waker_ref());
     let polled = span.in_scope(|| std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx))));
     let started = match polled {
@@ -804,7 +822,7 @@ fn start_isolated(
             let fut = AssertUnwindSafe(fut)
                 .catch_unwind()
                 .map(move |r| r.unwrap_or_else(|panic| Err(panic_error(&for_panic, panic))));
-            Started::Running(fut.boxed())
+            Started::Running(fut.boxed(), long_poll)
         }
     };
     (target, started)

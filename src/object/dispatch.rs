@@ -157,7 +157,10 @@ fn serve(handle: Handle, args: Vec<Value>, policy: &AccessPolicy) -> Result<Serv
             }
             let stored = resolve(&obj, &name, Access::Get, policy)?;
             return match obj.inner.members.get(&*stored) {
-                Some(Member::Method(m)) => Ok(m(split_call(args, 2)?)),
+                Some(Member::Method(m)) => Ok(match m(split_call(args, 2)?) {
+                    Served::Later(fut) if obj.inner.long_polls.iter().any(|n| *n == *stored) => Served::LongPoll(fut),
+                    served => served,
+                }),
                 Some(_) => Err(type_error(format!("'{}.{name}' is not callable", obj.type_name()))),
                 None => Err(no_attribute(&obj, &name)),
             };

@@ -33,6 +33,8 @@ pub(crate) enum Served {
     Done(Result<Value, RemoteError>),
     /// Work still to do.
     Later(MethodFuture),
+    /// A wait for an event (see `ObjectBuilder::long_poll`).
+    LongPoll(MethodFuture),
 }
 
 /// A function whose arguments convert from [`Value`]s: implemented for `Fn(A1, …, An) -> Out`
