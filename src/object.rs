@@ -204,7 +204,10 @@ impl ObjectBuilder {
         if name.starts_with(&self.exposed_prefix) || name.starts_with("__") {
             name.to_owned()
         } else {
-            format!("{}{name}", self.exposed_prefix)
+            let mut stored = String::with_capacity(self.exposed_prefix.len() + name.len());
+            stored.push_str(&self.exposed_prefix);
+            stored.push_str(name);
+            stored
         }
     }
 

@@ -429,9 +429,10 @@ async fn accept_loop(
     config: Config,
     peers: Arc<Registry>,
 ) {
+    let config = Arc::new(config);
     loop {
         match listener.accept().await {
-            Ok((stream, _)) => match transport::from_tcp(stream, service.clone(), config.clone()) {
+            Ok((stream, _)) => match transport::start_tcp(stream, service.clone(), config.clone()) {
                 Ok(peer) => peers.add(&peer),
                 Err(e) => warn!(runtime, error = %e, "cannot start a connection on an accepted socket"),
             },

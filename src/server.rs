@@ -119,7 +119,8 @@ impl ServerShared {
 /// What every accepted connection needs to start.
 struct Starter {
     service: Service,
-    config: Config,
+    /// Shared by every connection (cloning a `Config` copies its policy's name set).
+    config: Arc<Config>,
     authenticator: Option<Authenticator>,
     shared: Arc<ServerShared>,
     max_connections: usize,
@@ -185,7 +186,7 @@ impl Starter {
                     ConnInfo { label: addr.to_string(), peer_addr: Some(addr.to_string()), credentials: None };
                 let Some(tls) = &self.tls else {
                     self.authenticate(&mut info)?;
-                    return crate::transport::from_tcp_with(stream, self.service.clone(), self.config.clone(), info)
+                    return crate::transport::start_tcp_with(stream, self.service.clone(), self.config.clone(), info)
                         .map_err(|e| e.to_string());
                 };
                 let (stream, certificates) = tokio::time::timeout(self.handshake_timeout, tls.accept(stream))
@@ -197,7 +198,7 @@ impl Starter {
                     info.credentials = Some(Arc::new(certificates));
                 }
                 self.authenticate(&mut info)?;
-                Ok(crate::transport::connect_stream_with(stream, self.service.clone(), self.config.clone(), info))
+                Ok(crate::transport::start_stream(stream, self.service.clone(), self.config.clone(), info))
             }
             #[cfg(unix)]
             Accepted::Unix(std) => {
@@ -420,7 +421,7 @@ impl ServerBuilder {
         });
         let starter = Arc::new(Starter {
             service: self.service,
-            config: self.config,
+            config: Arc::new(self.config),
             authenticator: self.authenticator,
             shared: shared.clone(),
             max_connections: self.max_connections,

@@ -3,7 +3,7 @@
 //! Every function here starts a connection actor on the current actix arbiter, so call them
 //! inside an actix system (`#[actix::main]`, `#[actix_rt::test]`) or a tokio `LocalSet`.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use tokio::{
     io::{AsyncRead, AsyncWrite},
@@ -33,6 +33,14 @@ pub fn connect_stream_with<S>(stream: S, service: Service, config: Config, info:
 where
     S: AsyncRead + AsyncWrite + Unpin + 'static,
 {
+    start_stream(stream, service, Arc::new(config), info)
+}
+
+/// [`connect_stream_with`] with a shared configuration (accept loops).
+pub(crate) fn start_stream<S>(stream: S, service: Service, config: Arc<Config>, info: ConnInfo) -> Peer
+where
+    S: AsyncRead + AsyncWrite + Unpin + 'static,
+{
     let (reader, writer) = tokio::io::split(stream);
     Connection::start(Box::new(reader), Box::new(writer), service, config, info)
 }
@@ -48,20 +56,35 @@ pub fn connect_pair_with(service_a: Service, config_a: Config, service_b: Servic
     let (left, right) = tokio::io::duplex(PAIR_BUFFER);
     let (lr, lw) = tokio::io::split(left);
     let (rr, rw) = tokio::io::split(right);
-    let a = Connection::start(Box::new(lr), Box::new(lw), service_a, config_a, ConnInfo::labelled("pair-a"));
-    let b = Connection::start(Box::new(rr), Box::new(rw), service_b, config_b, ConnInfo::labelled("pair-b"));
+    let a = Connection::start(Box::new(lr), Box::new(lw), service_a, Arc::new(config_a), ConnInfo::labelled("pair-a"));
+    let b = Connection::start(Box::new(rr), Box::new(rw), service_b, Arc::new(config_b), ConnInfo::labelled("pair-b"));
     (a, b)
 }
 
 /// Starts a connection over an accepted or connected TCP socket (sets `TCP_NODELAY`).
 pub fn from_tcp(stream: TcpStream, service: Service, config: Config) -> Result<Peer, Error> {
+    start_tcp(stream, service, Arc::new(config))
+}
+
+/// [`from_tcp`] with a shared configuration (accept loops).
+pub(crate) fn start_tcp(stream: TcpStream, service: Service, config: Arc<Config>) -> Result<Peer, Error> {
     let peer_addr = stream.peer_addr().map(|a| a.to_string()).ok();
     let info = ConnInfo { label: peer_addr.clone().unwrap_or_else(|| "tcp".into()), peer_addr, credentials: None };
-    from_tcp_with(stream, service, config, info)
+    start_tcp_with(stream, service, config, info)
 }
 
 /// [`from_tcp`] with what is known about the other end.
 pub fn from_tcp_with(stream: TcpStream, service: Service, config: Config, info: ConnInfo) -> Result<Peer, Error> {
+    start_tcp_with(stream, service, Arc::new(config), info)
+}
+
+/// [`from_tcp_with`] with a shared configuration (accept loops).
+pub(crate) fn start_tcp_with(
+    stream: TcpStream,
+    service: Service,
+    config: Arc<Config>,
+    info: ConnInfo,
+) -> Result<Peer, Error> {
     stream.set_nodelay(true)?;
     let (reader, writer) = stream.into_split();
     Ok(Connection::start(Box::new(reader), Box::new(writer), service, config, info))
@@ -116,11 +139,12 @@ pub async fn serve_tcp(
     config: Config,
     max_connections: Option<usize>,
 ) -> Result<(), Error> {
+    let config = Arc::new(config);
     let mut accepted = 0usize;
     while max_connections.map_or(true, |max| accepted < max) {
         let (stream, _) = listener.accept().await?;
         accepted += 1;
-        if let Err(e) = from_tcp(stream, service.clone(), config.clone()) {
+        if let Err(e) = start_tcp(stream, service.clone(), config.clone()) {
             tracing::warn!(error = %e, "cannot start a connection on an accepted socket");
         }
     }
@@ -143,7 +167,7 @@ pub async fn connect_unix(
             .map_err(|e| Error::Io(format!("cannot connect to {}: {e}", path.display())))?;
         let (reader, writer) = stream.into_split();
         let info = ConnInfo::labelled(format!("unix:{}", path.display()));
-        Ok(Connection::start(Box::new(reader), Box::new(writer), service, config, info))
+        Ok(Connection::start(Box::new(reader), Box::new(writer), service, Arc::new(config), info))
     })
     .await
 }

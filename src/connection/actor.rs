@@ -122,8 +122,15 @@ impl std::fmt::Debug for Connection {
 impl Connection {
     /// Starts a connection actor on the current arbiter over a split transport and returns its
     /// handle. Must run inside an actix system or a tokio `LocalSet`.
-    pub(crate) fn start(reader: BoxRead, writer: BoxWrite, service: Service, config: Config, info: ConnInfo) -> Peer {
-        let config = Arc::new(config);
+    ///
+    /// The configuration is shared: accept loops hand every connection the same `Arc`.
+    pub(crate) fn start(
+        reader: BoxRead,
+        writer: BoxWrite,
+        service: Service,
+        config: Arc<Config>,
+        info: ConnInfo,
+    ) -> Peer {
         let id = next_connection_id();
         let span = tracing::info_span!("netref.conn", conn = id, peer = %info.label);
         let mut started_peer = None;
