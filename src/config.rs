@@ -40,6 +40,14 @@ pub struct Config {
     pub heartbeat: Option<Duration>,
     /// Declare the peer lost after this many heartbeat intervals of silence. Default 3.
     pub heartbeat_misses: u32,
+    /// Early requests: the `connect_*` functions return as soon as the transport is up,
+    /// without waiting for the peer's `Hello`, and [`Peer::root`](crate::Peer::root) answers at
+    /// once with a *root alias* (a netref that names the peer's root without knowing its
+    /// identity yet). Requests made meanwhile go out right behind this side's `Hello`, so a
+    /// connection's first call costs one round trip in all. The price: a peer speaking
+    /// another protocol version, or none, is found out by the first request failing (with the
+    /// version error, or after `hello_timeout`) instead of by `connect_*`. Default `false`.
+    pub early_requests: bool,
 }
 
 impl Default for Config {
@@ -58,6 +66,7 @@ impl Default for Config {
             hello_timeout: Duration::from_secs(10),
             heartbeat: None,
             heartbeat_misses: 3,
+            early_requests: false,
         }
     }
 }
@@ -122,6 +131,12 @@ impl Config {
     pub fn heartbeat(mut self, interval: Duration, misses: u32) -> Self {
         self.heartbeat = Some(interval);
         self.heartbeat_misses = misses.max(1);
+        self
+    }
+
+    /// Sets [`early_requests`](Config::early_requests).
+    pub fn early_requests(mut self, early: bool) -> Self {
+        self.early_requests = early;
         self
     }
 

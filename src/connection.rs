@@ -11,7 +11,7 @@ use std::{
     fmt,
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
-        Arc, Mutex,
+        Arc, Mutex, OnceLock,
     },
     time::Duration,
 };
@@ -30,7 +30,7 @@ pub use actor::{ConnStats, Connection};
 use crate::{
     async_result::{AsyncResult, ResultOwner, Shared},
     config::Config,
-    Error, Handle, NetRef, Value,
+    Error, Handle, IdPack, NetRef, Value,
 };
 
 pub(crate) use crate::hash::SeqMap;
@@ -83,6 +83,9 @@ pub(crate) struct ConnShared {
     close_reason: Mutex<Option<Error>>,
     closed_notify: tokio::sync::Notify,
     inspect_cache: Mutex<HashMap<String, Arc<Vec<String>>>>,
+    /// The peer's root as its `Hello` announced it: what a root alias netref reports as its
+    /// type (`NetRef::type_name`).
+    peer_root: OnceLock<IdPack>,
     /// Requests on their way to the actor. A burst of calls costs one actor message
     /// ([`actor::DrainRequests`]) instead of one each: the actor takes the whole batch at once.
     requests: Mutex<RequestQueue>,
@@ -110,6 +113,7 @@ impl ConnShared {
             close_reason: Mutex::new(None),
             closed_notify: tokio::sync::Notify::new(),
             inspect_cache: Mutex::new(HashMap::new()),
+            peer_root: OnceLock::new(),
             requests: Mutex::new(RequestQueue::default()),
         }
     }
@@ -174,6 +178,15 @@ impl ConnShared {
         self.closed.store(true, Ordering::Release);
         self.inspect_cache.lock().unwrap_or_else(|p| p.into_inner()).clear();
         self.closed_notify.notify_waiters();
+    }
+
+    pub(crate) fn set_peer_root(&self, root: IdPack) {
+        let _ = self.peer_root.set(root);
+    }
+
+    /// The peer's root as its `Hello` announced it, once that has arrived.
+    pub(crate) fn peer_root(&self) -> Option<&IdPack> {
+        self.peer_root.get()
     }
 
     /// The peer's `Hello` arrived and its version matched.
@@ -302,8 +315,13 @@ impl Peer {
         &self.shared.config
     }
 
-    /// The peer's root object (HANDLE_GETROOT).
+    /// The peer's root object (HANDLE_GETROOT). Answered locally once the peer's `Hello`
+    /// has announced its root; before that, with [`Config::early_requests`], it is a root
+    /// alias ([`NetRef::is_root_alias`]) made on the spot, so a first call can follow at once.
     pub fn root(&self) -> AsyncResult<NetRef> {
+        if self.shared.config.early_requests && !self.shared.greeted.load(Ordering::Acquire) && !self.is_closed() {
+            return AsyncResult::settled(Ok(Value::Ref(NetRef::root_alias(self.shared.clone()))));
+        }
         self.shared.submit(Handle::GetRoot, Value::Tuple(Vec::new()))
     }
 

@@ -40,11 +40,32 @@ pub(crate) struct RemoteRef {
     pub(crate) generation: u64,
 }
 
-impl Drop for RemoteRef {
-    fn drop(&mut self) {
-        self.conn.proxy_dropped(self.id.instance_id, self.generation);
+impl RemoteRef {
+    fn is_alias(&self) -> bool {
+        self.generation == ALIAS_GENERATION
+    }
+
+    /// For a root alias, the root it names, once the peer's `Hello` has said which it is.
+    fn alias_of(&self) -> Option<&IdPack> {
+        if self.is_alias() {
+            self.conn.peer_root()
+        } else {
+            None
+        }
     }
 }
+
+impl Drop for RemoteRef {
+    fn drop(&mut self) {
+        // A root alias is no import: nothing was counted, nothing is owed.
+        if self.generation != ALIAS_GENERATION {
+            self.conn.proxy_dropped(self.id.instance_id, self.generation);
+        }
+    }
+}
+
+/// The generation of root aliases; import generations start at 1.
+const ALIAS_GENERATION: u64 = 0;
 
 impl From<Object> for NetRef {
     fn from(object: Object) -> Self {
@@ -68,19 +89,42 @@ pub(crate) fn positional(args: &impl Serialize) -> Result<Vec<Value>, Error> {
 
 impl NetRef {
     /// The object's identity (`type_name`, `class_id`, `instance_id`). No traffic.
+    ///
+    /// A root alias ([`Peer::root`] with [`Config::early_requests`](crate::Config::early_requests),
+    /// before the peer's `Hello`) has `instance_id` [`ROOT_ALIAS`](crate::protocol::ROOT_ALIAS)
+    /// and, once the `Hello` has arrived, the root's type name and class.
     pub fn id_pack(&self) -> IdPack {
         match &*self.0 {
             RefInner::Local(o) => o.id_pack(),
-            RefInner::Remote(r) => r.id.clone(),
+            RefInner::Remote(r) => match r.alias_of() {
+                Some(root) => IdPack { instance_id: r.id.instance_id, ..root.clone() },
+                None => r.id.clone(),
+            },
         }
     }
 
-    /// The object's type name. No traffic.
+    /// The object's type name. No traffic. (A root alias reports `""` until the peer's `Hello`
+    /// has named its root.)
     pub fn type_name(&self) -> &str {
         match &*self.0 {
             RefInner::Local(o) => o.type_name(),
-            RefInner::Remote(r) => &r.id.type_name,
+            RefInner::Remote(r) => r.alias_of().map_or(&r.id.type_name, |root| &root.type_name),
         }
+    }
+
+    /// A root alias on `conn`: made on the caller's side, outside the import cache (the peer
+    /// counts nothing for it, so no `Release` is owed and none is sent).
+    pub(crate) fn root_alias(conn: Arc<ConnShared>) -> NetRef {
+        let id = IdPack { type_name: String::new(), class_id: 0, instance_id: crate::protocol::ROOT_ALIAS };
+        NetRef(Arc::new(RefInner::Remote(RemoteRef { conn, id, generation: ALIAS_GENERATION })))
+    }
+
+    /// Whether this netref is a root alias: the peer's root named before its identity was
+    /// known ([`Config::early_requests`](crate::Config::early_requests)). It reaches the same
+    /// object as the root netref taken after the handshake, but is a different netref
+    /// (identity comparison tells them apart).
+    pub fn is_root_alias(&self) -> bool {
+        matches!(&*self.0, RefInner::Remote(r) if r.is_alias())
     }
 
     /// The connection the object lives behind, or `None` for a local object. No traffic.
@@ -347,7 +391,13 @@ impl fmt::Debug for NetRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &*self.0 {
             RefInner::Local(o) => write!(f, "<local {} #{}>", o.type_name(), o.instance_id()),
-            RefInner::Remote(r) => write!(f, "<netref {} #{} @conn{}>", r.id.type_name, r.id.instance_id, r.conn.id),
+            RefInner::Remote(r) => match r.alias_of() {
+                _ if !r.is_alias() => {
+                    write!(f, "<netref {} #{} @conn{}>", r.id.type_name, r.id.instance_id, r.conn.id)
+                }
+                Some(root) => write!(f, "<netref {} root alias @conn{}>", root.type_name, r.conn.id),
+                None => write!(f, "<netref root alias @conn{}>", r.conn.id),
+            },
         }
     }
 }

@@ -98,18 +98,19 @@ pub async fn connect_tcp(
     config: Config,
     connect_timeout: Duration,
 ) -> Result<Peer, Error> {
-    connect_within(connect_timeout, async move {
+    let early = config.early_requests;
+    connect_within(connect_timeout, early, async move {
         let stream = TcpStream::connect(addr).await?;
         from_tcp(stream, service, config)
     })
     .await
 }
 
-/// Runs `start` (connect and start the connection) and waits for the peer's `Hello`, all
-/// within `limit` — one timer for the whole, since registering a timer can cost the runtime a
-/// wake-up. A returned connection is live and speaks our protocol version; one whose `Hello`
-/// did not come in time is closed.
-async fn connect_within<F>(limit: Duration, start: F) -> Result<Peer, Error>
+/// Runs `start` (connect and start the connection) and, unless `early`, waits for the peer's
+/// `Hello`, all within `limit` — one timer for the whole, since registering a timer can cost
+/// the runtime a wake-up. A returned connection is live and (unless `early`) speaks our
+/// protocol version; one whose `Hello` did not come in time is closed.
+pub(crate) async fn connect_within<F>(limit: Duration, early: bool, start: F) -> Result<Peer, Error>
 where
     F: std::future::Future<Output = Result<Peer, Error>>,
 {
@@ -117,7 +118,9 @@ where
     let attempt = async {
         let peer = start.await?;
         started = Some(peer.clone());
-        peer.ready().await?;
+        if !early {
+            peer.ready().await?;
+        }
         Ok(peer)
     };
     match tokio::time::timeout(limit, attempt).await {
@@ -161,7 +164,8 @@ pub async fn connect_unix(
     connect_timeout: Duration,
 ) -> Result<Peer, Error> {
     let path = path.as_ref();
-    connect_within(connect_timeout, async move {
+    let early = config.early_requests;
+    connect_within(connect_timeout, early, async move {
         let stream = tokio::net::UnixStream::connect(path)
             .await
             .map_err(|e| Error::Io(format!("cannot connect to {}: {e}", path.display())))?;

@@ -144,7 +144,7 @@ impl Connection {
             let frames = FramedRead::with_capacity(reader, Bodies::new(codec.clone()), READ_BUFFER_MIN);
             ctx.add_stream(Gated { inner: frames, gate: gate.clone() });
             let mut exports = ExportTable::new(config.max_exports);
-            exports.pin(&root);
+            exports.set_root(&root);
             let spill_at = if writer.is_write_vectored() { SPILL_VECTORED } else { SPILL_PLAIN };
             let mut conn = Connection {
                 shared,
@@ -180,9 +180,19 @@ impl Connection {
                 max_concurrent_requests: config.max_concurrent_requests as u64,
             };
             let hello = Hello::new(limits).with_root(conn.root.id_pack());
-            if let Err(e) = conn.write_frame(&Frame::Hello(hello), ctx) {
+            // Queued, not written yet: early requests of a client (the mailbox comes first in
+            // the actor's first turn) join it in one write, and so does a server's first reply
+            // when the client's Hello and requests are already waiting — the flush below waits
+            // one turn of the runtime, so that the I/O driver has seen the new socket.
+            let boxer = Boxer {
+                conn_id: conn.shared.id,
+                exports: RefCell::new(&mut conn.exports),
+                counted: RefCell::default(),
+            };
+            if let Err(e) = conn.outbox.push_frame(&conn.codec, &Frame::Hello(hello), &boxer, conn.spill_at, None) {
                 warn!(parent: &conn.span, error = %e, "cannot write Hello");
             }
+            ctx.spawn(wrap_future::<_, Self>(std::future::ready(())).map(|(), act, ctx| act.kick_writer(ctx)));
             conn
         });
         // `create` runs the closure before it returns.
@@ -294,6 +304,12 @@ impl Connection {
             if let Some(root) = self.peer_hello.as_ref().and_then(|h| h.root.clone()) {
                 let proxy = self.imports.proxy(&self.shared, root.instance_id, || root, false);
                 completer.settle(Ok(Value::Ref(proxy)));
+                return;
+            }
+            // Early requests and no Hello yet (`Peer::root` makes the alias itself; this is for
+            // a `GetRoot` message sent to the actor directly).
+            if self.peer_hello.is_none() && self.config.early_requests {
+                completer.settle(Ok(Value::Ref(NetRef::root_alias(self.shared.clone()))));
                 return;
             }
         }
@@ -414,6 +430,9 @@ impl Connection {
                 debug!(parent: &self.span, version = hello.version, "peer said hello");
                 if let Some(timer) = self.hello_timer.take() {
                     ctx.cancel_future(timer);
+                }
+                if let Some(root) = &hello.root {
+                    self.shared.set_peer_root(root.clone());
                 }
                 self.peer_hello = Some(hello);
                 self.shared.mark_greeted();

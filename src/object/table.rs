@@ -5,7 +5,7 @@
 //! exports) stay until the connection closes.
 
 use super::Object;
-use crate::IdPack;
+use crate::{protocol::ROOT_ALIAS, IdPack};
 
 struct Export {
     object: Object,
@@ -17,11 +17,13 @@ struct Export {
 pub(crate) struct ExportTable {
     entries: crate::hash::SeqMap<Export>,
     max: usize,
+    /// What the root alias names.
+    root: Option<Object>,
 }
 
 impl ExportTable {
     pub(crate) fn new(max: usize) -> Self {
-        ExportTable { entries: crate::hash::SeqMap::default(), max }
+        ExportTable { entries: crate::hash::SeqMap::default(), max, root: None }
     }
 
     /// Counts one more send of `object` and returns its identity; fails when a new entry would
@@ -48,7 +50,17 @@ impl ExportTable {
             .pinned = true;
     }
 
+    /// Pins `root` and makes it what the root alias ([`ROOT_ALIAS`]) resolves to.
+    pub(crate) fn set_root(&mut self, root: &Object) {
+        self.pin(root);
+        self.root = Some(root.clone());
+    }
+
+    /// The exported object `instance_id`; [`ROOT_ALIAS`] is the root.
     pub(crate) fn get(&self, instance_id: u64) -> Option<&Object> {
+        if instance_id == ROOT_ALIAS {
+            return self.root.as_ref();
+        }
         self.entries.get(&instance_id).map(|e| &e.object)
     }
 
