@@ -178,6 +178,25 @@ async fn measure_all(plan: &Plan, addr: &str) -> Result<Vec<Sample>, BoxError> {
         done += 1;
     }
     out.push(("connect", "conn/s", rate(done, start.elapsed())));
+
+    // 7. The same with early requests: no wait for the server's Hello, the call on the root
+    //    alias leaves with the client's Hello.
+    let end = deadline(plan.time_cap);
+    let start = Instant::now();
+    let mut done = 0;
+    while done < plan.connects && Instant::now() < end {
+        let peer =
+            netref::connect_tcp(addr, Service::void(), Config::default().early_requests(true), CONNECT_TIMEOUT).await?;
+        let root = peer.root().await?;
+        let sum: i64 = root.call_method("add", (1, 2)).await?;
+        if sum != 3 {
+            return Err("netref add: wrong reply".into());
+        }
+        drop(root);
+        peer.close().await;
+        done += 1;
+    }
+    out.push(("connect_early", "conn/s", rate(done, start.elapsed())));
     Ok(out)
 }
 

@@ -46,6 +46,9 @@ pub struct Report {
 /// Metrics that are the same operation in each system, so their ratio means something.
 const COMPARABLE: [&str; 6] = ["sync", "sync_p50", "sync_p99", "pipelined", "echo_1mib", "connect"];
 
+/// netref variants of a comparable metric: `(netref metric, baseline metric)`.
+const VARIANTS: [(&str, &str); 2] = [("echo_1mib_bytebuf", "echo_1mib"), ("connect_early", "connect")];
+
 fn num(x: f64) -> String {
     if x.abs() >= 100.0 {
         format!("{x:.0}")
@@ -75,8 +78,9 @@ impl Report {
     pub fn ratios(&self) -> Vec<(String, f64)> {
         let mut out = Vec::new();
         for base in ["floor", "tarpc"] {
-            for metric in COMPARABLE {
-                if let (Some(n), Some(b)) = (self.get("netref", metric), self.get(base, metric)) {
+            let pairs = COMPARABLE.iter().map(|m| (*m, *m)).chain(VARIANTS);
+            for (metric, base_metric) in pairs {
+                if let (Some(n), Some(b)) = (self.get("netref", metric), self.get(base, base_metric)) {
                     out.push((format!("netref/{base}.{metric}"), n.median() / b.median()));
                 }
             }

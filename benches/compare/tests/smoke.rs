@@ -19,7 +19,18 @@ fn whole_program_with_tiny_counts() {
         ("tarpc", &["sync", "sync_p50", "sync_p99", "pipelined", "echo_1mib", "connect"][..]),
         (
             "netref",
-            &["sync", "sync_p50", "sync_p99", "pipelined", "echo_1mib", "create_release", "callback", "connect"][..],
+            &[
+                "sync",
+                "sync_p50",
+                "sync_p99",
+                "pipelined",
+                "echo_1mib",
+                "echo_1mib_bytebuf",
+                "create_release",
+                "callback",
+                "connect",
+                "connect_early",
+            ][..],
         ),
     ];
     for (system, metrics) in expected {
@@ -35,10 +46,17 @@ fn whole_program_with_tiny_counts() {
         assert!(p50 <= p99, "{system}: p50 {p50} > p99 {p99}");
     }
     // Every comparable netref figure has its ratio lines.
-    for line in ["ratio netref/floor.sync ", "ratio netref/tarpc.sync ", "ratio netref/tarpc.connect "] {
+    for line in [
+        "ratio netref/floor.sync ",
+        "ratio netref/tarpc.sync ",
+        "ratio netref/tarpc.connect ",
+        "ratio netref/tarpc.connect_early ",
+        "ratio netref/floor.echo_1mib_bytebuf ",
+    ] {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }
-    assert_eq!(report.ratios().len(), 5 + 6);
+    // floor: 5 comparable + the ByteBuf echo; tarpc: 6 comparable + the ByteBuf echo + early connect.
+    assert_eq!(report.ratios().len(), 6 + 8);
     eprintln!("whole comparison in {:.1} s", started.elapsed().as_secs_f64());
 }
 
