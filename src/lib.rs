@@ -22,7 +22,7 @@ pub use config::Config;
 pub use connection::{ConnInfo, ConnStats, Connection, Peer};
 pub use error::{Error, ProtocolError, RemoteError};
 pub use netref::NetRef;
-pub use object::{AccessPolicy, Object, ObjectBuilder};
+pub use object::{AccessPolicy, NameSet, Object, ObjectBuilder};
 pub use protocol::{Frame, Handle};
 pub use remote_actor::{expose, ActorRef, RemoteActor, RemoteMessage, Spawner};
 pub use runtime::{blocking::BlockingClient, Runtime};

@@ -26,7 +26,7 @@ mod table;
 pub(crate) use dispatch::dispatch;
 pub(crate) use method::{reply, MethodFn, Served};
 pub use method::{Args, FromArgs, MethodFuture};
-pub use policy::{Access, AccessPolicy, SAFE_ATTRS};
+pub use policy::{Access, AccessPolicy, NameSet, SAFE_ATTRS};
 pub(crate) use table::ExportTable;
 
 use crate::{error::RemoteError, Value};

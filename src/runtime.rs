@@ -432,7 +432,7 @@ async fn accept_loop(
     let config = Arc::new(config);
     loop {
         match listener.accept().await {
-            Ok((stream, _)) => match transport::start_tcp(stream, service.clone(), config.clone()) {
+            Ok((stream, peer)) => match transport::start_tcp(stream, Some(peer), service.clone(), config.clone()) {
                 Ok(peer) => peers.add(&peer),
                 Err(e) => warn!(runtime, error = %e, "cannot start a connection on an accepted socket"),
             },

@@ -3,7 +3,7 @@
 //! Every function here starts a connection actor on the current actix arbiter, so call them
 //! inside an actix system (`#[actix::main]`, `#[actix_rt::test]`) or a tokio `LocalSet`.
 
-use std::{sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use tokio::{
     io::{AsyncRead, AsyncWrite},
@@ -63,12 +63,18 @@ pub fn connect_pair_with(service_a: Service, config_a: Config, service_b: Servic
 
 /// Starts a connection over an accepted or connected TCP socket (sets `TCP_NODELAY`).
 pub fn from_tcp(stream: TcpStream, service: Service, config: Config) -> Result<Peer, Error> {
-    start_tcp(stream, service, Arc::new(config))
+    start_tcp(stream, None, service, Arc::new(config))
 }
 
-/// [`from_tcp`] with a shared configuration (accept loops).
-pub(crate) fn start_tcp(stream: TcpStream, service: Service, config: Arc<Config>) -> Result<Peer, Error> {
-    let peer_addr = stream.peer_addr().map(|a| a.to_string()).ok();
+/// [`from_tcp`] with a shared configuration (accept loops) and, when known, the peer's address
+/// (saves asking the socket).
+pub(crate) fn start_tcp(
+    stream: TcpStream,
+    peer: Option<SocketAddr>,
+    service: Service,
+    config: Arc<Config>,
+) -> Result<Peer, Error> {
+    let peer_addr = peer.or_else(|| stream.peer_addr().ok()).map(|a| a.to_string());
     let info = ConnInfo { label: peer_addr.clone().unwrap_or_else(|| "tcp".into()), peer_addr, credentials: None };
     start_tcp_with(stream, service, config, info)
 }
@@ -100,10 +106,26 @@ pub async fn connect_tcp(
 ) -> Result<Peer, Error> {
     let early = config.early_requests;
     connect_within(connect_timeout, early, async move {
-        let stream = TcpStream::connect(addr).await?;
-        from_tcp(stream, service, config)
+        let (stream, peer) = connect_any(addr).await?;
+        start_tcp(stream, Some(peer), service, Arc::new(config))
     })
     .await
+}
+
+/// Connects to the first of `addr`'s addresses that accepts, as `TcpStream::connect` does, and
+/// says which one it was.
+async fn connect_any(addr: impl ToSocketAddrs) -> Result<(TcpStream, SocketAddr), Error> {
+    let mut last = None;
+    for a in tokio::net::lookup_host(addr).await? {
+        match TcpStream::connect(a).await {
+            Ok(stream) => return Ok((stream, a)),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(match last {
+        Some(e) => e.into(),
+        None => Error::Io("the address resolved to no address to connect to".into()),
+    })
 }
 
 /// Runs `start` (connect and start the connection) and, unless `early`, waits for the peer's
@@ -145,9 +167,9 @@ pub async fn serve_tcp(
     let config = Arc::new(config);
     let mut accepted = 0usize;
     while max_connections.map_or(true, |max| accepted < max) {
-        let (stream, _) = listener.accept().await?;
+        let (stream, peer) = listener.accept().await?;
         accepted += 1;
-        if let Err(e) = start_tcp(stream, service.clone(), config.clone()) {
+        if let Err(e) = start_tcp(stream, Some(peer), service.clone(), config.clone()) {
             tracing::warn!(error = %e, "cannot start a connection on an accepted socket");
         }
     }

@@ -689,14 +689,22 @@ impl Connection {
             let _ = self.write_frame(&Frame::Close { reason: text }, ctx);
         }
         self.update_gate();
-        ctx.run_later(grace, |act, ctx| {
-            if act.state == State::Closing {
-                debug!(parent: &act.span, "close grace period over; stopping");
-                act.state = State::Closed;
-                ctx.stop();
-            }
-        });
         self.maybe_finish_close(ctx);
+        // The grace timer only when the close has to wait: after this turn's writes (the
+        // `Close` frame's write was spawned above and usually completes at once). Registering
+        // a timer can cost the runtime a wake-up, and most closes need none.
+        ctx.spawn(wrap_future::<_, Self>(std::future::ready(())).map(move |(), act, ctx| {
+            if act.state != State::Closing {
+                return;
+            }
+            ctx.run_later(grace, |act, ctx| {
+                if act.state == State::Closing {
+                    debug!(parent: &act.span, "close grace period over; stopping");
+                    act.state = State::Closed;
+                    ctx.stop();
+                }
+            });
+        }));
     }
 
     fn maybe_finish_close(&mut self, ctx: &mut Context<Self>) {

@@ -1,7 +1,12 @@
 //! The access policy (RPyC's `DEFAULT_CONFIG` attribute rules). Every handler that names a
 //! member — GETATTR, SETATTR, DELATTR, CALLATTR, CMP, HASH, DIR, INSPECT — resolves it here.
 
-use std::{borrow::Cow, collections::HashSet};
+use std::{
+    borrow::Cow,
+    collections::HashSet,
+    fmt,
+    sync::{Arc, LazyLock},
+};
 
 /// Which members of exported objects a peer may reach. Each side enforces its own policy on the
 /// requests it serves.
@@ -30,9 +35,78 @@ pub struct AccessPolicy {
     /// Serve *obtain* (HANDLE_PICKLE: copy an object by value) (default `false`).
     pub allow_obtain: bool,
     /// Special names that are safe to reach (comparison operators, iteration, context
-    /// managers, `__repr__`, …).
-    pub safe_attrs: HashSet<String>,
+    /// managers, `__repr__`, …). Default [`SAFE_ATTRS`].
+    pub safe_attrs: NameSet,
 }
+
+/// A set of member names, shared until changed: cloning one (with its `Config`, for every
+/// connection) copies a pointer, and the first change to a clone copies the set.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NameSet(Arc<HashSet<String>>);
+
+impl NameSet {
+    /// An empty set.
+    pub fn new() -> Self {
+        NameSet(Arc::default())
+    }
+
+    /// Whether `name` is in the set.
+    pub fn contains(&self, name: &str) -> bool {
+        self.0.contains(name)
+    }
+
+    /// Adds `name`; `false` if it was there already.
+    pub fn insert(&mut self, name: impl Into<String>) -> bool {
+        Arc::make_mut(&mut self.0).insert(name.into())
+    }
+
+    /// Removes `name`; `false` if it was not there.
+    pub fn remove(&mut self, name: &str) -> bool {
+        self.0.contains(name) && Arc::make_mut(&mut self.0).remove(name)
+    }
+
+    /// The names, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(String::as_str)
+    }
+
+    /// How many names there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Default for NameSet {
+    fn default() -> Self {
+        NameSet::new()
+    }
+}
+
+impl fmt::Debug for NameSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
+}
+
+impl<S: Into<String>> FromIterator<S> for NameSet {
+    fn from_iter<I: IntoIterator<Item = S>>(names: I) -> Self {
+        NameSet(Arc::new(names.into_iter().map(Into::into).collect()))
+    }
+}
+
+impl<S: Into<String>> Extend<S> for NameSet {
+    fn extend<I: IntoIterator<Item = S>>(&mut self, names: I) {
+        Arc::make_mut(&mut self.0).extend(names.into_iter().map(Into::into));
+    }
+}
+
+/// [`SAFE_ATTRS`] as a set, built once per process: `Config::default()` shares it.
+static DEFAULT_SAFE_ATTRS: LazyLock<NameSet> = LazyLock::new(|| SAFE_ATTRS.iter().copied().collect());
 
 /// RPyC's `safe_attrs` that mean something to netref objects.
 pub const SAFE_ATTRS: &[&str] = &[
@@ -72,7 +146,7 @@ impl Default for AccessPolicy {
             allow_setattr: false,
             allow_delattr: false,
             allow_obtain: false,
-            safe_attrs: SAFE_ATTRS.iter().map(|s| (*s).to_owned()).collect(),
+            safe_attrs: DEFAULT_SAFE_ATTRS.clone(),
         }
     }
 }
@@ -192,5 +266,22 @@ mod tests {
         assert_eq!(AccessPolicy::allow_all().resolve("_secret", Access::Get, has).as_deref(), Some("_secret"));
         let closed = AccessPolicy { allow_getattr: false, ..AccessPolicy::default() };
         assert_eq!(closed.resolve("add", Access::Get, has), None);
+    }
+
+    #[test]
+    fn safe_attrs_are_shared_until_changed() {
+        let a = AccessPolicy::default();
+        let mut b = AccessPolicy::default();
+        assert!(Arc::ptr_eq(&a.safe_attrs.0, &b.safe_attrs.0), "defaults share one set");
+        assert_eq!(a.safe_attrs.len(), SAFE_ATTRS.len());
+        assert!(b.safe_attrs.insert("__custom__"));
+        assert!(!b.safe_attrs.insert("__custom__"));
+        assert!(b.safe_attrs.contains("__custom__") && !a.safe_attrs.contains("__custom__"), "a change copies");
+        let has = |n: &str| ["__custom__"].into_iter().find(|s| *s == n);
+        assert_eq!(b.resolve("__custom__", Access::Get, has).as_deref(), Some("__custom__"));
+        assert_eq!(a.resolve("__custom__", Access::Get, has), None);
+        assert!(b.safe_attrs.remove("__repr__") && !b.safe_attrs.remove("__repr__"));
+        assert!(a.safe_attrs.contains("__repr__"));
+        assert_ne!(a, b);
     }
 }
