@@ -17,6 +17,7 @@ use std::{
 };
 
 use actix::Addr;
+use futures::task::AtomicWaker;
 use std::any::Any;
 
 mod actor;
@@ -86,15 +87,19 @@ pub(crate) struct ConnShared {
     /// The peer's root as its `Hello` announced it: what a root alias netref reports as its
     /// type (`NetRef::type_name`).
     peer_root: OnceLock<IdPack>,
-    /// Requests on their way to the actor. A burst of calls costs one actor message
-    /// ([`actor::DrainRequests`]) instead of one each: the actor takes the whole batch at once.
+    /// Requests on their way to the actor. A burst of calls costs one wake-up of the actor
+    /// (through `request_signal`) instead of a message each: the actor takes the whole batch.
     requests: Mutex<RequestQueue>,
+    /// Set when requests are queued and the actor has not been told yet (lock-free check).
+    requests_signalled: AtomicBool,
+    /// Wakes the actor's request pump.
+    pub(crate) request_signal: AtomicWaker,
 }
 
 #[derive(Default)]
 pub(crate) struct RequestQueue {
     items: Vec<actor::Submit>,
-    /// A `DrainRequests` message is on its way to the actor.
+    /// The actor has been woken for what is queued.
     scheduled: bool,
     /// The actor is gone: nothing will drain the queue again.
     closed: bool,
@@ -115,6 +120,8 @@ impl ConnShared {
             inspect_cache: Mutex::new(HashMap::new()),
             peer_root: OnceLock::new(),
             requests: Mutex::new(RequestQueue::default()),
+            requests_signalled: AtomicBool::new(false),
+            request_signal: AtomicWaker::new(),
         }
     }
 
@@ -132,15 +139,25 @@ impl ConnShared {
         let wake = !std::mem::replace(&mut queue.scheduled, true);
         drop(queue);
         if wake {
-            // If the actor is gone the message is dropped; its `stopped` or `Drop` closes the
-            // queue and fails what is in it.
-            self.addr.do_send(actor::DrainRequests);
+            // If the actor is gone nothing wakes; its `stopped` or `Drop` closes the queue and
+            // fails what is in it.
+            self.requests_signalled.store(true, Ordering::Release);
+            self.request_signal.wake();
         }
+    }
+
+    /// Whether requests were queued since the actor last took them.
+    pub(crate) fn requests_waiting(&self) -> bool {
+        self.requests_signalled.load(Ordering::Acquire)
     }
 
     /// Takes the queued requests into `batch` (an empty vector whose allocation is reused).
     pub(crate) fn take_requests(&self, batch: &mut Vec<actor::Submit>) {
+        if !self.requests_waiting() {
+            return;
+        }
         let mut queue = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        self.requests_signalled.store(false, Ordering::Release);
         queue.scheduled = false;
         std::mem::swap(&mut queue.items, batch);
     }

@@ -230,6 +230,20 @@ fn release_pairs_count_against_the_value_budget() {
 }
 
 #[test]
+fn the_encoder_finds_a_deep_value_behind_a_map_key_or_a_list() {
+    let max = DecodeLimits::default().max_depth;
+    let mut deep: Value<WireRef> = Value::None;
+    for _ in 0..max {
+        deep = Value::List(vec![Value::Int(1), deep]);
+    }
+    // At the limit so far; one more level under a map key passes it.
+    let value = Value::Tuple(vec![Value::Int(0), Value::Map(vec![(Value::Int(1), Value::None), (deep, Value::None)])]);
+    let frame: Frame<WireRef> = Frame::Reply { seq: 1, value };
+    let err = FrameCodec::new().encode(&frame, &mut BytesMut::new()).unwrap_err();
+    assert_eq!(err, ProtocolError::TooDeep { max });
+}
+
+#[test]
 fn the_encoder_refuses_values_the_decoder_would_refuse() {
     let mut deep: Value<WireRef> = Value::None;
     for _ in 0..(DecodeLimits::default().max_depth + 5) {

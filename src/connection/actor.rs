@@ -8,6 +8,7 @@ use std::{
     cell::RefCell,
     collections::{BTreeSet, VecDeque},
     panic::AssertUnwindSafe,
+    pin::Pin,
     rc::Rc,
     sync::Arc,
     task::{Context as TaskContext, Poll},
@@ -15,8 +16,8 @@ use std::{
 };
 
 use actix::{
-    fut::wrap_future, Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, MessageResult,
-    SpawnHandle, StreamHandler,
+    fut::wrap_future, Actor, ActorContext, ActorFuture, ActorFutureExt, AsyncContext, Context, Handler, Message,
+    MessageResult, SpawnHandle, StreamHandler,
 };
 use bytes::{Buf, Bytes};
 use futures::FutureExt;
@@ -143,6 +144,7 @@ impl Connection {
             let gate = Rc::new(Gate::default());
             let frames = FramedRead::with_capacity(reader, Bodies::new(codec.clone()), READ_BUFFER_MIN);
             ctx.add_stream(Gated { inner: frames, gate: gate.clone() });
+            ctx.spawn(RequestPump);
             let mut exports = ExportTable::new(config.max_exports);
             exports.set_root(&root);
             let spill_at = if writer.is_write_vectored() { SPILL_VECTORED } else { SPILL_PLAIN };
@@ -978,18 +980,26 @@ pub(crate) struct Submit {
     pub(crate) one_way: bool,
 }
 
-/// Requests are waiting in the request queue (see `ConnShared::enqueue`).
-pub(crate) struct DrainRequests;
+/// Drains the request queue whenever `ConnShared::enqueue` signals it: a task wake-up, no
+/// mailbox message (which would cost an allocation or two per burst). Runs for the actor's
+/// life. Every message handler drains the queue first too, so a message still follows the
+/// netref requests made before it was sent.
+struct RequestPump;
 
-impl Message for DrainRequests {
-    type Result = ();
-}
+impl ActorFuture<Connection> for RequestPump {
+    type Output = ();
 
-impl Handler<DrainRequests> for Connection {
-    type Result = ();
-
-    fn handle(&mut self, _: DrainRequests, ctx: &mut Self::Context) {
-        self.drain_requests(ctx);
+    fn poll(
+        self: Pin<&mut Self>,
+        act: &mut Connection,
+        ctx: &mut Context<Connection>,
+        task: &mut TaskContext<'_>,
+    ) -> Poll<()> {
+        act.shared.request_signal.register(task.waker());
+        if act.shared.requests_waiting() {
+            act.drain_requests(ctx);
+        }
+        Poll::Pending
     }
 }
 
@@ -1018,6 +1028,7 @@ impl Handler<Reschedule> for Connection {
     type Result = ();
 
     fn handle(&mut self, msg: Reschedule, ctx: &mut Self::Context) {
+        self.drain_requests(ctx);
         let Some(seq) = msg.0.seq() else { return };
         let Some(completer) = self.pending.get_mut(&seq) else { return };
         let expiry = msg.0.expiry();
@@ -1042,6 +1053,7 @@ impl Handler<CancelOutbound> for Connection {
     type Result = ();
 
     fn handle(&mut self, msg: CancelOutbound, ctx: &mut Self::Context) {
+        self.drain_requests(ctx);
         match msg.0.seq() {
             Some(seq) => {
                 if let Some(completer) = self.pending.remove(&seq) {
@@ -1074,6 +1086,7 @@ impl Handler<ProxyDropped> for Connection {
     type Result = ();
 
     fn handle(&mut self, msg: ProxyDropped, ctx: &mut Self::Context) {
+        self.drain_requests(ctx);
         self.imports.dropped(msg.instance_id, msg.generation);
         self.schedule_release(ctx);
     }
@@ -1114,6 +1127,7 @@ impl Handler<CloseNow> for Connection {
     type Result = ();
 
     fn handle(&mut self, msg: CloseNow, ctx: &mut Self::Context) {
+        self.drain_requests(ctx);
         self.begin_close(Error::ConnectionClosed(msg.reason), true, msg.grace, ctx);
     }
 }
@@ -1128,7 +1142,8 @@ impl Message for GetStats {
 impl Handler<GetStats> for Connection {
     type Result = MessageResult<GetStats>;
 
-    fn handle(&mut self, _: GetStats, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, _: GetStats, ctx: &mut Self::Context) -> Self::Result {
+        self.drain_requests(ctx);
         MessageResult(ConnStats {
             exports: self.exports.len(),
             unpinned_exports: self.exports.unpinned(),

@@ -173,23 +173,22 @@ pub(crate) struct Encoded {
 /// Whether a container inside `value` sits deeper than `max` levels (the top is level 0).
 /// Iterative, so a hostile or careless depth cannot overflow the stack here.
 fn too_deep<R>(value: &Value<R>, max: usize) -> bool {
-    let mut stack = vec![(value, 0usize)];
-    while let Some((v, depth)) = stack.pop() {
-        if depth > max {
-            return true;
-        }
-        match v {
-            Value::Tuple(items) | Value::List(items) => stack.extend(items.iter().map(|i| (i, depth + 1))),
-            Value::Map(pairs) => {
-                for (k, v) in pairs {
-                    stack.push((k, depth + 1));
-                    stack.push((v, depth + 1));
-                }
-            }
-            _ => {}
-        }
+    deeper_than(value, 0, max)
+}
+
+/// Whether `value`, at `depth`, nests past `max`. Recursion stops at `max + 1` levels whatever
+/// the value, and nothing is allocated (this runs on every frame sent).
+fn deeper_than<R>(value: &Value<R>, depth: usize, max: usize) -> bool {
+    if depth > max {
+        return true;
     }
-    false
+    match value {
+        Value::Tuple(items) | Value::List(items) => items.iter().any(|i| deeper_than(i, depth + 1, max)),
+        Value::Map(pairs) => {
+            pairs.iter().any(|(k, v)| deeper_than(k, depth + 1, max) || deeper_than(v, depth + 1, max))
+        }
+        _ => false,
+    }
 }
 
 impl Decoder for FrameCodec {
