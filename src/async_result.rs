@@ -120,7 +120,7 @@ pub(crate) struct Completer {
     /// Settled through [`settle`](Completer::settle): the drop has nothing left to do (and
     /// skips a lock and an error message built for nothing).
     done: bool,
-    /// The expiry the connection scheduled when it sent the request, so it can unschedule it
+    /// The expiry the connection last knew for the request (its timer covers it), read
     /// without locking the result.
     pub(crate) scheduled: Option<Instant>,
 }

@@ -181,7 +181,33 @@ async fn rescheduled_expiries_keep_one_deadline(t: Transport) {
     assert_eq!(client.stats().await.unwrap().pending, 0);
 }
 
+/// One timer serves every pending request: expiries set in any order, moved earlier after
+/// the request was sent, or far behind one that settled in time, all come due.
+async fn expiries_come_due_whatever_their_order(t: Transport) {
+    let (_s, client) = connect_default(t, Service::shared(calculator(Arc::default()))).await;
+    let calc = client.root().await.unwrap();
+    // The timer is armed for this one's default 30 s; the others must bring it forward.
+    let long = calc.call_method::<u64>("slow", (60_000u64,));
+    assert_eq!(calc.call_method::<i64>("add", (1, 2)).await.unwrap(), 3);
+    // Moved earlier once it is pending.
+    let moved = calc.call_method::<u64>("slow", (60_000u64,));
+    wait_until(Duration::from_secs(5), "sent", || async { client.stats().await.unwrap().pending == 2 }).await;
+    moved.set_expiry(Some(Duration::from_millis(40)));
+    wait_until(Duration::from_secs(5), "the moved one expired", || async { moved.expired() }).await;
+    // Sent with a short expiry behind the long one.
+    let short = calc.call_method::<u64>("slow", (60_000u64,));
+    short.set_expiry(Some(Duration::from_millis(40)));
+    wait_until(Duration::from_secs(5), "the short one expired", || async { short.expired() }).await;
+    assert!(!long.ready(), "the request with the default timeout is still pending");
+    assert_eq!(client.stats().await.unwrap().pending, 1);
+    long.set_expiry(Some(Duration::from_millis(10)));
+    assert!(matches!(long.await, Err(netref::Error::Timeout(_))));
+    let stats = client.stats().await.unwrap();
+    assert_eq!((stats.pending, stats.scheduled_expiries), (0, 0), "{stats:?}");
+}
+
 over_both_transports!(
+    expiries_come_due_whatever_their_order,
     rescheduled_expiries_keep_one_deadline,
     huge_expiries_mean_no_limit,
     settled_requests_leave_no_deadline_behind,

@@ -244,6 +244,28 @@ fn the_encoder_finds_a_deep_value_behind_a_map_key_or_a_list() {
 }
 
 #[test]
+fn the_encoder_refuses_exception_args_the_decoder_would_refuse() {
+    let max = DecodeLimits::default().max_depth;
+    let nest = |levels: usize| {
+        let mut v: netref::Data = netref::Data::None;
+        for _ in 0..levels {
+            v = netref::Data::List(vec![v]);
+        }
+        v
+    };
+    // The args list is at depth 0, so an arg may nest `max - 1` more levels.
+    let mut ok = netref::RemoteError::new("demo.Error", "deep");
+    ok.args = vec![nest(max - 1)];
+    let mut buf = BytesMut::new();
+    FrameCodec::new().encode(Frame::<WireRef>::Exception { seq: 1, error: ok }, &mut buf).unwrap();
+    assert!(FrameCodec::new().decode(&mut buf).unwrap().is_some(), "at the limit it decodes");
+    let mut deep = netref::RemoteError::new("demo.Error", "deep");
+    deep.args = vec![nest(max)];
+    let err = FrameCodec::new().encode(Frame::<WireRef>::Exception { seq: 1, error: deep }, &mut BytesMut::new());
+    assert_eq!(err.unwrap_err(), ProtocolError::TooDeep { max });
+}
+
+#[test]
 fn the_encoder_refuses_values_the_decoder_would_refuse() {
     let mut deep: Value<WireRef> = Value::None;
     for _ in 0..(DecodeLimits::default().max_depth + 5) {

@@ -6,7 +6,7 @@
 
 use std::{
     cell::RefCell,
-    collections::{BTreeSet, VecDeque},
+    collections::VecDeque,
     panic::AssertUnwindSafe,
     pin::Pin,
     rc::Rc,
@@ -70,7 +70,7 @@ pub struct ConnStats {
     pub inbound: usize,
     /// Bytes queued for writing.
     pub write_buffer: usize,
-    /// Expiry deadlines scheduled for outbound requests.
+    /// Outbound requests awaiting a reply that have an expiry.
     pub scheduled_expiries: usize,
 }
 
@@ -89,7 +89,6 @@ pub struct Connection {
     imports: ImportCache,
     next_seq: u64,
     pending: SeqMap<Completer>,
-    deadlines: BTreeSet<(Instant, u64)>,
     timer: Option<(Instant, SpawnHandle)>,
     backlog: VecDeque<Submit>,
     /// The request queue's last batch, kept for its allocation.
@@ -161,7 +160,6 @@ impl Connection {
                 imports: ImportCache::default(),
                 next_seq: 0,
                 pending: SeqMap::default(),
-                deadlines: BTreeSet::new(),
                 timer: None,
                 backlog: VecDeque::new(),
                 batch: Vec::new(),
@@ -350,8 +348,7 @@ impl Connection {
                 completer.scheduled = expiry;
                 self.pending.insert(seq, completer);
                 if let Some(at) = expiry {
-                    self.deadlines.insert((at, seq));
-                    self.arm_timer(ctx);
+                    self.arm_timer(at, ctx);
                 }
             }
             Err(e) => {
@@ -360,52 +357,55 @@ impl Connection {
         }
     }
 
-    fn arm_timer(&mut self, ctx: &mut Context<Self>) {
-        let Some(&(earliest, _)) = self.deadlines.first() else {
-            return;
-        };
-        if let Some((at, _)) = self.timer {
-            if at <= earliest {
+    /// Makes sure the expiry timer fires no later than `at`. One timer serves every pending
+    /// request: it is armed at the earliest expiry it has been told of and never moved later,
+    /// so a request settled in time costs nothing here (no sorted set to keep up to date);
+    /// when the timer fires, [`expire`](Connection::expire) looks at every pending request.
+    fn arm_timer(&mut self, at: Instant, ctx: &mut Context<Self>) {
+        if let Some((armed, _)) = self.timer {
+            if armed <= at {
                 return;
             }
         }
         if let Some((_, handle)) = self.timer.take() {
             ctx.cancel_future(handle);
         }
-        let delay = earliest.saturating_duration_since(Instant::now());
+        let delay = at.saturating_duration_since(Instant::now());
         let handle = ctx.run_later(delay, |act, ctx| {
             act.timer = None;
             act.expire(ctx);
         });
-        self.timer = Some((earliest, handle));
+        self.timer = Some((at, handle));
     }
 
-    /// Settles every request past its expiry with a timeout and tells the peer to cancel it.
+    /// Settles every request past its expiry with a timeout and tells the peer to cancel it,
+    /// then arms the timer for the earliest expiry left. Runs when the timer fires: once per
+    /// expiry that comes due, plus at most once per earliest expiry of a request settled in
+    /// time; each run looks at the pending requests once (at most `max_in_flight`).
     fn expire(&mut self, ctx: &mut Context<Self>) {
         let now = Instant::now();
-        while let Some(&(at, seq)) = self.deadlines.first() {
-            if at > now {
-                break;
-            }
-            self.deadlines.pop_first();
-            let Some(completer) = self.pending.get_mut(&seq) else { continue };
-            match completer.shared.expiry() {
-                Some(e) if e <= now => {
-                    if let Some(completer) = self.pending.remove(&seq) {
-                        let timeout = completer.shared.timeout();
-                        completer.settle(Err(Error::Timeout(timeout)));
-                        debug!(parent: &self.span, seq, ?timeout, "request expired; cancelling");
-                        let _ = self.write_frame(&Frame::Cancel { seq }, ctx);
-                    }
-                }
-                Some(e) => {
-                    completer.scheduled = Some(e);
-                    self.deadlines.insert((e, seq));
-                }
-                None => completer.scheduled = None,
+        let mut expired = Vec::new();
+        let mut earliest: Option<Instant> = None;
+        for (&seq, completer) in self.pending.iter_mut() {
+            // The result's own expiry is the truth (`set_expiry` may have moved it).
+            completer.scheduled = completer.shared.expiry();
+            match completer.scheduled {
+                Some(at) if at <= now => expired.push(seq),
+                Some(at) => earliest = Some(earliest.map_or(at, |e| e.min(at))),
+                None => {}
             }
         }
-        self.arm_timer(ctx);
+        for seq in expired {
+            if let Some(completer) = self.pending.remove(&seq) {
+                let timeout = completer.shared.timeout();
+                completer.settle(Err(Error::Timeout(timeout)));
+                debug!(parent: &self.span, seq, ?timeout, "request expired; cancelling");
+                let _ = self.write_frame(&Frame::Cancel { seq }, ctx);
+            }
+        }
+        if let Some(at) = earliest {
+            self.arm_timer(at, ctx);
+        }
         self.drain_backlog(ctx);
     }
 
@@ -485,10 +485,6 @@ impl Connection {
     fn settle(&mut self, seq: u64, outcome: Result<Value, Error>, ctx: &mut Context<Self>) {
         match self.pending.remove(&seq) {
             Some(completer) => {
-                // A rescheduled expiry left another entry, dropped lazily when it comes up.
-                if let Some(at) = completer.scheduled {
-                    self.deadlines.remove(&(at, seq));
-                }
                 completer.settle(outcome);
                 self.drain_backlog(ctx);
                 self.maybe_finish_close(ctx);
@@ -656,7 +652,6 @@ impl Connection {
         for msg in self.backlog.drain(..) {
             msg.completer.settle(Err(error.clone()));
         }
-        self.deadlines.clear();
     }
 
     /// Graceful close: no new requests; replies already due and queued writes are flushed.
@@ -1032,12 +1027,9 @@ impl Handler<Reschedule> for Connection {
         let Some(seq) = msg.0.seq() else { return };
         let Some(completer) = self.pending.get_mut(&seq) else { return };
         let expiry = msg.0.expiry();
-        if let Some(old) = std::mem::replace(&mut completer.scheduled, expiry) {
-            self.deadlines.remove(&(old, seq));
-        }
+        completer.scheduled = expiry;
         if let Some(at) = expiry {
-            self.deadlines.insert((at, seq));
-            self.arm_timer(ctx);
+            self.arm_timer(at, ctx);
         }
     }
 }
@@ -1057,9 +1049,6 @@ impl Handler<CancelOutbound> for Connection {
         match msg.0.seq() {
             Some(seq) => {
                 if let Some(completer) = self.pending.remove(&seq) {
-                    if let Some(at) = completer.scheduled {
-                        self.deadlines.remove(&(at, seq));
-                    }
                     completer.settle(Err(Error::ConnectionClosed("cancelled".into())));
                     if self.state == State::Open {
                         let _ = self.write_frame(&Frame::Cancel { seq }, ctx);
@@ -1152,7 +1141,7 @@ impl Handler<GetStats> for Connection {
             queued: self.backlog.len(),
             inbound: self.inbound.len(),
             write_buffer: self.queued_bytes(),
-            scheduled_expiries: self.deadlines.len(),
+            scheduled_expiries: self.pending.values().filter(|c| c.scheduled.is_some()).count(),
         })
     }
 }

@@ -7,10 +7,7 @@ use super::{
     wire::{decode_frame, encode_frame_spilling, DecodeLimits, RefBoxer, RefUnboxer, Spill, WireRefs},
     DEFAULT_MAX_FRAME_LEN,
 };
-use crate::{
-    value::{Value, WireRef},
-    Frame, ProtocolError,
-};
+use crate::{value::WireRef, Frame, ProtocolError};
 
 const HEADER_LEN: usize = 4;
 
@@ -125,20 +122,11 @@ impl FrameCodec {
         dst: &mut BytesMut,
         spill_at: usize,
     ) -> Result<Encoded, ProtocolError> {
-        // The peer would refuse a value nested deeper than the limit and close the connection:
-        // refuse it here instead, failing only this frame (and keeping the encoder's recursion
-        // bounded).
-        let value = match frame {
-            Frame::Request { args, .. } | Frame::Notify { args, .. } => Some(args),
-            Frame::Reply { value, .. } => Some(value),
-            _ => None,
-        };
-        if value.is_some_and(|v| too_deep(v, self.limits.max_depth)) {
-            return Err(ProtocolError::TooDeep { max: self.limits.max_depth });
-        }
         let start = dst.len();
         dst.put_u32(0);
-        let spill = Spill::new(spill_at);
+        // The peer would refuse a value nested deeper than the limit and close the connection:
+        // the encoder refuses it instead (failing only this frame), in the same pass.
+        let spill = Spill::with_max_depth(spill_at, self.limits.max_depth);
         let result = encode_frame_spilling(frame, boxer, dst, &spill).and_then(|()| {
             let spilled = spill.into_strings();
             let len = spilled.iter().fold(dst.len() - start - HEADER_LEN, |len, (_, b)| len.saturating_add(b.len()));
@@ -168,27 +156,6 @@ pub(crate) struct Encoded {
     /// The byte strings left out of the buffer, each with the offset in the buffer (from its
     /// start) where its bytes go, in order.
     pub(crate) spilled: Vec<(usize, Bytes)>,
-}
-
-/// Whether a container inside `value` sits deeper than `max` levels (the top is level 0).
-/// Iterative, so a hostile or careless depth cannot overflow the stack here.
-fn too_deep<R>(value: &Value<R>, max: usize) -> bool {
-    deeper_than(value, 0, max)
-}
-
-/// Whether `value`, at `depth`, nests past `max`. Recursion stops at `max + 1` levels whatever
-/// the value, and nothing is allocated (this runs on every frame sent).
-fn deeper_than<R>(value: &Value<R>, depth: usize, max: usize) -> bool {
-    if depth > max {
-        return true;
-    }
-    match value {
-        Value::Tuple(items) | Value::List(items) => items.iter().any(|i| deeper_than(i, depth + 1, max)),
-        Value::Map(pairs) => {
-            pairs.iter().any(|(k, v)| deeper_than(k, depth + 1, max) || deeper_than(v, depth + 1, max))
-        }
-        _ => false,
-    }
 }
 
 impl Decoder for FrameCodec {

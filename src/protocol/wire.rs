@@ -165,12 +165,37 @@ pub(crate) struct Spill {
     /// Length of the body buffer so far (kept by the flavor).
     written: Cell<usize>,
     strings: RefCell<Vec<(usize, Bytes)>>,
+    /// Deepest nesting the encoder accepts (the top value is at depth 0), and whether a value
+    /// went past it.
+    max_depth: usize,
+    too_deep: Cell<bool>,
 }
 
 impl Spill {
     /// Sets aside byte strings of at least `threshold` bytes (`usize::MAX`: none).
     pub(crate) fn new(threshold: usize) -> Spill {
-        Spill { threshold, written: Cell::new(0), strings: RefCell::new(Vec::new()) }
+        Spill::with_max_depth(threshold, usize::MAX)
+    }
+
+    /// [`Spill::new`], refusing values nested deeper than `max_depth`: the encoder fails with
+    /// [`ProtocolError::TooDeep`] when it gets there (so its recursion is bounded too).
+    pub(crate) fn with_max_depth(threshold: usize, max_depth: usize) -> Spill {
+        Spill {
+            threshold,
+            written: Cell::new(0),
+            strings: RefCell::new(Vec::new()),
+            max_depth,
+            too_deep: Cell::new(false),
+        }
+    }
+
+    /// Whether a value at `depth` is too deep; records it if so.
+    fn past_limit(&self, depth: usize) -> bool {
+        let past = depth > self.max_depth;
+        if past {
+            self.too_deep.set(true);
+        }
+        past
     }
 
     /// The strings set aside, each with the offset in the body buffer it goes at, in order.
@@ -203,7 +228,13 @@ pub(crate) fn encode_frame_spilling<R, B: RefBoxer<R>>(
     spill.written.set(dst.len());
     let ser = FrameSer { frame, ctx: &EncodeCtx { boxer, failure: &failure, spill } };
     postcard::serialize_with_flavor(&ser, BytesMutFlavor { dst, written: &spill.written }).map_err(|e| {
-        failure.into_inner().unwrap_or_else(|| ProtocolError::Malformed(format!("cannot encode frame: {e}")))
+        failure.into_inner().unwrap_or_else(|| {
+            if spill.too_deep.get() {
+                ProtocolError::TooDeep { max: spill.max_depth }
+            } else {
+                ProtocolError::Malformed(format!("cannot encode frame: {e}"))
+            }
+        })
     })
 }
 
@@ -238,14 +269,14 @@ impl<R, B: RefBoxer<R>> Serialize for FrameSer<'_, R, B> {
                 let mut v = s.serialize_struct_variant("Frame", 1, "Request", 4)?;
                 v.serialize_field("seq", seq)?;
                 v.serialize_field("handle", &(*handle as u8))?;
-                v.serialize_field("args", &BoxedSer { value: args, ctx: self.ctx })?;
+                v.serialize_field("args", &BoxedSer { value: args, ctx: self.ctx, depth: 0 })?;
                 v.serialize_field("deadline", &micros(deadline))?;
                 v.end()
             }
             Frame::Reply { seq, value } => {
                 let mut v = s.serialize_struct_variant("Frame", 2, "Reply", 2)?;
                 v.serialize_field("seq", seq)?;
-                v.serialize_field("value", &BoxedSer { value, ctx: self.ctx })?;
+                v.serialize_field("value", &BoxedSer { value, ctx: self.ctx, depth: 0 })?;
                 v.end()
             }
             Frame::Exception { seq, error } => {
@@ -272,7 +303,7 @@ impl<R, B: RefBoxer<R>> Serialize for FrameSer<'_, R, B> {
             Frame::Notify { handle, args } => {
                 let mut v = s.serialize_struct_variant("Frame", 7, "Notify", 2)?;
                 v.serialize_field("handle", &(*handle as u8))?;
-                v.serialize_field("args", &BoxedSer { value: args, ctx: self.ctx })?;
+                v.serialize_field("args", &BoxedSer { value: args, ctx: self.ctx, depth: 0 })?;
                 v.end()
             }
         }
@@ -304,7 +335,8 @@ impl Serialize for PlainListSer<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(self.0.len()))?;
         for item in self.0 {
-            seq.serialize_element(&PlainSer(item, self.1))?;
+            // The list is at depth 0 (as the decoder counts it), its items at 1.
+            seq.serialize_element(&PlainSer(item, self.1, 1))?;
         }
         seq.end()
     }
@@ -314,10 +346,14 @@ impl Serialize for PlainListSer<'_> {
 struct BoxedSer<'a, R, B> {
     value: &'a Value<R>,
     ctx: &'a EncodeCtx<'a, B>,
+    depth: usize,
 }
 
 impl<R, B: RefBoxer<R>> Serialize for BoxedSer<'_, R, B> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.ctx.spill.past_limit(self.depth) {
+            return Err(ser::Error::custom("value nested too deep"));
+        }
         let mut t = s.serialize_tuple(2)?;
         match self.value {
             Value::Ref(r) => {
@@ -332,16 +368,16 @@ impl<R, B: RefBoxer<R>> Serialize for BoxedSer<'_, R, B> {
             }
             v if !v.has_refs() => {
                 t.serialize_element(&LABEL_VALUE)?;
-                t.serialize_element(&PlainSer(v, self.ctx.spill))?;
+                t.serialize_element(&PlainSer(v, self.ctx.spill, self.depth))?;
             }
             Value::Tuple(items) | Value::List(items) => {
                 let label = if matches!(self.value, Value::Tuple(_)) { LABEL_TUPLE } else { LABEL_LIST };
                 t.serialize_element(&label)?;
-                t.serialize_element(&BoxedSeqSer { items, ctx: self.ctx })?;
+                t.serialize_element(&BoxedSeqSer { items, ctx: self.ctx, depth: self.depth + 1 })?;
             }
             Value::Map(pairs) => {
                 t.serialize_element(&LABEL_MAP)?;
-                t.serialize_element(&BoxedPairsSer { pairs, ctx: self.ctx })?;
+                t.serialize_element(&BoxedPairsSer { pairs, ctx: self.ctx, depth: self.depth + 1 })?;
             }
             // Scalars never hold references, so `has_refs` sent them down the plain branch.
             _ => return Err(self.ctx.fail(ProtocolError::Malformed("scalar value with a reference".into()))),
@@ -350,41 +386,52 @@ impl<R, B: RefBoxer<R>> Serialize for BoxedSer<'_, R, B> {
     }
 }
 
+/// Boxed items, each at `depth`.
 struct BoxedSeqSer<'a, R, B> {
     items: &'a [Value<R>],
     ctx: &'a EncodeCtx<'a, B>,
+    depth: usize,
 }
 
 impl<R, B: RefBoxer<R>> Serialize for BoxedSeqSer<'_, R, B> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(self.items.len()))?;
         for value in self.items {
-            seq.serialize_element(&BoxedSer { value, ctx: self.ctx })?;
+            seq.serialize_element(&BoxedSer { value, ctx: self.ctx, depth: self.depth })?;
         }
         seq.end()
     }
 }
 
+/// Boxed keys and values, each at `depth`.
 struct BoxedPairsSer<'a, R, B> {
     pairs: &'a [(Value<R>, Value<R>)],
     ctx: &'a EncodeCtx<'a, B>,
+    depth: usize,
 }
 
 impl<R, B: RefBoxer<R>> Serialize for BoxedPairsSer<'_, R, B> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(self.pairs.len()))?;
         for (k, v) in self.pairs {
-            seq.serialize_element(&(BoxedSer { value: k, ctx: self.ctx }, BoxedSer { value: v, ctx: self.ctx }))?;
+            let (k, v) = (
+                BoxedSer { value: k, ctx: self.ctx, depth: self.depth },
+                BoxedSer { value: v, ctx: self.ctx, depth: self.depth },
+            );
+            seq.serialize_element(&(k, v))?;
         }
         seq.end()
     }
 }
 
-/// A plain value: a tag, then the content. Never holds a reference.
-struct PlainSer<'a, R>(&'a Value<R>, &'a Spill);
+/// A plain value at a depth: a tag, then the content. Never holds a reference.
+struct PlainSer<'a, R>(&'a Value<R>, &'a Spill, usize);
 
 impl<R> Serialize for PlainSer<'_, R> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.1.past_limit(self.2) {
+            return Err(ser::Error::custom("value nested too deep"));
+        }
         let mut t = s.serialize_tuple(3)?;
         match self.0 {
             Value::None => t.serialize_element(&TAG_NONE)?,
@@ -433,11 +480,11 @@ impl<R> Serialize for PlainSer<'_, R> {
             Value::Tuple(items) | Value::List(items) => {
                 let tag = if matches!(self.0, Value::Tuple(_)) { TAG_TUPLE } else { TAG_LIST };
                 t.serialize_element(&tag)?;
-                t.serialize_element(&PlainSeqSer(items, self.1))?;
+                t.serialize_element(&PlainSeqSer(items, self.1, self.2 + 1))?;
             }
             Value::Map(pairs) => {
                 t.serialize_element(&TAG_MAP)?;
-                t.serialize_element(&PlainPairsSer(pairs, self.1))?;
+                t.serialize_element(&PlainPairsSer(pairs, self.1, self.2 + 1))?;
             }
             Value::Ref(_) => return Err(ser::Error::custom("a reference inside a plain value")),
         }
@@ -445,25 +492,27 @@ impl<R> Serialize for PlainSer<'_, R> {
     }
 }
 
-struct PlainSeqSer<'a, R>(&'a [Value<R>], &'a Spill);
+/// Plain items, each at the given depth.
+struct PlainSeqSer<'a, R>(&'a [Value<R>], &'a Spill, usize);
 
 impl<R> Serialize for PlainSeqSer<'_, R> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(self.0.len()))?;
         for v in self.0 {
-            seq.serialize_element(&PlainSer(v, self.1))?;
+            seq.serialize_element(&PlainSer(v, self.1, self.2))?;
         }
         seq.end()
     }
 }
 
-struct PlainPairsSer<'a, R>(&'a [(Value<R>, Value<R>)], &'a Spill);
+/// Plain keys and values, each at the given depth.
+struct PlainPairsSer<'a, R>(&'a [(Value<R>, Value<R>)], &'a Spill, usize);
 
 impl<R> Serialize for PlainPairsSer<'_, R> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(self.0.len()))?;
         for (k, v) in self.0 {
-            seq.serialize_element(&(PlainSer(k, self.1), PlainSer(v, self.1)))?;
+            seq.serialize_element(&(PlainSer(k, self.1, self.2), PlainSer(v, self.1, self.2)))?;
         }
         seq.end()
     }
