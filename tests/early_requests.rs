@@ -157,3 +157,19 @@ async fn a_server_resolves_the_alias_to_its_root() {
     wait_until(T, "no unpinned export for the root", || async { peer.stats().await.unwrap().unpinned_exports == 0 })
         .await;
 }
+
+/// Instance id 0 with a class id is RPyC's way to name a class, not the alias: netref exports
+/// no classes, so it is a reference to nothing, which closes the connection.
+#[actix_rt::test]
+async fn instance_zero_with_a_class_id_is_not_the_alias() {
+    let (peer, mut raw) = RawPeer::start(Service::shared(calculator(Arc::new(Counters::default()))), Config::default());
+    raw.send(Frame::Hello(Hello::new(Limits::default()))).await;
+    assert!(matches!(raw.recv().await, Frame::Hello(_)));
+    let class_ref = WireRef {
+        label: RefLabel::Local,
+        id: IdPack { type_name: "demo.Calculator".into(), class_id: 5, instance_id: ROOT_ALIAS },
+    };
+    raw.send(call(1, class_ref, "add", vec![Value::Int(1), Value::Int(2)])).await;
+    assert!(raw.closed_within(T).await, "a reference to nothing closes the connection");
+    tokio::time::timeout(T, peer.closed()).await.unwrap();
+}

@@ -15,7 +15,7 @@ use super::ConnShared;
 use crate::{
     netref::{RefInner, RemoteRef},
     object::ExportTable,
-    protocol::{IdPackRef, RefBoxer, RefUnboxer},
+    protocol::{IdPackRef, RefBoxer, RefUnboxer, ROOT_ALIAS},
     IdPack, NetRef, RefLabel,
 };
 
@@ -139,6 +139,12 @@ impl RefUnboxer for Unboxer<'_> {
     fn unbox_ref(&self, label: RefLabel, wire_id: IdPackRef<'_>) -> Result<NetRef, String> {
         let id = wire_id.instance_id;
         match label {
+            RefLabel::Local if wire_id.instance_id == ROOT_ALIAS && wire_id.class_id == 0 => {
+                match self.exports.root() {
+                    Some(root) => Ok(NetRef::from(root.clone())),
+                    None => Err("LOCAL_REF to the root alias, and this side has no root".to_owned()),
+                }
+            }
             RefLabel::Local => match self.exports.get(id) {
                 Some(object) => Ok(NetRef::from(object.clone())),
                 None => {

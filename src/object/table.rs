@@ -5,7 +5,7 @@
 //! exports) stay until the connection closes.
 
 use super::Object;
-use crate::{protocol::ROOT_ALIAS, IdPack};
+use crate::IdPack;
 
 struct Export {
     object: Object,
@@ -50,17 +50,18 @@ impl ExportTable {
             .pinned = true;
     }
 
-    /// Pins `root` and makes it what the root alias ([`ROOT_ALIAS`]) resolves to.
+    /// Pins `root` and makes it what the root alias resolves to.
     pub(crate) fn set_root(&mut self, root: &Object) {
         self.pin(root);
         self.root = Some(root.clone());
     }
 
-    /// The exported object `instance_id`; [`ROOT_ALIAS`] is the root.
+    /// The root: what the root alias resolves to.
+    pub(crate) fn root(&self) -> Option<&Object> {
+        self.root.as_ref()
+    }
+
     pub(crate) fn get(&self, instance_id: u64) -> Option<&Object> {
-        if instance_id == ROOT_ALIAS {
-            return self.root.as_ref();
-        }
         self.entries.get(&instance_id).map(|e| &e.object)
     }
 

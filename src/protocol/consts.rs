@@ -22,10 +22,12 @@ pub const LABEL_LIST: u8 = 5;
 /// netref extension: a map whose keys and values are boxed one by one.
 pub const LABEL_MAP: u8 = 6;
 
-/// The *root alias*: a [`LABEL_LOCAL_REF`] with this `instance_id` names the receiver's root
-/// object (what `GETROOT` without a name returns). No object is ever exported under it, so a
-/// side can address the peer's root before the peer's `Hello` has told it the root's identity
-/// (early requests, PROTOCOL.md §9). The alias's `type_name` and `class_id` are not read.
+/// The *root alias*: a [`LABEL_LOCAL_REF`] with this `instance_id` and `class_id` 0 names the
+/// receiver's root object (what `GETROOT` without a name returns). No object is ever exported
+/// under instance id 0, so a side can address the peer's root before the peer's `Hello` has
+/// told it the root's identity (early requests, PROTOCOL.md §9). The alias's `type_name` is
+/// not read. (RPyC uses instance id 0 with a class's `class_id` to name a class; netref
+/// exports no classes.)
 pub const ROOT_ALIAS: u64 = 0;
 
 /// `HANDLE_PING`: echo the argument.
