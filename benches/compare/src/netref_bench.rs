@@ -162,42 +162,30 @@ async fn measure_all(plan: &Plan, addr: &str) -> Result<Vec<Sample>, BoxError> {
     drop(root);
     peer.close().await;
 
-    // 6. Connect + root + first call + close.
-    let end = deadline(plan.time_cap);
-    let start = Instant::now();
-    let mut done = 0;
-    while done < plan.connects && Instant::now() < end {
-        let peer = connect(addr).await?;
-        let root = peer.root().await?;
-        let sum: i64 = root.call_method("add", (1, 2)).await?;
-        if sum != 3 {
-            return Err("netref add: wrong reply".into());
-        }
-        drop(root);
-        peer.close().await;
-        done += 1;
-    }
-    out.push(("connect", "conn/s", rate(done, start.elapsed())));
-
-    // 7. The same with early requests: no wait for the server's Hello, the call on the root
-    //    alias leaves with the client's Hello.
-    let end = deadline(plan.time_cap);
-    let start = Instant::now();
-    let mut done = 0;
-    while done < plan.connects && Instant::now() < end {
-        let peer =
-            netref::connect_tcp(addr, Service::void(), Config::default().early_requests(true), CONNECT_TIMEOUT).await?;
-        let root = peer.root().await?;
-        let sum: i64 = root.call_method("add", (1, 2)).await?;
-        if sum != 3 {
-            return Err("netref add: wrong reply".into());
-        }
-        drop(root);
-        peer.close().await;
-        done += 1;
-    }
-    out.push(("connect_early", "conn/s", rate(done, start.elapsed())));
+    // 6. Connect + root + first call + close; 7. the same with early requests (no wait for the
+    //    server's Hello: the call on the root alias leaves with the client's Hello).
+    out.push(("connect", "conn/s", connect_rate(addr, Config::default(), plan).await?));
+    out.push(("connect_early", "conn/s", connect_rate(addr, Config::default().early_requests(true), plan).await?));
     Ok(out)
+}
+
+/// Connections per second, each: connect with `config`, take the root, one `add`, close.
+async fn connect_rate(addr: &str, config: Config, plan: &Plan) -> Result<f64, BoxError> {
+    let end = deadline(plan.time_cap);
+    let start = Instant::now();
+    let mut done = 0;
+    while done < plan.connects && Instant::now() < end {
+        let peer = netref::connect_tcp(addr, Service::void(), config.clone(), CONNECT_TIMEOUT).await?;
+        let root = peer.root().await?;
+        let sum: i64 = root.call_method("add", (1, 2)).await?;
+        if sum != 3 {
+            return Err("netref add: wrong reply".into());
+        }
+        drop(root);
+        peer.close().await;
+        done += 1;
+    }
+    Ok(rate(done, start.elapsed()))
 }
 
 /// Echoes `payload` through `method` for up to `plan.echoes` round trips (after a warm-up)
