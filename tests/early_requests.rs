@@ -173,3 +173,24 @@ async fn instance_zero_with_a_class_id_is_not_the_alias() {
     assert!(raw.closed_within(T).await, "a reference to nothing closes the connection");
     tokio::time::timeout(T, peer.closed()).await.unwrap();
 }
+
+/// A method name that is not a string is the caller's error (a `TypeError` reply), not the
+/// connection's.
+#[actix_rt::test]
+async fn a_method_name_that_is_not_a_string_is_a_type_error() {
+    let (_peer, mut raw) =
+        RawPeer::start(Service::shared(calculator(Arc::new(Counters::default()))), Config::default());
+    raw.send(Frame::Hello(Hello::new(Limits::default()))).await;
+    assert!(matches!(raw.recv().await, Frame::Hello(_)));
+    for (seq, name) in [(1, Value::Int(7)), (2, Value::None)] {
+        let args = Value::Tuple(vec![Value::Ref(alias_ref()), name, Value::Tuple(vec![]), Value::None]);
+        raw.send(Frame::Request { seq, handle: Handle::CallAttr, args, deadline: None }).await;
+        let Frame::Exception { seq: s, error } = raw.recv().await else { panic!("an exception") };
+        assert_eq!(s, seq);
+        assert_eq!(error.kind, "builtins.TypeError");
+        assert!(error.message.starts_with("method name must be a string"), "{}", error.message);
+    }
+    // The connection goes on.
+    raw.send(call(3, alias_ref(), "add", vec![Value::Int(1), Value::Int(1)])).await;
+    assert!(matches!(raw.recv().await, Frame::Reply { seq: 3, value: Value::Int(2) }));
+}

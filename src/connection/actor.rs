@@ -567,7 +567,13 @@ impl Connection {
     ) {
         // Timing is only logged at TRACE; skip the clock reads otherwise.
         let started = tracing::enabled!(tracing::Level::TRACE).then(Instant::now);
-        let span = tracing::debug_span!(parent: &self.span, "netref.request", seq, handle = %handle, object = tracing::field::Empty);
+        // A span per request only when something listens for it: with tracing's `log` feature
+        // on (a dependency may turn it on), even a disabled span formats its fields for `log`.
+        let span = if tracing::enabled!(kind: tracing::metadata::Kind::SPAN, tracing::Level::DEBUG) {
+            tracing::debug_span!(parent: &self.span, "netref.request", seq, handle = %handle, object = tracing::field::Empty)
+        } else {
+            tracing::Span::none()
+        };
         let (object, outcome) = start_isolated(handle, items, &self.config.policy, &span);
         if !span.is_disabled() {
             span.record("object", tracing::field::display(&object));

@@ -94,7 +94,11 @@ fn bound_method(obj: &Object, name: &str, m: super::MethodFn) -> Object {
 }
 
 fn split_call(args: Vec<Value>, from: usize) -> Result<Args, RemoteError> {
-    let mut it = args.into_iter().skip(from);
+    split_rest(args.into_iter().skip(from))
+}
+
+/// [`split_call`] on what is left of a request's items.
+fn split_rest(mut it: impl Iterator<Item = Value>) -> Result<Args, RemoteError> {
     let positional = match it.next() {
         Some(Value::Tuple(v)) | Some(Value::List(v)) => v,
         None | Some(Value::None) => Vec::new(),
@@ -143,10 +147,18 @@ fn serve(handle: Handle, args: Vec<Value>, policy: &AccessPolicy) -> Result<Serv
             read_member(&obj, &stored, &name)
         }
         Handle::CallAttr => {
-            let name = arg_str(&args, 1, "method name")?;
+            // The name is moved out, not copied: the items are consumed here anyway.
+            let mut items = args.into_iter().skip(1);
+            let name = match items.next() {
+                Some(Value::Str(name)) => name,
+                other => {
+                    let kind = other.as_ref().map_or("nothing", Value::kind);
+                    return Err(type_error(format!("method name must be a string, not {kind}")));
+                }
+            };
             if name == "__call__" {
                 check_special(&obj, "__call__", policy)?;
-                return call(&obj, split_call(args, 2)?);
+                return call(&obj, split_rest(items)?);
             }
             if name == "__next__" {
                 if let Some(next) = &obj.inner.next_chunk {
@@ -157,7 +169,7 @@ fn serve(handle: Handle, args: Vec<Value>, policy: &AccessPolicy) -> Result<Serv
             }
             let stored = resolve(&obj, &name, Access::Get, policy)?;
             return match obj.inner.members.get(&*stored) {
-                Some(Member::Method(m)) => Ok(match m(split_call(args, 2)?) {
+                Some(Member::Method(m)) => Ok(match m(split_rest(items)?) {
                     Served::Later(fut) if obj.inner.long_polls.iter().any(|n| *n == *stored) => Served::LongPoll(fut),
                     served => served,
                 }),
