@@ -243,6 +243,34 @@ fn the_encoder_finds_a_deep_value_behind_a_map_key_or_a_list() {
     assert_eq!(err, ProtocolError::TooDeep { max });
 }
 
+/// A value nested far past the limit is refused without walking it to the bottom: the encoder
+/// runs on a thread with a small stack. (The value is built and dropped on a thread with a
+/// large one: dropping it recurses.)
+#[test]
+fn a_very_deep_value_is_refused_without_exhausting_the_stack() {
+    let big = std::thread::Builder::new().stack_size(512 << 20);
+    big.spawn(|| {
+        let mut deep: Value<WireRef> = Value::None;
+        for _ in 0..200_000 {
+            deep = Value::Tuple(vec![deep]);
+        }
+        let frame: Frame<WireRef> = Frame::Reply { seq: 1, value: deep };
+        let err = std::thread::scope(|s| {
+            let small = std::thread::Builder::new().stack_size(256 << 10);
+            small
+                .spawn_scoped(s, || FrameCodec::new().encode_with(&frame, &WireRefs, &mut BytesMut::new()))
+                .unwrap()
+                .join()
+        })
+        .expect("the encoder returns");
+        assert_eq!(err.unwrap_err(), ProtocolError::TooDeep { max: DecodeLimits::default().max_depth });
+        drop(frame);
+    })
+    .unwrap()
+    .join()
+    .unwrap();
+}
+
 #[test]
 fn the_encoder_refuses_exception_args_the_decoder_would_refuse() {
     let max = DecodeLimits::default().max_depth;

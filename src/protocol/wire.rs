@@ -189,6 +189,11 @@ impl Spill {
         }
     }
 
+    /// How many levels may nest below a value at `depth`.
+    fn budget(&self, depth: usize) -> usize {
+        self.max_depth.saturating_sub(depth)
+    }
+
     /// Whether a value at `depth` is too deep; records it if so.
     fn past_limit(&self, depth: usize) -> bool {
         let past = depth > self.max_depth;
@@ -270,6 +275,25 @@ fn encode_frame_serde<R, B: RefBoxer<R>>(
 // nearly every frame) written byte by byte, without serde's machinery, in exactly the bytes
 // the serde route (`FrameSer`) gives — a unit test holds the two to that.
 
+/// Whether `value` is boxed item by item rather than sent as one plain value: it holds a
+/// reference, or it nests more than `budget` levels further (the depth check then refuses it on
+/// the boxed path). The walk stops at `budget`, so a careless depth cannot exhaust the stack
+/// here before the depth check sees it.
+fn needs_boxing<R>(value: &Value<R>, budget: usize) -> bool {
+    match value {
+        Value::Ref(_) => true,
+        Value::Tuple(items) | Value::List(items) => match budget.checked_sub(1) {
+            Some(b) => items.iter().any(|i| needs_boxing(i, b)),
+            None => !items.is_empty(),
+        },
+        Value::Map(pairs) => match budget.checked_sub(1) {
+            Some(b) => pairs.iter().any(|(k, v)| needs_boxing(k, b) || needs_boxing(v, b)),
+            None => !pairs.is_empty(),
+        },
+        _ => false,
+    }
+}
+
 fn put_varint(dst: &mut BytesMut, mut v: u64) {
     while v >= 0x80 {
         dst.put_u8(v as u8 | 0x80);
@@ -339,7 +363,7 @@ fn put_boxed<R, B: RefBoxer<R>>(
             put_varint(dst, id.class_id);
             put_varint(dst, id.instance_id);
         }
-        v if !v.has_refs() => {
+        v if !needs_boxing(v, spill.budget(depth)) => {
             dst.put_u8(LABEL_VALUE);
             put_plain(dst, v, depth, spill)?;
         }
@@ -358,7 +382,7 @@ fn put_boxed<R, B: RefBoxer<R>>(
                 put_boxed(dst, v, depth + 1, boxer, spill)?;
             }
         }
-        // Scalars never hold references, so `has_refs` sent them down the plain branch.
+        // Scalars never need boxing, so they took the plain branch.
         _ => return Err(ProtocolError::Malformed("scalar value with a reference".into())),
     }
     Ok(())
@@ -552,7 +576,7 @@ impl<R, B: RefBoxer<R>> Serialize for BoxedSer<'_, R, B> {
                 t.serialize_element(&label)?;
                 t.serialize_element(&*id)?;
             }
-            v if !v.has_refs() => {
+            v if !needs_boxing(v, self.ctx.spill.budget(self.depth)) => {
                 t.serialize_element(&LABEL_VALUE)?;
                 t.serialize_element(&PlainSer(v, self.ctx.spill, self.depth))?;
             }
@@ -565,7 +589,7 @@ impl<R, B: RefBoxer<R>> Serialize for BoxedSer<'_, R, B> {
                 t.serialize_element(&LABEL_MAP)?;
                 t.serialize_element(&BoxedPairsSer { pairs, ctx: self.ctx, depth: self.depth + 1 })?;
             }
-            // Scalars never hold references, so `has_refs` sent them down the plain branch.
+            // Scalars never need boxing, so they took the plain branch.
             _ => return Err(self.ctx.fail(ProtocolError::Malformed("scalar value with a reference".into()))),
         }
         t.end()
