@@ -120,9 +120,6 @@ pub(crate) struct Completer {
     /// Settled through [`settle`](Completer::settle): the drop has nothing left to do (and
     /// skips a lock and an error message built for nothing).
     done: bool,
-    /// The expiry the connection last knew for the request (its timer covers it), read
-    /// without locking the result.
-    pub(crate) scheduled: Option<Instant>,
 }
 
 impl Completer {
@@ -194,10 +191,7 @@ impl<T> AsyncResult<T> {
             }),
             settled: Condvar::new(),
         });
-        (
-            AsyncResult { shared: CancelOnDrop(shared.clone()), _type: PhantomData },
-            Completer { shared, done: false, scheduled: None },
-        )
+        (AsyncResult { shared: CancelOnDrop(shared.clone()), _type: PhantomData }, Completer { shared, done: false })
     }
 
     /// A result that is already settled.

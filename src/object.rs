@@ -76,9 +76,6 @@ pub(crate) struct ObjectInner {
     pub(crate) compare: Option<CompareFn>,
     pub(crate) obtain: Option<Getter>,
     pub(crate) instance_of: Vec<String>,
-    /// Methods (stored names) that wait for an event rather than work, like `ActorRef::watch`:
-    /// a connection closing gracefully drops them at once instead of waiting out its grace.
-    pub(crate) long_polls: Vec<String>,
     pub(crate) payload: Option<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
@@ -100,7 +97,6 @@ impl Object {
                 compare: None,
                 obtain: None,
                 instance_of: Vec::new(),
-                long_polls: Vec::new(),
                 payload: None,
             },
             exposed_prefix: "exposed_".to_owned(),
@@ -273,9 +269,17 @@ impl ObjectBuilder {
 
     /// Marks method `name` as a long poll: it waits for an event rather than works, so a
     /// connection closing gracefully drops a call to it at once instead of waiting for it.
+    /// The method must already be registered; its futures are then served as
+    /// [`Served::LongPoll`](method::Served::LongPoll).
     pub(crate) fn long_poll(mut self, name: &str) -> Self {
         let stored = self.exposed(name);
-        self.inner.long_polls.push(stored);
+        if let Some(Member::Method(m)) = self.inner.members.remove(&stored) {
+            let waits: MethodFn = Arc::new(move |args| match m(args) {
+                method::Served::Later(fut) => method::Served::LongPoll(fut),
+                served => served,
+            });
+            self.inner.members.insert(stored, Member::Method(waits));
+        }
         self
     }
 

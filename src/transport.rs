@@ -132,7 +132,7 @@ async fn connect_any(addr: impl ToSocketAddrs) -> Result<(TcpStream, SocketAddr)
 /// `Hello`, all within `limit` — one timer for the whole, since registering a timer can cost
 /// the runtime a wake-up. A returned connection is live and (unless `early`) speaks our
 /// protocol version; one whose `Hello` did not come in time is closed.
-pub(crate) async fn connect_within<F>(limit: Duration, early: bool, start: F) -> Result<Peer, Error>
+async fn connect_within<F>(limit: Duration, early: bool, start: F) -> Result<Peer, Error>
 where
     F: std::future::Future<Output = Result<Peer, Error>>,
 {

@@ -145,7 +145,7 @@ impl Connection {
             ctx.add_stream(Gated { inner: frames, gate: gate.clone() });
             ctx.spawn(RequestPump);
             let mut exports = ExportTable::new(config.max_exports);
-            exports.set_root(&root);
+            exports.pin(&root);
             let spill_at = if writer.is_write_vectored() { SPILL_VECTORED } else { SPILL_PLAIN };
             let mut conn = Connection {
                 shared,
@@ -180,19 +180,13 @@ impl Connection {
                 max_concurrent_requests: config.max_concurrent_requests as u64,
             };
             let hello = Hello::new(limits).with_root(conn.root.id_pack());
-            // Queued, not written yet: early requests of a client (the mailbox comes first in
-            // the actor's first turn) join it in one write, and so does a server's first reply
-            // when the client's Hello and requests are already waiting — the flush below waits
-            // one turn of the runtime, so that the I/O driver has seen the new socket.
-            let boxer = Boxer {
-                conn_id: conn.shared.id,
-                exports: RefCell::new(&mut conn.exports),
-                counted: RefCell::default(),
-            };
-            if let Err(e) = conn.outbox.push_frame(&conn.codec, &Frame::Hello(hello), &boxer, conn.spill_at, None) {
+            // Queued, not written yet: requests made before the actor's first turn (a client's
+            // early requests reach it through its mailbox and request queue, which that turn
+            // handles first) leave in the same write; the flush comes after them.
+            if let Err(e) = conn.queue_frame(&Frame::Hello(hello)) {
                 warn!(parent: &conn.span, error = %e, "cannot write Hello");
             }
-            ctx.spawn(wrap_future::<_, Self>(std::future::ready(())).map(|(), act, ctx| act.kick_writer(ctx)));
+            after_this_turn(ctx, |act, ctx| act.kick_writer(ctx));
             conn
         });
         // `create` runs the closure before it returns.
@@ -206,6 +200,14 @@ impl Connection {
     /// Encodes `frame` into the outbox and starts a write if none is running. On error nothing
     /// of the frame is queued and the exports it counted are taken back.
     fn write_frame(&mut self, frame: &Frame<NetRef>, ctx: &mut Context<Self>) -> Result<(), Error> {
+        self.queue_frame(frame)?;
+        self.kick_writer(ctx);
+        Ok(())
+    }
+
+    /// Encodes `frame` into the outbox without starting a write (see
+    /// [`write_frame`](Connection::write_frame)).
+    fn queue_frame(&mut self, frame: &Frame<NetRef>) -> Result<(), Error> {
         let boxer =
             Boxer { conn_id: self.shared.id, exports: RefCell::new(&mut self.exports), counted: RefCell::default() };
         let peer_max = self.peer_hello.as_ref().map(|h| usize::try_from(h.limits.max_frame_len).unwrap_or(usize::MAX));
@@ -213,7 +215,6 @@ impl Connection {
             boxer.roll_back();
             return Err(e.into());
         }
-        self.kick_writer(ctx);
         Ok(())
     }
 
@@ -344,8 +345,6 @@ impl Connection {
         let frame = Frame::Request { seq, handle, args, deadline };
         match self.write_frame(&frame, ctx) {
             Ok(()) => {
-                let mut completer = completer;
-                completer.scheduled = expiry;
                 self.pending.insert(seq, completer);
                 if let Some(at) = expiry {
                     self.arm_timer(at, ctx);
@@ -386,10 +385,9 @@ impl Connection {
         let now = Instant::now();
         let mut expired = Vec::new();
         let mut earliest: Option<Instant> = None;
-        for (&seq, completer) in self.pending.iter_mut() {
+        for (&seq, completer) in &self.pending {
             // The result's own expiry is the truth (`set_expiry` may have moved it).
-            completer.scheduled = completer.shared.expiry();
-            match completer.scheduled {
+            match completer.shared.expiry() {
                 Some(at) if at <= now => expired.push(seq),
                 Some(at) => earliest = Some(earliest.map_or(at, |e| e.min(at))),
                 None => {}
@@ -677,13 +675,14 @@ impl Connection {
         }
         // Requests that wait for an event (a watch) would hold the close for its whole grace:
         // drop them; the peer sees them fail when the connection ends.
-        let polls: Vec<u64> = self.inbound.iter().filter(|(_, i)| i.long_poll).map(|(seq, _)| *seq).collect();
-        for seq in polls {
-            if let Some(inbound) = self.inbound.remove(&seq) {
-                debug!(parent: &self.span, seq, "closing: long poll dropped");
+        let span = &self.span;
+        self.inbound.retain(|&seq, inbound| {
+            if inbound.long_poll {
+                debug!(parent: span, seq, "closing: long poll dropped");
                 ctx.cancel_future(inbound.handle);
             }
-        }
+            !inbound.long_poll
+        });
         if send_close {
             let text = match &reason {
                 Error::ConnectionClosed(t) => t.clone(),
@@ -696,7 +695,7 @@ impl Connection {
         // The grace timer only when the close has to wait: after this turn's writes (the
         // `Close` frame's write was spawned above and usually completes at once). Registering
         // a timer can cost the runtime a wake-up, and most closes need none.
-        ctx.spawn(wrap_future::<_, Self>(std::future::ready(())).map(move |(), act, ctx| {
+        after_this_turn(ctx, move |act, ctx| {
             if act.state != State::Closing {
                 return;
             }
@@ -707,7 +706,7 @@ impl Connection {
                     ctx.stop();
                 }
             });
-        }));
+        });
     }
 
     fn maybe_finish_close(&mut self, ctx: &mut Context<Self>) {
@@ -809,6 +808,12 @@ impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.0.as_ref().map_or("", NetRef::type_name))
     }
+}
+
+/// Runs `f` on the actor later in this same turn, after the mailbox and the items already
+/// spawned (actix polls them in that order): for work that should see what the turn did.
+fn after_this_turn(ctx: &mut Context<Connection>, f: impl FnOnce(&mut Connection, &mut Context<Connection>) + 'static) {
+    ctx.spawn(wrap_future::<_, Connection>(std::future::ready(())).map(move |(), act, ctx| f(act, ctx)));
 }
 
 /// How a dispatched request went on its first poll.
@@ -946,8 +951,12 @@ impl StreamHandler<Result<Bytes, ProtocolError>> for Connection {
             self.last_seen = Instant::now();
         }
         let decoded = {
-            let unboxer =
-                Unboxer { shared: &self.shared, exports: &self.exports, imports: RefCell::new(&mut self.imports) };
+            let unboxer = Unboxer {
+                shared: &self.shared,
+                root: &self.root,
+                exports: &self.exports,
+                imports: RefCell::new(&mut self.imports),
+            };
             self.codec.decode_body_with(&body, &unboxer)
         };
         match decoded {
@@ -1031,10 +1040,10 @@ impl Handler<Reschedule> for Connection {
     fn handle(&mut self, msg: Reschedule, ctx: &mut Self::Context) {
         self.drain_requests(ctx);
         let Some(seq) = msg.0.seq() else { return };
-        let Some(completer) = self.pending.get_mut(&seq) else { return };
-        let expiry = msg.0.expiry();
-        completer.scheduled = expiry;
-        if let Some(at) = expiry {
+        if !self.pending.contains_key(&seq) {
+            return;
+        }
+        if let Some(at) = msg.0.expiry() {
             self.arm_timer(at, ctx);
         }
     }
@@ -1147,7 +1156,7 @@ impl Handler<GetStats> for Connection {
             queued: self.backlog.len(),
             inbound: self.inbound.len(),
             write_buffer: self.queued_bytes(),
-            scheduled_expiries: self.pending.values().filter(|c| c.scheduled.is_some()).count(),
+            scheduled_expiries: self.pending.values().filter(|c| c.shared.expiry().is_some()).count(),
         })
     }
 }

@@ -14,7 +14,7 @@ use std::{
 use super::ConnShared;
 use crate::{
     netref::{RefInner, RemoteRef},
-    object::ExportTable,
+    object::{ExportTable, Object},
     protocol::{IdPackRef, RefBoxer, RefUnboxer, ROOT_ALIAS},
     IdPack, NetRef, RefLabel,
 };
@@ -129,6 +129,8 @@ impl RefBoxer<NetRef> for Boxer<'_> {
 
 pub(crate) struct Unboxer<'a> {
     pub(crate) shared: &'a Arc<ConnShared>,
+    /// This side's root: what the root alias names.
+    pub(crate) root: &'a Object,
     pub(crate) exports: &'a ExportTable,
     pub(crate) imports: RefCell<&'a mut ImportCache>,
 }
@@ -140,10 +142,7 @@ impl RefUnboxer for Unboxer<'_> {
         let id = wire_id.instance_id;
         match label {
             RefLabel::Local if wire_id.instance_id == ROOT_ALIAS && wire_id.class_id == 0 => {
-                match self.exports.root() {
-                    Some(root) => Ok(NetRef::from(root.clone())),
-                    None => Err("LOCAL_REF to the root alias, and this side has no root".to_owned()),
-                }
+                Ok(NetRef::from(self.root.clone()))
             }
             RefLabel::Local => match self.exports.get(id) {
                 Some(object) => Ok(NetRef::from(object.clone())),

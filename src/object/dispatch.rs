@@ -169,10 +169,7 @@ fn serve(handle: Handle, args: Vec<Value>, policy: &AccessPolicy) -> Result<Serv
             }
             let stored = resolve(&obj, &name, Access::Get, policy)?;
             return match obj.inner.members.get(&*stored) {
-                Some(Member::Method(m)) => Ok(match m(split_rest(items)?) {
-                    Served::Later(fut) if obj.inner.long_polls.iter().any(|n| *n == *stored) => Served::LongPoll(fut),
-                    served => served,
-                }),
+                Some(Member::Method(m)) => Ok(m(split_rest(items)?)),
                 Some(_) => Err(type_error(format!("'{}.{name}' is not callable", obj.type_name()))),
                 None => Err(no_attribute(&obj, &name)),
             };

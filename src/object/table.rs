@@ -17,13 +17,11 @@ struct Export {
 pub(crate) struct ExportTable {
     entries: crate::hash::SeqMap<Export>,
     max: usize,
-    /// What the root alias names.
-    root: Option<Object>,
 }
 
 impl ExportTable {
     pub(crate) fn new(max: usize) -> Self {
-        ExportTable { entries: crate::hash::SeqMap::default(), max, root: None }
+        ExportTable { entries: crate::hash::SeqMap::default(), max }
     }
 
     /// Counts one more send of `object` and returns its identity; fails when a new entry would
@@ -48,17 +46,6 @@ impl ExportTable {
             .entry(object.instance_id())
             .or_insert_with(|| Export { object: object.clone(), count: 0, pinned: true })
             .pinned = true;
-    }
-
-    /// Pins `root` and makes it what the root alias resolves to.
-    pub(crate) fn set_root(&mut self, root: &Object) {
-        self.pin(root);
-        self.root = Some(root.clone());
-    }
-
-    /// The root: what the root alias resolves to.
-    pub(crate) fn root(&self) -> Option<&Object> {
-        self.root.as_ref()
     }
 
     pub(crate) fn get(&self, instance_id: u64) -> Option<&Object> {
