@@ -28,9 +28,6 @@ pub(crate) const SPILL_VECTORED: usize = 16 << 10;
 /// its own.
 pub(crate) const SPILL_PLAIN: usize = 64 << 10;
 
-/// Free space the tail keeps for the next frames (most requests and replies are far smaller).
-const TAIL_ROOM: usize = 256;
-
 /// Encoded frames not yet handed to the writer.
 #[derive(Debug, Default)]
 pub(crate) struct Outbox {
@@ -64,12 +61,6 @@ impl Outbox {
         spill_at: usize,
         peer_max: Option<usize>,
     ) -> Result<(), ProtocolError> {
-        // Room for a small frame up front: `take` leaves the tail without capacity, and once the
-        // write that took it is done this reclaims the same allocation instead of growing a
-        // new one step by step as the encoder writes.
-        if self.tail.capacity() - self.tail.len() < TAIL_ROOM / 4 {
-            self.tail.reserve(TAIL_ROOM);
-        }
         let encoded = codec.encode_spilling_with(frame, boxer, &mut self.tail, spill_at)?;
         // Never send more than the peer said it accepts: that would close the connection.
         if let Some(max) = peer_max {
@@ -189,27 +180,6 @@ mod tests {
 
     fn codec() -> FrameCodec {
         FrameCodec::new()
-    }
-
-    /// Once the writer is done with what it took, the next small frame is encoded into the same
-    /// allocation: no allocation per frame.
-    #[test]
-    fn small_frames_reuse_the_tail_allocation() {
-        let mut outbox = Outbox::default();
-        outbox.push_frame(&codec(), &reply(1, Value::Int(1)), &WireRefs, SPILL_VECTORED, None).unwrap();
-        let first = match outbox.take() {
-            Segments::One(b) => b,
-            other => panic!("one buffer expected, got {other:?}"),
-        };
-        let start = first.as_ptr() as usize;
-        drop(first);
-        // Enough frames to use the room up several times over.
-        for seq in 2..200 {
-            outbox.push_frame(&codec(), &reply(seq, Value::Int(1)), &WireRefs, SPILL_VECTORED, None).unwrap();
-            let Segments::One(b) = outbox.take() else { panic!("one buffer expected") };
-            let at = b.as_ptr() as usize;
-            assert!((start..start + TAIL_ROOM).contains(&at), "frame {seq} was encoded into a new allocation");
-        }
     }
 
     fn reply(seq: u64, value: Value<WireRef>) -> Frame<WireRef> {
