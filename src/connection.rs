@@ -92,7 +92,7 @@ pub(crate) struct ConnShared {
     requests: Mutex<RequestQueue>,
     /// Set when requests are queued and the actor has not been told yet (lock-free check).
     requests_signalled: AtomicBool,
-    /// Wakes the actor's request pump.
+    /// Wakes the actor's driver.
     pub(crate) request_signal: AtomicWaker,
 }
 

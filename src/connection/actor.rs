@@ -11,16 +11,16 @@ use std::{
     pin::Pin,
     rc::Rc,
     sync::Arc,
-    task::{Context as TaskContext, Poll},
+    task::{Context as TaskContext, Poll, Waker},
     time::{Duration, Instant},
 };
 
 use actix::{
     fut::wrap_future, Actor, ActorContext, ActorFuture, ActorFutureExt, AsyncContext, Context, Handler, Message,
-    MessageResult, SpawnHandle, StreamHandler,
+    MessageResult, SpawnHandle,
 };
 use bytes::{Buf, Bytes};
-use futures::FutureExt;
+use futures::{FutureExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio_util::codec::FramedRead;
 use tracing::{debug, trace, warn, Instrument};
@@ -99,9 +99,16 @@ pub struct Connection {
     outbox: Outbox,
     /// Byte strings from this size on are written from their own buffer, not copied.
     spill_at: usize,
+    /// The transport's write half; taken when the connection shuts it down.
     writer: Option<BoxWrite>,
-    /// Bytes of the write in progress (0: none).
-    writing: usize,
+    /// The write in progress: what the transport has not taken yet (it was busy).
+    writing: Option<Segments>,
+    /// The write in progress is written but not yet flushed.
+    flush_due: bool,
+    /// The [`Driver`] is running: frames queued now are written when it finishes its turn.
+    deferring: bool,
+    /// The actor task's waker, to run the [`Driver`] for frames queued outside it.
+    waker: Option<Waker>,
     release_scheduled: bool,
     /// When the peer last sent anything (for heartbeats).
     last_seen: Instant,
@@ -142,8 +149,7 @@ impl Connection {
             let codec = FrameCodec::with_limits(config.max_frame_len, config.decode_limits);
             let gate = Rc::new(Gate::default());
             let frames = FramedRead::with_capacity(reader, Bodies::new(codec.clone()), READ_BUFFER_MIN);
-            ctx.add_stream(Gated { inner: frames, gate: gate.clone() });
-            ctx.spawn(RequestPump);
+            ctx.spawn(Driver { frames: Some(Gated { inner: frames, gate: gate.clone() }) });
             let mut exports = ExportTable::new(config.max_exports);
             exports.pin(&root);
             let spill_at = if writer.is_write_vectored() { SPILL_VECTORED } else { SPILL_PLAIN };
@@ -168,7 +174,10 @@ impl Connection {
                 outbox: Outbox::default(),
                 spill_at,
                 writer: Some(writer),
-                writing: 0,
+                writing: None,
+                flush_due: false,
+                deferring: false,
+                waker: None,
                 release_scheduled: false,
                 last_seen: Instant::now(),
                 peer_closing: false,
@@ -180,13 +189,12 @@ impl Connection {
                 max_concurrent_requests: config.max_concurrent_requests as u64,
             };
             let hello = Hello::new(limits).with_root(conn.root.id_pack());
-            // Queued, not written yet: requests made before the actor's first turn (a client's
-            // early requests reach it through its mailbox and request queue, which that turn
-            // handles first) leave in the same write; the flush comes after them.
+            // Queued, not written yet: the driver writes it at the end of the actor's first
+            // turn, so requests made before then (a client's early requests reach it through
+            // its mailbox and request queue, which that turn handles first) share its write.
             if let Err(e) = conn.queue_frame(&Frame::Hello(hello)) {
                 warn!(parent: &conn.span, error = %e, "cannot write Hello");
             }
-            after_this_turn(ctx, |act, ctx| act.kick_writer(ctx));
             conn
         });
         // `create` runs the closure before it returns.
@@ -194,7 +202,7 @@ impl Connection {
     }
 
     fn queued_bytes(&self) -> usize {
-        self.outbox.len() + self.writing
+        self.outbox.len() + self.writing.as_ref().map_or(0, Buf::remaining)
     }
 
     /// Encodes `frame` into the outbox and starts a write if none is running. On error nothing
@@ -218,43 +226,75 @@ impl Connection {
         Ok(())
     }
 
-    /// Hands everything queued to one write task, unless one is running: frames queued
-    /// meanwhile go out together when it is done.
-    fn kick_writer(&mut self, ctx: &mut Context<Self>) {
-        if self.writing > 0 || self.outbox.is_empty() {
+    /// Sees that what was just queued gets written. Inside the [`Driver`]'s turn there is
+    /// nothing to do: it writes when the turn's frames are all queued, in one write. Outside it
+    /// (a message handler, a spawned future, a timer), the actor task is woken so the driver
+    /// runs once more, after everything else this turn queues. While the transport is busy,
+    /// its readiness wakes the driver anyway.
+    fn kick_writer(&mut self, _ctx: &mut Context<Self>) {
+        if self.deferring || self.writing.is_some() || self.outbox.is_empty() {
             return;
         }
-        let Some(mut w) = self.writer.take() else {
-            return;
-        };
-        let mut segments = self.outbox.take();
-        self.writing = segments.remaining();
-        let write = async move {
-            let r = async {
-                match &mut segments {
-                    Segments::One(buf) => w.write_all(buf).await?,
-                    // Vectored where the transport supports it; segment by segment otherwise.
-                    many => w.write_all_buf(many).await?,
+        if let Some(waker) = &self.waker {
+            waker.wake_by_ref();
+        }
+        // No waker yet: the driver has not run its first turn, and will.
+    }
+
+    /// Writes what is queued until the transport is busy or nothing is left, then flushes;
+    /// after each completed write, lets what waited for room go (which may queue more).
+    fn write_out(&mut self, ctx: &mut Context<Self>, task: &mut TaskContext<'_>) {
+        let mut progressed = false;
+        loop {
+            let Some(w) = self.writer.as_mut() else { return };
+            let segments = match &mut self.writing {
+                Some(segments) => segments,
+                None if self.outbox.is_empty() && !self.flush_due => return,
+                None if self.outbox.is_empty() => {
+                    match Pin::new(&mut *w).poll_flush(task) {
+                        Poll::Pending => return,
+                        Poll::Ready(Err(e)) => return self.write_failed(e, ctx),
+                        Poll::Ready(Ok(())) => {}
+                    }
+                    self.flush_due = false;
+                    self.after_write(ctx);
+                    continue;
                 }
-                w.flush().await
+                None => self.writing.insert(self.outbox.take()),
+            };
+            while segments.has_remaining() {
+                match segments.poll_write(Pin::new(&mut *w), task) {
+                    Poll::Pending => {
+                        if progressed {
+                            // The transport took part of it: what waits for room (reading,
+                            // requests) may go on while it drains the rest.
+                            self.update_gate();
+                            self.drain_backlog(ctx);
+                        }
+                        return;
+                    }
+                    Poll::Ready(Ok(0)) => {
+                        let e = std::io::Error::from(std::io::ErrorKind::WriteZero);
+                        return self.write_failed(e, ctx);
+                    }
+                    Poll::Ready(Ok(_)) => progressed = true,
+                    Poll::Ready(Err(e)) => return self.write_failed(e, ctx),
+                }
             }
-            .await;
-            (w, r)
-        };
-        ctx.spawn(wrap_future::<_, Self>(write).map(|(w, r), act, ctx| {
-            act.writing = 0;
-            act.writer = Some(w);
-            match r {
-                Err(e) => act.fail(Error::ConnectionClosed(format!("the connection was lost: write failed: {e}")), ctx),
-                Ok(()) => act.after_write(ctx),
-            }
-        }));
+            self.writing = None;
+            self.flush_due = true;
+        }
+    }
+
+    fn write_failed(&mut self, e: std::io::Error, ctx: &mut Context<Self>) {
+        self.writing = None;
+        self.flush_due = false;
+        self.fail(Error::ConnectionClosed(format!("the connection was lost: write failed: {e}")), ctx);
     }
 
     fn after_write(&mut self, ctx: &mut Context<Self>) {
         self.update_gate();
         self.drain_backlog(ctx);
-        self.kick_writer(ctx);
         self.maybe_finish_close(ctx);
     }
 
@@ -712,7 +752,8 @@ impl Connection {
     fn maybe_finish_close(&mut self, ctx: &mut Context<Self>) {
         if self.state != State::Closing
             || !self.inbound.is_empty()
-            || self.writing > 0
+            || self.writing.is_some()
+            || self.flush_due
             || !self.outbox.is_empty()
             || (self.peer_closing && !self.pending.is_empty())
         {
@@ -773,7 +814,7 @@ impl Connection {
         }
         self.update_gate();
         let act_grace = self.config.close_grace;
-        let explain = was_open && matches!(error, Error::Protocol(_)) && (self.writer.is_some() || self.writing > 0);
+        let explain = was_open && matches!(error, Error::Protocol(_)) && self.writer.is_some();
         if explain {
             let _ = self.write_frame(&Frame::Close { reason: error.to_string() }, ctx);
             ctx.run_later(act_grace, |act, ctx| {
@@ -933,8 +974,9 @@ impl Drop for Connection {
     }
 }
 
-impl StreamHandler<Result<Bytes, ProtocolError>> for Connection {
-    fn handle(&mut self, item: Result<Bytes, ProtocolError>, ctx: &mut Self::Context) {
+impl Connection {
+    /// One frame body read off the transport (or the read's error).
+    fn on_body(&mut self, item: Result<Bytes, ProtocolError>, ctx: &mut Context<Self>) {
         if self.state != State::Open && !(self.state == State::Closing && self.peer_closing) {
             return;
         }
@@ -967,7 +1009,8 @@ impl StreamHandler<Result<Bytes, ProtocolError>> for Connection {
         self.schedule_release(ctx);
     }
 
-    fn finished(&mut self, ctx: &mut Self::Context) {
+    /// The peer closed its side.
+    fn on_read_end(&mut self, ctx: &mut Context<Self>) {
         match self.state {
             State::Open => self.fail(Error::ConnectionClosed("the peer closed the connection".into()), ctx),
             State::Closing => {
@@ -990,13 +1033,22 @@ pub(crate) struct Submit {
     pub(crate) one_way: bool,
 }
 
-/// Drains the request queue whenever `ConnShared::enqueue` signals it: a task wake-up, no
-/// mailbox message (which would cost an allocation or two per burst). Runs for the actor's
-/// life. Every message handler drains the queue first too, so a message still follows the
-/// netref requests made before it was sent.
-struct RequestPump;
+/// Frames read per turn at most before the driver lets the other futures of the arbiter run.
+const READ_BUDGET: usize = 64;
 
-impl ActorFuture<Connection> for RequestPump {
+/// Runs the connection's I/O, for the actor's life, as one future of its context: each turn it
+/// handles the frames the transport has ready, then the requests callers queued (the request
+/// queue wakes it, no mailbox message each), then writes everything those queued in one write.
+///
+/// One future rather than a stream, a pump and a write task each: actix polls every future of
+/// a context on each wake-up, and a write task spawned per write cost an allocation and a
+/// second pass over all of them.
+struct Driver {
+    /// The frame bodies; `None` once the peer has closed its side.
+    frames: Option<Gated<FramedRead<BoxRead, Bodies>>>,
+}
+
+impl ActorFuture<Connection> for Driver {
     type Output = ();
 
     fn poll(
@@ -1005,10 +1057,39 @@ impl ActorFuture<Connection> for RequestPump {
         ctx: &mut Context<Connection>,
         task: &mut TaskContext<'_>,
     ) -> Poll<()> {
+        let this = self.get_mut();
+        if !act.waker.as_ref().is_some_and(|w| w.will_wake(task.waker())) {
+            act.waker = Some(task.waker().clone());
+        }
+        act.deferring = true;
+        let mut read = 0;
+        while let Some(frames) = &mut this.frames {
+            if act.state == State::Closed {
+                break;
+            }
+            match frames.poll_next_unpin(task) {
+                Poll::Pending => break,
+                Poll::Ready(Some(item)) => {
+                    act.on_body(item, ctx);
+                    read += 1;
+                    if read == READ_BUDGET {
+                        // More may be ready: come back after the others had their turn.
+                        task.waker().wake_by_ref();
+                        break;
+                    }
+                }
+                Poll::Ready(None) => {
+                    this.frames = None;
+                    act.on_read_end(ctx);
+                }
+            }
+        }
         act.shared.request_signal.register(task.waker());
         if act.shared.requests_waiting() {
             act.drain_requests(ctx);
         }
+        act.write_out(ctx, task);
+        act.deferring = false;
         Poll::Pending
     }
 }
