@@ -1034,7 +1034,11 @@ pub(crate) struct Submit {
 }
 
 /// Frames read per turn at most before the driver lets the other futures of the arbiter run.
-const READ_BUDGET: usize = 64;
+/// The turn's replies go out in one write, so a larger budget means fewer writes for a
+/// pipelining peer: pinned, 300,000 pipelined calls ran at ~830k/s with 64 and ~900k/s with
+/// 256 (1024 gained nothing more). At about 1 µs a frame, a turn stays well under a
+/// millisecond.
+const READ_BUDGET: usize = 256;
 
 /// Runs the connection's I/O, for the actor's life, as one future of its context: each turn it
 /// handles the frames the transport has ready, then the requests callers queued (the request
