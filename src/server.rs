@@ -182,8 +182,8 @@ impl Starter {
         match socket {
             Accepted::Tcp(std, addr) => {
                 let stream = TcpStream::from_std(std).map_err(|e| format!("cannot register the socket: {e}"))?;
-                let mut info =
-                    ConnInfo { label: addr.to_string(), peer_addr: Some(addr.to_string()), credentials: None };
+                let text = addr.to_string();
+                let mut info = ConnInfo { label: text.clone(), peer_addr: Some(text), credentials: None };
                 let Some(tls) = &self.tls else {
                     self.authenticate(&mut info)?;
                     return crate::transport::start_tcp_with(stream, self.service.clone(), self.config.clone(), info)
