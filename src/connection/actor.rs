@@ -205,11 +205,12 @@ impl Connection {
         self.outbox.len() + self.writing.as_ref().map_or(0, Buf::remaining)
     }
 
-    /// Encodes `frame` into the outbox and starts a write if none is running. On error nothing
-    /// of the frame is queued and the exports it counted are taken back.
-    fn write_frame(&mut self, frame: &Frame<NetRef>, ctx: &mut Context<Self>) -> Result<(), Error> {
+    /// Encodes `frame` into the outbox and sees that it gets written (see
+    /// [`kick_writer`](Connection::kick_writer)). On error nothing of the frame is queued and
+    /// the exports it counted are taken back.
+    fn write_frame(&mut self, frame: &Frame<NetRef>) -> Result<(), Error> {
         self.queue_frame(frame)?;
-        self.kick_writer(ctx);
+        self.kick_writer();
         Ok(())
     }
 
@@ -231,7 +232,7 @@ impl Connection {
     /// (a message handler, a spawned future, a timer), the actor task is woken so the driver
     /// runs once more, after everything else this turn queues. While the transport is busy,
     /// its readiness wakes the driver anyway.
-    fn kick_writer(&mut self, _ctx: &mut Context<Self>) {
+    fn kick_writer(&mut self) {
         if self.deferring || self.writing.is_some() || self.outbox.is_empty() {
             return;
         }
@@ -355,7 +356,7 @@ impl Connection {
             }
         }
         if one_way {
-            let sent = self.write_frame(&Frame::Notify { handle, args }, ctx);
+            let sent = self.write_frame(&Frame::Notify { handle, args });
             completer.settle(sent.map(|()| Value::None));
             return;
         }
@@ -383,7 +384,7 @@ impl Connection {
             }
         };
         let frame = Frame::Request { seq, handle, args, deadline };
-        match self.write_frame(&frame, ctx) {
+        match self.write_frame(&frame) {
             Ok(()) => {
                 self.pending.insert(seq, completer);
                 if let Some(at) = expiry {
@@ -438,7 +439,7 @@ impl Connection {
                 let timeout = completer.shared.timeout();
                 completer.settle(Err(Error::Timeout(timeout)));
                 debug!(parent: &self.span, seq, ?timeout, "request expired; cancelling");
-                let _ = self.write_frame(&Frame::Cancel { seq }, ctx);
+                let _ = self.write_frame(&Frame::Cancel { seq });
             }
         }
         if let Some(at) = earliest {
@@ -543,7 +544,7 @@ impl Connection {
         }
         let items = request_items(args);
         match handle {
-            Handle::Ping => self.reply(seq, Ok(items.into_iter().next().unwrap_or(Value::None)), ctx),
+            Handle::Ping => self.reply(seq, Ok(items.into_iter().next().unwrap_or(Value::None))),
             Handle::GetRoot => {
                 let r = match items.first() {
                     None | Some(Value::None) => Ok(Value::Ref(NetRef::from(self.root.clone()))),
@@ -566,10 +567,10 @@ impl Connection {
                         format!("an export name must be a string, not {}", other.kind()),
                     )),
                 };
-                self.reply(seq, r, ctx);
+                self.reply(seq, r);
             }
             Handle::Close => {
-                self.reply(seq, Ok(Value::None), ctx);
+                self.reply(seq, Ok(Value::None));
                 let grace = self.config.close_grace;
                 self.begin_close(Error::ConnectionClosed("the peer closed the connection".into()), false, grace, ctx);
             }
@@ -589,7 +590,7 @@ impl Connection {
                     }
                     _ => Err(RemoteError::new(kinds::TYPE_ERROR, "HANDLE_DEL needs (object, count)")),
                 };
-                self.reply(seq, r, ctx);
+                self.reply(seq, r);
             }
             _ => self.serve_object(seq, handle, items, deadline, ctx),
         }
@@ -620,7 +621,7 @@ impl Connection {
         match outcome {
             Started::Done(r) => {
                 trace!(parent: &span, elapsed = ?started.map(|t| t.elapsed()), ok = r.is_ok(), "served");
-                self.reply(seq, r, ctx);
+                self.reply(seq, r);
             }
             Started::Running(fut, long_poll) => {
                 // The caller stops waiting at its deadline; past it the work is dropped without a
@@ -635,7 +636,7 @@ impl Connection {
                         match r {
                             Ok(r) => {
                                 trace!(parent: &done_span, elapsed = ?started.map(|t| t.elapsed()), ok = r.is_ok(), "served");
-                                act.reply(seq, r, ctx);
+                                act.reply(seq, r);
                             }
                             Err(limit) => {
                                 debug!(parent: &done_span, ?limit, "the caller's deadline passed; work dropped")
@@ -674,7 +675,7 @@ impl Connection {
         }
     }
 
-    fn reply(&mut self, seq: u64, r: Result<Value, RemoteError>, ctx: &mut Context<Self>) {
+    fn reply(&mut self, seq: u64, r: Result<Value, RemoteError>) {
         if self.state == State::Closed {
             return;
         }
@@ -682,10 +683,10 @@ impl Connection {
             Ok(value) => Frame::Reply { seq, value },
             Err(error) => Frame::Exception { seq, error },
         };
-        if let Err(e) = self.write_frame(&frame, ctx) {
+        if let Err(e) = self.write_frame(&frame) {
             warn!(parent: &self.span, seq, error = %e, "cannot send reply; sending the error instead");
             let error = RemoteError::new(kinds::VALUE_ERROR, format!("the reply could not be sent: {e}"));
-            let _ = self.write_frame(&Frame::Exception { seq, error }, ctx);
+            let _ = self.write_frame(&Frame::Exception { seq, error });
         }
     }
 
@@ -728,7 +729,7 @@ impl Connection {
                 Error::ConnectionClosed(t) => t.clone(),
                 other => other.to_string(),
             };
-            let _ = self.write_frame(&Frame::Close { reason: text }, ctx);
+            let _ = self.write_frame(&Frame::Close { reason: text });
         }
         self.update_gate();
         self.maybe_finish_close(ctx);
@@ -816,7 +817,7 @@ impl Connection {
         let act_grace = self.config.close_grace;
         let explain = was_open && matches!(error, Error::Protocol(_)) && self.writer.is_some();
         if explain {
-            let _ = self.write_frame(&Frame::Close { reason: error.to_string() }, ctx);
+            let _ = self.write_frame(&Frame::Close { reason: error.to_string() });
             ctx.run_later(act_grace, |act, ctx| {
                 if act.state != State::Closed {
                     act.state = State::Closed;
@@ -1151,7 +1152,7 @@ impl Handler<CancelOutbound> for Connection {
                 if let Some(completer) = self.pending.remove(&seq) {
                     completer.settle(Err(Error::ConnectionClosed("cancelled".into())));
                     if self.state == State::Open {
-                        let _ = self.write_frame(&Frame::Cancel { seq }, ctx);
+                        let _ = self.write_frame(&Frame::Cancel { seq });
                     }
                     self.drain_backlog(ctx);
                 }
@@ -1190,12 +1191,12 @@ impl Message for FlushReleases {
 impl Handler<FlushReleases> for Connection {
     type Result = ();
 
-    fn handle(&mut self, _: FlushReleases, ctx: &mut Self::Context) {
+    fn handle(&mut self, _: FlushReleases, _: &mut Self::Context) {
         self.release_scheduled = false;
         if self.state == State::Open && !self.imports.owed.is_empty() {
             let refs = std::mem::take(&mut self.imports.owed);
             trace!(parent: &self.span, count = refs.len(), "sending releases");
-            if let Err(e) = self.write_frame(&Frame::Release { refs }, ctx) {
+            if let Err(e) = self.write_frame(&Frame::Release { refs }) {
                 warn!(parent: &self.span, error = %e, "cannot send releases");
             }
         }
