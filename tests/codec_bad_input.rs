@@ -100,6 +100,38 @@ fn oversized_length_prefix_is_refused_before_allocating() {
 }
 
 #[test]
+fn a_length_prefix_alone_does_not_reserve_the_frame() {
+    // A peer announces a 16 MiB frame and sends a few bytes: the buffer holds what it sent,
+    // not what it announced.
+    let len = 16 << 20;
+    let mut codec = FrameCodec::new();
+    let mut buf = BytesMut::new();
+    buf.put_u32(len as u32);
+    buf.put_u8(3);
+    assert_eq!(codec.decode_body(&mut buf).unwrap(), None);
+    assert!(buf.capacity() <= 128 << 10, "4 bytes reserved {} bytes", buf.capacity());
+
+    // As the frame arrives, the buffer grows with it (bounded by a multiple of what arrived)
+    // and the frame still comes out whole.
+    let body: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+    let mut fed = 1;
+    let mut body_out = None;
+    while body_out.is_none() {
+        let step = (buf.capacity() - buf.len()).clamp(1, len - fed);
+        buf.extend_from_slice(&body[fed..fed + step]);
+        fed += step;
+        body_out = codec.decode_body(&mut buf).unwrap();
+        if body_out.is_none() {
+            let held = buf.capacity();
+            assert!(held <= (16 * buf.len()).max(128 << 10), "{held} bytes held for {fed} received");
+        }
+    }
+    let mut expected = body;
+    expected[0] = 3;
+    assert!(body_out.unwrap() == expected, "the frame arrives intact");
+}
+
+#[test]
 fn encoder_refuses_frames_above_the_limit() {
     let mut codec = FrameCodec::with_limits(100, DecodeLimits::default());
     let mut buf = BytesMut::from(&b"keep"[..]);

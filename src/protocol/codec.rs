@@ -11,6 +11,11 @@ use crate::{value::WireRef, Frame, ProtocolError};
 
 const HEADER_LEN: usize = 4;
 
+/// A partial frame's buffer is grown to hold the whole frame at once up to this size...
+const EAGER_RESERVE: usize = 64 << 10;
+/// ...and beyond it to at most this many times the bytes received so far.
+const GROWTH: usize = 16;
+
 /// Splits a byte stream into frames and frames into bytes.
 ///
 /// A frame is a 4-byte big-endian body length, then the body. A length above
@@ -72,8 +77,9 @@ impl FrameCodec {
 
     /// Splits the next complete frame body off `src`: `Ok(None)` until one is complete.
     ///
-    /// Nothing is consumed until the whole frame is there; the buffer grows only to hold a frame
-    /// whose announced length passed the `max_frame_len` check.
+    /// Nothing is consumed until the whole frame is there; the buffer grows only for a frame
+    /// whose announced length passed the `max_frame_len` check, and with the bytes that arrive:
+    /// to at most 64 KiB, or 16 times what the peer has sent, whichever is larger.
     pub fn decode_body(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, ProtocolError> {
         let Some(header) = src.get(..HEADER_LEN) else {
             return Ok(None);
@@ -85,7 +91,15 @@ impl FrameCodec {
         }
         let total = HEADER_LEN + len;
         if src.len() < total {
-            src.reserve(total - src.len());
+            // Room for the rest of the frame, but never far more than the peer has sent: a
+            // length prefix alone must not make us hold `max_frame_len` bytes (thousands of
+            // connections each announcing a large frame would). Up to `EAGER_RESERVE` at once,
+            // beyond that `GROWTH` times what has arrived; a large frame then costs at most a
+            // copy of 1/(GROWTH - 1) of its bytes as the buffer grows (16 MiB: 64 KiB + 1 MiB).
+            let room = total.min(src.len().saturating_mul(GROWTH).max(EAGER_RESERVE));
+            if src.capacity() < room {
+                src.reserve(room - src.len());
+            }
             return Ok(None);
         }
         src.advance(HEADER_LEN);
