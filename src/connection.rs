@@ -231,13 +231,35 @@ impl ConnShared {
         let (result, completer) = AsyncResult::pending(self.config.request_timeout);
         // If the actor is gone the message is dropped, and the completer's drop settles the
         // result with ConnectionClosed.
-        self.enqueue(actor::Submit { handle, args, completer, one_way: false });
+        self.enqueue(actor::Submit { handle, args: actor::Payload::Value(args), completer, one_way: false });
+        result
+    }
+
+    /// [`submit`](ConnShared::submit) for a CALLATTR on `target` whose name and arguments were
+    /// encoded by [`encode_call_tail`](crate::protocol::encode_call_tail).
+    pub(crate) fn submit_call<T>(self: &Arc<Self>, target: NetRef, tail: Vec<u8>) -> AsyncResult<T> {
+        if self.is_closed() {
+            return AsyncResult::settled(Err(self.closed_error()));
+        }
+        let (result, completer) = AsyncResult::pending(self.config.request_timeout);
+        let args = actor::Payload::Call { target, tail };
+        self.enqueue(actor::Submit { handle: Handle::CallAttr, args, completer, one_way: false });
         result
     }
 
     /// Sends a one-way request (`Notify`): no reply, no pending entry. Fails only if the
     /// connection is already closed; ordered with every other request of this connection.
     pub(crate) fn notify(self: &Arc<Self>, handle: Handle, args: Value) -> Result<(), Error> {
+        self.notify_payload(handle, actor::Payload::Value(args))
+    }
+
+    /// [`notify`](ConnShared::notify) for a CALLATTR on `target` whose name and arguments were
+    /// encoded by [`encode_call_tail`](crate::protocol::encode_call_tail).
+    pub(crate) fn notify_call(self: &Arc<Self>, target: NetRef, tail: Vec<u8>) -> Result<(), Error> {
+        self.notify_payload(Handle::CallAttr, actor::Payload::Call { target, tail })
+    }
+
+    fn notify_payload(self: &Arc<Self>, handle: Handle, args: actor::Payload) -> Result<(), Error> {
         if self.is_closed() {
             return Err(self.closed_error());
         }

@@ -19,6 +19,7 @@ mod shared_bytes;
 
 pub use convert_error::ConvertError;
 pub use de::{from_value, ValueDeserializer};
+pub(crate) use refs::BYTES_TOKEN;
 pub use refs::{deserialize_ref, serialize_ref, REF_TOKEN};
 pub use ser::{to_value, ValueSerializer};
 pub use shared_bytes::SharedBytes;

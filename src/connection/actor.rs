@@ -36,8 +36,8 @@ use crate::{
     async_result::{Completer, ResultOwner, Shared},
     config::Config,
     error::{kinds, RemoteError},
-    object::{dispatch, ExportTable, MethodFuture, Object, Served},
-    protocol::{FrameCodec, Hello, Limits},
+    object::{dispatch, dispatch_call, ExportTable, MethodFuture, Object, Served},
+    protocol::{read_call, read_reply, FrameCodec, Hello, Limits, KIND_NOTIFY, KIND_REPLY, KIND_REQUEST, ROOT_ALIAS},
     service::Service,
     Error, Frame, Handle, NetRef, ProtocolError, Value,
 };
@@ -341,7 +341,7 @@ impl Connection {
     /// Sends `msg`. `fresh`: it comes straight from its caller, not from the backlog.
     fn start_request(&mut self, msg: Submit, fresh: bool, ctx: &mut Context<Self>) {
         let Submit { handle, args, completer, one_way } = msg;
-        if handle == Handle::GetRoot && matches!(&args, Value::Tuple(items) if items.is_empty()) {
+        if handle == Handle::GetRoot && matches!(&args, Payload::Value(Value::Tuple(items)) if items.is_empty()) {
             // The peer announced its root in its Hello: no round trip needed.
             if let Some(root) = self.peer_hello.as_ref().and_then(|h| h.root.clone()) {
                 let proxy = self.imports.proxy(&self.shared, root.instance_id, || root, false);
@@ -356,7 +356,7 @@ impl Connection {
             }
         }
         if one_way {
-            let sent = self.write_frame(&Frame::Notify { handle, args });
+            let sent = self.write_request(None, handle, args, None);
             completer.settle(sent.map(|()| Value::None));
             return;
         }
@@ -383,8 +383,7 @@ impl Connection {
                 Some(at - now)
             }
         };
-        let frame = Frame::Request { seq, handle, args, deadline };
-        match self.write_frame(&frame) {
+        match self.write_request(Some(seq), handle, args, deadline) {
             Ok(()) => {
                 self.pending.insert(seq, completer);
                 if let Some(at) = expiry {
@@ -393,6 +392,35 @@ impl Connection {
             }
             Err(e) => {
                 completer.settle(Err(e));
+            }
+        }
+    }
+
+    /// Writes a request (`seq` given) or a one-way notification (`seq` `None`).
+    fn write_request(
+        &mut self,
+        seq: Option<u64>,
+        handle: Handle,
+        args: Payload,
+        deadline: Option<Duration>,
+    ) -> Result<(), Error> {
+        match (seq, args) {
+            (Some(seq), Payload::Value(args)) => self.write_frame(&Frame::Request { seq, handle, args, deadline }),
+            (None, Payload::Value(args)) => self.write_frame(&Frame::Notify { handle, args }),
+            (seq, Payload::Call { target, tail }) => {
+                let boxer = Boxer {
+                    conn_id: self.shared.id,
+                    exports: RefCell::new(&mut self.exports),
+                    counted: RefCell::default(),
+                };
+                let peer_max =
+                    self.peer_hello.as_ref().map(|h| usize::try_from(h.limits.max_frame_len).unwrap_or(usize::MAX));
+                if let Err(e) = self.outbox.push_call(&self.codec, seq, &target, &tail, deadline, &boxer, peer_max) {
+                    boxer.roll_back();
+                    return Err(e.into());
+                }
+                self.kick_writer();
+                Ok(())
             }
         }
     }
@@ -489,7 +517,7 @@ impl Connection {
             Frame::Exception { seq, error } => self.settle(seq, Err(Error::Remote(error)), ctx),
             Frame::Notify { handle, args } => {
                 if self.state == State::Open {
-                    self.serve_one_way(handle, args, ctx);
+                    self.serve_one_way(handle, ObjectRequest::Items(request_items(args)), ctx);
                 }
             }
             Frame::Cancel { seq } => {
@@ -532,15 +560,24 @@ impl Connection {
         }
     }
 
-    fn serve(&mut self, seq: u64, handle: Handle, args: Value, deadline: Option<Duration>, ctx: &mut Context<Self>) {
+    /// Whether request `seq` may be served now; a seq still running is a protocol error.
+    fn admit(&mut self, seq: u64, ctx: &mut Context<Self>) -> bool {
         if self.state == State::Closed {
-            return;
+            return false;
         }
         if self.inbound.contains_key(&seq) {
             // Two running requests under one seq would share one slot of the concurrency cap
             // (and one Cancel): a peer could run any number of them. It is a protocol error.
             let e = ProtocolError::Unexpected(format!("request seq {seq} reused while that request is still running"));
-            return self.fail(Error::Protocol(e), ctx);
+            self.fail(Error::Protocol(e), ctx);
+            return false;
+        }
+        true
+    }
+
+    fn serve(&mut self, seq: u64, handle: Handle, args: Value, deadline: Option<Duration>, ctx: &mut Context<Self>) {
+        if !self.admit(seq, ctx) {
+            return;
         }
         let items = request_items(args);
         match handle {
@@ -592,7 +629,7 @@ impl Connection {
                 };
                 self.reply(seq, r);
             }
-            _ => self.serve_object(seq, handle, items, deadline, ctx),
+            _ => self.serve_object(seq, handle, ObjectRequest::Items(items), deadline, ctx),
         }
     }
 
@@ -600,7 +637,7 @@ impl Connection {
         &mut self,
         seq: u64,
         handle: Handle,
-        items: Vec<Value>,
+        request: ObjectRequest<'_>,
         deadline: Option<Duration>,
         ctx: &mut Context<Self>,
     ) {
@@ -613,7 +650,7 @@ impl Connection {
         } else {
             tracing::Span::none()
         };
-        let (object, outcome) = start_isolated(handle, items, &self.config.policy, &span);
+        let (object, outcome) = request.start(handle, &self.config.policy, &span);
         if !span.is_disabled() {
             span.record("object", tracing::field::display(&object));
         }
@@ -654,9 +691,9 @@ impl Connection {
 
     /// Serves a `Notify`: like a request, but the outcome is only logged. Dispatch happens now,
     /// in frame order, so one-way messages to an actor keep their order.
-    fn serve_one_way(&mut self, handle: Handle, args: Value, ctx: &mut Context<Self>) {
+    fn serve_one_way(&mut self, handle: Handle, request: ObjectRequest<'_>, ctx: &mut Context<Self>) {
         let span = self.span.clone();
-        let (object, outcome) = start_isolated(handle, request_items(args), &self.config.policy, &span);
+        let (object, outcome) = request.start(handle, &self.config.policy, &span);
         match outcome {
             Started::Done(Ok(_)) => {}
             Started::Done(Err(e)) => debug!(parent: &span, %handle, %object, error = %e, "one-way request failed"),
@@ -790,7 +827,12 @@ impl Connection {
             // Nobody awaits a heartbeat: the callback keeps it from being cancelled on drop.
             result.add_callback(|_| {});
             self.submit(
-                Submit { handle: Handle::Ping, args: Value::Tuple(vec![Value::None]), completer, one_way: false },
+                Submit {
+                    handle: Handle::Ping,
+                    args: Payload::Value(Value::Tuple(vec![Value::None])),
+                    completer,
+                    one_way: false,
+                },
                 ctx,
             );
         }
@@ -841,14 +883,52 @@ fn request_items(args: Value) -> Vec<Value> {
     }
 }
 
-/// The target of a request (its first argument), named in logs and panic messages. Holding
-/// the netref (an `Arc`) rather than a copy of its type name keeps the hot path free of
-/// allocations.
-struct Target(Option<NetRef>);
+/// The target of a request, named in logs and panic messages. Holding the object or netref
+/// (an `Arc`) rather than a copy of its type name keeps the hot path free of allocations.
+#[derive(Clone)]
+enum Target {
+    /// The request's first argument was not a reference.
+    Nothing,
+    /// The first argument, a netref.
+    Ref(NetRef),
+    /// An object of this side (a request read by the plain reader).
+    Object(Object),
+}
 
 impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.0.as_ref().map_or("", NetRef::type_name))
+        f.write_str(match self {
+            Target::Nothing => "",
+            Target::Ref(r) => r.type_name(),
+            Target::Object(o) => o.type_name(),
+        })
+    }
+}
+
+/// An object request to serve: its unboxed items (target first), or a CALLATTR read by the
+/// plain reader, its target resolved.
+enum ObjectRequest<'a> {
+    Items(Vec<Value>),
+    Call { object: Object, name: &'a str, args: Vec<Value> },
+}
+
+impl ObjectRequest<'_> {
+    /// Dispatches the request and polls it once, with user code isolated (see
+    /// [`start_isolated`]).
+    fn start(self, handle: Handle, policy: &crate::object::AccessPolicy, span: &tracing::Span) -> (Target, Started) {
+        match self {
+            ObjectRequest::Items(items) => {
+                let target = match items.first() {
+                    Some(Value::Ref(r)) => Target::Ref(r.clone()),
+                    _ => Target::Nothing,
+                };
+                start_isolated(target, span, || dispatch(handle, items, policy))
+            }
+            ObjectRequest::Call { object, name, args } => {
+                let target = Target::Object(object.clone());
+                start_isolated(target, span, || dispatch_call(&object, name, args, policy))
+            }
+        }
     }
 }
 
@@ -873,36 +953,26 @@ struct Inbound {
     long_poll: bool,
 }
 
-/// Dispatches a request on an exported object and polls it once, with user code isolated: a
-/// panic while the method starts or while its future runs becomes a `netref.Panic` remote
-/// error. Returns the target (for logs) and how it went.
-fn start_isolated(
-    handle: Handle,
-    items: Vec<Value>,
-    policy: &crate::object::AccessPolicy,
-    span: &tracing::Span,
-) -> (Target, Started) {
-    let target = Target(match items.first() {
-        Some(Value::Ref(r)) => Some(r.clone()),
-        _ => None,
-    });
-    let (mut fut, long_poll): (MethodFuture, bool) =
-        match std::panic::catch_unwind(AssertUnwindSafe(|| dispatch(handle, items, policy))) {
-            Ok(Served::Done(r)) => return (target, Started::Done(r)),
-            Ok(Served::Later(fut)) => (fut, false),
-            Ok(Served::LongPoll(fut)) => (fut, true),
-            Err(panic) => {
-                let error = panic_error(&target, panic);
-                return (target, Started::Done(Err(error)));
-            }
-        };
+/// Dispatches a request on an exported object (`run`) and polls it once, with user code
+/// isolated: a panic while the method starts or while its future runs becomes a `netref.Panic`
+/// remote error. Returns the target (for logs) and how it went.
+fn start_isolated(target: Target, span: &tracing::Span, run: impl FnOnce() -> Served) -> (Target, Started) {
+    let (mut fut, long_poll): (MethodFuture, bool) = match std::panic::catch_unwind(AssertUnwindSafe(run)) {
+        Ok(Served::Done(r)) => return (target, Started::Done(r)),
+        Ok(Served::Later(fut)) => (fut, false),
+        Ok(Served::LongPoll(fut)) => (fut, true),
+        Err(panic) => {
+            let error = panic_error(&target, panic);
+            return (target, Started::Done(Err(error)));
+        }
+    };
     let mut cx = TaskContext::from_waker(futures::task::noop_waker_ref());
     let polled = span.in_scope(|| std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx))));
     let started = match polled {
         Ok(Poll::Ready(r)) => Started::Done(r),
         Err(panic) => Started::Done(Err(panic_error(&target, panic))),
         Ok(Poll::Pending) => {
-            let for_panic = Target(target.0.clone());
+            let for_panic = target.clone();
             let fut = AssertUnwindSafe(fut)
                 .catch_unwind()
                 .map(move |r| r.unwrap_or_else(|panic| Err(panic_error(&for_panic, panic))));
@@ -993,6 +1063,11 @@ impl Connection {
             // Only heartbeats read it; a clock read per frame is measurable when pipelining.
             self.last_seen = Instant::now();
         }
+        if self.peer_hello.is_some() && self.on_plain_body(&body, ctx) {
+            self.update_gate();
+            self.schedule_release(ctx);
+            return;
+        }
         let decoded = {
             let unboxer = Unboxer {
                 shared: &self.shared,
@@ -1008,6 +1083,63 @@ impl Connection {
         }
         self.update_gate();
         self.schedule_release(ctx);
+    }
+
+    /// Serves a method call or settles a reply that the plain reader can read (nearly every
+    /// frame of a busy connection); `false` leaves `body` to the general decoder, which then
+    /// does the same, or reports what is wrong with it.
+    fn on_plain_body(&mut self, body: &Bytes, ctx: &mut Context<Self>) -> bool {
+        let limits = *self.codec.limits();
+        match body.first() {
+            Some(&KIND_REPLY) => match read_reply::<NetRef>(body, &limits) {
+                Some((seq, value)) => {
+                    self.settle(seq, Ok(value), ctx);
+                    true
+                }
+                None => false,
+            },
+            Some(&(KIND_REQUEST | KIND_NOTIFY)) => {
+                let Some(call) = read_call::<NetRef>(body, &limits) else { return false };
+                // The target resolves as the unboxer resolves a `LOCAL_REF`; one it cannot
+                // resolve is the general decoder's error to report.
+                let object = if call.target.instance_id == ROOT_ALIAS && call.target.class_id == 0 {
+                    self.root.clone()
+                } else {
+                    match self.exports.get(call.target.instance_id) {
+                        Some(object) => object.clone(),
+                        None => return false,
+                    }
+                };
+                let request = ObjectRequest::Call { object, name: call.name, args: call.args };
+                match call.seq {
+                    Some(seq) if self.state == State::Open => {
+                        let deadline = call.deadline_us.map(Duration::from_micros);
+                        self.serve_admitted(seq, request, deadline, ctx);
+                    }
+                    Some(seq) => {
+                        debug!(parent: &self.span, seq, handle = %Handle::CallAttr, "request after Close ignored")
+                    }
+                    None if self.state == State::Open => self.serve_one_way(Handle::CallAttr, request, ctx),
+                    None => {}
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Serves a CALLATTR read by the plain reader, as [`serve`](Connection::serve) serves one
+    /// from the general decoder.
+    fn serve_admitted(
+        &mut self,
+        seq: u64,
+        request: ObjectRequest<'_>,
+        deadline: Option<Duration>,
+        ctx: &mut Context<Self>,
+    ) {
+        if self.admit(seq, ctx) {
+            self.serve_object(seq, Handle::CallAttr, request, deadline, ctx);
+        }
     }
 
     /// The peer closed its side.
@@ -1027,11 +1159,21 @@ impl Connection {
 /// Send a request (internal; netrefs and the public request messages use it).
 pub(crate) struct Submit {
     pub(crate) handle: Handle,
-    pub(crate) args: Value,
+    pub(crate) args: Payload,
     pub(crate) completer: Completer,
     /// Send as a one-way `Notify`: no pending entry, no reply; the completer settles with
     /// `None` once the frame is queued.
     pub(crate) one_way: bool,
+}
+
+/// A request's arguments on their way to the actor.
+pub(crate) enum Payload {
+    /// A value tree, boxed by the encoder.
+    Value(Value),
+    /// A CALLATTR on `target` whose name and plain arguments were encoded where the call was
+    /// made ([`encode_call_tail`](crate::protocol::encode_call_tail)); the target is boxed
+    /// when the frame is written.
+    Call { target: NetRef, tail: Vec<u8> },
 }
 
 /// Frames read per turn at most before the driver lets the other futures of the arbiter run.
@@ -1258,7 +1400,7 @@ impl Connection {
         // Requests queued by netrefs before this message was sent go first.
         self.drain_requests(ctx);
         let (result, completer) = crate::AsyncResult::pending(self.config.request_timeout);
-        self.submit(Submit { handle, args, completer, one_way: false }, ctx);
+        self.submit(Submit { handle, args: Payload::Value(args), completer, one_way: false }, ctx);
         result
     }
 }

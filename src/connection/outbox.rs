@@ -86,6 +86,31 @@ impl Outbox {
         Ok(())
     }
 
+    /// Encodes a CALLATTR request or notification whose name and arguments were encoded ahead
+    /// (see [`FrameCodec::encode_call_with`]) at the end of the queue. Refused, leaving nothing
+    /// queued, like [`push_frame`](Outbox::push_frame).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn push_call<R, B: RefBoxer<R>>(
+        &mut self,
+        codec: &FrameCodec,
+        seq: Option<u64>,
+        target: &R,
+        tail: &[u8],
+        deadline: Option<std::time::Duration>,
+        boxer: &B,
+        peer_max: Option<usize>,
+    ) -> Result<(), ProtocolError> {
+        let start = self.tail.len();
+        let len = codec.encode_call_with(seq, target, tail, deadline, boxer, &mut self.tail)?;
+        if let Some(max) = peer_max {
+            if len > max {
+                self.tail.truncate(start);
+                return Err(ProtocolError::FrameTooLarge { len, max });
+            }
+        }
+        Ok(())
+    }
+
     fn push_segment(&mut self, segment: Bytes) {
         if !segment.is_empty() {
             self.segments_len += segment.len();

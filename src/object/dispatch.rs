@@ -147,7 +147,6 @@ fn serve(handle: Handle, args: Vec<Value>, policy: &AccessPolicy) -> Result<Serv
             read_member(&obj, &stored, &name)
         }
         Handle::CallAttr => {
-            // The name is moved out, not copied: the items are consumed here anyway.
             let mut items = args.into_iter().skip(1);
             let name = match items.next() {
                 Some(Value::Str(name)) => name,
@@ -156,23 +155,7 @@ fn serve(handle: Handle, args: Vec<Value>, policy: &AccessPolicy) -> Result<Serv
                     return Err(type_error(format!("method name must be a string, not {kind}")));
                 }
             };
-            if name == "__call__" {
-                check_special(&obj, "__call__", policy)?;
-                return call(&obj, split_rest(items)?);
-            }
-            if name == "__next__" {
-                if let Some(next) = &obj.inner.next_chunk {
-                    check_special(&obj, "__next__", policy)?;
-                    let mut items = next(1)?;
-                    return Ok(ready(items.pop().ok_or_else(RemoteError::stop_iteration)));
-                }
-            }
-            let stored = resolve(&obj, &name, Access::Get, policy)?;
-            return match obj.inner.members.get(&*stored) {
-                Some(Member::Method(m)) => Ok(m(split_rest(items)?)),
-                Some(_) => Err(type_error(format!("'{}.{name}' is not callable", obj.type_name()))),
-                None => Err(no_attribute(&obj, &name)),
-            };
+            return call_attr(&obj, &name, || split_rest(items), policy);
         }
         Handle::Call => {
             check_special(&obj, "__call__", policy)?;
@@ -328,6 +311,43 @@ fn serve(handle: Handle, args: Vec<Value>, policy: &AccessPolicy) -> Result<Serv
         other => Err(type_error(format!("{other} is not an object operation"))),
     };
     Ok(ready(r))
+}
+
+/// Serves CALLATTR: calls method `name` of `obj` with the arguments `args` gives. They are
+/// converted only once the method is found, so a bad argument list never hides a refused or
+/// missing name.
+fn call_attr(
+    obj: &Object,
+    name: &str,
+    args: impl FnOnce() -> Result<Args, RemoteError>,
+    policy: &AccessPolicy,
+) -> Result<Served, RemoteError> {
+    if name == "__call__" {
+        check_special(obj, "__call__", policy)?;
+        return call(obj, args()?);
+    }
+    if name == "__next__" {
+        if let Some(next) = &obj.inner.next_chunk {
+            check_special(obj, "__next__", policy)?;
+            let mut items = next(1)?;
+            return Ok(ready(items.pop().ok_or_else(RemoteError::stop_iteration)));
+        }
+    }
+    let stored = resolve(obj, name, Access::Get, policy)?;
+    match obj.inner.members.get(&*stored) {
+        Some(Member::Method(m)) => Ok(m(args()?)),
+        Some(_) => Err(type_error(format!("'{}.{name}' is not callable", obj.type_name()))),
+        None => Err(no_attribute(obj, name)),
+    }
+}
+
+/// Serves a CALLATTR whose target is resolved and whose arguments are positional values (a
+/// request read by the plain reader), exactly as [`dispatch`] serves it.
+pub(crate) fn dispatch_call(obj: &Object, name: &str, positional: Vec<Value>, policy: &AccessPolicy) -> Served {
+    match call_attr(obj, name, || Ok(Args { positional, kwargs: Vec::new() }), policy) {
+        Ok(served) => served,
+        Err(e) => ready(Err(e)),
+    }
 }
 
 fn call(obj: &Object, args: Args) -> Result<Served, RemoteError> {

@@ -4,7 +4,9 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::{
-    wire::{decode_frame, encode_frame_spilling, DecodeLimits, RefBoxer, RefUnboxer, Spill, WireRefs},
+    wire::{
+        decode_frame, encode_call_frame, encode_frame_spilling, DecodeLimits, RefBoxer, RefUnboxer, Spill, WireRefs,
+    },
     DEFAULT_MAX_FRAME_LEN,
 };
 use crate::{value::WireRef, Frame, ProtocolError};
@@ -152,6 +154,38 @@ impl FrameCodec {
                 u32::try_from(len).map_err(|_| ProtocolError::FrameTooLarge { len, max: self.max_frame_len })?;
             dst[start..start + HEADER_LEN].copy_from_slice(&header.to_be_bytes());
             Ok(Encoded { start, body_len: len, spilled })
+        });
+        if result.is_err() {
+            dst.truncate(start);
+        }
+        result
+    }
+}
+
+impl FrameCodec {
+    /// Appends a CALLATTR request or notification whose name and arguments were encoded ahead
+    /// (see [`encode_call_frame`](super::wire::encode_call_frame)), length prefix included;
+    /// returns the body's length. On error `dst` is left as it was.
+    pub(crate) fn encode_call_with<R, B: RefBoxer<R>>(
+        &self,
+        seq: Option<u64>,
+        target: &R,
+        tail: &[u8],
+        deadline: Option<std::time::Duration>,
+        boxer: &B,
+        dst: &mut BytesMut,
+    ) -> Result<usize, ProtocolError> {
+        let start = dst.len();
+        dst.put_u32(0);
+        let result = encode_call_frame(seq, target, tail, deadline, boxer, dst).and_then(|()| {
+            let len = dst.len() - start - HEADER_LEN;
+            if len > self.max_frame_len {
+                return Err(ProtocolError::FrameTooLarge { len, max: self.max_frame_len });
+            }
+            let header =
+                u32::try_from(len).map_err(|_| ProtocolError::FrameTooLarge { len, max: self.max_frame_len })?;
+            dst[start..start + HEADER_LEN].copy_from_slice(&header.to_be_bytes());
+            Ok(len)
         });
         if result.is_err() {
             dst.truncate(start);

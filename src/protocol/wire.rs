@@ -342,6 +342,49 @@ fn encode_value_frame<R, B: RefBoxer<R>>(
     Ok(())
 }
 
+/// Appends the body of a CALLATTR request (`seq` given) or notification (`seq` `None`) on
+/// `target`, whose other items were encoded ahead by
+/// [`encode_call_tail`](super::plain::encode_call_tail): the same bytes as the general route
+/// gives for `Tuple[Ref(target), Str(name), Tuple(args), None]`.
+pub(crate) fn encode_call_frame<R, B: RefBoxer<R>>(
+    seq: Option<u64>,
+    target: &R,
+    tail: &[u8],
+    deadline: Option<Duration>,
+    boxer: &B,
+    dst: &mut BytesMut,
+) -> Result<(), ProtocolError> {
+    match seq {
+        Some(seq) => {
+            put_varint(dst, 1);
+            put_varint(dst, seq);
+        }
+        None => put_varint(dst, 7),
+    }
+    dst.put_u8(Handle::CallAttr as u8);
+    dst.put_u8(LABEL_TUPLE);
+    put_varint(dst, 4);
+    let (label, id) = boxer.box_ref(target).map_err(ProtocolError::BadReference)?;
+    dst.put_u8(match label {
+        RefLabel::Local => LABEL_LOCAL_REF,
+        RefLabel::Remote => LABEL_REMOTE_REF,
+    });
+    put_str(dst, &id.type_name);
+    put_varint(dst, id.class_id);
+    put_varint(dst, id.instance_id);
+    dst.extend_from_slice(tail);
+    if seq.is_some() {
+        match micros(&deadline) {
+            None => dst.put_u8(0),
+            Some(us) => {
+                dst.put_u8(1);
+                put_varint(dst, us);
+            }
+        }
+    }
+    Ok(())
+}
+
 fn put_boxed<R, B: RefBoxer<R>>(
     dst: &mut BytesMut,
     value: &Value<R>,

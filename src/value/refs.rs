@@ -48,7 +48,7 @@ pub(super) const BIGINT_TOKEN: &str = "$netref::BigInt";
 pub(super) const COMPLEX_TOKEN: &str = "$netref::Complex";
 /// The newtype-struct name under which a [`SharedBytes`](super::SharedBytes) crosses serde
 /// (its `Bytes` handed over, not copied).
-pub(super) const BYTES_TOKEN: &str = "$netref::Bytes";
+pub(crate) const BYTES_TOKEN: &str = "$netref::Bytes";
 
 /// Serializes a reference so that [`to_value`](super::to_value) turns it into `Value::Ref`.
 ///

@@ -1,0 +1,260 @@
+//! The reader: method calls and replies whose values are plain data, straight from the frame
+//! body into values.
+
+use bytes::Bytes;
+
+use super::{KIND_NOTIFY, KIND_REPLY, KIND_REQUEST};
+use crate::{
+    protocol::{
+        wire::{
+            DecodeLimits, IdPackRef, TAG_BIGINT, TAG_BOOL, TAG_BYTES, TAG_COMPLEX, TAG_FLOAT, TAG_INT, TAG_LIST,
+            TAG_MAP, TAG_NONE, TAG_STR, TAG_TUPLE,
+        },
+        Handle, LABEL_LOCAL_REF, LABEL_TUPLE, LABEL_VALUE,
+    },
+    value::{BigInt, Value},
+};
+
+/// A request in the shape nearly every method call has: CALLATTR on an object of the receiver
+/// (`LOCAL_REF`), a string name, plain positional arguments and no keyword arguments.
+#[derive(Debug, PartialEq)]
+pub(crate) struct PlainCall<'a, R> {
+    /// `Some(seq)` for a request, `None` for a one-way `Notify`.
+    pub(crate) seq: Option<u64>,
+    /// The target, as the frame names it (a `LOCAL_REF`).
+    pub(crate) target: IdPackRef<'a>,
+    /// The method name.
+    pub(crate) name: &'a str,
+    /// The positional arguments.
+    pub(crate) args: Vec<Value<R>>,
+    /// The request's deadline in microseconds (always `None` for a `Notify`).
+    pub(crate) deadline_us: Option<u64>,
+}
+
+/// Reads `body` as a [`PlainCall`], or `None` if it is anything else (another frame kind or
+/// handle, arguments holding references, keyword arguments, a value past the limits,
+/// malformed bytes, …): the general decoder then reads it.
+pub(crate) fn read_call<'a, R>(body: &'a Bytes, limits: &DecodeLimits) -> Option<PlainCall<'a, R>> {
+    let mut r = Reader::new(body, limits);
+    let seq = match r.byte()? {
+        KIND_REQUEST => Some(r.varint()?),
+        KIND_NOTIFY => None,
+        _ => return None,
+    };
+    if r.byte()? != Handle::CallAttr as u8 {
+        return None;
+    }
+    // The arguments: a boxed tuple of four (target, name, args, kwargs) at depth 0.
+    if r.byte()? != LABEL_TUPLE || r.varint()? != 4 {
+        return None;
+    }
+    r.count(1)?;
+    // Boxed items at depth 1 (the limit is checked as the general decoder does).
+    r.enter(1)?;
+    if r.byte()? != LABEL_LOCAL_REF {
+        return None;
+    }
+    r.count(1)?;
+    let target = IdPackRef { type_name: r.str()?, class_id: r.varint()?, instance_id: r.varint()? };
+    r.enter(1)?;
+    if r.byte()? != LABEL_VALUE {
+        return None;
+    }
+    let name = r.plain_str(1)?;
+    r.enter(1)?;
+    if r.byte()? != LABEL_VALUE {
+        return None;
+    }
+    let args = match r.plain(1)? {
+        Value::Tuple(items) => items,
+        _ => return None,
+    };
+    r.enter(1)?;
+    if r.byte()? != LABEL_VALUE {
+        return None;
+    }
+    r.plain_none(1)?;
+    let deadline_us = match seq {
+        Some(_) => match r.byte()? {
+            0 => None,
+            1 => Some(r.varint()?),
+            _ => return None,
+        },
+        None => None,
+    };
+    r.at_end()?;
+    Some(PlainCall { seq, target, name, args, deadline_us })
+}
+
+/// Reads `body` as a reply carrying a plain value, or `None` if it is anything else.
+pub(crate) fn read_reply<R>(body: &Bytes, limits: &DecodeLimits) -> Option<(u64, Value<R>)> {
+    let mut r = Reader::new(body, limits);
+    if r.byte()? != KIND_REPLY {
+        return None;
+    }
+    let seq = r.varint()?;
+    r.enter(0)?;
+    if r.byte()? != LABEL_VALUE {
+        return None;
+    }
+    let value = r.plain(0)?;
+    r.at_end()?;
+    Some((seq, value))
+}
+
+/// Reads plain values off a frame body with the general decoder's rules and limits; every
+/// method returns `None` where that decoder would fail (or might).
+struct Reader<'a, 'l> {
+    src: &'a Bytes,
+    pos: usize,
+    values: usize,
+    limits: &'l DecodeLimits,
+}
+
+impl<'a, 'l> Reader<'a, 'l> {
+    fn new(src: &'a Bytes, limits: &'l DecodeLimits) -> Self {
+        Reader { src, pos: 0, values: 0, limits }
+    }
+
+    #[inline]
+    fn byte(&mut self) -> Option<u8> {
+        let b = *self.src.get(self.pos)?;
+        self.pos += 1;
+        Some(b)
+    }
+
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let end = self.pos.checked_add(n)?;
+        let bytes: &'a [u8] = self.src.get(self.pos..end)?;
+        self.pos = end;
+        Some(bytes)
+    }
+
+    /// A `u64` varint as postcard reads it (up to 10 bytes, the last holding one bit).
+    #[inline]
+    fn varint(&mut self) -> Option<u64> {
+        // Most varints (kinds, small counts and ids) are one byte.
+        if let Some(&b) = self.src.get(self.pos) {
+            if b < 0x80 {
+                self.pos += 1;
+                return Some(u64::from(b));
+            }
+        }
+        self.varint_long()
+    }
+
+    fn varint_long(&mut self) -> Option<u64> {
+        let mut out = 0u64;
+        for i in 0..10 {
+            let b = self.byte()?;
+            out |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                return (i < 9 || b <= 1).then_some(out);
+            }
+        }
+        None
+    }
+
+    fn str(&mut self) -> Option<&'a str> {
+        let len = usize::try_from(self.varint()?).ok()?;
+        std::str::from_utf8(self.take(len)?).ok()
+    }
+
+    fn enter(&self, depth: usize) -> Option<()> {
+        (depth <= self.limits.max_depth).then_some(())
+    }
+
+    fn count(&mut self, n: u64) -> Option<()> {
+        let total = usize::try_from(n).ok()?.checked_add(self.values)?;
+        (total <= self.limits.max_values).then(|| self.values = total)
+    }
+
+    fn announced(&self, n: u64) -> Option<usize> {
+        usize::try_from(n).ok().filter(|&n| n <= self.limits.max_values)
+    }
+
+    fn at_end(&self) -> Option<()> {
+        (self.pos == self.src.len()).then_some(())
+    }
+
+    /// A plain string at `depth`, borrowed from the frame (counted as [`plain`](Self::plain)
+    /// counts it).
+    fn plain_str(&mut self, depth: usize) -> Option<&'a str> {
+        self.enter(depth)?;
+        if self.byte()? != TAG_STR {
+            return None;
+        }
+        self.count(1)?;
+        self.str()
+    }
+
+    /// A plain `None` at `depth`.
+    fn plain_none(&mut self, depth: usize) -> Option<()> {
+        self.enter(depth)?;
+        if self.byte()? != TAG_NONE {
+            return None;
+        }
+        self.count(1)
+    }
+
+    /// A plain value (tag, then content) at `depth`.
+    fn plain<R>(&mut self, depth: usize) -> Option<Value<R>> {
+        self.enter(depth)?;
+        let tag = self.byte()?;
+        self.count(1)?;
+        Some(match tag {
+            TAG_NONE => Value::None,
+            TAG_BOOL => match self.byte()? {
+                0 => Value::Bool(false),
+                1 => Value::Bool(true),
+                _ => return None,
+            },
+            TAG_INT => {
+                let z = self.varint()?;
+                Value::Int(((z >> 1) as i64) ^ -((z & 1) as i64))
+            }
+            TAG_BIGINT => Value::BigInt(BigInt::parse(self.str()?).ok()?),
+            TAG_FLOAT => Value::Float(self.f64()?),
+            TAG_COMPLEX => Value::Complex(self.f64()?, self.f64()?),
+            TAG_STR => Value::Str(self.str()?.to_owned()),
+            TAG_BYTES => {
+                let len = usize::try_from(self.varint()?).ok()?;
+                let start = self.pos;
+                self.take(len)?;
+                Value::Bytes(self.src.slice(start..self.pos))
+            }
+            TAG_TUPLE | TAG_LIST => {
+                let n = self.varint()?;
+                let n = self.announced(n)?;
+                // Never trust a count further than the bytes left (each item takes one).
+                let mut items = Vec::with_capacity(n.min(self.src.len() - self.pos));
+                for _ in 0..n {
+                    items.push(self.plain(depth + 1)?);
+                }
+                if tag == TAG_TUPLE {
+                    Value::Tuple(items)
+                } else {
+                    Value::List(items)
+                }
+            }
+            TAG_MAP => {
+                let n = self.varint()?;
+                self.announced(n.checked_mul(2)?)?;
+                let n = usize::try_from(n).ok()?;
+                let mut pairs = Vec::with_capacity(n.min((self.src.len() - self.pos) / 2));
+                for _ in 0..n {
+                    let k = self.plain(depth + 1)?;
+                    let v = self.plain(depth + 1)?;
+                    pairs.push((k, v));
+                }
+                Value::Map(pairs)
+            }
+            _ => return None,
+        })
+    }
+
+    fn f64(&mut self) -> Option<f64> {
+        let b: [u8; 8] = self.take(8)?.try_into().ok()?;
+        Some(f64::from_bits(u64::from_le_bytes(b)))
+    }
+}

@@ -1,0 +1,417 @@
+//! The short cuts against the general route: the same bytes written, the same values read.
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use proptest::prelude::*;
+use serde::ser::{
+    SerializeMap, SerializeSeq, SerializeStruct, SerializeStructVariant, SerializeTuple, SerializeTupleStruct,
+    SerializeTupleVariant, Serializer,
+};
+
+use super::{encode_call_tail, read_call, read_reply, LARGE_BYTES};
+use crate::protocol::{wire::DecodeLimits, Handle};
+use crate::value::{BigInt, Value};
+use crate::{
+    protocol::{decode_frame, encode_frame, WireRefs},
+    value::{to_value, IdPack, RefLabel, SharedBytes, WireRef},
+    Frame,
+};
+use bytes::Bytes;
+use serde::Serialize;
+
+/// A serde value of any shape of serde's data model, driven call by call.
+#[derive(Clone, Debug)]
+enum Shape {
+    Bool(bool),
+    I8(i8),
+    I32(i32),
+    I64(i64),
+    I128(i128),
+    U8(u8),
+    U64(u64),
+    U128(u128),
+    F32(f32),
+    F64(f64),
+    Char(char),
+    Str(String),
+    Bytes(Vec<u8>),
+    Shared(Vec<u8>),
+    None,
+    Some(Box<Shape>),
+    Unit,
+    UnitStruct,
+    UnitVariant,
+    Newtype(Box<Shape>),
+    NewtypeVariant(Box<Shape>),
+    Seq(Vec<Shape>),
+    SeqUnknownLen(Vec<Shape>),
+    Tuple(Vec<Shape>),
+    TupleStruct(Vec<Shape>),
+    TupleVariant(Vec<Shape>),
+    Map(Vec<(Shape, Shape)>),
+    Struct(Vec<Shape>),
+    StructVariant(Vec<Shape>),
+    /// A struct announcing one field more than it writes (a wrong `Serialize` impl).
+    StructShort(Vec<Shape>),
+    BigInt(i128),
+    Ref(u64),
+}
+
+const FIELDS: [&str; 4] = ["a", "b", "c", "d"];
+
+impl Serialize for Shape {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Shape::Bool(v) => s.serialize_bool(*v),
+            Shape::I8(v) => s.serialize_i8(*v),
+            Shape::I32(v) => s.serialize_i32(*v),
+            Shape::I64(v) => s.serialize_i64(*v),
+            Shape::I128(v) => s.serialize_i128(*v),
+            Shape::U8(v) => s.serialize_u8(*v),
+            Shape::U64(v) => s.serialize_u64(*v),
+            Shape::U128(v) => s.serialize_u128(*v),
+            Shape::F32(v) => s.serialize_f32(*v),
+            Shape::F64(v) => s.serialize_f64(*v),
+            Shape::Char(v) => s.serialize_char(*v),
+            Shape::Str(v) => s.serialize_str(v),
+            Shape::Bytes(v) => s.serialize_bytes(v),
+            Shape::Shared(v) => SharedBytes::from(v.clone()).serialize(s),
+            Shape::None => s.serialize_none(),
+            Shape::Some(v) => s.serialize_some(v),
+            Shape::Unit => s.serialize_unit(),
+            Shape::UnitStruct => s.serialize_unit_struct("U"),
+            Shape::UnitVariant => s.serialize_unit_variant("E", 1, "Var"),
+            Shape::Newtype(v) => s.serialize_newtype_struct("N", v),
+            Shape::NewtypeVariant(v) => s.serialize_newtype_variant("E", 2, "New", v),
+            Shape::Seq(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for i in items {
+                    seq.serialize_element(i)?;
+                }
+                seq.end()
+            }
+            Shape::SeqUnknownLen(items) => {
+                let mut seq = s.serialize_seq(None)?;
+                for i in items {
+                    seq.serialize_element(i)?;
+                }
+                seq.end()
+            }
+            Shape::Tuple(items) => {
+                let mut t = s.serialize_tuple(items.len())?;
+                for i in items {
+                    t.serialize_element(i)?;
+                }
+                t.end()
+            }
+            Shape::TupleStruct(items) => {
+                let mut t = s.serialize_tuple_struct("T", items.len())?;
+                for i in items {
+                    t.serialize_field(i)?;
+                }
+                t.end()
+            }
+            Shape::TupleVariant(items) => {
+                let mut t = s.serialize_tuple_variant("E", 3, "Tup", items.len())?;
+                for i in items {
+                    t.serialize_field(i)?;
+                }
+                t.end()
+            }
+            Shape::Map(pairs) => {
+                let mut m = s.serialize_map(Some(pairs.len()))?;
+                for (k, v) in pairs {
+                    m.serialize_entry(k, v)?;
+                }
+                m.end()
+            }
+            Shape::Struct(fields) => {
+                let mut st = s.serialize_struct("S", fields.len())?;
+                for (name, f) in FIELDS.iter().zip(fields) {
+                    st.serialize_field(name, f)?;
+                }
+                st.end()
+            }
+            Shape::StructVariant(fields) => {
+                let mut st = s.serialize_struct_variant("E", 4, "Rec", fields.len())?;
+                for (name, f) in FIELDS.iter().zip(fields) {
+                    st.serialize_field(name, f)?;
+                }
+                st.end()
+            }
+            Shape::StructShort(fields) => {
+                let mut st = s.serialize_struct("S", fields.len() + 1)?;
+                for (name, f) in FIELDS.iter().zip(fields) {
+                    st.serialize_field(name, f)?;
+                }
+                st.end()
+            }
+            Shape::BigInt(v) => BigInt::from(*v).serialize(s),
+            Shape::Ref(id) => crate::value::serialize_ref(&wire_ref(*id), s),
+        }
+    }
+}
+
+fn wire_ref(id: u64) -> WireRef {
+    WireRef { label: RefLabel::Remote, id: IdPack { type_name: "t.T".into(), class_id: 1, instance_id: id } }
+}
+
+fn shape() -> impl Strategy<Value = Shape> {
+    let leaf = prop_oneof![
+        any::<bool>().prop_map(Shape::Bool),
+        any::<i8>().prop_map(Shape::I8),
+        any::<i32>().prop_map(Shape::I32),
+        any::<i64>().prop_map(Shape::I64),
+        any::<i128>().prop_map(Shape::I128),
+        any::<u8>().prop_map(Shape::U8),
+        any::<u64>().prop_map(Shape::U64),
+        any::<u128>().prop_map(Shape::U128),
+        any::<f32>().prop_map(Shape::F32),
+        any::<f64>().prop_map(Shape::F64),
+        any::<char>().prop_map(Shape::Char),
+        ".{0,12}".prop_map(Shape::Str),
+        prop::collection::vec(any::<u8>(), 0..40).prop_map(Shape::Bytes),
+        prop::collection::vec(any::<u8>(), 0..40).prop_map(Shape::Shared),
+        Just(Shape::None),
+        Just(Shape::Unit),
+        Just(Shape::UnitStruct),
+        Just(Shape::UnitVariant),
+        any::<i128>().prop_map(Shape::BigInt),
+        any::<u64>().prop_map(Shape::Ref),
+    ];
+    leaf.prop_recursive(4, 48, 4, |inner| {
+        let items = prop::collection::vec(inner.clone(), 0..4);
+        prop_oneof![
+            inner.clone().prop_map(|s| Shape::Some(Box::new(s))),
+            inner.clone().prop_map(|s| Shape::Newtype(Box::new(s))),
+            inner.clone().prop_map(|s| Shape::NewtypeVariant(Box::new(s))),
+            items.clone().prop_map(Shape::Seq),
+            items.clone().prop_map(Shape::SeqUnknownLen),
+            items.clone().prop_map(Shape::Tuple),
+            items.clone().prop_map(Shape::TupleStruct),
+            items.clone().prop_map(Shape::TupleVariant),
+            prop::collection::vec((inner.clone(), inner), 0..3).prop_map(Shape::Map),
+            items.clone().prop_map(Shape::Struct),
+            items.clone().prop_map(Shape::StructVariant),
+            items.prop_map(Shape::StructShort),
+        ]
+    })
+}
+
+/// Whether the writer must take `shape` (nothing in it is left to the general route).
+fn writable(shape: &Shape) -> bool {
+    match shape {
+        Shape::SeqUnknownLen(_) | Shape::StructShort(_) | Shape::BigInt(_) | Shape::Ref(_) => false,
+        Shape::Some(s) | Shape::Newtype(s) | Shape::NewtypeVariant(s) => writable(s),
+        Shape::Seq(items)
+        | Shape::Tuple(items)
+        | Shape::TupleStruct(items)
+        | Shape::TupleVariant(items)
+        | Shape::Struct(items)
+        | Shape::StructVariant(items) => items.iter().all(writable),
+        Shape::Map(pairs) => pairs.iter().all(|(k, v)| writable(k) && writable(v)),
+        _ => true,
+    }
+}
+
+fn target() -> WireRef {
+    WireRef { label: RefLabel::Local, id: IdPack { type_name: "demo.Calc".into(), class_id: 7, instance_id: 300 } }
+}
+
+/// The general route: the request as `NetRef::call_method` builds it when it does not
+/// take the short cut.
+fn general_request(seq: Option<u64>, name: &str, args: &Shape, deadline: Option<Duration>) -> Option<Vec<u8>> {
+    let positional = match to_value::<WireRef, _>(args).ok()? {
+        Value::Tuple(items) => items,
+        Value::None => Vec::new(),
+        other => vec![other],
+    };
+    let args =
+        Value::Tuple(vec![Value::Ref(target()), Value::Str(name.to_owned()), Value::Tuple(positional), Value::None]);
+    let frame = match seq {
+        Some(seq) => Frame::Request { seq, handle: Handle::CallAttr, args, deadline },
+        None => Frame::Notify { handle: Handle::CallAttr, args },
+    };
+    let mut dst = BytesMut::new();
+    encode_frame(&frame, &WireRefs, &mut dst).ok()?;
+    Some(dst.to_vec())
+}
+
+/// The short cut, or `None` where it leaves the call to the general route.
+fn short_request(seq: Option<u64>, name: &str, args: &Shape, deadline: Option<Duration>) -> Option<Vec<u8>> {
+    let mut tail = vec![0xAA];
+    if !encode_call_tail(name, args, DecodeLimits::default().max_depth, &mut tail) {
+        assert_eq!(tail, [0xAA], "a refused tail leaves the buffer as it was");
+        return None;
+    }
+    let mut dst = BytesMut::new();
+    crate::protocol::wire::encode_call_frame(seq, &target(), &tail[1..], deadline, &WireRefs, &mut dst).unwrap();
+    Some(dst.to_vec())
+}
+
+fn decode(body: &[u8], limits: &DecodeLimits) -> Result<Frame<WireRef>, crate::ProtocolError> {
+    decode_frame(&Bytes::copy_from_slice(body), limits, &WireRefs)
+}
+
+/// A call as both readers report it: seq, target, `(name, positional)`, deadline.
+type CallParts = (Option<u64>, WireRef, Value<WireRef>, Option<u64>);
+
+/// What the general decoder reads as `read_call` would report it.
+fn as_call(frame: Frame<WireRef>) -> Option<CallParts> {
+    let (seq, args, deadline) = match frame {
+        Frame::Request { seq, handle: Handle::CallAttr, args, deadline } => (Some(seq), args, deadline),
+        Frame::Notify { handle: Handle::CallAttr, args } => (None, args, None),
+        _ => return None,
+    };
+    let Value::Tuple(mut items) = args else { return None };
+    if items.len() != 4 {
+        return None;
+    }
+    let kwargs = items.pop()?;
+    let positional = items.pop()?;
+    let name = items.pop()?;
+    let Value::Ref(target) = items.pop()? else { return None };
+    let deadline = deadline.map(|d| d.as_micros() as u64);
+    matches!(kwargs, Value::None).then_some(())?;
+    Some((seq, target, Value::Tuple(vec![name, positional]), deadline))
+}
+
+fn read_as_call(body: &[u8], limits: &DecodeLimits) -> Option<CallParts> {
+    let body = Bytes::copy_from_slice(body);
+    let call = read_call::<WireRef>(&body, limits)?;
+    let target = WireRef { label: RefLabel::Local, id: call.target.to_id_pack() };
+    Some((
+        call.seq,
+        target,
+        Value::Tuple(vec![Value::Str(call.name.to_owned()), Value::Tuple(call.args)]),
+        call.deadline_us,
+    ))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// The short cut writes the general route's bytes, and takes every call whose
+    /// arguments hold nothing it leaves to that route.
+    #[test]
+    fn call_tails_are_the_general_bytes(
+        args in shape(),
+        name in "[a-z_]{0,10}",
+        seq in prop::option::of(any::<u64>()),
+        deadline in prop::option::of(0u64..1 << 40),
+    ) {
+        let deadline = deadline.map(Duration::from_micros);
+        let deadline = if seq.is_some() { deadline } else { None };
+        let general = general_request(seq, &name, &args, deadline);
+        match short_request(seq, &name, &args, deadline) {
+            Some(short) => prop_assert_eq!(Some(short), general),
+            None => prop_assert!(!writable(&args), "the writer refused {:?}", args),
+        }
+    }
+
+    /// What the reader reads, the general decoder reads the same; and it reads every
+    /// request the short cut writes.
+    #[test]
+    fn the_reader_agrees_with_the_general_decoder(
+        args in shape(),
+        seq in prop::option::of(any::<u64>()),
+        deadline in prop::option::of(any::<u64>()),
+        flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..3),
+        max_depth in 1usize..6,
+        max_values in 4usize..40,
+    ) {
+        let deadline = if seq.is_some() { deadline.map(Duration::from_micros) } else { None };
+        let Some(mut body) = general_request(seq, "add", &args, deadline) else { return Ok(()) };
+        let written_by_short_cut = short_request(seq, "add", &args, deadline).is_some();
+        let limits = DecodeLimits { max_depth, max_values };
+        let general = decode(&body, &limits);
+        if flips.is_empty() && written_by_short_cut && general.is_ok() {
+            prop_assert!(read_as_call(&body, &limits).is_some(), "plain call not read: {:?}", args);
+        }
+        for (at, byte) in flips {
+            let i = at.index(body.len());
+            body[i] ^= byte;
+        }
+        if let Some(read) = read_as_call(&body, &limits) {
+            let general = decode(&body, &limits);
+            prop_assert!(general.is_ok(), "read {:?}, but the general decoder says {:?}", read, general);
+            prop_assert_eq!(Some(read), as_call(general.unwrap()));
+        }
+    }
+
+    /// Replies too.
+    #[test]
+    fn replies_read_as_the_general_decoder_reads_them(
+        value in shape(),
+        seq in any::<u64>(),
+        flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..3),
+        max_values in 1usize..40,
+    ) {
+        let Ok(value) = to_value::<WireRef, _>(&value) else { return Ok(()) };
+        let mut dst = BytesMut::new();
+        if encode_frame(&Frame::Reply { seq, value }, &WireRefs, &mut dst).is_err() {
+            return Ok(());
+        }
+        let mut body = dst.to_vec();
+        let limits = DecodeLimits { max_depth: 3, max_values };
+        for (at, byte) in flips {
+            let i = at.index(body.len());
+            body[i] ^= byte;
+        }
+        let read = read_reply::<WireRef>(&Bytes::copy_from_slice(&body), &limits);
+        let general = decode(&body, &limits);
+        match (read, general) {
+            (Some((seq, value)), Ok(frame)) => prop_assert_eq!(Frame::Reply { seq, value }, frame),
+            (Some(read), Err(e)) => prop_assert!(false, "read {:?}, but the general decoder says {:?}", read, e),
+            (None, Ok(Frame::Reply { value, .. })) => {
+                prop_assert!(matches!(value, Value::Ref(_)) || value_needs_boxing(&value), "plain reply not read: {:?}", value)
+            }
+            (None, _) => {}
+        }
+    }
+}
+
+fn value_needs_boxing(value: &Value<WireRef>) -> bool {
+    match value {
+        Value::Ref(_) => true,
+        Value::Tuple(items) | Value::List(items) => items.iter().any(value_needs_boxing),
+        Value::Map(pairs) => pairs.iter().any(|(k, v)| value_needs_boxing(k) || value_needs_boxing(v)),
+        _ => false,
+    }
+}
+
+#[test]
+fn the_common_call_is_written_and_read() {
+    let mut tail = Vec::new();
+    assert!(encode_call_tail("add", &(1, 2), 64, &mut tail));
+    let mut dst = BytesMut::new();
+    let deadline = Some(Duration::from_secs(30));
+    crate::protocol::wire::encode_call_frame(Some(5), &target(), &tail, deadline, &WireRefs, &mut dst).unwrap();
+    let body = dst.freeze();
+    let call = read_call::<WireRef>(&body, &DecodeLimits::default()).expect("read");
+    assert_eq!(call.seq, Some(5));
+    assert_eq!(call.target.instance_id, 300);
+    assert_eq!(call.name, "add");
+    assert_eq!(call.args, vec![Value::Int(1), Value::Int(2)]);
+    assert_eq!(call.deadline_us, Some(30_000_000));
+}
+
+#[test]
+fn large_byte_strings_are_left_to_the_general_route() {
+    let mut tail = Vec::new();
+    assert!(!encode_call_tail("put", &(SharedBytes::from(vec![0u8; LARGE_BYTES]),), 64, &mut tail));
+    assert!(tail.is_empty());
+    assert!(encode_call_tail("put", &(SharedBytes::from(vec![0u8; LARGE_BYTES - 1]),), 64, &mut tail));
+}
+
+#[test]
+fn values_past_the_depth_limit_are_left_to_the_general_route() {
+    let mut tail = Vec::new();
+    // The tuple at depth 1, its items at 2, the inner tuple's items at 3.
+    assert!(encode_call_tail("f", &((1,),), 3, &mut tail));
+    assert!(!encode_call_tail("f", &(((1,),),), 3, &mut tail));
+    // A single argument sits one level deeper, in the tuple it is wrapped in.
+    assert!(encode_call_tail("f", &vec![1], 3, &mut tail));
+    assert!(!encode_call_tail("f", &vec![vec![1]], 3, &mut tail));
+}
