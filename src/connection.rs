@@ -21,6 +21,7 @@ use futures::task::AtomicWaker;
 use std::any::Any;
 
 mod actor;
+mod alarm;
 mod boxing;
 mod io;
 pub mod messages;

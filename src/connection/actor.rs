@@ -26,6 +26,7 @@ use tokio_util::codec::FramedRead;
 use tracing::{debug, trace, warn, Instrument};
 
 use super::{
+    alarm::Alarm,
     boxing::{Boxer, ImportCache, Unboxer},
     io::{Bodies, Gate, Gated, READ_BUFFER_MIN},
     next_connection_id,
@@ -89,7 +90,11 @@ pub struct Connection {
     imports: ImportCache,
     next_seq: u64,
     pending: SeqMap<Completer>,
-    timer: Option<(Instant, SpawnHandle)>,
+    /// The earliest request expiry the timer is armed for; the runtime timer's handle when
+    /// the alarm thread is not available.
+    timer: Option<(Instant, Option<SpawnHandle>)>,
+    /// Request expiries come due through this (see [`alarm`](super::alarm)).
+    alarm: Alarm,
     backlog: VecDeque<Submit>,
     /// The request queue's last batch, kept for its allocation.
     batch: Vec<Submit>,
@@ -167,6 +172,7 @@ impl Connection {
                 next_seq: 0,
                 pending: SeqMap::default(),
                 timer: None,
+                alarm: Alarm::default(),
                 backlog: VecDeque::new(),
                 batch: Vec::new(),
                 inbound: SeqMap::default(),
@@ -435,15 +441,22 @@ impl Connection {
                 return;
             }
         }
-        if let Some((_, handle)) = self.timer.take() {
+        if let Some((_, Some(handle))) = self.timer.take() {
             ctx.cancel_future(handle);
+        }
+        // The alarm thread keeps expiries off the runtime's timer wheel, which costs every
+        // park of the thread while a timer is registered (see `alarm`); the driver runs
+        // `expire` when it fires.
+        if self.alarm.set(at) {
+            self.timer = Some((at, None));
+            return;
         }
         let delay = at.saturating_duration_since(Instant::now());
         let handle = ctx.run_later(delay, |act, ctx| {
             act.timer = None;
             act.expire(ctx);
         });
-        self.timer = Some((at, handle));
+        self.timer = Some((at, Some(handle)));
     }
 
     /// Settles every request past its expiry with a timeout and tells the peer to cancel it,
@@ -1207,6 +1220,11 @@ impl ActorFuture<Connection> for Driver {
         let this = self.get_mut();
         if !act.waker.as_ref().is_some_and(|w| w.will_wake(task.waker())) {
             act.waker = Some(task.waker().clone());
+            act.alarm.register(task.waker());
+        }
+        if act.alarm.take_fired() {
+            act.timer = None;
+            act.expire(ctx);
         }
         act.deferring = true;
         let mut read = 0;
