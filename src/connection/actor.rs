@@ -1115,10 +1115,10 @@ impl Connection {
                 let Some(call) = read_call::<NetRef>(body, &limits) else { return false };
                 // The target resolves as the unboxer resolves a `LOCAL_REF`; one it cannot
                 // resolve is the general decoder's error to report.
-                let object = if call.target.instance_id == ROOT_ALIAS && call.target.class_id == 0 {
+                let object = if call.instance_id == ROOT_ALIAS && call.class_id == 0 {
                     self.root.clone()
                 } else {
-                    match self.exports.get(call.target.instance_id) {
+                    match self.exports.get(call.instance_id) {
                         Some(object) => object.clone(),
                         None => return false,
                     }

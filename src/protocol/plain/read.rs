@@ -7,8 +7,8 @@ use super::{KIND_NOTIFY, KIND_REPLY, KIND_REQUEST};
 use crate::{
     protocol::{
         wire::{
-            DecodeLimits, IdPackRef, TAG_BIGINT, TAG_BOOL, TAG_BYTES, TAG_COMPLEX, TAG_FLOAT, TAG_INT, TAG_LIST,
-            TAG_MAP, TAG_NONE, TAG_STR, TAG_TUPLE,
+            DecodeLimits, TAG_BIGINT, TAG_BOOL, TAG_BYTES, TAG_COMPLEX, TAG_FLOAT, TAG_INT, TAG_LIST, TAG_MAP,
+            TAG_NONE, TAG_STR, TAG_TUPLE,
         },
         Handle, LABEL_LOCAL_REF, LABEL_TUPLE, LABEL_VALUE,
     },
@@ -21,8 +21,11 @@ use crate::{
 pub(crate) struct PlainCall<'a, R> {
     /// `Some(seq)` for a request, `None` for a one-way `Notify`.
     pub(crate) seq: Option<u64>,
-    /// The target, as the frame names it (a `LOCAL_REF`).
-    pub(crate) target: IdPackRef<'a>,
+    /// The target's class id, as the frame's `LOCAL_REF` names it (its type name, which the
+    /// receiver does not need to find its own object, is only checked to be text).
+    pub(crate) class_id: u64,
+    /// The target's instance id.
+    pub(crate) instance_id: u64,
     /// The method name.
     pub(crate) name: &'a str,
     /// The positional arguments.
@@ -55,7 +58,9 @@ pub(crate) fn read_call<'a, R>(body: &'a Bytes, limits: &DecodeLimits) -> Option
         return None;
     }
     r.count(1)?;
-    let target = IdPackRef { type_name: r.str()?, class_id: r.varint()?, instance_id: r.varint()? };
+    r.text()?;
+    let class_id = r.varint()?;
+    let instance_id = r.varint()?;
     r.enter(1)?;
     if r.byte()? != LABEL_VALUE {
         return None;
@@ -83,7 +88,7 @@ pub(crate) fn read_call<'a, R>(body: &'a Bytes, limits: &DecodeLimits) -> Option
         None => None,
     };
     r.at_end()?;
-    Some(PlainCall { seq, target, name, args, deadline_us })
+    Some(PlainCall { seq, class_id, instance_id, name, args, deadline_us })
 }
 
 /// Reads `body` as a reply carrying a plain value, or `None` if it is anything else.
@@ -144,6 +149,13 @@ impl<'a, 'l> Reader<'a, 'l> {
     }
 
     fn varint_long(&mut self) -> Option<u64> {
+        // Two bytes (up to 16383: request numbers and ids for a good while) without the loop.
+        if let Some(&[lo, hi]) = self.src.get(self.pos..self.pos + 2).and_then(|b| <&[u8; 2]>::try_from(b).ok()) {
+            if hi < 0x80 {
+                self.pos += 2;
+                return Some(u64::from(lo & 0x7f) | u64::from(hi) << 7);
+            }
+        }
         let mut out = 0u64;
         for i in 0..10 {
             let b = self.byte()?;
@@ -153,6 +165,14 @@ impl<'a, 'l> Reader<'a, 'l> {
             }
         }
         None
+    }
+
+    /// Skips a string, checking that it is UTF-8 as the general decoder does.
+    fn text(&mut self) -> Option<()> {
+        let len = usize::try_from(self.varint()?).ok()?;
+        let bytes = self.take(len)?;
+        // Type names are ASCII: checked a word at a time, quicker than the UTF-8 check.
+        (bytes.is_ascii() || std::str::from_utf8(bytes).is_ok()).then_some(())
     }
 
     fn str(&mut self) -> Option<&'a str> {

@@ -254,8 +254,9 @@ fn decode(body: &[u8], limits: &DecodeLimits) -> Result<Frame<WireRef>, crate::P
     decode_frame(&Bytes::copy_from_slice(body), limits, &WireRefs)
 }
 
-/// A call as both readers report it: seq, target, `(name, positional)`, deadline.
-type CallParts = (Option<u64>, WireRef, Value<WireRef>, Option<u64>);
+/// A call as both readers report it: seq, the target's `LOCAL_REF` class and instance ids,
+/// `(name, positional)`, deadline.
+type CallParts = (Option<u64>, (u64, u64), Value<WireRef>, Option<u64>);
 
 /// What the general decoder reads as `read_call` would report it.
 fn as_call(frame: Frame<WireRef>) -> Option<CallParts> {
@@ -271,7 +272,8 @@ fn as_call(frame: Frame<WireRef>) -> Option<CallParts> {
     let kwargs = items.pop()?;
     let positional = items.pop()?;
     let name = items.pop()?;
-    let Value::Ref(target) = items.pop()? else { return None };
+    let Value::Ref(WireRef { label: RefLabel::Local, id }) = items.pop()? else { return None };
+    let target = (id.class_id, id.instance_id);
     let deadline = deadline.map(|d| d.as_micros() as u64);
     matches!(kwargs, Value::None).then_some(())?;
     Some((seq, target, Value::Tuple(vec![name, positional]), deadline))
@@ -280,7 +282,7 @@ fn as_call(frame: Frame<WireRef>) -> Option<CallParts> {
 fn read_as_call(body: &[u8], limits: &DecodeLimits) -> Option<CallParts> {
     let body = Bytes::copy_from_slice(body);
     let call = read_call::<WireRef>(&body, limits)?;
-    let target = WireRef { label: RefLabel::Local, id: call.target.to_id_pack() };
+    let target = (call.class_id, call.instance_id);
     Some((
         call.seq,
         target,
@@ -391,7 +393,7 @@ fn the_common_call_is_written_and_read() {
     let body = dst.freeze();
     let call = read_call::<WireRef>(&body, &DecodeLimits::default()).expect("read");
     assert_eq!(call.seq, Some(5));
-    assert_eq!(call.target.instance_id, 300);
+    assert_eq!((call.class_id, call.instance_id), (7, 300));
     assert_eq!(call.name, "add");
     assert_eq!(call.args, vec![Value::Int(1), Value::Int(2)]);
     assert_eq!(call.deadline_us, Some(30_000_000));
