@@ -1127,7 +1127,7 @@ impl Connection {
                 match call.seq {
                     Some(seq) if self.state == State::Open => {
                         let deadline = call.deadline_us.map(Duration::from_micros);
-                        self.serve_admitted(seq, request, deadline, ctx);
+                        self.serve_plain_call(seq, request, deadline, ctx);
                     }
                     Some(seq) => {
                         debug!(parent: &self.span, seq, handle = %Handle::CallAttr, "request after Close ignored")
@@ -1141,9 +1141,9 @@ impl Connection {
         }
     }
 
-    /// Serves a CALLATTR read by the plain reader, as [`serve`](Connection::serve) serves one
-    /// from the general decoder.
-    fn serve_admitted(
+    /// Serves a CALLATTR read by the plain reader (if `seq` is admitted), as
+    /// [`serve`](Connection::serve) serves one from the general decoder.
+    fn serve_plain_call(
         &mut self,
         seq: u64,
         request: ObjectRequest<'_>,
