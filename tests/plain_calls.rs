@@ -1,0 +1,120 @@
+//! Guards the call path's short cut end to end: a method call with plain arguments (encoded at
+//! the call site, read without a `Value` tree on the other side) gives exactly what the general
+//! route gives — results, remote errors, refusals — and a call in the short cut's shape that
+//! the short cut cannot serve (a target never exported, a call before `Hello`) fails as the
+//! general route fails it.
+
+mod common;
+
+use std::{sync::Arc, time::Duration};
+
+use common::{calculator, RawPeer};
+use netref::{prelude::*, Frame, Handle, IdPack, ProtocolError, RefLabel, WireRef};
+
+async fn both<T>(
+    root: &NetRef,
+    method: &str,
+    plain: impl serde::Serialize,
+    values: Vec<Value>,
+) -> [Result<T, String>; 2]
+where
+    T: serde::de::DeserializeOwned,
+{
+    let short = root.call_method::<T>(method, plain).await.map_err(|e| e.to_string());
+    // A `Value` keeps the caller off the short cut; a `Value::Tuple` as the arguments is
+    // sent as its items.
+    let long = root.call_method::<T>(method, Value::Tuple(values)).await.map_err(|e| e.to_string());
+    [short, long]
+}
+
+async fn check_routes(t: common::Transport) {
+    let (_server, client) = common::connect_default(t, Service::shared(calculator(Arc::default()))).await;
+    let root = client.root().await.unwrap();
+
+    let [a, b] = both::<i64>(&root, "add", (1, 2), vec![Value::Int(1), Value::Int(2)]).await;
+    assert_eq!(a, Ok(3));
+    assert_eq!(a, b);
+    let [a, b] = both::<String>(&root, "concat", ("ab", "cd"), vec![Value::from("ab"), Value::from("cd")]).await;
+    assert_eq!(a, Ok("abcd".to_owned()));
+    assert_eq!(a, b);
+    // Remote errors, argument errors, a panic, a missing or refused member: the same text.
+    let [a, b] = both::<i64>(&root, "div", (1, 0), vec![Value::Int(1), Value::Int(0)]).await;
+    assert!(a.as_ref().unwrap_err().contains("division by zero"), "{a:?}");
+    assert_eq!(a, b);
+    let [a, b] = both::<i64>(&root, "add", (1,), vec![Value::Int(1)]).await;
+    assert!(a.as_ref().unwrap_err().contains("takes 2 arguments"), "{a:?}");
+    assert_eq!(a, b);
+    let [a, b] = both::<i64>(&root, "add", ("x", 2), vec![Value::from("x"), Value::Int(2)]).await;
+    assert!(a.as_ref().unwrap_err().contains("argument 1"), "{a:?}");
+    assert_eq!(a, b);
+    let [a, b] = both::<i64>(&root, "boom", (), vec![]).await;
+    assert!(a.as_ref().unwrap_err().contains("exploded"), "{a:?}");
+    assert_eq!(a, b);
+    let [a, b] = both::<i64>(&root, "nope", (), vec![]).await;
+    assert!(a.as_ref().unwrap_err().contains("nope"), "{a:?}");
+    assert_eq!(a, b);
+    let [a, b] = both::<i64>(&root, "__dict__", (), vec![]).await;
+    assert!(a.as_ref().unwrap_err().contains("refused by the access policy"), "{a:?}");
+    assert_eq!(a, b);
+    // A `Value` argument goes the general route and still arrives whole.
+    let echoed: Value = root.call_method("echo", (Value::<NetRef>::Int(7),)).await.unwrap();
+    assert_eq!(echoed, Value::Int(7));
+    // One-way calls take the short cut too, in order with calls.
+    root.notify_method("add", (1, 2)).unwrap();
+    assert_eq!(root.call_method::<i64>("add", (2, 2)).await.unwrap(), 4);
+}
+
+over_both_transports!(check_routes);
+
+/// A call in the short cut's shape, as `call_method` writes it, on `target`.
+fn plain_call(seq: u64, target: IdPack) -> Frame<WireRef> {
+    Frame::Request {
+        seq,
+        handle: Handle::CallAttr,
+        args: Value::Tuple(vec![
+            Value::Ref(WireRef { label: RefLabel::Local, id: target }),
+            Value::from("add"),
+            Value::Tuple(vec![Value::Int(1), Value::Int(2)]),
+            Value::None,
+        ]),
+        deadline: Some(Duration::from_secs(30)),
+    }
+}
+
+#[actix_rt::test]
+async fn a_plain_call_on_an_object_never_exported_closes_with_a_bad_reference() {
+    let (peer, mut raw) = RawPeer::start(Service::shared(calculator(Arc::default())), Config::default());
+    raw.handshake().await;
+    raw.send(plain_call(0, IdPack { type_name: "demo.Calculator".into(), class_id: 1, instance_id: 999_999 })).await;
+    assert!(raw.closed_within(Duration::from_secs(5)).await, "connection should close");
+    tokio::time::timeout(Duration::from_secs(5), peer.closed()).await.unwrap();
+    let reason = peer.close_reason().unwrap();
+    assert!(
+        matches!(&reason, netref::Error::Protocol(ProtocolError::BadReference(m)) if m.contains("999999")),
+        "{reason}"
+    );
+}
+
+#[actix_rt::test]
+async fn a_plain_call_before_hello_is_refused() {
+    let (peer, mut raw) = RawPeer::start(Service::shared(calculator(Arc::default())), Config::default());
+    let hello = raw.recv().await;
+    let Frame::Hello(hello) = hello else { panic!("first frame must be Hello, got {hello:?}") };
+    raw.send(plain_call(0, hello.root.expect("the root is announced"))).await;
+    assert!(raw.closed_within(Duration::from_secs(5)).await);
+    tokio::time::timeout(Duration::from_secs(5), peer.closed()).await.unwrap();
+    assert!(matches!(peer.close_reason(), Some(netref::Error::Protocol(ProtocolError::Unexpected(_)))));
+}
+
+#[actix_rt::test]
+async fn a_plain_call_on_the_root_is_answered() {
+    let (_peer, mut raw) = RawPeer::start(Service::shared(calculator(Arc::default())), Config::default());
+    let hello = raw.recv().await;
+    let Frame::Hello(hello) = hello else { panic!("first frame must be Hello, got {hello:?}") };
+    raw.send(Frame::Hello(netref::protocol::Hello::new(netref::protocol::Limits::default()))).await;
+    raw.send(plain_call(5, hello.root.expect("the root is announced"))).await;
+    match raw.recv_skipping_releases().await {
+        Frame::Reply { seq, value } => assert_eq!((seq, value), (5, Value::Int(3))),
+        other => panic!("expected the reply, got {other:?}"),
+    }
+}
