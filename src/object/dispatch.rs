@@ -54,13 +54,11 @@ fn resolve<'a>(
     policy: &AccessPolicy,
 ) -> Result<std::borrow::Cow<'a, str>, RemoteError> {
     let find = |n: &str| obj.inner.members.get_key_value(n).map(|(k, _)| k.as_str());
-    match policy.resolve(name, access, find) {
-        Some(stored) => Ok(stored),
-        None => Err(attribute_error(format!(
-            "cannot access '{name}' on '{}' (refused by the access policy)",
-            obj.type_name()
-        ))),
-    }
+    policy.resolve(name, access, find).ok_or_else(|| refused(obj, name))
+}
+
+fn refused(obj: &Object, name: &str) -> RemoteError {
+    attribute_error(format!("cannot access '{name}' on '{}' (refused by the access policy)", obj.type_name()))
 }
 
 fn no_attribute(obj: &Object, name: &str) -> RemoteError {
@@ -333,8 +331,24 @@ fn call_attr(
             return Ok(ready(items.pop().ok_or_else(RemoteError::stop_iteration)));
         }
     }
-    let stored = resolve(obj, name, Access::Get, policy)?;
-    match obj.inner.members.get(&*stored) {
+    // The member the policy's lookup found, kept (with where its stored name lives) so the
+    // name the policy returns need not be looked up a second time.
+    let found = std::cell::Cell::new(None);
+    let find = |n: &str| {
+        obj.inner.members.get_key_value(n).map(|(k, m)| {
+            found.set(Some((k.as_ptr() as usize, m)));
+            k.as_str()
+        })
+    };
+    let stored = match policy.resolve(name, Access::Get, find) {
+        Some(stored) => stored,
+        None => return Err(refused(obj, name)),
+    };
+    let member = match found.get() {
+        Some((at, m)) if at == stored.as_ptr() as usize => Some(m),
+        _ => obj.inner.members.get(&*stored),
+    };
+    match member {
         Some(Member::Method(m)) => Ok(m(args()?)),
         Some(_) => Err(type_error(format!("'{}.{name}' is not callable", obj.type_name()))),
         None => Err(no_attribute(obj, name)),
