@@ -243,7 +243,7 @@ pub(crate) fn encode_frame_spilling<R, B: RefBoxer<R>>(
     dst: &mut BytesMut,
     spill: &Spill,
 ) -> Result<(), ProtocolError> {
-    if let Frame::Request { .. } | Frame::Reply { .. } | Frame::Notify { .. } = frame {
+    if let Frame::Request { .. } | Frame::Reply { .. } | Frame::Notify { .. } | Frame::Hello(_) = frame {
         return encode_value_frame(frame, boxer, dst, spill);
     }
     encode_frame_serde(frame, boxer, dst, spill)
@@ -272,8 +272,8 @@ fn encode_frame_serde<R, B: RefBoxer<R>>(
 }
 
 // The direct encoder: the frames that carry a value tree (requests, replies, notifications:
-// nearly every frame) written byte by byte, without serde's machinery, in exactly the bytes
-// the serde route (`FrameSer`) gives — a unit test holds the two to that.
+// nearly every frame), and `Hello`, written byte by byte without serde's machinery, in exactly
+// the bytes the serde route (`FrameSer`) gives — a unit test holds the two to that.
 
 /// Whether `value` is boxed item by item rather than sent as one plain value: it holds a
 /// reference, or it nests more than `budget` levels further (the depth check then refuses it on
@@ -336,6 +336,23 @@ fn encode_value_frame<R, B: RefBoxer<R>>(
             put_varint(dst, 7);
             dst.put_u8(*handle as u8);
             put_boxed(dst, args, 0, boxer, spill)?;
+        }
+        // Once per connection each way, but a connection's set-up is a benchmark of its own.
+        Frame::Hello(hello) => {
+            put_varint(dst, 0);
+            put_varint(dst, u64::from(hello.version));
+            put_varint(dst, hello.features);
+            put_varint(dst, hello.limits.max_frame_len);
+            put_varint(dst, hello.limits.max_concurrent_requests);
+            match &hello.root {
+                None => dst.put_u8(0),
+                Some(root) => {
+                    dst.put_u8(1);
+                    put_str(dst, &root.type_name);
+                    put_varint(dst, root.class_id);
+                    put_varint(dst, root.instance_id);
+                }
+            }
         }
         other => return encode_frame_serde(other, boxer, dst, spill),
     }
@@ -1224,6 +1241,25 @@ mod tests {
             ),
             (any::<u64>(), value()).prop_map(|(seq, value)| Frame::Reply { seq, value }),
             (handle, value()).prop_map(|(handle, args)| Frame::Notify { handle, args }),
+            (
+                any::<u32>(),
+                any::<u64>(),
+                any::<u64>(),
+                any::<u64>(),
+                prop::option::of((".{0,12}", any::<u64>(), any::<u64>()))
+            )
+                .prop_map(|(version, features, max_frame_len, max_concurrent_requests, root)| {
+                    Frame::Hello(Hello {
+                        version,
+                        features,
+                        limits: super::super::Limits { max_frame_len, max_concurrent_requests },
+                        root: root.map(|(type_name, class_id, instance_id)| IdPack {
+                            type_name,
+                            class_id,
+                            instance_id,
+                        }),
+                    })
+                }),
         ]
     }
 

@@ -51,6 +51,7 @@ pub(crate) fn read_call<'a, R>(body: &'a Bytes, limits: &DecodeLimits) -> Option
     if r.byte()? != LABEL_TUPLE || r.varint()? != 4 {
         return None;
     }
+    r.announced(4)?;
     r.count(1)?;
     // Boxed items at depth 1 (the limit is checked as the general decoder does).
     r.enter(1)?;

@@ -321,7 +321,7 @@ proptest! {
         deadline in prop::option::of(any::<u64>()),
         flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..3),
         max_depth in 1usize..6,
-        max_values in 4usize..40,
+        max_values in 1usize..40,
     ) {
         let deadline = if seq.is_some() { deadline.map(Duration::from_micros) } else { None };
         let Some(mut body) = general_request(seq, "add", &args, deadline) else { return Ok(()) };
@@ -357,6 +357,9 @@ proptest! {
         }
         let mut body = dst.to_vec();
         let limits = DecodeLimits { max_depth: 3, max_values };
+        // A flipped byte may make another valid reply (a boxed empty tuple, say), one the
+        // reader rightly leaves to the general decoder: only an intact reply must be read.
+        let intact = flips.is_empty();
         for (at, byte) in flips {
             let i = at.index(body.len());
             body[i] ^= byte;
@@ -366,8 +369,8 @@ proptest! {
         match (read, general) {
             (Some((seq, value)), Ok(frame)) => prop_assert_eq!(Frame::Reply { seq, value }, frame),
             (Some(read), Err(e)) => prop_assert!(false, "read {:?}, but the general decoder says {:?}", read, e),
-            (None, Ok(Frame::Reply { value, .. })) => {
-                prop_assert!(matches!(value, Value::Ref(_)) || value_needs_boxing(&value), "plain reply not read: {:?}", value)
+            (None, Ok(Frame::Reply { value, .. })) if intact => {
+                prop_assert!(value_needs_boxing(&value), "plain reply not read: {:?}", value)
             }
             (None, _) => {}
         }
