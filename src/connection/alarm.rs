@@ -72,9 +72,20 @@ impl std::fmt::Debug for Alarm {
 
 /// The armed deadlines of every alarm, earliest first, and the thread that waits for them.
 struct Clock {
-    queue: Mutex<BinaryHeap<Entry>>,
+    queue: Mutex<Queue>,
     changed: Condvar,
 }
+
+/// Deadlines stay queued until they come due, also those of connections gone meanwhile (a
+/// heap cannot drop an entry from its middle): when the queue reaches `purge_at` entries,
+/// those of dropped alarms are removed, so it holds at most about twice the live ones.
+struct Queue {
+    heap: BinaryHeap<Entry>,
+    purge_at: usize,
+}
+
+/// Entries below which the queue is never purged.
+const PURGE_MIN: usize = 4096;
 
 struct Entry {
     at: Reverse<Instant>,
@@ -105,8 +116,10 @@ impl Ord for Entry {
 fn clock() -> Option<&'static Clock> {
     static CLOCK: OnceLock<Option<&'static Clock>> = OnceLock::new();
     *CLOCK.get_or_init(|| {
-        let clock: &'static Clock =
-            Box::leak(Box::new(Clock { queue: Mutex::new(BinaryHeap::new()), changed: Condvar::new() }));
+        let clock: &'static Clock = Box::leak(Box::new(Clock {
+            queue: Mutex::new(Queue { heap: BinaryHeap::new(), purge_at: PURGE_MIN }),
+            changed: Condvar::new(),
+        }));
         match std::thread::Builder::new().name("netref-alarm".into()).spawn(move || clock.run()) {
             Ok(_) => Some(clock),
             Err(e) => {
@@ -120,8 +133,12 @@ fn clock() -> Option<&'static Clock> {
 impl Clock {
     fn push(&self, at: Instant, alarm: Weak<AlarmState>) {
         let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
-        let earliest = queue.peek().map_or(true, |e| at < e.at.0);
-        queue.push(Entry { at: Reverse(at), alarm });
+        if queue.heap.len() >= queue.purge_at {
+            queue.heap.retain(|e| e.alarm.strong_count() > 0);
+            queue.purge_at = (queue.heap.len() * 2).max(PURGE_MIN);
+        }
+        let earliest = queue.heap.peek().map_or(true, |e| at < e.at.0);
+        queue.heap.push(Entry { at: Reverse(at), alarm });
         drop(queue);
         if earliest {
             self.changed.notify_one();
@@ -133,8 +150,8 @@ impl Clock {
         let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             let now = Instant::now();
-            while queue.peek().is_some_and(|e| e.at.0 <= now) {
-                if let Some(entry) = queue.pop() {
+            while queue.heap.peek().is_some_and(|e| e.at.0 <= now) {
+                if let Some(entry) = queue.heap.pop() {
                     due.push(entry.alarm);
                 }
             }
@@ -151,7 +168,7 @@ impl Clock {
                 queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
                 continue;
             }
-            queue = match queue.peek().map(|e| e.at.0) {
+            queue = match queue.heap.peek().map(|e| e.at.0) {
                 None => self.changed.wait(queue).unwrap_or_else(|p| p.into_inner()),
                 Some(at) => {
                     self.changed
@@ -208,6 +225,19 @@ mod tests {
         assert!(alarm.set(now));
         wait_for("the second wake", || count.0.load(Ordering::SeqCst) == 2);
         assert!(alarm.take_fired());
+    }
+
+    #[test]
+    fn deadlines_of_dropped_alarms_do_not_pile_up() {
+        let clock = clock().expect("the alarm thread");
+        let far = Instant::now() + Duration::from_secs(3600);
+        // Many short-lived connections, each arming a far deadline and going away.
+        for _ in 0..5 * PURGE_MIN {
+            let alarm = Alarm::default();
+            assert!(alarm.set(far));
+        }
+        let len = clock.queue.lock().unwrap().heap.len();
+        assert!(len < 3 * PURGE_MIN, "{len} deadlines queued for {} alarms, all dropped", 5 * PURGE_MIN);
     }
 
     #[test]
