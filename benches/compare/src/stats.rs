@@ -88,8 +88,35 @@ impl Report {
         out
     }
 
+    /// Per-run ratios of the same metrics as [`ratios`](Report::ratios): run `i` of netref
+    /// against run `i` of the baseline, as `(name, median, min, max)`. The systems take turns
+    /// within each run, so a pair shares the machine's state of the moment; on a noisy machine
+    /// their median moves less than the ratio of two medians.
+    pub fn run_ratios(&self) -> Vec<(String, f64, f64, f64)> {
+        let mut out = Vec::new();
+        for base in ["floor", "tarpc"] {
+            let pairs = COMPARABLE.iter().map(|m| (*m, *m)).chain(VARIANTS);
+            for (metric, base_metric) in pairs {
+                let (Some(n), Some(b)) = (self.get("netref", metric), self.get(base, base_metric)) else { continue };
+                if n.values.len() != b.values.len() || n.values.is_empty() {
+                    continue;
+                }
+                let per_run = Figure {
+                    system: "netref",
+                    metric,
+                    unit: "",
+                    values: n.values.iter().zip(&b.values).map(|(n, b)| n / b).collect(),
+                };
+                let (median, min, max) = per_run.summary();
+                out.push((format!("netref/{base}.{metric}"), median, min, max));
+            }
+        }
+        out
+    }
+
     /// The report as text: `# notes`, one `system.metric median unit [min X max Y, n=N]` line
-    /// per figure, then `ratio netref/<base>.<metric> X` lines.
+    /// per figure, then `ratio netref/<base>.<metric> X` lines (ratios of medians) and
+    /// `ratio_per_run netref/<base>.<metric> median [min X max Y]` lines.
     pub fn render(&self) -> String {
         let mut s = String::new();
         for n in &self.notes {
@@ -112,6 +139,9 @@ impl Report {
         for (name, r) in self.ratios() {
             let _ = writeln!(s, "ratio {name} {r:.3}");
         }
+        for (name, median, min, max) in self.run_ratios() {
+            let _ = writeln!(s, "ratio_per_run {name} {median:.3} [min {min:.3} max {max:.3}]");
+        }
         s
     }
 }
@@ -133,5 +163,17 @@ mod tests {
         let text = r.render();
         assert!(text.contains("netref.sync 2.50 calls/s [min 1.00 max 10.0, n=4]"), "{text}");
         assert!(text.contains("ratio netref/floor.sync 0.100"), "{text}");
+    }
+
+    #[test]
+    fn per_run_ratios_pair_the_runs() {
+        let mut r = Report::default();
+        // The machine slows down run by run; netref keeps the same share of the floor.
+        for (floor, netref) in [(100.0, 80.0), (50.0, 40.0), (200.0, 160.0)] {
+            r.add_run("floor", vec![("sync", "rt/s", floor)]);
+            r.add_run("netref", vec![("sync", "calls/s", netref)]);
+        }
+        assert_eq!(r.run_ratios(), vec![("netref/floor.sync".to_owned(), 0.8, 0.8, 0.8)]);
+        assert!(r.render().contains("ratio_per_run netref/floor.sync 0.800 [min 0.800 max 0.800]"));
     }
 }

@@ -57,6 +57,8 @@ fn whole_program_with_tiny_counts() {
     }
     // floor: 5 comparable + the ByteBuf echo; tarpc: 6 comparable + the ByteBuf echo + early connect.
     assert_eq!(report.ratios().len(), 6 + 8);
+    assert_eq!(report.run_ratios().len(), 6 + 8);
+    assert!(text.contains("ratio_per_run netref/floor.sync "), "{text}");
     eprintln!("whole comparison in {:.1} s", started.elapsed().as_secs_f64());
 }
 
