@@ -319,13 +319,7 @@ fn encode_value_frame<R, B: RefBoxer<R>>(
             put_varint(dst, *seq);
             dst.put_u8(*handle as u8);
             put_boxed(dst, args, 0, boxer, spill)?;
-            match micros(deadline) {
-                None => dst.put_u8(0),
-                Some(us) => {
-                    dst.put_u8(1);
-                    put_varint(dst, us);
-                }
-            }
+            put_deadline(dst, deadline);
         }
         Frame::Reply { seq, value } => {
             put_varint(dst, 2);
@@ -381,7 +375,17 @@ pub(crate) fn encode_call_frame<R, B: RefBoxer<R>>(
     dst.put_u8(Handle::CallAttr as u8);
     dst.put_u8(LABEL_TUPLE);
     put_varint(dst, 4);
-    let (label, id) = boxer.box_ref(target).map_err(ProtocolError::BadReference)?;
+    put_ref(dst, target, boxer)?;
+    dst.extend_from_slice(tail);
+    if seq.is_some() {
+        put_deadline(dst, &deadline);
+    }
+    Ok(())
+}
+
+/// A reference, boxed: its label, then its identity.
+fn put_ref<R, B: RefBoxer<R>>(dst: &mut BytesMut, r: &R, boxer: &B) -> Result<(), ProtocolError> {
+    let (label, id) = boxer.box_ref(r).map_err(ProtocolError::BadReference)?;
     dst.put_u8(match label {
         RefLabel::Local => LABEL_LOCAL_REF,
         RefLabel::Remote => LABEL_REMOTE_REF,
@@ -389,17 +393,18 @@ pub(crate) fn encode_call_frame<R, B: RefBoxer<R>>(
     put_str(dst, &id.type_name);
     put_varint(dst, id.class_id);
     put_varint(dst, id.instance_id);
-    dst.extend_from_slice(tail);
-    if seq.is_some() {
-        match micros(&deadline) {
-            None => dst.put_u8(0),
-            Some(us) => {
-                dst.put_u8(1);
-                put_varint(dst, us);
-            }
+    Ok(())
+}
+
+/// A request's deadline: postcard's `Option<u64>` of microseconds.
+fn put_deadline(dst: &mut BytesMut, deadline: &Option<Duration>) {
+    match micros(deadline) {
+        None => dst.put_u8(0),
+        Some(us) => {
+            dst.put_u8(1);
+            put_varint(dst, us);
         }
     }
-    Ok(())
 }
 
 fn put_boxed<R, B: RefBoxer<R>>(
@@ -413,16 +418,7 @@ fn put_boxed<R, B: RefBoxer<R>>(
         return Err(ProtocolError::TooDeep { max: spill.max_depth });
     }
     match value {
-        Value::Ref(r) => {
-            let (label, id) = boxer.box_ref(r).map_err(ProtocolError::BadReference)?;
-            dst.put_u8(match label {
-                RefLabel::Local => LABEL_LOCAL_REF,
-                RefLabel::Remote => LABEL_REMOTE_REF,
-            });
-            put_str(dst, &id.type_name);
-            put_varint(dst, id.class_id);
-            put_varint(dst, id.instance_id);
-        }
+        Value::Ref(r) => put_ref(dst, r, boxer)?,
         v if !needs_boxing(v, spill.budget(depth)) => {
             dst.put_u8(LABEL_VALUE);
             put_plain(dst, v, depth, spill)?;
