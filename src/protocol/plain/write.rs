@@ -36,14 +36,15 @@ pub(crate) fn encode_call_tail(
     let ok = args.serialize(&mut w).is_ok();
     let deepest = w.deepest;
     if ok {
-        match out[at] {
-            TAG_TUPLE => {}
+        // Every value writes its tag first (`None`: nothing was written; cannot happen).
+        match out.get(at).copied() {
+            Some(TAG_TUPLE) => {}
             // `()`: no arguments.
-            TAG_NONE => {
+            Some(TAG_NONE) => {
                 out[at] = TAG_TUPLE;
                 out.push(0);
             }
-            _ if deepest < max_depth => {
+            Some(_) if deepest < max_depth => {
                 out.splice(at..at, [TAG_TUPLE, 1]);
             }
             _ => {
