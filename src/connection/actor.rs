@@ -223,10 +223,21 @@ impl Connection {
     /// Encodes `frame` into the outbox without starting a write (see
     /// [`write_frame`](Connection::write_frame)).
     fn queue_frame(&mut self, frame: &Frame<NetRef>) -> Result<(), Error> {
+        let spill_at = self.spill_at;
+        self.queue_with(|outbox, codec, boxer, peer_max| outbox.push_frame(codec, frame, boxer, spill_at, peer_max))
+    }
+
+    /// Queues a frame with `push`, references boxed against this connection's exports and
+    /// within the peer's frame limit (once its `Hello` has told it). On error nothing is
+    /// queued and the exports the frame counted are taken back.
+    fn queue_with(
+        &mut self,
+        push: impl FnOnce(&mut Outbox, &FrameCodec, &Boxer<'_>, Option<usize>) -> Result<(), ProtocolError>,
+    ) -> Result<(), Error> {
         let boxer =
             Boxer { conn_id: self.shared.id, exports: RefCell::new(&mut self.exports), counted: RefCell::default() };
         let peer_max = self.peer_hello.as_ref().map(|h| usize::try_from(h.limits.max_frame_len).unwrap_or(usize::MAX));
-        if let Err(e) = self.outbox.push_frame(&self.codec, frame, &boxer, self.spill_at, peer_max) {
+        if let Err(e) = push(&mut self.outbox, &self.codec, &boxer, peer_max) {
             boxer.roll_back();
             return Err(e.into());
         }
@@ -414,17 +425,9 @@ impl Connection {
             (Some(seq), Payload::Value(args)) => self.write_frame(&Frame::Request { seq, handle, args, deadline }),
             (None, Payload::Value(args)) => self.write_frame(&Frame::Notify { handle, args }),
             (seq, Payload::Call { target, tail }) => {
-                let boxer = Boxer {
-                    conn_id: self.shared.id,
-                    exports: RefCell::new(&mut self.exports),
-                    counted: RefCell::default(),
-                };
-                let peer_max =
-                    self.peer_hello.as_ref().map(|h| usize::try_from(h.limits.max_frame_len).unwrap_or(usize::MAX));
-                if let Err(e) = self.outbox.push_call(&self.codec, seq, &target, &tail, deadline, &boxer, peer_max) {
-                    boxer.roll_back();
-                    return Err(e.into());
-                }
+                self.queue_with(|outbox, codec, boxer, peer_max| {
+                    outbox.push_call(codec, seq, &target, &tail, deadline, boxer, peer_max)
+                })?;
                 self.kick_writer();
                 Ok(())
             }

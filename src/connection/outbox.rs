@@ -68,13 +68,7 @@ impl Outbox {
         peer_max: Option<usize>,
     ) -> Result<(), ProtocolError> {
         let encoded = codec.encode_spilling_with(frame, boxer, &mut self.tail, spill_at)?;
-        // Never send more than the peer said it accepts: that would close the connection.
-        if let Some(max) = peer_max {
-            if encoded.body_len > max {
-                self.tail.truncate(encoded.start);
-                return Err(ProtocolError::FrameTooLarge { len: encoded.body_len, max });
-            }
-        }
+        self.within_peer_max(encoded.start, encoded.body_len, peer_max)?;
         // Cut the tail at each spilled string; offsets count from the tail's start.
         let mut cut = 0;
         for (at, bytes) in encoded.spilled {
@@ -102,13 +96,19 @@ impl Outbox {
     ) -> Result<(), ProtocolError> {
         let start = self.tail.len();
         let len = codec.encode_call_with(seq, target, tail, deadline, boxer, &mut self.tail)?;
-        if let Some(max) = peer_max {
-            if len > max {
+        self.within_peer_max(start, len, peer_max)
+    }
+
+    /// Never sends more than the peer said it accepts (that would close the connection): a
+    /// frame just encoded at `start` whose body is above `peer_max` is taken back out.
+    fn within_peer_max(&mut self, start: usize, len: usize, peer_max: Option<usize>) -> Result<(), ProtocolError> {
+        match peer_max {
+            Some(max) if len > max => {
                 self.tail.truncate(start);
-                return Err(ProtocolError::FrameTooLarge { len, max });
+                Err(ProtocolError::FrameTooLarge { len, max })
             }
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     fn push_segment(&mut self, segment: Bytes) {

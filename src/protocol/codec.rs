@@ -150,13 +150,7 @@ impl FrameCodec {
         let result = encode_frame_spilling(frame, boxer, dst, &spill).and_then(|()| {
             let spilled = spill.into_strings();
             let len = spilled.iter().fold(dst.len() - start - HEADER_LEN, |len, (_, b)| len.saturating_add(b.len()));
-            if len > self.max_frame_len {
-                return Err(ProtocolError::FrameTooLarge { len, max: self.max_frame_len });
-            }
-            // `len` fits u32: max_frame_len is checked against u32 lengths when decoding too.
-            let header =
-                u32::try_from(len).map_err(|_| ProtocolError::FrameTooLarge { len, max: self.max_frame_len })?;
-            dst[start..start + HEADER_LEN].copy_from_slice(&header.to_be_bytes());
+            self.put_header(dst, start, len)?;
             Ok(Encoded { start, body_len: len, spilled })
         });
         if result.is_err() {
@@ -164,9 +158,19 @@ impl FrameCodec {
         }
         result
     }
-}
 
-impl FrameCodec {
+    /// Writes the length prefix reserved at `start` for a body of `len` bytes, or refuses a
+    /// body above `max_frame_len`.
+    fn put_header(&self, dst: &mut BytesMut, start: usize, len: usize) -> Result<(), ProtocolError> {
+        // `len` fits u32 once checked: max_frame_len is at most u32::MAX (see `with_limits`).
+        let header = u32::try_from(len)
+            .ok()
+            .filter(|_| len <= self.max_frame_len)
+            .ok_or(ProtocolError::FrameTooLarge { len, max: self.max_frame_len })?;
+        dst[start..start + HEADER_LEN].copy_from_slice(&header.to_be_bytes());
+        Ok(())
+    }
+
     /// Appends a CALLATTR request or notification whose name and arguments were encoded ahead
     /// (see [`encode_call_frame`](super::wire::encode_call_frame)), length prefix included;
     /// returns the body's length. On error `dst` is left as it was.
@@ -183,12 +187,7 @@ impl FrameCodec {
         dst.put_u32(0);
         let result = encode_call_frame(seq, target, tail, deadline, boxer, dst).and_then(|()| {
             let len = dst.len() - start - HEADER_LEN;
-            if len > self.max_frame_len {
-                return Err(ProtocolError::FrameTooLarge { len, max: self.max_frame_len });
-            }
-            let header =
-                u32::try_from(len).map_err(|_| ProtocolError::FrameTooLarge { len, max: self.max_frame_len })?;
-            dst[start..start + HEADER_LEN].copy_from_slice(&header.to_be_bytes());
+            self.put_header(dst, start, len)?;
             Ok(len)
         });
         if result.is_err() {
