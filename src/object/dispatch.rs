@@ -5,7 +5,11 @@
 
 use std::sync::Arc;
 
-use super::{method::Served, policy::Access, AccessPolicy, Args, Member, Object};
+use super::{
+    method::Served,
+    policy::{Access, Lookup},
+    AccessPolicy, Args, Member, Object,
+};
 use crate::{
     error::{kinds, RemoteError},
     from_value, Handle, IdPack, NetRef, Value,
@@ -331,27 +335,12 @@ fn call_attr(
             return Ok(ready(items.pop().ok_or_else(RemoteError::stop_iteration)));
         }
     }
-    // The member the policy's lookup found, kept (with where its stored name lives) so the
-    // name the policy returns need not be looked up a second time.
-    let found = std::cell::Cell::new(None);
-    let find = |n: &str| {
-        obj.inner.members.get_key_value(n).map(|(k, m)| {
-            found.set(Some((k.as_ptr() as usize, m)));
-            k.as_str()
-        })
-    };
-    let stored = match policy.resolve(name, Access::Get, find) {
-        Some(stored) => stored,
-        None => return Err(refused(obj, name)),
-    };
-    let member = match found.get() {
-        Some((at, m)) if at == stored.as_ptr() as usize => Some(m),
-        _ => obj.inner.members.get(&*stored),
-    };
-    match member {
-        Some(Member::Method(m)) => Ok(m(args()?)),
-        Some(_) => Err(type_error(format!("'{}.{name}' is not callable", obj.type_name()))),
-        None => Err(no_attribute(obj, name)),
+    // The policy's lookup hands back the member itself: no second lookup by its stored name.
+    match policy.lookup(name, Access::Get, |n| obj.inner.members.get(n)) {
+        Some(Lookup::Found(Member::Method(m))) => Ok(m(args()?)),
+        Some(Lookup::Found(_)) => Err(type_error(format!("'{}.{name}' is not callable", obj.type_name()))),
+        Some(Lookup::Absent) => Err(no_attribute(obj, name)),
+        None => Err(refused(obj, name)),
     }
 }
 

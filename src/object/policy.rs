@@ -162,6 +162,14 @@ pub enum Access {
     Del,
 }
 
+/// What [`AccessPolicy::lookup`] found.
+pub(crate) enum Lookup<T> {
+    /// What `find` returned for the stored name the policy allows.
+    Found(T),
+    /// The object has no such member, under a name the policy lets through as it is.
+    Absent,
+}
+
 impl AccessPolicy {
     /// A policy that lets the peer reach everything (RPyC's classic mode). Only for peers you
     /// trust completely.
@@ -185,6 +193,15 @@ impl AccessPolicy {
         access: Access,
         find: impl Fn(&str) -> Option<&'a str>,
     ) -> Option<Cow<'a, str>> {
+        self.lookup(name, access, find).map(|found| match found {
+            Lookup::Found(stored) => Cow::Borrowed(stored),
+            Lookup::Absent => Cow::Borrowed(name),
+        })
+    }
+
+    /// [`resolve`](AccessPolicy::resolve) with whatever `find` returns for the stored name (a
+    /// member, say, so that it is not looked up again): `None` when access is refused.
+    pub(crate) fn lookup<T>(&self, name: &str, access: Access, find: impl Fn(&str) -> Option<T>) -> Option<Lookup<T>> {
         let switch = match access {
             Access::Get => self.allow_getattr,
             Access::Set => self.allow_setattr,
@@ -203,9 +220,9 @@ impl AccessPolicy {
                 || (self.allow_safe_attrs && self.safe_attrs.contains(name))
         };
         // A plain name the object has wins over its exposed twin (RPyC's order).
-        if let Some(stored) = find(name) {
+        if let Some(found) = find(name) {
             if plain() {
-                return Some(Cow::Borrowed(stored));
+                return Some(Lookup::Found(found));
             }
         }
         if self.allow_exposed_attrs && !prefix.is_empty() {
@@ -219,11 +236,11 @@ impl AccessPolicy {
             } else {
                 find(&format!("{prefix}{name}"))
             };
-            if let Some(stored) = found {
-                return Some(Cow::Borrowed(stored));
+            if let Some(found) = found {
+                return Some(Lookup::Found(found));
             }
         }
-        plain().then_some(Cow::Borrowed(name))
+        plain().then_some(Lookup::Absent)
     }
 
     /// Whether `name` (as stored on the object) is visible to the peer, for DIR and INSPECT.
