@@ -44,41 +44,28 @@ pub(crate) fn read_call<'a, R>(body: &'a Bytes, limits: &DecodeLimits) -> Option
         KIND_NOTIFY => None,
         _ => return None,
     };
-    if r.byte()? != Handle::CallAttr as u8 {
-        return None;
-    }
-    // The arguments: a boxed tuple of four (target, name, args, kwargs) at depth 0.
-    if r.byte()? != LABEL_TUPLE || r.varint()? != 4 {
+    r.expect(Handle::CallAttr as u8)?;
+    // The arguments: a boxed tuple of four (target, name, args, kwargs) at depth 0, its items
+    // boxed at depth 1 (the limits are checked as the general decoder does).
+    r.expect(LABEL_TUPLE)?;
+    if r.varint()? != 4 {
         return None;
     }
     r.announced(4)?;
     r.count(1)?;
-    // Boxed items at depth 1 (the limit is checked as the general decoder does).
-    r.enter(1)?;
-    if r.byte()? != LABEL_LOCAL_REF {
-        return None;
-    }
+    r.boxed(1, LABEL_LOCAL_REF)?;
     r.count(1)?;
     r.text()?;
     let class_id = r.varint()?;
     let instance_id = r.varint()?;
-    r.enter(1)?;
-    if r.byte()? != LABEL_VALUE {
-        return None;
-    }
+    r.boxed(1, LABEL_VALUE)?;
     let name = r.plain_str(1)?;
-    r.enter(1)?;
-    if r.byte()? != LABEL_VALUE {
-        return None;
-    }
+    r.boxed(1, LABEL_VALUE)?;
     let args = match r.plain(1)? {
         Value::Tuple(items) => items,
         _ => return None,
     };
-    r.enter(1)?;
-    if r.byte()? != LABEL_VALUE {
-        return None;
-    }
+    r.boxed(1, LABEL_VALUE)?;
     r.plain_none(1)?;
     let deadline_us = match seq {
         Some(_) => match r.byte()? {
@@ -95,14 +82,9 @@ pub(crate) fn read_call<'a, R>(body: &'a Bytes, limits: &DecodeLimits) -> Option
 /// Reads `body` as a reply carrying a plain value, or `None` if it is anything else.
 pub(crate) fn read_reply<R>(body: &Bytes, limits: &DecodeLimits) -> Option<(u64, Value<R>)> {
     let mut r = Reader::new(body, limits);
-    if r.byte()? != KIND_REPLY {
-        return None;
-    }
+    r.expect(KIND_REPLY)?;
     let seq = r.varint()?;
-    r.enter(0)?;
-    if r.byte()? != LABEL_VALUE {
-        return None;
-    }
+    r.boxed(0, LABEL_VALUE)?;
     let value = r.plain(0)?;
     r.at_end()?;
     Some((seq, value))
@@ -127,6 +109,17 @@ impl<'a, 'l> Reader<'a, 'l> {
         let b = *self.src.get(self.pos)?;
         self.pos += 1;
         Some(b)
+    }
+
+    /// The next byte, if it is `b`.
+    fn expect(&mut self, b: u8) -> Option<()> {
+        (self.byte()? == b).then_some(())
+    }
+
+    /// A boxed value's `label` at `depth`.
+    fn boxed(&mut self, depth: usize, label: u8) -> Option<()> {
+        self.enter(depth)?;
+        self.expect(label)
     }
 
     fn take(&mut self, n: usize) -> Option<&'a [u8]> {
@@ -202,9 +195,7 @@ impl<'a, 'l> Reader<'a, 'l> {
     /// counts it).
     fn plain_str(&mut self, depth: usize) -> Option<&'a str> {
         self.enter(depth)?;
-        if self.byte()? != TAG_STR {
-            return None;
-        }
+        self.expect(TAG_STR)?;
         self.count(1)?;
         self.str()
     }
@@ -212,9 +203,7 @@ impl<'a, 'l> Reader<'a, 'l> {
     /// A plain `None` at `depth`.
     fn plain_none(&mut self, depth: usize) -> Option<()> {
         self.enter(depth)?;
-        if self.byte()? != TAG_NONE {
-            return None;
-        }
+        self.expect(TAG_NONE)?;
         self.count(1)
     }
 
