@@ -158,11 +158,17 @@ struct Compound<'w, 'o> {
 }
 
 impl Compound<'_, '_> {
-    fn item<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
+    /// One more item than before, within what was announced.
+    fn count(&mut self) -> Result<(), Unsupported> {
         self.written += 1;
         if self.written > self.announced {
             return Err(Unsupported);
         }
+        Ok(())
+    }
+
+    fn item<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
+        self.count()?;
         value.serialize(&mut *self.w)
     }
 
@@ -379,57 +385,30 @@ impl<'w, 'o> ser::Serializer for &'w mut Writer<'o> {
     }
 }
 
-impl ser::SerializeSeq for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Unsupported;
+/// Sequences, tuples, tuple structs and tuple variants: each item is one value.
+macro_rules! items {
+    ($($trait:ident :: $method:ident),*) => {$(
+        impl ser::$trait for Compound<'_, '_> {
+            type Ok = ();
+            type Error = Unsupported;
 
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
-        self.item(value)
-    }
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
+                self.item(value)
+            }
 
-    fn end(self) -> Result<(), Unsupported> {
-        Compound::end(self)
-    }
+            fn end(self) -> Result<(), Unsupported> {
+                Compound::end(self)
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTuple for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Unsupported;
-
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
-        self.item(value)
-    }
-
-    fn end(self) -> Result<(), Unsupported> {
-        Compound::end(self)
-    }
-}
-
-impl ser::SerializeTupleStruct for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Unsupported;
-
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
-        self.item(value)
-    }
-
-    fn end(self) -> Result<(), Unsupported> {
-        Compound::end(self)
-    }
-}
-
-impl ser::SerializeTupleVariant for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Unsupported;
-
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
-        self.item(value)
-    }
-
-    fn end(self) -> Result<(), Unsupported> {
-        Compound::end(self)
-    }
-}
+items!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
 impl ser::SerializeMap for Compound<'_, '_> {
     type Ok = ();
@@ -453,13 +432,9 @@ impl ser::SerializeStruct for Compound<'_, '_> {
     type Error = Unsupported;
 
     fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), Unsupported> {
-        self.written += 1;
-        if self.written > self.announced {
-            return Err(Unsupported);
-        }
-        self.w.value()?;
-        self.w.out.push(TAG_STR);
-        put_str(self.w.out, key);
+        // A field is one entry of the map: its name (a `Str`), then its value.
+        self.count()?;
+        key.serialize(&mut *self.w)?;
         value.serialize(&mut *self.w)
     }
 
