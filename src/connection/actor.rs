@@ -523,18 +523,12 @@ impl Connection {
                 self.shared.mark_greeted();
             }
             Frame::Request { seq, handle, args, deadline } => {
-                if self.state == State::Open {
-                    self.serve(seq, handle, args, deadline, ctx);
-                } else {
-                    debug!(parent: &self.span, seq, %handle, "request after Close ignored");
-                }
+                self.serve(seq, handle, ObjectRequest::Items(request_items(args)), deadline, ctx)
             }
             Frame::Reply { seq, value } => self.settle(seq, Ok(value), ctx),
             Frame::Exception { seq, error } => self.settle(seq, Err(Error::Remote(error)), ctx),
             Frame::Notify { handle, args } => {
-                if self.state == State::Open {
-                    self.serve_one_way(handle, ObjectRequest::Items(request_items(args)), ctx);
-                }
+                self.serve_one_way(handle, ObjectRequest::Items(request_items(args)), ctx)
             }
             Frame::Cancel { seq } => {
                 if let Some(handle) = self.inbound.remove(&seq) {
@@ -576,26 +570,31 @@ impl Connection {
         }
     }
 
-    /// Whether request `seq` may be served now; a seq still running is a protocol error.
-    fn admit(&mut self, seq: u64, ctx: &mut Context<Self>) -> bool {
-        if self.state == State::Closed {
-            return false;
+    /// Serves request `seq`: its items as the general decoder read them, or a CALLATTR read by
+    /// the plain reader (which goes straight to the object). Only while the connection is open;
+    /// a seq still running is a protocol error.
+    fn serve(
+        &mut self,
+        seq: u64,
+        handle: Handle,
+        request: ObjectRequest<'_>,
+        deadline: Option<Duration>,
+        ctx: &mut Context<Self>,
+    ) {
+        if self.state != State::Open {
+            debug!(parent: &self.span, seq, %handle, "request after Close ignored");
+            return;
         }
         if self.inbound.contains_key(&seq) {
             // Two running requests under one seq would share one slot of the concurrency cap
             // (and one Cancel): a peer could run any number of them. It is a protocol error.
             let e = ProtocolError::Unexpected(format!("request seq {seq} reused while that request is still running"));
-            self.fail(Error::Protocol(e), ctx);
-            return false;
+            return self.fail(Error::Protocol(e), ctx);
         }
-        true
-    }
-
-    fn serve(&mut self, seq: u64, handle: Handle, args: Value, deadline: Option<Duration>, ctx: &mut Context<Self>) {
-        if !self.admit(seq, ctx) {
-            return;
-        }
-        let items = request_items(args);
+        let items = match request {
+            ObjectRequest::Items(items) => items,
+            call @ ObjectRequest::Call { .. } => return self.serve_object(seq, handle, call, deadline, ctx),
+        };
         match handle {
             Handle::Ping => self.reply(seq, Ok(items.into_iter().next().unwrap_or(Value::None))),
             Handle::GetRoot => {
@@ -708,6 +707,9 @@ impl Connection {
     /// Serves a `Notify`: like a request, but the outcome is only logged. Dispatch happens now,
     /// in frame order, so one-way messages to an actor keep their order.
     fn serve_one_way(&mut self, handle: Handle, request: ObjectRequest<'_>, ctx: &mut Context<Self>) {
+        if self.state != State::Open {
+            return;
+        }
         let span = self.span.clone();
         let (object, outcome) = request.start(handle, &self.config.policy, &span);
         match outcome {
@@ -1128,33 +1130,15 @@ impl Connection {
                 };
                 let request = ObjectRequest::Call { object, name: call.name, args: call.args };
                 match call.seq {
-                    Some(seq) if self.state == State::Open => {
-                        let deadline = call.deadline_us.map(Duration::from_micros);
-                        self.serve_plain_call(seq, request, deadline, ctx);
-                    }
                     Some(seq) => {
-                        debug!(parent: &self.span, seq, handle = %Handle::CallAttr, "request after Close ignored")
+                        let deadline = call.deadline_us.map(Duration::from_micros);
+                        self.serve(seq, Handle::CallAttr, request, deadline, ctx);
                     }
-                    None if self.state == State::Open => self.serve_one_way(Handle::CallAttr, request, ctx),
-                    None => {}
+                    None => self.serve_one_way(Handle::CallAttr, request, ctx),
                 }
                 true
             }
             _ => false,
-        }
-    }
-
-    /// Serves a CALLATTR read by the plain reader (if `seq` is admitted), as
-    /// [`serve`](Connection::serve) serves one from the general decoder.
-    fn serve_plain_call(
-        &mut self,
-        seq: u64,
-        request: ObjectRequest<'_>,
-        deadline: Option<Duration>,
-        ctx: &mut Context<Self>,
-    ) {
-        if self.admit(seq, ctx) {
-            self.serve_object(seq, Handle::CallAttr, request, deadline, ctx);
         }
     }
 
