@@ -28,7 +28,7 @@ use tracing::{debug, trace, warn, Instrument};
 use super::{
     alarm::Alarm,
     boxing::{Boxer, ImportCache, Unboxer},
-    io::{Bodies, Gate, Gated, READ_BUFFER_MIN},
+    io::{Bodies, Gate, Gated, Writer, READ_BUFFER_MIN},
     next_connection_id,
     outbox::{Outbox, Segments, SPILL_PLAIN, SPILL_VECTORED},
     ConnInfo, ConnShared, Peer, SeqMap,
@@ -44,7 +44,7 @@ use crate::{
 };
 
 pub(crate) type BoxRead = Box<dyn AsyncRead + Unpin>;
-pub(crate) type BoxWrite = Box<dyn AsyncWrite + Unpin>;
+pub(crate) type BoxWrite = Box<dyn Writer>;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
@@ -264,6 +264,7 @@ impl Connection {
     fn write_out(&mut self, ctx: &mut Context<Self>, task: &mut TaskContext<'_>) {
         let mut progressed = false;
         loop {
+            let last = self.closes_after_write();
             let Some(w) = self.writer.as_mut() else { return };
             let segments = match &mut self.writing {
                 Some(segments) => segments,
@@ -278,7 +279,12 @@ impl Connection {
                     self.after_write(ctx);
                     continue;
                 }
-                None => self.writing.insert(self.outbox.take()),
+                None => {
+                    if last {
+                        w.hold_for_shutdown();
+                    }
+                    self.writing.insert(self.outbox.take())
+                }
             };
             while segments.has_remaining() {
                 match segments.poll_write(Pin::new(&mut *w), task) {
@@ -805,14 +811,15 @@ impl Connection {
         });
     }
 
+    /// The close waits for nothing but the writes queued: once they are out, the write side
+    /// shuts down.
+    fn closes_after_write(&self) -> bool {
+        // With the peer closing too, its replies to what is pending are still awaited.
+        self.state == State::Closing && self.inbound.is_empty() && (!self.peer_closing || self.pending.is_empty())
+    }
+
     fn maybe_finish_close(&mut self, ctx: &mut Context<Self>) {
-        if self.state != State::Closing
-            || !self.inbound.is_empty()
-            || self.writing.is_some()
-            || self.flush_due
-            || !self.outbox.is_empty()
-            || (self.peer_closing && !self.pending.is_empty())
-        {
+        if !self.closes_after_write() || self.writing.is_some() || self.flush_due || !self.outbox.is_empty() {
             return;
         }
         self.state = State::Closed;
@@ -1407,5 +1414,81 @@ impl Connection {
         let (result, completer) = crate::AsyncResult::pending(self.config.request_timeout);
         self.submit(Submit { handle, args: Payload::Value(args), completer, one_way: false }, ctx);
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{cell::RefCell, io, pin::Pin, rc::Rc, sync::Arc, task::Poll};
+
+    use tokio::io::{AsyncWrite, DuplexStream, WriteHalf};
+
+    use super::{ConnInfo, Connection, Writer};
+    use crate::{config::Config, service::Service};
+
+    #[derive(Debug, PartialEq)]
+    enum Event {
+        Write,
+        Hold,
+        Shutdown,
+    }
+
+    /// A write half that records what the connection asks of it.
+    struct Recording {
+        inner: WriteHalf<DuplexStream>,
+        events: Rc<RefCell<Vec<Event>>>,
+    }
+
+    impl AsyncWrite for Recording {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+            if matches!(r, Poll::Ready(Ok(_))) {
+                self.events.borrow_mut().push(Event::Write);
+            }
+            r
+        }
+
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_flush(cx)
+        }
+
+        fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<io::Result<()>> {
+            let r = Pin::new(&mut self.inner).poll_shutdown(cx);
+            if r.is_ready() {
+                self.events.borrow_mut().push(Event::Shutdown);
+            }
+            r
+        }
+    }
+
+    impl Writer for Recording {
+        fn hold_for_shutdown(&mut self) {
+            self.events.borrow_mut().push(Event::Hold);
+        }
+    }
+
+    /// A graceful close asks the transport to hold the `Close` frame for the shutdown, and
+    /// only then: the frames before it are written as usual.
+    #[actix_rt::test]
+    async fn the_close_frame_is_held_for_the_shutdown() {
+        let (left, right) = tokio::io::duplex(64 << 10);
+        let (lr, lw) = tokio::io::split(left);
+        let events = Rc::new(RefCell::new(Vec::new()));
+        let writer = Recording { inner: lw, events: events.clone() };
+        let config = Arc::new(Config::default());
+        let a = Connection::start(Box::new(lr), Box::new(writer), Service::void(), config.clone(), ConnInfo::default());
+        let b = crate::transport::start_stream(right, Service::void(), config, ConnInfo::default());
+        a.ready().await.unwrap();
+        b.ready().await.unwrap();
+        assert!(!events.borrow().contains(&Event::Hold), "held before the close: {:?}", events.borrow());
+        a.close().await;
+        b.closed().await;
+        let events = events.borrow();
+        let hold = events.iter().position(|e| *e == Event::Hold).expect("the close asked to hold");
+        assert_eq!(&events[hold..], [Event::Hold, Event::Write, Event::Shutdown], "all events: {events:?}");
     }
 }

@@ -10,6 +10,7 @@ use std::{
 
 use bytes::{Bytes, BytesMut};
 use futures::Stream;
+use tokio::io::AsyncWrite;
 use tokio_util::codec::Decoder;
 
 use crate::{protocol::FrameCodec, ProtocolError};
@@ -56,6 +57,33 @@ impl Decoder for Bodies {
             Some(body) => Ok(Some(body)),
             None if src.is_empty() => Ok(None),
             None => Err(ProtocolError::TruncatedAtEof { buffered: std::mem::take(src).len() }),
+        }
+    }
+}
+
+/// A transport's write half, with what a connection may ask of it besides writing.
+pub(crate) trait Writer: AsyncWrite + Unpin {
+    /// What is written from now on is the last before the write side shuts down: the
+    /// transport may hold it back so that it leaves with the shutdown. Over TCP the closing
+    /// `Close` frame then leaves in the FIN's segment instead of one of its own (a segment less
+    /// per connection, and one wake-up less of the peer). Best effort: a transport that cannot
+    /// ignores it, and what is held leaves anyway within the kernel's limit (200 ms on Linux)
+    /// if the shutdown does not come.
+    fn hold_for_shutdown(&mut self) {}
+}
+
+impl<S: AsyncWrite> Writer for tokio::io::WriteHalf<S> {}
+
+#[cfg(unix)]
+impl Writer for tokio::net::unix::OwnedWriteHalf {}
+
+impl Writer for tokio::net::tcp::OwnedWriteHalf {
+    fn hold_for_shutdown(&mut self) {
+        // `TCP_CORK` holds partial segments; the shutdown's FIN is then tacked onto the held
+        // data and pushed at once.
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if let Err(e) = socket2::SockRef::from(self.as_ref()).set_tcp_cork(true) {
+            tracing::trace!(error = %e, "cannot cork the socket before shutdown");
         }
     }
 }
@@ -155,5 +183,34 @@ mod tests {
             assert_eq!(drain(&mut bodies, &mut src), 1);
         }
         assert!(src.capacity() <= 2 * READ_BUFFER_MIN, "capacity {}", src.capacity());
+    }
+}
+
+#[cfg(all(test, any(target_os = "linux", target_os = "android")))]
+mod cork_tests {
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::{TcpListener, TcpStream},
+    };
+
+    use super::Writer;
+
+    /// A TCP write half asked to hold its last bytes corks the socket, and what it held still
+    /// arrives, followed by the end of the stream, once it shuts down.
+    #[tokio::test]
+    async fn tcp_holds_the_last_bytes_for_the_shutdown() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (mut server, _) = listener.accept().await.unwrap();
+        client.set_nodelay(true).unwrap();
+        let (_read, mut write) = client.into_split();
+        assert!(!socket2::SockRef::from(write.as_ref()).tcp_cork().unwrap());
+        write.hold_for_shutdown();
+        assert!(socket2::SockRef::from(write.as_ref()).tcp_cork().unwrap());
+        write.write_all(b"last words").await.unwrap();
+        write.shutdown().await.unwrap();
+        let mut got = Vec::new();
+        server.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"last words");
     }
 }
