@@ -28,7 +28,7 @@ use tracing::{debug, trace, warn, Instrument};
 use super::{
     alarm::Alarm,
     boxing::{Boxer, ImportCache, Unboxer},
-    io::{Bodies, Gate, Gated, Writer, READ_BUFFER_MIN},
+    io::{Bodies, Gate, Gated, ReadWake, Writer, READ_BUFFER_MIN},
     next_connection_id,
     outbox::{Outbox, Segments, SPILL_PLAIN, SPILL_VECTORED},
     ConnInfo, ConnShared, Peer, SeqMap,
@@ -154,7 +154,7 @@ impl Connection {
             let codec = FrameCodec::with_limits(config.max_frame_len, config.decode_limits);
             let gate = Rc::new(Gate::default());
             let frames = FramedRead::with_capacity(reader, Bodies::new(codec.clone()), READ_BUFFER_MIN);
-            ctx.spawn(Driver { frames: Some(Gated { inner: frames, gate: gate.clone() }) });
+            ctx.spawn(Driver { frames: Some(Gated { inner: frames, gate: gate.clone() }), read_wake: None });
             let mut exports = ExportTable::new(config.max_exports);
             exports.pin(&root);
             let spill_at = if writer.is_write_vectored() { SPILL_VECTORED } else { SPILL_PLAIN };
@@ -1200,6 +1200,9 @@ const READ_BUDGET: usize = 256;
 struct Driver {
     /// The frame bodies; `None` once the peer has closed its side.
     frames: Option<Gated<FramedRead<BoxRead, Bodies>>>,
+    /// What the frames are polled with (made on the first turn, and again if the task's waker
+    /// changes): only turns after it was woken poll them.
+    read_wake: Option<(Arc<ReadWake>, Waker)>,
 }
 
 impl ActorFuture<Connection> for Driver {
@@ -1221,19 +1224,26 @@ impl ActorFuture<Connection> for Driver {
             act.expire(ctx);
         }
         act.deferring = true;
+        if !this.read_wake.as_ref().is_some_and(|(wake, _)| wake.wakes(task.waker())) {
+            this.read_wake = None;
+        }
+        let (read_wake, read_waker) = &*this.read_wake.get_or_insert_with(|| ReadWake::new(task.waker()));
+        // The transport, the gate and the budget below all wake the read side through
+        // `read_waker`: a turn nothing of those woke has nothing to read.
         let mut read = 0;
-        while let Some(frames) = &mut this.frames {
+        let mut read_task = TaskContext::from_waker(read_waker);
+        while let Some(frames) = this.frames.as_mut().filter(|_| read > 0 || read_wake.take()) {
             if act.state == State::Closed {
                 break;
             }
-            match frames.poll_next_unpin(task) {
+            match frames.poll_next_unpin(&mut read_task) {
                 Poll::Pending => break,
                 Poll::Ready(Some(item)) => {
                     act.on_body(item, ctx);
                     read += 1;
                     if read == READ_BUDGET {
                         // More may be ready: come back after the others had their turn.
-                        task.waker().wake_by_ref();
+                        read_waker.wake_by_ref();
                         break;
                     }
                 }

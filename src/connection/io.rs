@@ -5,7 +5,11 @@ use std::{
     cell::{Cell, RefCell},
     pin::Pin,
     rc::Rc,
-    task::{Context, Poll, Waker},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    task::{Context, Poll, Wake, Waker},
 };
 
 use bytes::{Bytes, BytesMut};
@@ -85,6 +89,51 @@ impl Writer for tokio::net::tcp::OwnedWriteHalf {
         if let Err(e) = socket2::SockRef::from(self.as_ref()).set_tcp_cork(true) {
             tracing::trace!(error = %e, "cannot cork the socket before shutdown");
         }
+    }
+}
+
+/// The waker the read side is polled with: it remembers that it was woken, so that the driver
+/// polls the transport only in turns that follow a read wake-up, not in every turn. A turn that
+/// only writes (a caller's request) then skips a read poll that would find nothing: through the
+/// codec and the runtime's readiness check that is a few hundred instructions per call.
+#[derive(Debug)]
+pub(crate) struct ReadWake {
+    woken: AtomicBool,
+    task: Waker,
+}
+
+impl ReadWake {
+    /// A read waker for `task`, set as woken: the first turn with it polls the transport, which
+    /// registers it for the next readiness.
+    pub(crate) fn new(task: &Waker) -> (Arc<ReadWake>, Waker) {
+        let wake = Arc::new(ReadWake { woken: AtomicBool::new(true), task: task.clone() });
+        let waker = Waker::from(wake.clone());
+        (wake, waker)
+    }
+
+    /// Whether the read side was woken since the last call (and clears it).
+    pub(crate) fn take(&self) -> bool {
+        self.woken.swap(false, Ordering::AcqRel)
+    }
+
+    /// Wakes the read side's task for a turn that polls the transport.
+    pub(crate) fn mark(&self) {
+        self.woken.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn wakes(&self, task: &Waker) -> bool {
+        self.task.will_wake(task)
+    }
+}
+
+impl Wake for ReadWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.mark();
+        self.task.wake_by_ref();
     }
 }
 
