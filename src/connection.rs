@@ -100,6 +100,8 @@ pub(crate) struct ConnShared {
 #[derive(Default)]
 pub(crate) struct RequestQueue {
     items: Vec<actor::Submit>,
+    /// Proxies whose last handle dropped (instance id, generation): the actor owes `Release`s.
+    dropped: Vec<(u64, u64)>,
     /// The actor has been woken for what is queued.
     scheduled: bool,
     /// The actor is gone: nothing will drain the queue again.
@@ -130,13 +132,19 @@ impl ConnShared {
     /// before any actor message is sent are handled before that message, so a request made
     /// before `close()` is sent before the `Close` frame.
     fn enqueue(&self, msg: actor::Submit) {
+        if let Err(msg) = self.push(msg, |queue, msg| queue.items.push(msg)) {
+            msg.completer.settle(Err(self.closed_error()));
+        }
+    }
+
+    /// Puts something in the queue with `put` and wakes the actor if it was not woken yet for
+    /// what is queued; hands `item` back if the actor is gone.
+    fn push<T>(&self, item: T, put: impl FnOnce(&mut RequestQueue, T)) -> Result<(), T> {
         let mut queue = self.requests.lock().unwrap_or_else(|p| p.into_inner());
         if queue.closed {
-            drop(queue);
-            msg.completer.settle(Err(self.closed_error()));
-            return;
+            return Err(item);
         }
-        queue.items.push(msg);
+        put(&mut queue, item);
         let wake = !std::mem::replace(&mut queue.scheduled, true);
         drop(queue);
         if wake {
@@ -145,6 +153,7 @@ impl ConnShared {
             self.requests_signalled.store(true, Ordering::Release);
             self.request_signal.wake();
         }
+        Ok(())
     }
 
     /// Whether requests were queued since the actor last took them.
@@ -152,8 +161,9 @@ impl ConnShared {
         self.requests_signalled.load(Ordering::Acquire)
     }
 
-    /// Takes the queued requests into `batch` (an empty vector whose allocation is reused).
-    pub(crate) fn take_requests(&self, batch: &mut Vec<actor::Submit>) {
+    /// Takes the queued requests into `batch` and the dropped proxies into `dropped` (empty
+    /// vectors whose allocations are reused).
+    pub(crate) fn take_requests(&self, batch: &mut Vec<actor::Submit>, dropped: &mut Vec<(u64, u64)>) {
         if !self.requests_waiting() {
             return;
         }
@@ -161,6 +171,7 @@ impl ConnShared {
         self.requests_signalled.store(false, Ordering::Release);
         queue.scheduled = false;
         std::mem::swap(&mut queue.items, batch);
+        std::mem::swap(&mut queue.dropped, dropped);
     }
 
     /// The actor is gone: fail what is queued and refuse what comes.
@@ -271,9 +282,13 @@ impl ConnShared {
         Ok(())
     }
 
+    /// The last handle of the proxy for the peer's object `instance_id` dropped. It reaches the
+    /// actor through the request queue (in order with requests, a wake-up per burst, no mailbox
+    /// message each), which sends the `Release` it owes at the end of that turn.
     pub(crate) fn proxy_dropped(&self, instance_id: u64, generation: u64) {
         if !self.is_closed() {
-            self.addr.do_send(actor::ProxyDropped { instance_id, generation });
+            // A closed queue: the actor is gone, nothing is owed any more.
+            let _ = self.push((instance_id, generation), |queue, dropped| queue.dropped.push(dropped));
         }
     }
 

@@ -158,3 +158,63 @@ async fn replies_of_futures_that_finish_together_go_out_in_one_write() {
     let used = writes.load(Ordering::SeqCst) - before;
     assert!(used <= 3, "50 replies took {used} writes");
 }
+
+/// The raw side's object `n`, as a reference it sends.
+fn raw_object(n: u64) -> Value<WireRef> {
+    Value::Ref(WireRef {
+        label: RefLabel::Remote,
+        id: IdPack { type_name: "raw.Thing".into(), class_id: 7, instance_id: n },
+    })
+}
+
+/// Answers the next request with `value`; returns the request's handle.
+async fn answer(raw: &mut RawPeer, value: Value<WireRef>) -> Handle {
+    match raw.recv().await {
+        Frame::Request { seq, handle, .. } => {
+            raw.send(Frame::Reply { seq, value }).await;
+            handle
+        }
+        other => panic!("expected a request, got {other:?}"),
+    }
+}
+
+#[actix_rt::test]
+async fn releases_leave_in_one_frame_with_the_requests_of_their_turn() {
+    let (peer, mut raw, _root, writes) = start(Service::void()).await;
+    let root = {
+        let root = peer.root();
+        let handle = answer(&mut raw, raw_object(1)).await;
+        assert_eq!(handle, Handle::GetRoot);
+        root.await.unwrap()
+    };
+    let things = {
+        let call = root.call_method::<Vec<NetRef>>("things", ());
+        answer(&mut raw, Value::List((10..20).map(raw_object).collect())).await;
+        call.await.unwrap()
+    };
+    assert_eq!(things.len(), 10);
+    let before = writes.load(Ordering::SeqCst);
+    // Ten proxies dropped, then a call, with no wait in between: one turn of the connection
+    // handles them all.
+    drop(things);
+    let call = root.call_method::<i64>("next", ());
+    let mut released = Vec::new();
+    let mut requests = 0;
+    while released.len() < 10 || requests == 0 {
+        match raw.recv().await {
+            Frame::Release { refs } => {
+                assert!(released.is_empty(), "the releases came in more than one frame: {refs:?} after {released:?}");
+                released = refs;
+            }
+            Frame::Request { seq, handle: Handle::CallAttr, .. } => {
+                requests += 1;
+                raw.send(Frame::Reply { seq, value: Value::Int(5) }).await;
+            }
+            other => panic!("expected the releases and a call, got {other:?}"),
+        }
+    }
+    released.sort_unstable();
+    assert_eq!(released, (10..20).map(|id| (id, 1)).collect::<Vec<_>>());
+    assert_eq!(writes.load(Ordering::SeqCst) - before, 1, "the releases and the call took more than one write");
+    assert_eq!(call.await.unwrap(), 5);
+}

@@ -98,6 +98,8 @@ pub struct Connection {
     backlog: VecDeque<Submit>,
     /// The request queue's last batch, kept for its allocation.
     batch: Vec<Submit>,
+    /// The request queue's last dropped proxies, kept for the allocation.
+    dropped: Vec<(u64, u64)>,
     inbound: SeqMap<Inbound>,
     gate: Rc<Gate>,
     /// Encoded frames waiting for the writer.
@@ -114,7 +116,6 @@ pub struct Connection {
     deferring: bool,
     /// The actor task's waker, to run the [`Driver`] for frames queued outside it.
     waker: Option<Waker>,
-    release_scheduled: bool,
     /// When the peer last sent anything (for heartbeats).
     last_seen: Instant,
     /// The peer sent `Close`: it will answer what it already received, then hang up; we keep
@@ -175,6 +176,7 @@ impl Connection {
                 alarm: Alarm::default(),
                 backlog: VecDeque::new(),
                 batch: Vec::new(),
+                dropped: Vec::new(),
                 inbound: SeqMap::default(),
                 gate,
                 outbox: Outbox::default(),
@@ -184,7 +186,6 @@ impl Connection {
                 flush_due: false,
                 deferring: false,
                 waker: None,
-                release_scheduled: false,
                 last_seen: Instant::now(),
                 peer_closing: false,
                 one_way_running: 0,
@@ -498,10 +499,16 @@ impl Connection {
         self.drain_backlog(ctx);
     }
 
-    fn schedule_release(&mut self, ctx: &mut Context<Self>) {
-        if !self.release_scheduled && !self.imports.owed.is_empty() {
-            self.release_scheduled = true;
-            ctx.notify(FlushReleases);
+    /// Sends the `Release`s owed, in one frame. The driver calls it at the end of each turn
+    /// (after the turn's frames and requests), so the releases of a turn share one frame and
+    /// leave in the turn's write.
+    fn send_releases(&mut self) {
+        if self.state == State::Open && !self.imports.owed.is_empty() {
+            let refs = std::mem::take(&mut self.imports.owed);
+            trace!(parent: &self.span, count = refs.len(), "sending releases");
+            if let Err(e) = self.write_frame(&Frame::Release { refs }) {
+                warn!(parent: &self.span, error = %e, "cannot send releases");
+            }
         }
     }
 
@@ -1090,7 +1097,6 @@ impl Connection {
         }
         if self.peer_hello.is_some() && self.on_plain_body(&body, ctx) {
             self.update_gate();
-            self.schedule_release(ctx);
             return;
         }
         let decoded = {
@@ -1107,7 +1113,6 @@ impl Connection {
             Err(e) => return self.fail(Error::Protocol(e), ctx),
         }
         self.update_gate();
-        self.schedule_release(ctx);
     }
 
     /// Serves a method call or settles a reply that the plain reader can read (nearly every
@@ -1257,6 +1262,7 @@ impl ActorFuture<Connection> for Driver {
         if act.shared.requests_waiting() {
             act.drain_requests(ctx);
         }
+        act.send_releases();
         act.write_out(ctx, task);
         act.deferring = false;
         Poll::Pending
@@ -1264,16 +1270,27 @@ impl ActorFuture<Connection> for Driver {
 }
 
 impl Connection {
-    /// Submits every queued request, in order.
+    /// Submits every queued request, in order, then forgets the proxies dropped meanwhile
+    /// (their `Release`s go out at the end of the driver's turn).
     fn drain_requests(&mut self, ctx: &mut Context<Self>) {
         let mut batch = std::mem::take(&mut self.batch);
-        self.shared.take_requests(&mut batch);
+        let mut dropped = std::mem::take(&mut self.dropped);
+        self.shared.take_requests(&mut batch, &mut dropped);
         for msg in batch.drain(..) {
             self.submit(msg, ctx);
         }
-        // Keep the allocation for the next burst, but not a huge one on a connection gone quiet.
+        for (instance_id, generation) in dropped.drain(..) {
+            self.imports.dropped(instance_id, generation);
+        }
+        // Keep the allocations for the next burst, but not huge ones on a connection gone quiet.
         batch.shrink_to(1024);
+        dropped.shrink_to(1024);
         self.batch = batch;
+        self.dropped = dropped;
+        if !self.deferring {
+            // Outside the driver's turn (a message handler): no end of turn to wait for.
+            self.send_releases();
+        }
     }
 }
 
@@ -1322,47 +1339,6 @@ impl Handler<CancelOutbound> for Connection {
                 }
             }
             None => self.backlog.retain(|m| !Arc::ptr_eq(&m.completer.shared, &msg.0)),
-        }
-    }
-}
-
-/// The last proxy for a remote object dropped.
-pub(crate) struct ProxyDropped {
-    pub(crate) instance_id: u64,
-    pub(crate) generation: u64,
-}
-
-impl Message for ProxyDropped {
-    type Result = ();
-}
-
-impl Handler<ProxyDropped> for Connection {
-    type Result = ();
-
-    fn handle(&mut self, msg: ProxyDropped, ctx: &mut Self::Context) {
-        self.drain_requests(ctx);
-        self.imports.dropped(msg.instance_id, msg.generation);
-        self.schedule_release(ctx);
-    }
-}
-
-struct FlushReleases;
-
-impl Message for FlushReleases {
-    type Result = ();
-}
-
-impl Handler<FlushReleases> for Connection {
-    type Result = ();
-
-    fn handle(&mut self, _: FlushReleases, _: &mut Self::Context) {
-        self.release_scheduled = false;
-        if self.state == State::Open && !self.imports.owed.is_empty() {
-            let refs = std::mem::take(&mut self.imports.owed);
-            trace!(parent: &self.span, count = refs.len(), "sending releases");
-            if let Err(e) = self.write_frame(&Frame::Release { refs }) {
-                warn!(parent: &self.span, error = %e, "cannot send releases");
-            }
         }
     }
 }
