@@ -202,3 +202,53 @@ async fn a_seq_reused_while_its_request_runs_closes_the_connection() {
     let reason = peer.close_reason().unwrap().to_string();
     assert!(reason.contains("seq 1"), "{reason}");
 }
+
+/// Sets its flag when dropped.
+struct DropFlag(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[actix_rt::test]
+async fn work_past_the_callers_deadline_is_dropped_without_a_reply() {
+    let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = dropped.clone();
+    let service = Service::shared(
+        Object::builder("demo.Hang")
+            .async_method("hang", move || {
+                let guard = DropFlag(flag.clone());
+                async move {
+                    let _guard = guard;
+                    futures::future::pending::<i64>().await
+                }
+            })
+            .build(),
+    );
+    let (peer, mut raw) = RawPeer::start(service, Config::default());
+    let Frame::Hello(hello) = raw.recv().await else { panic!("first frame must be Hello") };
+    let root = hello.root.expect("the root is announced");
+    raw.send(Frame::Hello(Hello::new(Limits::default()))).await;
+    let args = Value::Tuple(vec![
+        Value::Ref(WireRef { label: RefLabel::Local, id: root }),
+        Value::Str("hang".into()),
+        Value::Tuple(vec![]),
+        Value::None,
+    ]);
+    raw.send(Frame::Request { seq: 1, handle: Handle::CallAttr, args, deadline: Some(Duration::from_millis(20)) })
+        .await;
+    wait_until(Duration::from_secs(5), "the work is dropped at the deadline", || async {
+        dropped.load(std::sync::atomic::Ordering::SeqCst)
+    })
+    .await;
+    assert_eq!(peer.stats().await.unwrap().inbound, 0, "the dropped work still counts as running");
+    // No reply for it: the next frame answers the next request.
+    let ping = Frame::Request { seq: 2, handle: Handle::Ping, args: Value::Tuple(vec![Value::Int(7)]), deadline: None };
+    raw.send(ping).await;
+    match raw.recv_skipping_releases().await {
+        Frame::Reply { seq: 2, value } => assert_eq!(value, Value::Int(7)),
+        other => panic!("expected the ping's reply, got {other:?}"),
+    }
+}

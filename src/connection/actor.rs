@@ -442,9 +442,10 @@ impl Connection {
     }
 
     /// Makes sure the expiry timer fires no later than `at`. One timer serves every pending
-    /// request: it is armed at the earliest expiry it has been told of and never moved later,
-    /// so a request settled in time costs nothing here (no sorted set to keep up to date);
-    /// when the timer fires, [`expire`](Connection::expire) looks at every pending request.
+    /// request and every running inbound request with a deadline: it is armed at the earliest
+    /// expiry it has been told of and never moved later, so a request settled in time costs
+    /// nothing here (no sorted set to keep up to date); when the timer fires,
+    /// [`expire`](Connection::expire) looks at every one of them.
     fn arm_timer(&mut self, at: Instant, ctx: &mut Context<Self>) {
         if let Some((armed, _)) = self.timer {
             if armed <= at {
@@ -470,28 +471,49 @@ impl Connection {
     }
 
     /// Settles every request past its expiry with a timeout and tells the peer to cancel it,
-    /// then arms the timer for the earliest expiry left. Runs when the timer fires: once per
-    /// expiry that comes due, plus at most once per earliest expiry of a request settled in
-    /// time; each run looks at the pending requests once (at most `max_in_flight`).
+    /// drops the inbound requests past their caller's deadline, then arms the timer for the
+    /// earliest expiry left. Runs when the timer fires: once per expiry that comes due, plus at
+    /// most once per earliest expiry of a request settled in time; each run looks at the
+    /// pending requests (at most `max_in_flight`) and the running inbound ones (at most
+    /// `max_concurrent_requests`) once.
     fn expire(&mut self, ctx: &mut Context<Self>) {
         let now = Instant::now();
         let mut expired = Vec::new();
         let mut earliest: Option<Instant> = None;
+        let mut note = |at: Instant| earliest = Some(earliest.map_or(at, |e| e.min(at)));
         for (&seq, completer) in &self.pending {
             // The result's own expiry is the truth (`set_expiry` may have moved it).
             match completer.shared.expiry() {
                 Some(at) if at <= now => expired.push(seq),
-                Some(at) => earliest = Some(earliest.map_or(at, |e| e.min(at))),
+                Some(at) => note(at),
                 None => {}
             }
         }
-        for seq in expired {
+        for seq in expired.drain(..) {
             if let Some(completer) = self.pending.remove(&seq) {
                 let timeout = completer.shared.timeout();
                 completer.settle(Err(Error::Timeout(timeout)));
                 debug!(parent: &self.span, seq, ?timeout, "request expired; cancelling");
                 let _ = self.write_frame(&Frame::Cancel { seq });
             }
+        }
+        // Inbound requests past their caller's deadline: the work is dropped, no reply.
+        for (&seq, inbound) in &self.inbound {
+            match inbound.deadline {
+                Some(at) if at <= now => expired.push(seq),
+                Some(at) => note(at),
+                None => {}
+            }
+        }
+        if !expired.is_empty() {
+            for seq in expired {
+                if let Some(inbound) = self.inbound.remove(&seq) {
+                    ctx.cancel_future(inbound.handle);
+                    debug!(parent: &self.span, seq, "the caller's deadline passed; work dropped");
+                }
+            }
+            self.update_gate();
+            self.maybe_finish_close(ctx);
         }
         if let Some(at) = earliest {
             self.arm_timer(at, ctx);
@@ -690,28 +712,23 @@ impl Connection {
             }
             Started::Running(fut, long_poll) => {
                 // The caller stops waiting at its deadline; past it the work is dropped without a
-                // reply (the caller has its own Timeout and sent, or will send, a Cancel).
-                let fut = match deadline {
-                    Some(limit) => tokio::time::timeout(limit, fut).map(move |r| r.map_err(|_| limit)).boxed_local(),
-                    None => fut.map(Ok).boxed_local(),
-                };
-                let done_span = span.clone();
-                let handle = ctx.spawn(wrap_future::<_, Self>(fut.instrument(span)).map(move |r, act, ctx| {
+                // reply (the caller has its own Timeout and sent, or will send, a Cancel). The
+                // expiry timer drops it (`expire`), as it expires outbound requests: no runtime
+                // timer per request.
+                let deadline = deadline.and_then(|limit| Instant::now().checked_add(limit));
+                let fut = if span.is_disabled() { fut } else { fut.instrument(span.clone()).boxed() };
+                let handle = ctx.spawn(wrap_future::<_, Self>(fut).map(move |r, act, ctx| {
                     if act.inbound.remove(&seq).is_some() {
-                        match r {
-                            Ok(r) => {
-                                trace!(parent: &done_span, elapsed = ?started.map(|t| t.elapsed()), ok = r.is_ok(), "served");
-                                act.reply(seq, r);
-                            }
-                            Err(limit) => {
-                                debug!(parent: &done_span, ?limit, "the caller's deadline passed; work dropped")
-                            }
-                        }
+                        trace!(parent: &span, elapsed = ?started.map(|t| t.elapsed()), ok = r.is_ok(), "served");
+                        act.reply(seq, r);
                         act.update_gate();
                         act.maybe_finish_close(ctx);
                     }
                 }));
-                self.inbound.insert(seq, Inbound { handle, long_poll });
+                self.inbound.insert(seq, Inbound { handle, long_poll, deadline });
+                if let Some(at) = deadline {
+                    self.arm_timer(at, ctx);
+                }
                 self.update_gate();
             }
         }
@@ -983,6 +1000,8 @@ enum Started {
 struct Inbound {
     handle: SpawnHandle,
     long_poll: bool,
+    /// The caller's deadline: past it the work is dropped without a reply.
+    deadline: Option<Instant>,
 }
 
 /// Dispatches a request on an exported object (`run`) and polls it once, with user code
