@@ -247,15 +247,15 @@ impl ConnShared {
         result
     }
 
-    /// [`submit`](ConnShared::submit) for a CALLATTR on `target` whose name and arguments were
-    /// encoded by [`encode_call_tail`](crate::protocol::encode_call_tail).
-    pub(crate) fn submit_call<T>(self: &Arc<Self>, target: NetRef, tail: Vec<u8>) -> AsyncResult<T> {
+    /// [`submit`](ConnShared::submit) for a CALLATTR or CALL (`handle`) on `target` whose name
+    /// (CALLATTR) and arguments were encoded by [`encode_call_tail`](crate::protocol::encode_call_tail).
+    pub(crate) fn submit_call<T>(self: &Arc<Self>, handle: Handle, target: NetRef, tail: Vec<u8>) -> AsyncResult<T> {
         if self.is_closed() {
             return AsyncResult::settled(Err(self.closed_error()));
         }
         let (result, completer) = AsyncResult::pending(self.config.request_timeout);
         let args = actor::Payload::Call { target, tail };
-        self.enqueue(actor::Submit { handle: Handle::CallAttr, args, completer, one_way: false });
+        self.enqueue(actor::Submit { handle, args, completer, one_way: false });
         result
     }
 

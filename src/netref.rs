@@ -88,10 +88,10 @@ pub(crate) fn positional(args: &impl Serialize) -> Result<Vec<Value>, Error> {
     })
 }
 
-/// The name and arguments of a CALLATTR encoded for the wire, when the arguments are plain
-/// data (see [`encode_call_tail`]).
-fn call_tail(conn: &ConnShared, name: &str, args: &impl Serialize) -> Option<Vec<u8>> {
-    let mut tail = Vec::with_capacity(24 + name.len());
+/// The name (CALLATTR; `None` for CALL) and arguments of a call encoded for the wire, when the
+/// arguments are plain data (see [`encode_call_tail`]).
+fn call_tail(conn: &ConnShared, name: Option<&str>, args: &impl Serialize) -> Option<Vec<u8>> {
+    let mut tail = Vec::with_capacity(24 + name.map_or(0, str::len));
     encode_call_tail(name, args, conn.config.decode_limits.max_depth, &mut tail).then_some(tail)
 }
 
@@ -198,6 +198,12 @@ impl NetRef {
     /// Calls the object (HANDLE_CALL). `args` is a tuple of arguments, `()` for none, or a
     /// single value. Arguments that are objects or netrefs travel by reference.
     pub fn call<T>(&self, args: impl Serialize) -> AsyncResult<T> {
+        // Plain arguments are encoded here, as `call_method` does.
+        if let RefInner::Remote(r) = &*self.0 {
+            if let Some(tail) = call_tail(&r.conn, None, &args) {
+                return r.conn.submit_call(Handle::Call, self.clone(), tail);
+            }
+        }
         self.request_with(Handle::Call, positional(&args).map(|a| vec![Value::Tuple(a), Value::None]))
     }
 
@@ -212,8 +218,8 @@ impl NetRef {
         // The hot path of every method call: plain arguments are encoded here, straight from
         // their serde types; anything else goes through a `Value` tree, built in one vector.
         if let RefInner::Remote(r) = &*self.0 {
-            if let Some(tail) = call_tail(&r.conn, name, &args) {
-                return r.conn.submit_call(self.clone(), tail);
+            if let Some(tail) = call_tail(&r.conn, Some(name), &args) {
+                return r.conn.submit_call(Handle::CallAttr, self.clone(), tail);
             }
         }
         match positional(&args) {
@@ -231,7 +237,7 @@ impl NetRef {
     /// Fails only if the arguments do not convert or the connection is closed.
     pub fn notify_method(&self, name: &str, args: impl Serialize) -> Result<(), Error> {
         if let RefInner::Remote(r) = &*self.0 {
-            if let Some(tail) = call_tail(&r.conn, name, &args) {
+            if let Some(tail) = call_tail(&r.conn, Some(name), &args) {
                 return r.conn.notify_call(self.clone(), tail);
             }
         }

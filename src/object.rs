@@ -23,7 +23,7 @@ mod method;
 mod policy;
 mod table;
 
-pub(crate) use dispatch::{dispatch, dispatch_call};
+pub(crate) use dispatch::{dispatch, dispatch_call, dispatch_callable};
 pub(crate) use method::{reply, MethodFn, Served};
 pub use method::{Args, FromArgs, MethodFuture};
 pub use policy::{Access, AccessPolicy, NameSet, SAFE_ATTRS};

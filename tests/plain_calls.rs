@@ -66,6 +66,40 @@ async fn check_routes(t: common::Transport) {
 
 over_both_transports!(check_routes);
 
+/// `NetRef::call` (CALL: a callback, a function) takes the short cut too, with the same results
+/// and error texts as the general route.
+async fn check_callable_routes(t: common::Transport) {
+    let root = Object::builder("demo.Maker")
+        .method("times", || NetRef::from(Object::function(|a: i64, b: i64| a * b)))
+        .method("failing", || NetRef::from(Object::function(|| -> i64 { panic!("the function exploded") })))
+        .method("inert", || NetRef::from(Object::builder("demo.Inert").build()))
+        .build();
+    let (_server, client) = common::connect_default(t, Service::shared(root)).await;
+    let root = client.root().await.unwrap();
+    async fn both(f: &NetRef, plain: impl serde::Serialize, values: Vec<Value>) -> [Result<i64, String>; 2] {
+        let short = f.call::<i64>(plain).await.map_err(|e| e.to_string());
+        let long = f.call::<i64>(Value::Tuple(values)).await.map_err(|e| e.to_string());
+        [short, long]
+    }
+    let times: NetRef = root.call_method("times", ()).await.unwrap();
+    let [a, b] = both(&times, (6, 7), vec![Value::Int(6), Value::Int(7)]).await;
+    assert_eq!(a, Ok(42));
+    assert_eq!(a, b);
+    let [a, b] = both(&times, (6,), vec![Value::Int(6)]).await;
+    assert!(a.as_ref().unwrap_err().contains("takes 2 arguments"), "{a:?}");
+    assert_eq!(a, b);
+    let failing: NetRef = root.call_method("failing", ()).await.unwrap();
+    let [a, b] = both(&failing, (), vec![]).await;
+    assert!(a.as_ref().unwrap_err().contains("exploded"), "{a:?}");
+    assert_eq!(a, b);
+    let inert: NetRef = root.call_method("inert", ()).await.unwrap();
+    let [a, b] = both(&inert, (), vec![]).await;
+    assert!(a.as_ref().unwrap_err().contains("not callable"), "{a:?}");
+    assert_eq!(a, b);
+}
+
+over_both_transports!(check_callable_routes);
+
 /// A call in the short cut's shape, as `call_method` writes it, on `target`.
 fn plain_call(seq: u64, target: IdPack) -> Frame<WireRef> {
     Frame::Request {

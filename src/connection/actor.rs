@@ -37,8 +37,10 @@ use crate::{
     async_result::{Completer, ResultOwner, Shared},
     config::Config,
     error::{kinds, RemoteError},
-    object::{dispatch, dispatch_call, ExportTable, MethodFuture, Object, Served},
-    protocol::{read_call, read_reply, FrameCodec, Hello, Limits, KIND_NOTIFY, KIND_REPLY, KIND_REQUEST, ROOT_ALIAS},
+    object::{dispatch, dispatch_call, dispatch_callable, ExportTable, MethodFuture, Object, Served},
+    protocol::{
+        read_call, read_reply, CallFrame, FrameCodec, Hello, Limits, KIND_NOTIFY, KIND_REPLY, KIND_REQUEST, ROOT_ALIAS,
+    },
     service::Service,
     Error, Frame, Handle, NetRef, ProtocolError, Value,
 };
@@ -433,7 +435,8 @@ impl Connection {
             (None, Payload::Value(args)) => self.write_frame(&Frame::Notify { handle, args }),
             (seq, Payload::Call { target, tail }) => {
                 self.queue_with(|outbox, codec, boxer, peer_max| {
-                    outbox.push_call(codec, seq, &target, &tail, deadline, boxer, peer_max)
+                    let call = CallFrame { seq, handle, target: &target, tail: &tail, deadline };
+                    outbox.push_call(codec, &call, boxer, peer_max)
                 })?;
                 self.kick_writer();
                 Ok(())
@@ -605,8 +608,8 @@ impl Connection {
         }
     }
 
-    /// Serves request `seq`: its items as the general decoder read them, or a CALLATTR read by
-    /// the plain reader (which goes straight to the object). Only while the connection is open;
+    /// Serves request `seq`: its items as the general decoder read them, or a CALLATTR or CALL
+    /// read by the plain reader (which goes straight to the object). Only while the connection is open;
     /// a seq still running is a protocol error.
     fn serve(
         &mut self,
@@ -954,11 +957,11 @@ impl std::fmt::Display for Target {
     }
 }
 
-/// An object request to serve: its unboxed items (target first), or a CALLATTR read by the
-/// plain reader, its target resolved.
+/// An object request to serve: its unboxed items (target first), or a CALLATTR (`name` given)
+/// or CALL read by the plain reader, its target resolved.
 enum ObjectRequest<'a> {
     Items(Vec<Value>),
-    Call { object: Object, name: &'a str, args: Vec<Value> },
+    Call { object: Object, name: Option<&'a str>, args: Vec<Value> },
 }
 
 impl ObjectRequest<'_> {
@@ -975,7 +978,10 @@ impl ObjectRequest<'_> {
             }
             ObjectRequest::Call { object, name, args } => {
                 let target = Target::Object(object.clone());
-                start_isolated(target, span, || dispatch_call(&object, name, args, policy))
+                start_isolated(target, span, || match name {
+                    Some(name) => dispatch_call(&object, name, args, policy),
+                    None => dispatch_callable(&object, args, policy),
+                })
             }
         }
     }
@@ -1159,13 +1165,14 @@ impl Connection {
                         None => return false,
                     }
                 };
+                let handle = if call.name.is_some() { Handle::CallAttr } else { Handle::Call };
                 let request = ObjectRequest::Call { object, name: call.name, args: call.args };
                 match call.seq {
                     Some(seq) => {
                         let deadline = call.deadline_us.map(Duration::from_micros);
-                        self.serve(seq, Handle::CallAttr, request, deadline, ctx);
+                        self.serve(seq, handle, request, deadline, ctx);
                     }
-                    None => self.serve_one_way(Handle::CallAttr, request, ctx),
+                    None => self.serve_one_way(handle, request, ctx),
                 }
                 true
             }
@@ -1201,8 +1208,8 @@ pub(crate) struct Submit {
 pub(crate) enum Payload {
     /// A value tree, boxed by the encoder.
     Value(Value),
-    /// A CALLATTR on `target` whose name and plain arguments were encoded where the call was
-    /// made ([`encode_call_tail`](crate::protocol::encode_call_tail)); the target is boxed
+    /// A CALLATTR or CALL (the `Submit`'s handle) on `target` whose name (CALLATTR) and plain
+    /// arguments were encoded where the call was made ([`encode_call_tail`](crate::protocol::encode_call_tail)); the target is boxed
     /// when the frame is written.
     Call { target: NetRef, tail: Vec<u8> },
 }

@@ -21,7 +21,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::AsyncWrite;
 
 use crate::{
-    protocol::{FrameCodec, RefBoxer},
+    protocol::{CallFrame, FrameCodec, RefBoxer},
     Frame, ProtocolError,
 };
 
@@ -80,22 +80,18 @@ impl Outbox {
         Ok(())
     }
 
-    /// Encodes a CALLATTR request or notification whose name and arguments were encoded ahead
+    /// Encodes a CALLATTR or CALL request or notification whose arguments were encoded ahead
     /// (see [`FrameCodec::encode_call_with`]) at the end of the queue. Refused, leaving nothing
     /// queued, like [`push_frame`](Outbox::push_frame).
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn push_call<R, B: RefBoxer<R>>(
         &mut self,
         codec: &FrameCodec,
-        seq: Option<u64>,
-        target: &R,
-        tail: &[u8],
-        deadline: Option<std::time::Duration>,
+        call: &CallFrame<'_, R>,
         boxer: &B,
         peer_max: Option<usize>,
     ) -> Result<(), ProtocolError> {
         let start = self.tail.len();
-        let len = codec.encode_call_with(seq, target, tail, deadline, boxer, &mut self.tail)?;
+        let len = codec.encode_call_with(call, boxer, &mut self.tail)?;
         self.within_peer_max(start, len, peer_max)
     }
 

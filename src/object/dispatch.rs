@@ -159,10 +159,7 @@ fn serve(handle: Handle, args: Vec<Value>, policy: &AccessPolicy) -> Result<Serv
             };
             return call_attr(&obj, &name, || split_rest(items), policy);
         }
-        Handle::Call => {
-            check_special(&obj, "__call__", policy)?;
-            return call(&obj, split_call(args, 1)?);
-        }
+        Handle::Call => return call_object(&obj, || split_call(args, 1), policy),
         Handle::SetAttr => {
             let name = arg_str(&args, 1, "attribute name")?;
             let stored = resolve(&obj, &name, Access::Set, policy)?;
@@ -348,6 +345,26 @@ fn call_attr(
 /// request read by the plain reader), exactly as [`dispatch`] serves it.
 pub(crate) fn dispatch_call(obj: &Object, name: &str, positional: Vec<Value>, policy: &AccessPolicy) -> Served {
     match call_attr(obj, name, || Ok(Args { positional, kwargs: Vec::new() }), policy) {
+        Ok(served) => served,
+        Err(e) => ready(Err(e)),
+    }
+}
+
+/// CALL on `obj` (its `__call__`, if the policy lets the peer reach it); `args` builds the
+/// arguments once that is known.
+fn call_object(
+    obj: &Object,
+    args: impl FnOnce() -> Result<Args, RemoteError>,
+    policy: &AccessPolicy,
+) -> Result<Served, RemoteError> {
+    check_special(obj, "__call__", policy)?;
+    call(obj, args()?)
+}
+
+/// CALL on `obj` with plain positional arguments, as the plain reader reads it (the same path
+/// as [`dispatch`]'s, so the two cannot drift).
+pub(crate) fn dispatch_callable(obj: &Object, positional: Vec<Value>, policy: &AccessPolicy) -> Served {
+    match call_object(obj, || Ok(Args { positional, kwargs: Vec::new() }), policy) {
         Ok(served) => served,
         Err(e) => ready(Err(e)),
     }

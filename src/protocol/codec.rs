@@ -5,7 +5,8 @@ use tokio_util::codec::{Decoder, Encoder};
 
 use super::{
     wire::{
-        decode_frame, encode_call_frame, encode_frame_spilling, DecodeLimits, RefBoxer, RefUnboxer, Spill, WireRefs,
+        decode_frame, encode_call_frame, encode_frame_spilling, CallFrame, DecodeLimits, RefBoxer, RefUnboxer, Spill,
+        WireRefs,
     },
     DEFAULT_MAX_FRAME_LEN,
 };
@@ -171,21 +172,18 @@ impl FrameCodec {
         Ok(())
     }
 
-    /// Appends a CALLATTR request or notification whose name and arguments were encoded ahead
+    /// Appends a CALLATTR or CALL request or notification whose arguments were encoded ahead
     /// (see [`encode_call_frame`](super::wire::encode_call_frame)), length prefix included;
     /// returns the body's length. On error `dst` is left as it was.
     pub(crate) fn encode_call_with<R, B: RefBoxer<R>>(
         &self,
-        seq: Option<u64>,
-        target: &R,
-        tail: &[u8],
-        deadline: Option<std::time::Duration>,
+        call: &CallFrame<'_, R>,
         boxer: &B,
         dst: &mut BytesMut,
     ) -> Result<usize, ProtocolError> {
         let start = dst.len();
         dst.put_u32(0);
-        let result = encode_call_frame(seq, target, tail, deadline, boxer, dst).and_then(|()| {
+        let result = encode_call_frame(call, boxer, dst).and_then(|()| {
             let len = dst.len() - start - HEADER_LEN;
             self.put_header(dst, start, len)?;
             Ok(len)

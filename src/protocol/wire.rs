@@ -353,18 +353,36 @@ fn encode_value_frame<R, B: RefBoxer<R>>(
     Ok(())
 }
 
-/// Appends the body of a CALLATTR request (`seq` given) or notification (`seq` `None`) on
-/// `target`, whose other items were encoded ahead by
+/// A CALLATTR or CALL request (`seq` given) or notification (`seq` `None`) on `target`, whose
+/// items after the target were encoded ahead by
+/// [`encode_call_tail`](super::plain::encode_call_tail) into `tail`.
+pub(crate) struct CallFrame<'a, R> {
+    pub(crate) seq: Option<u64>,
+    pub(crate) handle: Handle,
+    pub(crate) target: &'a R,
+    pub(crate) tail: &'a [u8],
+    pub(crate) deadline: Option<Duration>,
+}
+
+impl<R> Clone for CallFrame<'_, R> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<R> Copy for CallFrame<'_, R> {}
+
+/// Appends the body of a CALLATTR or CALL request (`seq` given) or notification (`seq` `None`)
+/// on `target`, whose other items were encoded ahead by
 /// [`encode_call_tail`](super::plain::encode_call_tail): the same bytes as the general route
-/// gives for `Tuple[Ref(target), Str(name), Tuple(args), None]`.
+/// gives for `Tuple[Ref(target), Str(name), Tuple(args), None]` (CALLATTR) or
+/// `Tuple[Ref(target), Tuple(args), None]` (CALL).
 pub(crate) fn encode_call_frame<R, B: RefBoxer<R>>(
-    seq: Option<u64>,
-    target: &R,
-    tail: &[u8],
-    deadline: Option<Duration>,
+    call: &CallFrame<'_, R>,
     boxer: &B,
     dst: &mut BytesMut,
 ) -> Result<(), ProtocolError> {
+    let CallFrame { seq, handle, target, tail, deadline } = *call;
     match seq {
         Some(seq) => {
             put_varint(dst, 1);
@@ -372,9 +390,14 @@ pub(crate) fn encode_call_frame<R, B: RefBoxer<R>>(
         }
         None => put_varint(dst, 7),
     }
-    dst.put_u8(Handle::CallAttr as u8);
+    let items = match handle {
+        Handle::CallAttr => 4,
+        Handle::Call => 3,
+        other => return Err(ProtocolError::Unexpected(format!("a pre-encoded call cannot be a {other} request"))),
+    };
+    dst.put_u8(handle as u8);
     dst.put_u8(LABEL_TUPLE);
-    put_varint(dst, 4);
+    put_varint(dst, items);
     put_ref(dst, target, boxer)?;
     dst.extend_from_slice(tail);
     if seq.is_some() {

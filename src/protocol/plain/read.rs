@@ -16,7 +16,8 @@ use crate::{
 };
 
 /// A request in the shape nearly every method call has: CALLATTR on an object of the receiver
-/// (`LOCAL_REF`), a string name, plain positional arguments and no keyword arguments.
+/// (`LOCAL_REF`), a string name, plain positional arguments and no keyword arguments; or CALL
+/// (a callback, a function) in the same shape without the name.
 #[derive(Debug, PartialEq)]
 pub(crate) struct PlainCall<'a, R> {
     /// `Some(seq)` for a request, `None` for a one-way `Notify`.
@@ -26,8 +27,8 @@ pub(crate) struct PlainCall<'a, R> {
     pub(crate) class_id: u64,
     /// The target's instance id.
     pub(crate) instance_id: u64,
-    /// The method name.
-    pub(crate) name: &'a str,
+    /// The method name; `None` for a CALL.
+    pub(crate) name: Option<&'a str>,
     /// The positional arguments.
     pub(crate) args: Vec<Value<R>>,
     /// The request's deadline in microseconds (always `None` for a `Notify`).
@@ -44,22 +45,31 @@ pub(crate) fn read_call<'a, R>(body: &'a Bytes, limits: &DecodeLimits) -> Option
         KIND_NOTIFY => None,
         _ => return None,
     };
-    r.expect(Handle::CallAttr as u8)?;
-    // The arguments: a boxed tuple of four (target, name, args, kwargs) at depth 0, its items
-    // boxed at depth 1 (the limits are checked as the general decoder does).
+    // The arguments: a boxed tuple of four (target, name, args, kwargs) for CALLATTR, of three
+    // (no name) for CALL, at depth 0; its items boxed at depth 1 (the limits are checked as the
+    // general decoder does).
+    let items = match r.byte()? {
+        h if h == Handle::CallAttr as u8 => 4,
+        h if h == Handle::Call as u8 => 3,
+        _ => return None,
+    };
     r.expect(LABEL_TUPLE)?;
-    if r.varint()? != 4 {
+    if r.varint()? != items {
         return None;
     }
-    r.announced(4)?;
+    r.announced(items)?;
     r.count(1)?;
     r.boxed(1, LABEL_LOCAL_REF)?;
     r.count(1)?;
     r.text()?;
     let class_id = r.varint()?;
     let instance_id = r.varint()?;
-    r.boxed(1, LABEL_VALUE)?;
-    let name = r.plain_str(1)?;
+    let name = if items == 4 {
+        r.boxed(1, LABEL_VALUE)?;
+        Some(r.plain_str(1)?)
+    } else {
+        None
+    };
     r.boxed(1, LABEL_VALUE)?;
     let args = match r.plain(1)? {
         Value::Tuple(items) => items,

@@ -10,7 +10,10 @@ use serde::ser::{
 };
 
 use super::{encode_call_tail, read_call, read_reply, LARGE_BYTES};
-use crate::protocol::{wire::DecodeLimits, Handle};
+use crate::protocol::{
+    wire::{CallFrame, DecodeLimits},
+    Handle,
+};
 use crate::value::{BigInt, Value};
 use crate::{
     protocol::{decode_frame, encode_frame, WireRefs},
@@ -219,19 +222,25 @@ fn target() -> WireRef {
     WireRef { label: RefLabel::Local, id: IdPack { type_name: "demo.Calc".into(), class_id: 7, instance_id: 300 } }
 }
 
-/// The general route: the request as `NetRef::call_method` builds it when it does not
-/// take the short cut.
-fn general_request(seq: Option<u64>, name: &str, args: &Shape, deadline: Option<Duration>) -> Option<Vec<u8>> {
+/// The general route: the request as `NetRef::call_method` (`name` given) or `NetRef::call`
+/// builds it when it does not take the short cut.
+fn general_request(seq: Option<u64>, name: Option<&str>, args: &Shape, deadline: Option<Duration>) -> Option<Vec<u8>> {
     let positional = match to_value::<WireRef, _>(args).ok()? {
         Value::Tuple(items) => items,
         Value::None => Vec::new(),
         other => vec![other],
     };
-    let args =
-        Value::Tuple(vec![Value::Ref(target()), Value::Str(name.to_owned()), Value::Tuple(positional), Value::None]);
+    let (handle, args) = match name {
+        Some(name) => (
+            Handle::CallAttr,
+            vec![Value::Ref(target()), Value::Str(name.to_owned()), Value::Tuple(positional), Value::None],
+        ),
+        None => (Handle::Call, vec![Value::Ref(target()), Value::Tuple(positional), Value::None]),
+    };
+    let args = Value::Tuple(args);
     let frame = match seq {
-        Some(seq) => Frame::Request { seq, handle: Handle::CallAttr, args, deadline },
-        None => Frame::Notify { handle: Handle::CallAttr, args },
+        Some(seq) => Frame::Request { seq, handle, args, deadline },
+        None => Frame::Notify { handle, args },
     };
     let mut dst = BytesMut::new();
     encode_frame(&frame, &WireRefs, &mut dst).ok()?;
@@ -239,14 +248,16 @@ fn general_request(seq: Option<u64>, name: &str, args: &Shape, deadline: Option<
 }
 
 /// The short cut, or `None` where it leaves the call to the general route.
-fn short_request(seq: Option<u64>, name: &str, args: &Shape, deadline: Option<Duration>) -> Option<Vec<u8>> {
+fn short_request(seq: Option<u64>, name: Option<&str>, args: &Shape, deadline: Option<Duration>) -> Option<Vec<u8>> {
     let mut tail = vec![0xAA];
     if !encode_call_tail(name, args, DecodeLimits::default().max_depth, &mut tail) {
         assert_eq!(tail, [0xAA], "a refused tail leaves the buffer as it was");
         return None;
     }
+    let handle = if name.is_some() { Handle::CallAttr } else { Handle::Call };
     let mut dst = BytesMut::new();
-    crate::protocol::wire::encode_call_frame(seq, &target(), &tail[1..], deadline, &WireRefs, &mut dst).unwrap();
+    let call = CallFrame { seq, handle, target: &target(), tail: &tail[1..], deadline };
+    crate::protocol::wire::encode_call_frame(&call, &WireRefs, &mut dst).unwrap();
     Some(dst.to_vec())
 }
 
@@ -255,23 +266,28 @@ fn decode(body: &[u8], limits: &DecodeLimits) -> Result<Frame<WireRef>, crate::P
 }
 
 /// A call as both readers report it: seq, the target's `LOCAL_REF` class and instance ids,
-/// `(name, positional)`, deadline.
+/// `(name, positional)` (the name `None` for a CALL), deadline.
 type CallParts = (Option<u64>, (u64, u64), Value<WireRef>, Option<u64>);
 
 /// What the general decoder reads as `read_call` would report it.
 fn as_call(frame: Frame<WireRef>) -> Option<CallParts> {
-    let (seq, args, deadline) = match frame {
-        Frame::Request { seq, handle: Handle::CallAttr, args, deadline } => (Some(seq), args, deadline),
-        Frame::Notify { handle: Handle::CallAttr, args } => (None, args, None),
+    let (seq, handle, args, deadline) = match frame {
+        Frame::Request { seq, handle, args, deadline } => (Some(seq), handle, args, deadline),
+        Frame::Notify { handle, args } => (None, handle, args, None),
+        _ => return None,
+    };
+    let with_name = match handle {
+        Handle::CallAttr => true,
+        Handle::Call => false,
         _ => return None,
     };
     let Value::Tuple(mut items) = args else { return None };
-    if items.len() != 4 {
+    if items.len() != if with_name { 4 } else { 3 } {
         return None;
     }
     let kwargs = items.pop()?;
     let positional = items.pop()?;
-    let name = items.pop()?;
+    let name = if with_name { items.pop()? } else { Value::None };
     let Value::Ref(WireRef { label: RefLabel::Local, id }) = items.pop()? else { return None };
     let target = (id.class_id, id.instance_id);
     let deadline = deadline.map(|d| d.as_micros() as u64);
@@ -286,7 +302,7 @@ fn read_as_call(body: &[u8], limits: &DecodeLimits) -> Option<CallParts> {
     Some((
         call.seq,
         target,
-        Value::Tuple(vec![Value::Str(call.name.to_owned()), Value::Tuple(call.args)]),
+        Value::Tuple(vec![call.name.map_or(Value::None, |n| Value::Str(n.to_owned())), Value::Tuple(call.args)]),
         call.deadline_us,
     ))
 }
@@ -299,14 +315,14 @@ proptest! {
     #[test]
     fn call_tails_are_the_general_bytes(
         args in shape(),
-        name in "[a-z_]{0,10}",
+        name in prop::option::of("[a-z_]{0,10}"),
         seq in prop::option::of(any::<u64>()),
         deadline in prop::option::of(0u64..1 << 40),
     ) {
         let deadline = deadline.map(Duration::from_micros);
         let deadline = if seq.is_some() { deadline } else { None };
-        let general = general_request(seq, &name, &args, deadline);
-        match short_request(seq, &name, &args, deadline) {
+        let general = general_request(seq, name.as_deref(), &args, deadline);
+        match short_request(seq, name.as_deref(), &args, deadline) {
             Some(short) => prop_assert_eq!(Some(short), general),
             None => prop_assert!(!writable(&args), "the writer refused {:?}", args),
         }
@@ -322,10 +338,13 @@ proptest! {
         flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..3),
         max_depth in 1usize..6,
         max_values in 1usize..40,
+        callable in any::<bool>(),
     ) {
         let deadline = if seq.is_some() { deadline.map(Duration::from_micros) } else { None };
-        let Some(mut body) = general_request(seq, "add", &args, deadline) else { return Ok(()) };
-        let written_by_short_cut = short_request(seq, "add", &args, deadline).is_some();
+        // A CALLATTR, or a CALL (a callback: no name).
+        let name = if callable { None } else { Some("add") };
+        let Some(mut body) = general_request(seq, name, &args, deadline) else { return Ok(()) };
+        let written_by_short_cut = short_request(seq, name, &args, deadline).is_some();
         let limits = DecodeLimits { max_depth, max_values };
         let general = decode(&body, &limits);
         if flips.is_empty() && written_by_short_cut && general.is_ok() {
@@ -389,34 +408,54 @@ fn value_needs_boxing(value: &Value<WireRef>) -> bool {
 #[test]
 fn the_common_call_is_written_and_read() {
     let mut tail = Vec::new();
-    assert!(encode_call_tail("add", &(1, 2), 64, &mut tail));
+    assert!(encode_call_tail(Some("add"), &(1, 2), 64, &mut tail));
     let mut dst = BytesMut::new();
     let deadline = Some(Duration::from_secs(30));
-    crate::protocol::wire::encode_call_frame(Some(5), &target(), &tail, deadline, &WireRefs, &mut dst).unwrap();
+    let call = CallFrame { seq: Some(5), handle: Handle::CallAttr, target: &target(), tail: &tail, deadline };
+    crate::protocol::wire::encode_call_frame(&call, &WireRefs, &mut dst).unwrap();
     let body = dst.freeze();
     let call = read_call::<WireRef>(&body, &DecodeLimits::default()).expect("read");
     assert_eq!(call.seq, Some(5));
     assert_eq!((call.class_id, call.instance_id), (7, 300));
-    assert_eq!(call.name, "add");
+    assert_eq!(call.name, Some("add"));
     assert_eq!(call.args, vec![Value::Int(1), Value::Int(2)]);
     assert_eq!(call.deadline_us, Some(30_000_000));
 }
 
 #[test]
+fn a_callback_call_is_written_and_read() {
+    let mut tail = Vec::new();
+    assert!(encode_call_tail(None, &(4,), 64, &mut tail));
+    let mut dst = BytesMut::new();
+    let frame = CallFrame { seq: Some(6), handle: Handle::Call, target: &target(), tail: &tail, deadline: None };
+    crate::protocol::wire::encode_call_frame(&frame, &WireRefs, &mut dst).unwrap();
+    let body = dst.freeze();
+    let call = read_call::<WireRef>(&body, &DecodeLimits::default()).expect("read");
+    assert_eq!(call.seq, Some(6));
+    assert_eq!(call.name, None);
+    assert_eq!(call.args, vec![Value::Int(4)]);
+    // Only CALLATTR and CALL are pre-encoded.
+    let mut dst = BytesMut::new();
+    let refused =
+        crate::protocol::wire::encode_call_frame(&CallFrame { handle: Handle::GetAttr, ..frame }, &WireRefs, &mut dst);
+    assert!(refused.is_err());
+}
+
+#[test]
 fn large_byte_strings_are_left_to_the_general_route() {
     let mut tail = Vec::new();
-    assert!(!encode_call_tail("put", &(SharedBytes::from(vec![0u8; LARGE_BYTES]),), 64, &mut tail));
+    assert!(!encode_call_tail(Some("put"), &(SharedBytes::from(vec![0u8; LARGE_BYTES]),), 64, &mut tail));
     assert!(tail.is_empty());
-    assert!(encode_call_tail("put", &(SharedBytes::from(vec![0u8; LARGE_BYTES - 1]),), 64, &mut tail));
+    assert!(encode_call_tail(Some("put"), &(SharedBytes::from(vec![0u8; LARGE_BYTES - 1]),), 64, &mut tail));
 }
 
 #[test]
 fn values_past_the_depth_limit_are_left_to_the_general_route() {
     let mut tail = Vec::new();
     // The tuple at depth 1, its items at 2, the inner tuple's items at 3.
-    assert!(encode_call_tail("f", &((1,),), 3, &mut tail));
-    assert!(!encode_call_tail("f", &(((1,),),), 3, &mut tail));
+    assert!(encode_call_tail(Some("f"), &((1,),), 3, &mut tail));
+    assert!(!encode_call_tail(Some("f"), &(((1,),),), 3, &mut tail));
     // A single argument sits one level deeper, in the tuple it is wrapped in.
-    assert!(encode_call_tail("f", &vec![1], 3, &mut tail));
-    assert!(!encode_call_tail("f", &vec![vec![1]], 3, &mut tail));
+    assert!(encode_call_tail(Some("f"), &vec![1], 3, &mut tail));
+    assert!(!encode_call_tail(Some("f"), &vec![vec![1]], 3, &mut tail));
 }

@@ -9,25 +9,28 @@ use crate::protocol::{
     LABEL_VALUE,
 };
 
-/// Appends the items 1 to 3 of a CALLATTR request — the method name, the positional arguments
-/// and no keyword arguments — exactly as the general route writes `Str(name)`,
-/// `Tuple(positional(args))` and `None` when it boxes the request's tuple: each a plain value
-/// under `LABEL_VALUE`. `max_depth` is the encoder's nesting limit.
+/// Appends the items after the target of a CALLATTR request (`name` given: the method name,
+/// the positional arguments and no keyword arguments) or of a CALL request (`name` `None`: the
+/// positional arguments and no keyword arguments), exactly as the general route writes
+/// `Str(name)`, `Tuple(positional(args))` and `None` when it boxes the request's tuple: each a
+/// plain value under `LABEL_VALUE`. `max_depth` is the encoder's nesting limit.
 ///
 /// Returns `false`, with `out` as it was, when the arguments hold a reference, a `Value`, a
 /// large byte string, a container of unknown length, a value nested past `max_depth` or
 /// anything else this writer leaves to the general route (which then encodes the call, or
 /// reports the error).
 pub(crate) fn encode_call_tail(
-    name: &str,
+    name: Option<&str>,
     args: &(impl Serialize + ?Sized),
     max_depth: usize,
     out: &mut Vec<u8>,
 ) -> bool {
     let start = out.len();
-    out.push(LABEL_VALUE);
-    out.push(TAG_STR);
-    put_str(out, name);
+    if let Some(name) = name {
+        out.push(LABEL_VALUE);
+        out.push(TAG_STR);
+        put_str(out, name);
+    }
     out.push(LABEL_VALUE);
     let at = out.len();
     // The arguments sit at depth 1 (an item of the request's tuple) when they are a tuple;
