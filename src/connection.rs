@@ -265,10 +265,11 @@ impl ConnShared {
         self.notify_payload(handle, actor::Payload::Value(args))
     }
 
-    /// [`notify`](ConnShared::notify) for a CALLATTR on `target` whose name and arguments were
-    /// encoded by [`encode_call_tail`](crate::protocol::encode_call_tail).
-    pub(crate) fn notify_call(self: &Arc<Self>, target: NetRef, tail: Vec<u8>) -> Result<(), Error> {
-        self.notify_payload(Handle::CallAttr, actor::Payload::Call { target, tail })
+    /// [`notify`](ConnShared::notify) for a CALLATTR or CALL (`handle`) on `target` whose name
+    /// (CALLATTR) and arguments were encoded by
+    /// [`encode_call_tail`](crate::protocol::encode_call_tail).
+    pub(crate) fn notify_call(self: &Arc<Self>, handle: Handle, target: NetRef, tail: Vec<u8>) -> Result<(), Error> {
+        self.notify_payload(handle, actor::Payload::Call { target, tail })
     }
 
     fn notify_payload(self: &Arc<Self>, handle: Handle, args: actor::Payload) -> Result<(), Error> {

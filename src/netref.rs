@@ -88,11 +88,22 @@ pub(crate) fn positional(args: &impl Serialize) -> Result<Vec<Value>, Error> {
     })
 }
 
-/// The name (CALLATTR; `None` for CALL) and arguments of a call encoded for the wire, when the
-/// arguments are plain data (see [`encode_call_tail`]).
-fn call_tail(conn: &ConnShared, name: Option<&str>, args: &impl Serialize) -> Option<Vec<u8>> {
+/// A call on `target` encoded for the wire where it is made, when `target` is remote and the
+/// arguments are plain data (see [`encode_call_tail`]): its connection, its handle (CALLATTR
+/// with a method name, CALL without) and the items after the target. The handle is decided here
+/// and only here, from what the tail holds.
+fn plain_call<'a>(
+    target: &'a NetRef,
+    name: Option<&str>,
+    args: &impl Serialize,
+) -> Option<(&'a Arc<ConnShared>, Handle, Vec<u8>)> {
+    let RefInner::Remote(r) = &*target.0 else { return None };
     let mut tail = Vec::with_capacity(24 + name.map_or(0, str::len));
-    encode_call_tail(name, args, conn.config.decode_limits.max_depth, &mut tail).then_some(tail)
+    if !encode_call_tail(name, args, r.conn.config.decode_limits.max_depth, &mut tail) {
+        return None;
+    }
+    let handle = if name.is_some() { Handle::CallAttr } else { Handle::Call };
+    Some((&r.conn, handle, tail))
 }
 
 impl NetRef {
@@ -199,10 +210,8 @@ impl NetRef {
     /// single value. Arguments that are objects or netrefs travel by reference.
     pub fn call<T>(&self, args: impl Serialize) -> AsyncResult<T> {
         // Plain arguments are encoded here, as `call_method` does.
-        if let RefInner::Remote(r) = &*self.0 {
-            if let Some(tail) = call_tail(&r.conn, None, &args) {
-                return r.conn.submit_call(Handle::Call, self.clone(), tail);
-            }
+        if let Some((conn, handle, tail)) = plain_call(self, None, &args) {
+            return conn.submit_call(handle, self.clone(), tail);
         }
         self.request_with(Handle::Call, positional(&args).map(|a| vec![Value::Tuple(a), Value::None]))
     }
@@ -217,10 +226,8 @@ impl NetRef {
     pub fn call_method<T>(&self, name: &str, args: impl Serialize) -> AsyncResult<T> {
         // The hot path of every method call: plain arguments are encoded here, straight from
         // their serde types; anything else goes through a `Value` tree, built in one vector.
-        if let RefInner::Remote(r) = &*self.0 {
-            if let Some(tail) = call_tail(&r.conn, Some(name), &args) {
-                return r.conn.submit_call(Handle::CallAttr, self.clone(), tail);
-            }
+        if let Some((conn, handle, tail)) = plain_call(self, Some(name), &args) {
+            return conn.submit_call(handle, self.clone(), tail);
         }
         match positional(&args) {
             Ok(a) => self.request_items(
@@ -236,10 +243,8 @@ impl NetRef {
     /// one-way calls and calls to the same object are served in the order they were made.
     /// Fails only if the arguments do not convert or the connection is closed.
     pub fn notify_method(&self, name: &str, args: impl Serialize) -> Result<(), Error> {
-        if let RefInner::Remote(r) = &*self.0 {
-            if let Some(tail) = call_tail(&r.conn, Some(name), &args) {
-                return r.conn.notify_call(self.clone(), tail);
-            }
+        if let Some((conn, handle, tail)) = plain_call(self, Some(name), &args) {
+            return conn.notify_call(handle, self.clone(), tail);
         }
         let mut items =
             vec![Value::Ref(self.clone()), Value::Str(name.to_owned()), Value::Tuple(positional(&args)?), Value::None];

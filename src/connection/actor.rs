@@ -609,8 +609,8 @@ impl Connection {
     }
 
     /// Serves request `seq`: its items as the general decoder read them, or a CALLATTR or CALL
-    /// read by the plain reader (which goes straight to the object). Only while the connection is open;
-    /// a seq still running is a protocol error.
+    /// read by the plain reader (which goes straight to the object). Only while the connection
+    /// is open; a seq still running is a protocol error.
     fn serve(
         &mut self,
         seq: u64,
@@ -1209,8 +1209,9 @@ pub(crate) enum Payload {
     /// A value tree, boxed by the encoder.
     Value(Value),
     /// A CALLATTR or CALL (the `Submit`'s handle) on `target` whose name (CALLATTR) and plain
-    /// arguments were encoded where the call was made ([`encode_call_tail`](crate::protocol::encode_call_tail)); the target is boxed
-    /// when the frame is written.
+    /// arguments were encoded where the call was made
+    /// ([`encode_call_tail`](crate::protocol::encode_call_tail)); the target is boxed when the
+    /// frame is written.
     Call { target: NetRef, tail: Vec<u8> },
 }
 

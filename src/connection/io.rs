@@ -116,11 +116,6 @@ impl ReadWake {
         self.woken.swap(false, Ordering::AcqRel)
     }
 
-    /// Wakes the read side's task for a turn that polls the transport.
-    pub(crate) fn mark(&self) {
-        self.woken.store(true, Ordering::Release);
-    }
-
     pub(crate) fn wakes(&self, task: &Waker) -> bool {
         self.task.will_wake(task)
     }
@@ -132,7 +127,7 @@ impl Wake for ReadWake {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.mark();
+        self.woken.store(true, Ordering::Release);
         self.task.wake_by_ref();
     }
 }

@@ -1,6 +1,7 @@
-//! The call path's short cut through the wire format: a method call's name and arguments (or a
-//! call of a callable's, CALL, arguments) are encoded where the call is made, straight from their serde types, and a request or reply
-//! whose values are plain data is read straight into values, without serde's machinery.
+//! The call path's short cut through the wire format: a method call's name and arguments (and
+//! the arguments of a call of a callable, CALL) are encoded where the call is made, straight
+//! from their serde types, and a request or reply whose values are plain data is read straight
+//! into values, without serde's machinery.
 //!
 //! Both are *short cuts*: each gives up (`None`) wherever its result could differ from the
 //! general route's — a reference, a value the limits refuse, a shape it does not know,

@@ -364,14 +364,6 @@ pub(crate) struct CallFrame<'a, R> {
     pub(crate) deadline: Option<Duration>,
 }
 
-impl<R> Clone for CallFrame<'_, R> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-
-impl<R> Copy for CallFrame<'_, R> {}
-
 /// Appends the body of a CALLATTR or CALL request (`seq` given) or notification (`seq` `None`)
 /// on `target`, whose other items were encoded ahead by
 /// [`encode_call_tail`](super::plain::encode_call_tail): the same bytes as the general route
@@ -382,7 +374,13 @@ pub(crate) fn encode_call_frame<R, B: RefBoxer<R>>(
     boxer: &B,
     dst: &mut BytesMut,
 ) -> Result<(), ProtocolError> {
-    let CallFrame { seq, handle, target, tail, deadline } = *call;
+    let &CallFrame { seq, handle, target, tail, deadline } = call;
+    // Checked before anything is written.
+    let items = match handle {
+        Handle::CallAttr => 4,
+        Handle::Call => 3,
+        other => return Err(ProtocolError::Unexpected(format!("a pre-encoded call cannot be a {other} request"))),
+    };
     match seq {
         Some(seq) => {
             put_varint(dst, 1);
@@ -390,11 +388,6 @@ pub(crate) fn encode_call_frame<R, B: RefBoxer<R>>(
         }
         None => put_varint(dst, 7),
     }
-    let items = match handle {
-        Handle::CallAttr => 4,
-        Handle::Call => 3,
-        other => return Err(ProtocolError::Unexpected(format!("a pre-encoded call cannot be a {other} request"))),
-    };
     dst.put_u8(handle as u8);
     dst.put_u8(LABEL_TUPLE);
     put_varint(dst, items);
