@@ -120,9 +120,7 @@ async fn a_plain_call_on_an_object_never_exported_closes_with_a_bad_reference() 
     let (peer, mut raw) = RawPeer::start(Service::shared(calculator(Arc::default())), Config::default());
     raw.handshake().await;
     raw.send(plain_call(0, IdPack { type_name: "demo.Calculator".into(), class_id: 1, instance_id: 999_999 })).await;
-    assert!(raw.closed_within(Duration::from_secs(5)).await, "connection should close");
-    tokio::time::timeout(Duration::from_secs(5), peer.closed()).await.unwrap();
-    let reason = peer.close_reason().unwrap();
+    let reason = raw.expect_closed(&peer).await;
     assert!(
         matches!(&reason, netref::Error::Protocol(ProtocolError::BadReference(m)) if m.contains("999999")),
         "{reason}"
@@ -135,9 +133,8 @@ async fn a_plain_call_before_hello_is_refused() {
     let hello = raw.recv().await;
     let Frame::Hello(hello) = hello else { panic!("first frame must be Hello, got {hello:?}") };
     raw.send(plain_call(0, hello.root.expect("the root is announced"))).await;
-    assert!(raw.closed_within(Duration::from_secs(5)).await);
-    tokio::time::timeout(Duration::from_secs(5), peer.closed()).await.unwrap();
-    assert!(matches!(peer.close_reason(), Some(netref::Error::Protocol(ProtocolError::Unexpected(_)))));
+    let reason = raw.expect_closed(&peer).await;
+    assert!(matches!(reason, netref::Error::Protocol(ProtocolError::Unexpected(_))), "{reason}");
 }
 
 #[actix_rt::test]

@@ -55,9 +55,7 @@ async fn local_ref_never_exported_closes_with_an_error() {
         deadline: None,
     })
     .await;
-    assert!(raw.closed_within(Duration::from_secs(5)).await, "connection should close");
-    tokio::time::timeout(Duration::from_secs(5), peer.closed()).await.unwrap();
-    let reason = peer.close_reason().unwrap();
+    let reason = raw.expect_closed(&peer).await;
     assert!(
         matches!(&reason, netref::Error::Protocol(ProtocolError::BadReference(m)) if m.contains("999999")),
         "{reason}"
@@ -69,9 +67,8 @@ async fn request_before_hello_is_refused() {
     let (peer, mut raw) = RawPeer::start(calc_service(), Config::default());
     let _hello = raw.recv().await;
     raw.send(Frame::Request { seq: 0, handle: Handle::GetRoot, args: Value::Tuple(vec![]), deadline: None }).await;
-    assert!(raw.closed_within(Duration::from_secs(5)).await);
-    tokio::time::timeout(Duration::from_secs(5), peer.closed()).await.unwrap();
-    assert!(matches!(peer.close_reason(), Some(netref::Error::Protocol(ProtocolError::Unexpected(_)))));
+    let reason = raw.expect_closed(&peer).await;
+    assert!(matches!(reason, netref::Error::Protocol(ProtocolError::Unexpected(_))), "{reason}");
 }
 
 #[actix_rt::test]
@@ -105,8 +102,7 @@ async fn garbage_bytes_close_only_that_connection() {
     let (peer, mut raw) = RawPeer::start(calc_service(), Config::default());
     raw.handshake().await;
     raw.send_raw(&[0, 0, 0, 3, 0xff, 0xff, 0xff]).await;
-    assert!(raw.closed_within(Duration::from_secs(5)).await);
-    tokio::time::timeout(Duration::from_secs(5), peer.closed()).await.unwrap();
+    raw.expect_closed(&peer).await;
     let calc = healthy_client.root().await.unwrap();
     assert_eq!(calc.call_method::<i64>("add", (1, 2)).await.unwrap(), 3);
     assert!(!healthy_server.is_closed());
@@ -117,12 +113,8 @@ async fn oversized_frame_closes_the_connection() {
     let (peer, mut raw) = RawPeer::start(calc_service(), Config::default().max_frame_len(1024));
     raw.handshake().await;
     raw.send_raw(&[0x7f, 0xff, 0xff, 0xff]).await;
-    assert!(raw.closed_within(Duration::from_secs(5)).await);
-    tokio::time::timeout(Duration::from_secs(5), peer.closed()).await.unwrap();
-    assert!(matches!(
-        peer.close_reason(),
-        Some(netref::Error::Protocol(ProtocolError::FrameTooLarge { max: 1024, .. }))
-    ));
+    let reason = raw.expect_closed(&peer).await;
+    assert!(matches!(reason, netref::Error::Protocol(ProtocolError::FrameTooLarge { max: 1024, .. })), "{reason}");
 }
 
 #[actix_rt::test]
@@ -197,9 +189,7 @@ async fn a_seq_reused_while_its_request_runs_closes_the_connection() {
     };
     raw.send(slow(1)).await;
     raw.send(slow(1)).await;
-    assert!(raw.closed_within(Duration::from_secs(5)).await, "a reused seq must close the connection");
-    tokio::time::timeout(Duration::from_secs(5), peer.closed()).await.unwrap();
-    let reason = peer.close_reason().unwrap().to_string();
+    let reason = raw.expect_closed(&peer).await.to_string();
     assert!(reason.contains("seq 1"), "{reason}");
 }
 

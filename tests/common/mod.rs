@@ -208,6 +208,14 @@ impl RawPeer {
         self.send(netref::Frame::Hello(netref::protocol::Hello::new(netref::protocol::Limits::default()))).await;
     }
 
+    /// Asserts that the real side closes the pipe and that its connection `peer` stops, within
+    /// 5 s each; returns why it closed.
+    pub async fn expect_closed(&mut self, peer: &Peer) -> netref::Error {
+        assert!(self.closed_within(Duration::from_secs(5)).await, "the connection should close");
+        tokio::time::timeout(Duration::from_secs(5), peer.closed()).await.expect("the connection stops");
+        peer.close_reason().expect("a closed connection has a reason")
+    }
+
     /// Whether the real side closed the pipe (reads to the end, skipping frames).
     pub async fn closed_within(&mut self, limit: Duration) -> bool {
         use futures::StreamExt;
