@@ -171,7 +171,9 @@ impl ConnShared {
         self.requests_signalled.store(false, Ordering::Release);
         queue.scheduled = false;
         std::mem::swap(&mut queue.items, batch);
-        std::mem::swap(&mut queue.dropped, dropped);
+        if !queue.dropped.is_empty() {
+            std::mem::swap(&mut queue.dropped, dropped);
+        }
     }
 
     /// The actor is gone: fail what is queued and refuse what comes.

@@ -526,9 +526,16 @@ impl Connection {
 
     /// Sends the `Release`s owed, in one frame. The driver calls it at the end of each turn
     /// (after the turn's frames and requests), so the releases of a turn share one frame and
-    /// leave in the turn's write.
+    /// leave in the turn's write. Inlined into every turn: most turns owe nothing.
+    #[inline(always)]
     fn send_releases(&mut self) {
-        if self.state == State::Open && !self.imports.owed.is_empty() {
+        if !self.imports.owed.is_empty() {
+            self.write_releases();
+        }
+    }
+
+    fn write_releases(&mut self) {
+        if self.state == State::Open {
             let refs = std::mem::take(&mut self.imports.owed);
             trace!(parent: &self.span, count = refs.len(), "sending releases");
             if let Err(e) = self.write_frame(&Frame::Release { refs }) {
@@ -1301,22 +1308,22 @@ impl Connection {
     /// (their `Release`s go out at the end of the driver's turn).
     fn drain_requests(&mut self, ctx: &mut Context<Self>) {
         let mut batch = std::mem::take(&mut self.batch);
-        let mut dropped = std::mem::take(&mut self.dropped);
-        self.shared.take_requests(&mut batch, &mut dropped);
+        self.shared.take_requests(&mut batch, &mut self.dropped);
         for msg in batch.drain(..) {
             self.submit(msg, ctx);
         }
-        for (instance_id, generation) in dropped.drain(..) {
-            self.imports.dropped(instance_id, generation);
-        }
         // Keep the allocations for the next burst, but not huge ones on a connection gone quiet.
         batch.shrink_to(1024);
-        dropped.shrink_to(1024);
         self.batch = batch;
-        self.dropped = dropped;
-        if !self.deferring {
-            // Outside the driver's turn (a message handler): no end of turn to wait for.
-            self.send_releases();
+        if !self.dropped.is_empty() {
+            for (instance_id, generation) in self.dropped.drain(..) {
+                self.imports.dropped(instance_id, generation);
+            }
+            self.dropped.shrink_to(1024);
+            if !self.deferring {
+                // Outside the driver's turn (a message handler): no end of turn to wait for.
+                self.send_releases();
+            }
         }
     }
 }
