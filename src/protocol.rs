@@ -16,7 +16,9 @@ mod wire;
 pub use codec::FrameCodec;
 pub use consts::*;
 pub use frame::{Frame, Hello, Limits, FEATURES};
-pub(crate) use plain::{encode_call_tail, read_call, read_reply, KIND_NOTIFY, KIND_REPLY, KIND_REQUEST};
+pub(crate) use plain::{
+    encode_call_tail, read_call, read_reply, PlainRef, PlainReply, KIND_NOTIFY, KIND_REPLY, KIND_REQUEST,
+};
 pub(crate) use wire::CallFrame;
 pub use wire::{
     decode_frame, encode_frame, DecodeLimits, IdPackRef, RefBoxer, RefUnboxer, WireRefs, TAG_BIGINT, TAG_BOOL,

@@ -2,7 +2,8 @@
 //! the call site, read without a `Value` tree on the other side) gives exactly what the general
 //! route gives — results, remote errors, refusals — and a call in the short cut's shape that
 //! the short cut cannot serve (a target never exported, a call before `Hello`) fails as the
-//! general route fails it.
+//! general route fails it. References passed as arguments or returned as a reply's value are
+//! read there too, and counted once.
 
 mod common;
 
@@ -147,5 +148,107 @@ async fn a_plain_call_on_the_root_is_answered() {
     match raw.recv_skipping_releases().await {
         Frame::Reply { seq, value } => assert_eq!((seq, value), (5, Value::Int(3))),
         other => panic!("expected the reply, got {other:?}"),
+    }
+}
+
+/// An object whose `kinds` names the types of the two objects it is given, and drops them.
+fn kinds_service() -> Service {
+    Service::shared(
+        Object::builder("demo.Root")
+            .method("kinds", |a: NetRef, b: NetRef, x: i64| format!("{} {} {x}", a.type_name(), b.type_name()))
+            .build(),
+    )
+}
+
+fn wire_ref(label: RefLabel, type_name: &str, instance_id: u64) -> WireRef {
+    WireRef { label, id: IdPack { type_name: type_name.into(), class_id: 3, instance_id } }
+}
+
+/// `root.kinds(a, b, 4)` as a peer writes it when `a` and `b` are references: the arguments
+/// boxed item by item.
+fn call_with_refs(seq: u64, root: &IdPack, a: WireRef, b: WireRef) -> Frame<WireRef> {
+    Frame::Request {
+        seq,
+        handle: Handle::CallAttr,
+        args: Value::Tuple(vec![
+            Value::Ref(WireRef { label: RefLabel::Local, id: root.clone() }),
+            Value::from("kinds"),
+            Value::Tuple(vec![Value::Ref(a), Value::Ref(b), Value::Int(4)]),
+            Value::None,
+        ]),
+        deadline: None,
+    }
+}
+
+/// References among a call's arguments are read by the plain reader and unboxed once the
+/// whole frame is read: a `REMOTE_REF` passed twice is counted twice, not more (the `Release`
+/// says so), and a `LOCAL_REF` is the receiver's own object.
+#[actix_rt::test]
+async fn references_among_the_arguments_are_counted_once() {
+    let (_peer, mut raw) = RawPeer::start(kinds_service(), Config::default());
+    let hello = raw.recv().await;
+    let Frame::Hello(hello) = hello else { panic!("first frame must be Hello, got {hello:?}") };
+    raw.send(Frame::Hello(netref::protocol::Hello::new(netref::protocol::Limits::default()))).await;
+    let root = hello.root.expect("the root is announced");
+    let callback = wire_ref(RefLabel::Remote, "demo.Callback", 41);
+    raw.send(call_with_refs(1, &root, callback.clone(), callback)).await;
+    let mut released = Vec::new();
+    let mut reply = None;
+    while reply.is_none() || released.is_empty() {
+        match raw.recv().await {
+            Frame::Reply { seq, value } => reply = Some((seq, value)),
+            Frame::Release { refs } => released.extend(refs),
+            other => panic!("expected the reply and a release, got {other:?}"),
+        }
+    }
+    assert_eq!(reply, Some((1, Value::from("demo.Callback demo.Callback 4"))));
+    assert_eq!(released, vec![(41, 2)], "two receipts, two released");
+    // The receiver's own object, by `LOCAL_REF`.
+    let own = WireRef { label: RefLabel::Local, id: root.clone() };
+    raw.send(call_with_refs(2, &root, own, wire_ref(RefLabel::Remote, "demo.Other", 43))).await;
+    match raw.recv_skipping_releases().await {
+        Frame::Reply { seq, value } => assert_eq!((seq, value), (2, Value::from("demo.Root demo.Other 4"))),
+        other => panic!("expected the reply, got {other:?}"),
+    }
+}
+
+/// A `LOCAL_REF` argument to an object never exported closes the connection with the general
+/// decoder's `BadReference`, also when a `REMOTE_REF` comes before it.
+#[actix_rt::test]
+async fn a_bad_reference_among_the_arguments_closes_with_a_bad_reference() {
+    let (peer, mut raw) = RawPeer::start(kinds_service(), Config::default());
+    let hello = raw.recv().await;
+    let Frame::Hello(hello) = hello else { panic!("first frame must be Hello, got {hello:?}") };
+    raw.send(Frame::Hello(netref::protocol::Hello::new(netref::protocol::Limits::default()))).await;
+    let root = hello.root.expect("the root is announced");
+    let a = wire_ref(RefLabel::Remote, "demo.Callback", 41);
+    let b = wire_ref(RefLabel::Local, "demo.Gone", 999_999);
+    raw.send(call_with_refs(1, &root, a, b)).await;
+    let reason = raw.expect_closed(&peer).await;
+    assert!(
+        matches!(&reason, netref::Error::Protocol(ProtocolError::BadReference(m)) if m.contains("999999")),
+        "{reason}"
+    );
+}
+
+/// A reply holding an object (here the root, twice) is read by the plain reader and counted
+/// once per reply.
+#[actix_rt::test]
+async fn objects_in_replies_are_counted_once() {
+    let (peer, mut raw) = RawPeer::start(Service::void(), Config::default());
+    raw.handshake().await;
+    let thing = wire_ref(RefLabel::Remote, "demo.Thing", 5);
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let root = peer.root();
+        let Frame::Request { seq, handle: Handle::GetRoot, .. } = raw.recv().await else { panic!("expected GETROOT") };
+        raw.send(Frame::Reply { seq, value: Value::Ref(thing.clone()) }).await;
+        got.push(root.await.unwrap());
+    }
+    assert_eq!(got[0].type_name(), "demo.Thing");
+    drop(got);
+    match raw.recv().await {
+        Frame::Release { refs } => assert_eq!(refs, vec![(5, 2)], "two receipts, two released"),
+        other => panic!("expected a release, got {other:?}"),
     }
 }

@@ -39,10 +39,11 @@ use crate::{
     error::{kinds, RemoteError},
     object::{dispatch, dispatch_call, dispatch_callable, ExportTable, MethodFuture, Object, Served},
     protocol::{
-        read_call, read_reply, CallFrame, FrameCodec, Hello, Limits, KIND_NOTIFY, KIND_REPLY, KIND_REQUEST, ROOT_ALIAS,
+        read_call, read_reply, CallFrame, FrameCodec, Hello, Limits, PlainRef, PlainReply, RefUnboxer, KIND_NOTIFY,
+        KIND_REPLY, KIND_REQUEST, ROOT_ALIAS,
     },
     service::Service,
-    Error, Frame, Handle, NetRef, ProtocolError, Value,
+    Error, Frame, Handle, NetRef, ProtocolError, RefLabel, Value,
 };
 
 pub(crate) type BoxRead = Box<dyn AsyncRead + Unpin>;
@@ -1154,14 +1155,23 @@ impl Connection {
         let limits = *self.codec.limits();
         match body.first() {
             Some(&KIND_REPLY) => match read_reply::<NetRef>(body, &limits) {
-                Some((seq, value)) => {
+                Some((seq, PlainReply::Value(value))) => {
+                    self.settle(seq, Ok(value), ctx);
+                    true
+                }
+                Some((seq, PlainReply::Ref(reference))) => {
+                    let mut value = [Value::None];
+                    if !self.unbox_plain_refs(&[reference], &mut value) {
+                        return false;
+                    }
+                    let [value] = value;
                     self.settle(seq, Ok(value), ctx);
                     true
                 }
                 None => false,
             },
             Some(&(KIND_REQUEST | KIND_NOTIFY)) => {
-                let Some(call) = read_call::<NetRef>(body, &limits) else { return false };
+                let Some(mut call) = read_call::<NetRef>(body, &limits) else { return false };
                 // The target resolves as the unboxer resolves a `LOCAL_REF`; one it cannot
                 // resolve is the general decoder's error to report.
                 let object = if call.instance_id == ROOT_ALIAS && call.class_id == 0 {
@@ -1172,6 +1182,9 @@ impl Connection {
                         None => return false,
                     }
                 };
+                if !call.refs.is_empty() && !self.unbox_plain_refs(&call.refs, &mut call.args) {
+                    return false;
+                }
                 let handle = if call.name.is_some() { Handle::CallAttr } else { Handle::Call };
                 let request = ObjectRequest::Call { object, name: call.name, args: call.args };
                 match call.seq {
@@ -1185,6 +1198,31 @@ impl Connection {
             }
             _ => false,
         }
+    }
+
+    /// Unboxes the references the plain reader found into their places in `values`, as the
+    /// general decoder would: the `LOCAL_REF`s first, so that one this side never exported
+    /// leaves the frame (`false`) before any `REMOTE_REF` has counted an import; then the
+    /// `REMOTE_REF`s, which cannot fail.
+    fn unbox_plain_refs(&mut self, refs: &[PlainRef<'_>], values: &mut [Value]) -> bool {
+        let unboxer = Unboxer {
+            shared: &self.shared,
+            root: &self.root,
+            exports: &self.exports,
+            imports: RefCell::new(&mut self.imports),
+        };
+        for pass in [RefLabel::Local, RefLabel::Remote] {
+            for r in refs.iter().filter(|r| r.label == pass) {
+                match (unboxer.unbox_ref(r.label, r.id), values.get_mut(r.index)) {
+                    (Ok(netref), Some(slot)) => *slot = Value::Ref(netref),
+                    _ => {
+                        debug_assert_eq!(pass, RefLabel::Local, "a REMOTE_REF unboxes, and its place exists");
+                        return false;
+                    }
+                }
+            }
+        }
+        true
     }
 
     /// The peer closed its side.

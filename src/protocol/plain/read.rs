@@ -7,17 +7,18 @@ use super::{KIND_NOTIFY, KIND_REPLY, KIND_REQUEST};
 use crate::{
     protocol::{
         wire::{
-            DecodeLimits, TAG_BIGINT, TAG_BOOL, TAG_BYTES, TAG_COMPLEX, TAG_FLOAT, TAG_INT, TAG_LIST, TAG_MAP,
-            TAG_NONE, TAG_STR, TAG_TUPLE,
+            DecodeLimits, IdPackRef, TAG_BIGINT, TAG_BOOL, TAG_BYTES, TAG_COMPLEX, TAG_FLOAT, TAG_INT, TAG_LIST,
+            TAG_MAP, TAG_NONE, TAG_STR, TAG_TUPLE,
         },
-        Handle, LABEL_LOCAL_REF, LABEL_TUPLE, LABEL_VALUE,
+        Handle, LABEL_LOCAL_REF, LABEL_REMOTE_REF, LABEL_TUPLE, LABEL_VALUE,
     },
-    value::{BigInt, Value},
+    value::{BigInt, RefLabel, Value},
 };
 
 /// A request in the shape nearly every method call has: CALLATTR on an object of the receiver
-/// (`LOCAL_REF`), a string name, plain positional arguments and no keyword arguments; or CALL
-/// (a callback, a function) in the same shape without the name.
+/// (`LOCAL_REF`), a string name, positional arguments that are plain values or references
+/// (a callback passed as an argument) and no keyword arguments; or CALL (a callback, a
+/// function) in the same shape without the name.
 #[derive(Debug, PartialEq)]
 pub(crate) struct PlainCall<'a, R> {
     /// `Some(seq)` for a request, `None` for a one-way `Notify`.
@@ -29,15 +30,35 @@ pub(crate) struct PlainCall<'a, R> {
     pub(crate) instance_id: u64,
     /// The method name; `None` for a CALL.
     pub(crate) name: Option<&'a str>,
-    /// The positional arguments.
+    /// The positional arguments; where [`refs`](Self::refs) names a reference, a `Value::None`
+    /// holds its place.
     pub(crate) args: Vec<Value<R>>,
+    /// The references among the arguments, in order; not unboxed yet (see [`PlainRef`]).
+    pub(crate) refs: Vec<PlainRef<'a>>,
     /// The request's deadline in microseconds (always `None` for a `Notify`).
     pub(crate) deadline_us: Option<u64>,
 }
 
+/// A reference read as a positional argument or as a reply's value.
+///
+/// The reader leaves unboxing to its caller, to do once the whole frame has been read: a
+/// `REMOTE_REF` unboxed counts an import, which must not happen if the reader then gives up
+/// and the general decoder reads the frame again. The caller unboxes the `LOCAL_REF`s first
+/// (they count nothing, and one the receiver never exported is the general decoder's error to
+/// report), then the `REMOTE_REF`s (which cannot fail).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct PlainRef<'a> {
+    /// The argument's position.
+    pub(crate) index: usize,
+    /// Whose object it is.
+    pub(crate) label: RefLabel,
+    /// Its `id_pack`, the type name borrowed from the frame.
+    pub(crate) id: IdPackRef<'a>,
+}
+
 /// Reads `body` as a [`PlainCall`], or `None` if it is anything else (another frame kind or
-/// handle, arguments holding references, keyword arguments, a value past the limits,
-/// malformed bytes, …): the general decoder then reads it.
+/// handle, arguments holding references inside containers, keyword arguments, a value past
+/// the limits, malformed bytes, …): the general decoder then reads it.
 pub(crate) fn read_call<'a, R>(body: &'a Bytes, limits: &DecodeLimits) -> Option<PlainCall<'a, R>> {
     let mut r = Reader::new(body, limits);
     let seq = match r.byte()? {
@@ -70,9 +91,15 @@ pub(crate) fn read_call<'a, R>(body: &'a Bytes, limits: &DecodeLimits) -> Option
     } else {
         None
     };
-    r.boxed(1, LABEL_VALUE)?;
-    let args = match r.plain(1)? {
-        Value::Tuple(items) => items,
+    // Plain arguments are one plain tuple; arguments holding a reference a tuple boxed item
+    // by item.
+    r.enter(1)?;
+    let (args, refs) = match r.byte()? {
+        LABEL_VALUE => match r.plain(1)? {
+            Value::Tuple(items) => (items, Vec::new()),
+            _ => return None,
+        },
+        LABEL_TUPLE => r.boxed_items(2)?,
         _ => return None,
     };
     r.boxed(1, LABEL_VALUE)?;
@@ -86,16 +113,29 @@ pub(crate) fn read_call<'a, R>(body: &'a Bytes, limits: &DecodeLimits) -> Option
         None => None,
     };
     r.at_end()?;
-    Some(PlainCall { seq, class_id, instance_id, name, args, deadline_us })
+    Some(PlainCall { seq, class_id, instance_id, name, args, refs, deadline_us })
 }
 
-/// Reads `body` as a reply carrying a plain value, or `None` if it is anything else.
-pub(crate) fn read_reply<R>(body: &Bytes, limits: &DecodeLimits) -> Option<(u64, Value<R>)> {
+/// A reply's value as [`read_reply`] reads it.
+#[derive(Debug, PartialEq)]
+pub(crate) enum PlainReply<'a, R> {
+    /// A plain value.
+    Value(Value<R>),
+    /// A reference (a method that returns an object), not unboxed yet (see [`PlainRef`];
+    /// its `index` is 0).
+    Ref(PlainRef<'a>),
+}
+
+/// Reads `body` as a reply carrying a plain value or a reference, or `None` if it is anything
+/// else.
+pub(crate) fn read_reply<'a, R>(body: &'a Bytes, limits: &DecodeLimits) -> Option<(u64, PlainReply<'a, R>)> {
     let mut r = Reader::new(body, limits);
     r.expect(KIND_REPLY)?;
     let seq = r.varint()?;
-    r.boxed(0, LABEL_VALUE)?;
-    let value = r.plain(0)?;
+    let value = match r.byte()? {
+        LABEL_VALUE => PlainReply::Value(r.plain(0)?),
+        label => PlainReply::Ref(r.reference(label, 0)?),
+    };
     r.at_end()?;
     Some((seq, value))
 }
@@ -199,6 +239,41 @@ impl<'a, 'l> Reader<'a, 'l> {
 
     fn at_end(&self) -> Option<()> {
         (self.pos == self.src.len()).then_some(())
+    }
+
+    /// A tuple's items boxed one by one at `depth`, after its `LABEL_TUPLE`: plain values and
+    /// references, nothing nested (a reference's place in the items holds `Value::None`).
+    fn boxed_items<R>(&mut self, depth: usize) -> Option<(Vec<Value<R>>, Vec<PlainRef<'a>>)> {
+        let n = self.varint()?;
+        let n = self.announced(n)?;
+        self.count(1)?;
+        let mut items = Vec::with_capacity(n.min(self.src.len() - self.pos));
+        let mut refs = Vec::new();
+        for index in 0..n {
+            self.enter(depth)?;
+            match self.byte()? {
+                LABEL_VALUE => items.push(self.plain(depth)?),
+                label => {
+                    refs.push(self.reference(label, index)?);
+                    items.push(Value::None);
+                }
+            }
+        }
+        Some((items, refs))
+    }
+
+    /// A reference's `id_pack` after its `label`, as argument `index`.
+    fn reference(&mut self, label: u8, index: usize) -> Option<PlainRef<'a>> {
+        let label = match label {
+            LABEL_LOCAL_REF => RefLabel::Local,
+            LABEL_REMOTE_REF => RefLabel::Remote,
+            _ => return None,
+        };
+        self.count(1)?;
+        let type_name = self.str()?;
+        let class_id = self.varint()?;
+        let instance_id = self.varint()?;
+        Some(PlainRef { index, label, id: IdPackRef { type_name, class_id, instance_id } })
     }
 
     /// A plain string at `depth`, borrowed from the frame (counted as [`plain`](Self::plain)

@@ -9,7 +9,7 @@ use serde::ser::{
     SerializeTupleVariant, Serializer,
 };
 
-use super::{encode_call_tail, read_call, read_reply, LARGE_BYTES};
+use super::{encode_call_tail, read_call, read_reply, PlainRef, PlainReply, LARGE_BYTES};
 use crate::protocol::{
     wire::{CallFrame, DecodeLimits},
     Handle,
@@ -156,8 +156,15 @@ impl Serialize for Shape {
     }
 }
 
+/// A reference: the receiver's own object for even ids, the sender's for odd ones.
 fn wire_ref(id: u64) -> WireRef {
-    WireRef { label: RefLabel::Remote, id: IdPack { type_name: "t.T".into(), class_id: 1, instance_id: id } }
+    let label = if id % 2 == 0 { RefLabel::Local } else { RefLabel::Remote };
+    WireRef { label, id: IdPack { type_name: "t.T".into(), class_id: 1, instance_id: id } }
+}
+
+/// A reference the plain reader found, unboxed as the general decoder does with `WireRefs`.
+fn unboxed(r: &PlainRef<'_>) -> Value<WireRef> {
+    Value::Ref(WireRef { label: r.label, id: r.id.to_id_pack() })
 }
 
 fn shape() -> impl Strategy<Value = Shape> {
@@ -297,7 +304,11 @@ fn as_call(frame: Frame<WireRef>) -> Option<CallParts> {
 
 fn read_as_call(body: &[u8], limits: &DecodeLimits) -> Option<CallParts> {
     let body = Bytes::copy_from_slice(body);
-    let call = read_call::<WireRef>(&body, limits)?;
+    let mut call = read_call::<WireRef>(&body, limits)?;
+    for r in &call.refs {
+        assert_eq!(call.args[r.index], Value::None, "a reference's place holds None");
+        call.args[r.index] = unboxed(r);
+    }
     let target = (call.class_id, call.instance_id);
     Some((
         call.seq,
@@ -347,8 +358,23 @@ proptest! {
         let written_by_short_cut = short_request(seq, name, &args, deadline).is_some();
         let limits = DecodeLimits { max_depth, max_values };
         let general = decode(&body, &limits);
-        if flips.is_empty() && written_by_short_cut && general.is_ok() {
-            prop_assert!(read_as_call(&body, &limits).is_some(), "plain call not read: {:?}", args);
+        if flips.is_empty() {
+            if let Ok(frame) = &general {
+                // Every argument plain or a reference: the reader must take it.
+                let readable = match as_call(frame.clone()) {
+                    Some((_, _, Value::Tuple(parts), _)) => match parts.get(1) {
+                        Some(Value::Tuple(positional)) => {
+                            positional.iter().all(|v| matches!(v, Value::Ref(_)) || !value_needs_boxing(v))
+                        }
+                        _ => false,
+                    },
+                    _ => false,
+                };
+                prop_assert!(readable || !written_by_short_cut, "the short cut wrote what the reader leaves");
+                if readable {
+                    prop_assert!(read_as_call(&body, &limits).is_some(), "call not read: {:?}", args);
+                }
+            }
         }
         for (at, byte) in flips {
             let i = at.index(body.len());
@@ -383,14 +409,23 @@ proptest! {
             let i = at.index(body.len());
             body[i] ^= byte;
         }
-        let read = read_reply::<WireRef>(&Bytes::copy_from_slice(&body), &limits);
+        let body = Bytes::copy_from_slice(&body);
+        let read = read_reply::<WireRef>(&body, &limits).map(|(seq, value)| match value {
+            PlainReply::Value(value) => (seq, value),
+            PlainReply::Ref(r) => {
+                assert_eq!(r.index, 0);
+                (seq, unboxed(&r))
+            }
+        });
         let general = decode(&body, &limits);
         match (read, general) {
             (Some((seq, value)), Ok(frame)) => prop_assert_eq!(Frame::Reply { seq, value }, frame),
             (Some(read), Err(e)) => prop_assert!(false, "read {:?}, but the general decoder says {:?}", read, e),
-            (None, Ok(Frame::Reply { value, .. })) if intact => {
-                prop_assert!(value_needs_boxing(&value), "plain reply not read: {:?}", value)
-            }
+            (None, Ok(Frame::Reply { value, .. })) if intact => prop_assert!(
+                value_needs_boxing(&value) && !matches!(value, Value::Ref(_)),
+                "reply not read: {:?}",
+                value
+            ),
             (None, _) => {}
         }
     }
@@ -458,4 +493,59 @@ fn values_past_the_depth_limit_are_left_to_the_general_route() {
     // A single argument sits one level deeper, in the tuple it is wrapped in.
     assert!(encode_call_tail(Some("f"), &vec![1], 3, &mut tail));
     assert!(!encode_call_tail(Some("f"), &vec![vec![1]], 3, &mut tail));
+}
+
+#[test]
+fn a_call_with_a_callback_argument_is_read() {
+    // `call_me(callback, 4)`: the arguments go boxed item by item, the callback as the
+    // sender's object (`REMOTE_REF`), 4 as a plain value.
+    let callback = wire_ref(41);
+    let positional = vec![Value::Ref(callback.clone()), Value::Int(4)];
+    let args = Value::Tuple(vec![
+        Value::Ref(target()),
+        Value::Str("call_me".into()),
+        Value::Tuple(positional.clone()),
+        Value::None,
+    ]);
+    let mut dst = BytesMut::new();
+    encode_frame(&Frame::Request { seq: 9, handle: Handle::CallAttr, args, deadline: None }, &WireRefs, &mut dst)
+        .unwrap();
+    let body = dst.freeze();
+    let call = read_call::<WireRef>(&body, &DecodeLimits::default()).expect("read");
+    assert_eq!(call.name, Some("call_me"));
+    assert_eq!(call.args, vec![Value::None, Value::Int(4)]);
+    assert_eq!(call.refs.len(), 1);
+    assert_eq!((call.refs[0].index, call.refs[0].label), (0, RefLabel::Remote));
+    assert_eq!(call.refs[0].id.to_id_pack(), callback.id);
+    assert_eq!(
+        read_as_call(&body, &DecodeLimits::default()),
+        as_call(decode(&body, &DecodeLimits::default()).unwrap())
+    );
+
+    // A reference inside a container argument is left to the general decoder.
+    let args = Value::Tuple(vec![
+        Value::Ref(target()),
+        Value::Str("call_me".into()),
+        Value::Tuple(vec![Value::List(vec![Value::Ref(callback)]), Value::Int(4)]),
+        Value::None,
+    ]);
+    let mut dst = BytesMut::new();
+    encode_frame(&Frame::Request { seq: 9, handle: Handle::CallAttr, args, deadline: None }, &WireRefs, &mut dst)
+        .unwrap();
+    assert!(read_call::<WireRef>(&dst.freeze(), &DecodeLimits::default()).is_none());
+}
+
+#[test]
+fn a_reply_holding_an_object_is_read() {
+    let object = wire_ref(7);
+    let mut dst = BytesMut::new();
+    encode_frame(&Frame::Reply { seq: 3, value: Value::Ref(object.clone()) }, &WireRefs, &mut dst).unwrap();
+    let body = dst.freeze();
+    match read_reply::<WireRef>(&body, &DecodeLimits::default()) {
+        Some((3, PlainReply::Ref(r))) => {
+            assert_eq!((r.index, r.label), (0, RefLabel::Remote));
+            assert_eq!(r.id.to_id_pack(), object.id);
+        }
+        other => panic!("read {other:?}"),
+    }
 }
