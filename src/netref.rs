@@ -11,7 +11,7 @@ use std::{
     collections::VecDeque,
     fmt,
     hash::{Hash, Hasher},
-    sync::Arc,
+    sync::{Arc, OnceLock},
 };
 
 use futures::{stream::BoxStream, FutureExt, StreamExt};
@@ -39,9 +39,16 @@ pub(crate) struct RemoteRef {
     pub(crate) conn: Arc<ConnShared>,
     pub(crate) id: IdPack,
     pub(crate) generation: u64,
+    /// `id` boxed as the `LOCAL_REF` that names the object in a call on it, encoded by the
+    /// first such call ([`NetRef::call_target_box`]).
+    pub(crate) boxed: OnceLock<Box<[u8]>>,
 }
 
 impl RemoteRef {
+    pub(crate) fn new(conn: Arc<ConnShared>, id: IdPack, generation: u64) -> Self {
+        RemoteRef { conn, id, generation, boxed: OnceLock::new() }
+    }
+
     fn is_alias(&self) -> bool {
         self.generation == ALIAS_GENERATION
     }
@@ -122,6 +129,18 @@ impl NetRef {
         }
     }
 
+    /// How a call on this netref names its target on connection `conn_id`: the `LOCAL_REF`
+    /// box the connection's boxer would write, kept from the first call; `None` for a local
+    /// object or a netref of another connection (the boxer then decides).
+    pub(crate) fn call_target_box(&self, conn_id: u64) -> Option<&[u8]> {
+        match &*self.0 {
+            RefInner::Remote(r) if r.conn.id == conn_id => {
+                Some(r.boxed.get_or_init(|| crate::protocol::local_ref_box(&r.id)))
+            }
+            _ => None,
+        }
+    }
+
     /// The object's type name. No traffic. (A root alias reports `""` until the peer's `Hello`
     /// has named its root.)
     pub fn type_name(&self) -> &str {
@@ -135,7 +154,7 @@ impl NetRef {
     /// counts nothing for it, so no `Release` is owed and none is sent).
     pub(crate) fn root_alias(conn: Arc<ConnShared>) -> NetRef {
         let id = IdPack { type_name: String::new(), class_id: 0, instance_id: crate::protocol::ROOT_ALIAS };
-        NetRef(Arc::new(RefInner::Remote(RemoteRef { conn, id, generation: ALIAS_GENERATION })))
+        NetRef(Arc::new(RefInner::Remote(RemoteRef::new(conn, id, ALIAS_GENERATION))))
     }
 
     /// Whether this netref is a root alias: the peer's root named before its identity was

@@ -19,8 +19,8 @@ pub use frame::{Frame, Hello, Limits, FEATURES};
 pub(crate) use plain::{
     encode_call_tail, read_call, read_reply, PlainRef, PlainReply, KIND_NOTIFY, KIND_REPLY, KIND_REQUEST,
 };
-pub(crate) use wire::CallFrame;
 pub use wire::{
     decode_frame, encode_frame, DecodeLimits, IdPackRef, RefBoxer, RefUnboxer, WireRefs, TAG_BIGINT, TAG_BOOL,
     TAG_BYTES, TAG_COMPLEX, TAG_FLOAT, TAG_INT, TAG_LIST, TAG_MAP, TAG_NONE, TAG_STR, TAG_TUPLE,
 };
+pub(crate) use wire::{local_ref_box, CallFrame};

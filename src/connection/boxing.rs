@@ -69,7 +69,7 @@ impl ImportCache {
         }
         self.next_generation += 1;
         let generation = self.next_generation;
-        let inner = Arc::new(RefInner::Remote(RemoteRef { conn: shared.clone(), id: id(), generation }));
+        let inner = Arc::new(RefInner::Remote(RemoteRef::new(shared.clone(), id(), generation)));
         self.entries.insert(instance_id, Import { proxy: Arc::downgrade(&inner), generation, received: n });
         NetRef(inner)
     }

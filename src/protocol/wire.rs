@@ -360,8 +360,20 @@ pub(crate) struct CallFrame<'a, R> {
     pub(crate) seq: Option<u64>,
     pub(crate) handle: Handle,
     pub(crate) target: &'a R,
+    /// `target` already boxed as a `LOCAL_REF` ([`local_ref_box`]; a netref keeps its own),
+    /// written as it is instead of boxing `target`.
+    pub(crate) target_box: Option<&'a [u8]>,
     pub(crate) tail: &'a [u8],
     pub(crate) deadline: Option<Duration>,
+}
+
+/// The bytes [`put_ref`] writes for a `LOCAL_REF` to `id`: a netref names its object this way
+/// in every call on it, so it encodes them once.
+pub(crate) fn local_ref_box(id: &IdPack) -> Box<[u8]> {
+    let mut dst = BytesMut::with_capacity(1 + 1 + id.type_name.len() + 2 * 10);
+    dst.put_u8(LABEL_LOCAL_REF);
+    put_id(&mut dst, id);
+    dst.to_vec().into_boxed_slice()
 }
 
 /// Appends the body of a CALLATTR or CALL request (`seq` given) or notification (`seq` `None`)
@@ -374,7 +386,7 @@ pub(crate) fn encode_call_frame<R, B: RefBoxer<R>>(
     boxer: &B,
     dst: &mut BytesMut,
 ) -> Result<(), ProtocolError> {
-    let &CallFrame { seq, handle, target, tail, deadline } = call;
+    let &CallFrame { seq, handle, target, target_box, tail, deadline } = call;
     // Checked before anything is written.
     let items = match handle {
         Handle::CallAttr => 4,
@@ -391,7 +403,10 @@ pub(crate) fn encode_call_frame<R, B: RefBoxer<R>>(
     dst.put_u8(handle as u8);
     dst.put_u8(LABEL_TUPLE);
     put_varint(dst, items);
-    put_ref(dst, target, boxer)?;
+    match target_box {
+        Some(boxed) => dst.extend_from_slice(boxed),
+        None => put_ref(dst, target, boxer)?,
+    }
     dst.extend_from_slice(tail);
     if seq.is_some() {
         put_deadline(dst, &deadline);
@@ -406,10 +421,15 @@ fn put_ref<R, B: RefBoxer<R>>(dst: &mut BytesMut, r: &R, boxer: &B) -> Result<()
         RefLabel::Local => LABEL_LOCAL_REF,
         RefLabel::Remote => LABEL_REMOTE_REF,
     });
+    put_id(dst, &id);
+    Ok(())
+}
+
+/// An `id_pack`: type name, class id, instance id.
+fn put_id(dst: &mut BytesMut, id: &IdPack) {
     put_str(dst, &id.type_name);
     put_varint(dst, id.class_id);
     put_varint(dst, id.instance_id);
-    Ok(())
 }
 
 /// A request's deadline: postcard's `Option<u64>` of microseconds.

@@ -11,7 +11,7 @@ use serde::ser::{
 
 use super::{encode_call_tail, read_call, read_reply, PlainRef, PlainReply, LARGE_BYTES};
 use crate::protocol::{
-    wire::{CallFrame, DecodeLimits},
+    wire::{local_ref_box, CallFrame, DecodeLimits},
     Handle,
 };
 use crate::value::{BigInt, Value};
@@ -263,8 +263,14 @@ fn short_request(seq: Option<u64>, name: Option<&str>, args: &Shape, deadline: O
     }
     let handle = if name.is_some() { Handle::CallAttr } else { Handle::Call };
     let mut dst = BytesMut::new();
-    let call = CallFrame { seq, handle, target: &target(), tail: &tail[1..], deadline };
+    let call = CallFrame { seq, handle, target: &target(), target_box: None, tail: &tail[1..], deadline };
     crate::protocol::wire::encode_call_frame(&call, &WireRefs, &mut dst).unwrap();
+    // A netref's kept box of the target gives the same bytes.
+    let boxed = local_ref_box(&target().id);
+    let mut kept = BytesMut::new();
+    let call = CallFrame { target_box: Some(&boxed), ..call };
+    crate::protocol::wire::encode_call_frame(&call, &WireRefs, &mut kept).unwrap();
+    assert_eq!(kept, dst, "the kept target box writes the boxer's bytes");
     Some(dst.to_vec())
 }
 
@@ -387,6 +393,21 @@ proptest! {
         }
     }
 
+    /// A netref's kept `LOCAL_REF` box is what the general encoder writes for the reference.
+    #[test]
+    fn a_kept_target_box_is_the_general_bytes(
+        type_name in ".{0,40}",
+        class_id in any::<u64>(),
+        instance_id in any::<u64>(),
+    ) {
+        let id = IdPack { type_name, class_id, instance_id };
+        let mut dst = BytesMut::new();
+        let frame = Frame::Reply { seq: 0, value: Value::Ref(WireRef { label: RefLabel::Local, id: id.clone() }) };
+        encode_frame(&frame, &WireRefs, &mut dst).unwrap();
+        // The reply's body: kind, seq, then the boxed reference.
+        prop_assert_eq!(&dst[2..], &local_ref_box(&id)[..]);
+    }
+
     /// Replies too.
     #[test]
     fn replies_read_as_the_general_decoder_reads_them(
@@ -446,7 +467,14 @@ fn the_common_call_is_written_and_read() {
     assert!(encode_call_tail(Some("add"), &(1, 2), 64, &mut tail));
     let mut dst = BytesMut::new();
     let deadline = Some(Duration::from_secs(30));
-    let call = CallFrame { seq: Some(5), handle: Handle::CallAttr, target: &target(), tail: &tail, deadline };
+    let call = CallFrame {
+        seq: Some(5),
+        handle: Handle::CallAttr,
+        target: &target(),
+        target_box: None,
+        tail: &tail,
+        deadline,
+    };
     crate::protocol::wire::encode_call_frame(&call, &WireRefs, &mut dst).unwrap();
     let body = dst.freeze();
     let call = read_call::<WireRef>(&body, &DecodeLimits::default()).expect("read");
@@ -462,7 +490,14 @@ fn a_callback_call_is_written_and_read() {
     let mut tail = Vec::new();
     assert!(encode_call_tail(None, &(4,), 64, &mut tail));
     let mut dst = BytesMut::new();
-    let frame = CallFrame { seq: Some(6), handle: Handle::Call, target: &target(), tail: &tail, deadline: None };
+    let frame = CallFrame {
+        seq: Some(6),
+        handle: Handle::Call,
+        target: &target(),
+        target_box: None,
+        tail: &tail,
+        deadline: None,
+    };
     crate::protocol::wire::encode_call_frame(&frame, &WireRefs, &mut dst).unwrap();
     let body = dst.freeze();
     let call = read_call::<WireRef>(&body, &DecodeLimits::default()).expect("read");
