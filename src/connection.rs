@@ -32,6 +32,7 @@ pub use actor::{ConnStats, Connection};
 use crate::{
     async_result::{AsyncResult, ResultOwner, Shared},
     config::Config,
+    protocol::CallTail,
     Error, Handle, IdPack, NetRef, Value,
 };
 
@@ -251,7 +252,7 @@ impl ConnShared {
 
     /// [`submit`](ConnShared::submit) for a CALLATTR or CALL (`handle`) on `target` whose name
     /// (CALLATTR) and arguments were encoded by [`encode_call_tail`](crate::protocol::encode_call_tail).
-    pub(crate) fn submit_call<T>(self: &Arc<Self>, handle: Handle, target: NetRef, tail: Vec<u8>) -> AsyncResult<T> {
+    pub(crate) fn submit_call<T>(self: &Arc<Self>, handle: Handle, target: NetRef, tail: CallTail) -> AsyncResult<T> {
         if self.is_closed() {
             return AsyncResult::settled(Err(self.closed_error()));
         }
@@ -270,7 +271,7 @@ impl ConnShared {
     /// [`notify`](ConnShared::notify) for a CALLATTR or CALL (`handle`) on `target` whose name
     /// (CALLATTR) and arguments were encoded by
     /// [`encode_call_tail`](crate::protocol::encode_call_tail).
-    pub(crate) fn notify_call(self: &Arc<Self>, handle: Handle, target: NetRef, tail: Vec<u8>) -> Result<(), Error> {
+    pub(crate) fn notify_call(self: &Arc<Self>, handle: Handle, target: NetRef, tail: CallTail) -> Result<(), Error> {
         self.notify_payload(handle, actor::Payload::Call { target, tail })
     }
 

@@ -22,7 +22,7 @@ use crate::{
     connection::{ConnShared, Peer},
     error::RemoteError,
     object::{dispatch, AccessPolicy, Object, Served},
-    protocol::encode_call_tail,
+    protocol::{encode_call_tail, CallTail},
     to_value, Error, Handle, IdPack, Value,
 };
 
@@ -103,9 +103,9 @@ fn plain_call<'a>(
     target: &'a NetRef,
     name: Option<&str>,
     args: &impl Serialize,
-) -> Option<(&'a Arc<ConnShared>, Handle, Vec<u8>)> {
+) -> Option<(&'a Arc<ConnShared>, Handle, CallTail)> {
     let RefInner::Remote(r) = &*target.0 else { return None };
-    let mut tail = Vec::with_capacity(24 + name.map_or(0, str::len));
+    let mut tail = CallTail::new();
     if !encode_call_tail(name, args, r.conn.config.decode_limits.max_depth, &mut tail) {
         return None;
     }

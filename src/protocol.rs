@@ -17,7 +17,7 @@ pub use codec::FrameCodec;
 pub use consts::*;
 pub use frame::{Frame, Hello, Limits, FEATURES};
 pub(crate) use plain::{
-    encode_call_tail, read_call, read_reply, PlainRef, PlainReply, KIND_NOTIFY, KIND_REPLY, KIND_REQUEST,
+    encode_call_tail, read_call, read_reply, CallTail, PlainRef, PlainReply, KIND_NOTIFY, KIND_REPLY, KIND_REQUEST,
 };
 pub use wire::{
     decode_frame, encode_frame, DecodeLimits, IdPackRef, RefBoxer, RefUnboxer, WireRefs, TAG_BIGINT, TAG_BOOL,

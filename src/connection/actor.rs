@@ -39,8 +39,8 @@ use crate::{
     error::{kinds, RemoteError},
     object::{dispatch, dispatch_call, dispatch_callable, ExportTable, MethodFuture, Object, Served},
     protocol::{
-        read_call, read_reply, CallFrame, FrameCodec, Hello, Limits, PlainRef, PlainReply, RefUnboxer, KIND_NOTIFY,
-        KIND_REPLY, KIND_REQUEST, ROOT_ALIAS,
+        read_call, read_reply, CallFrame, CallTail, FrameCodec, Hello, Limits, PlainRef, PlainReply, RefUnboxer,
+        KIND_NOTIFY, KIND_REPLY, KIND_REQUEST, ROOT_ALIAS,
     },
     service::Service,
     Error, Frame, Handle, NetRef, ProtocolError, RefLabel, Value,
@@ -1258,7 +1258,7 @@ pub(crate) enum Payload {
     /// arguments were encoded where the call was made
     /// ([`encode_call_tail`](crate::protocol::encode_call_tail)); the target is boxed when the
     /// frame is written.
-    Call { target: NetRef, tail: Vec<u8> },
+    Call { target: NetRef, tail: CallTail },
 }
 
 /// Frames read per turn at most before the driver lets the other futures of the arbiter run.

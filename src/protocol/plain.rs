@@ -20,7 +20,7 @@ mod tests;
 mod write;
 
 pub(crate) use read::{read_call, read_reply, PlainRef, PlainReply};
-pub(crate) use write::encode_call_tail;
+pub(crate) use write::{encode_call_tail, CallTail};
 
 /// Byte strings from this size on are left to the general route, which sends a shared buffer
 /// from where it is instead of copying it (see `wire::Spill`).

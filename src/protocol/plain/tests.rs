@@ -9,7 +9,7 @@ use serde::ser::{
     SerializeTupleVariant, Serializer,
 };
 
-use super::{encode_call_tail, read_call, read_reply, PlainRef, PlainReply, LARGE_BYTES};
+use super::{encode_call_tail, read_call, read_reply, CallTail, PlainRef, PlainReply, LARGE_BYTES};
 use crate::protocol::{
     wire::{local_ref_box, CallFrame, DecodeLimits},
     Handle,
@@ -256,9 +256,9 @@ fn general_request(seq: Option<u64>, name: Option<&str>, args: &Shape, deadline:
 
 /// The short cut, or `None` where it leaves the call to the general route.
 fn short_request(seq: Option<u64>, name: Option<&str>, args: &Shape, deadline: Option<Duration>) -> Option<Vec<u8>> {
-    let mut tail = vec![0xAA];
+    let mut tail = CallTail::from_slice(&[0xAA]);
     if !encode_call_tail(name, args, DecodeLimits::default().max_depth, &mut tail) {
-        assert_eq!(tail, [0xAA], "a refused tail leaves the buffer as it was");
+        assert_eq!(&tail[..], [0xAA], "a refused tail leaves the buffer as it was");
         return None;
     }
     let handle = if name.is_some() { Handle::CallAttr } else { Handle::Call };
@@ -463,7 +463,7 @@ fn value_needs_boxing(value: &Value<WireRef>) -> bool {
 
 #[test]
 fn the_common_call_is_written_and_read() {
-    let mut tail = Vec::new();
+    let mut tail = CallTail::new();
     assert!(encode_call_tail(Some("add"), &(1, 2), 64, &mut tail));
     let mut dst = BytesMut::new();
     let deadline = Some(Duration::from_secs(30));
@@ -487,7 +487,7 @@ fn the_common_call_is_written_and_read() {
 
 #[test]
 fn a_callback_call_is_written_and_read() {
-    let mut tail = Vec::new();
+    let mut tail = CallTail::new();
     assert!(encode_call_tail(None, &(4,), 64, &mut tail));
     let mut dst = BytesMut::new();
     let frame = CallFrame {
@@ -513,7 +513,7 @@ fn a_callback_call_is_written_and_read() {
 
 #[test]
 fn large_byte_strings_are_left_to_the_general_route() {
-    let mut tail = Vec::new();
+    let mut tail = CallTail::new();
     assert!(!encode_call_tail(Some("put"), &(SharedBytes::from(vec![0u8; LARGE_BYTES]),), 64, &mut tail));
     assert!(tail.is_empty());
     assert!(encode_call_tail(Some("put"), &(SharedBytes::from(vec![0u8; LARGE_BYTES - 1]),), 64, &mut tail));
@@ -521,7 +521,7 @@ fn large_byte_strings_are_left_to_the_general_route() {
 
 #[test]
 fn values_past_the_depth_limit_are_left_to_the_general_route() {
-    let mut tail = Vec::new();
+    let mut tail = CallTail::new();
     // The tuple at depth 1, its items at 2, the inner tuple's items at 3.
     assert!(encode_call_tail(Some("f"), &((1,),), 3, &mut tail));
     assert!(!encode_call_tail(Some("f"), &(((1,),),), 3, &mut tail));
@@ -583,4 +583,20 @@ fn a_reply_holding_an_object_is_read() {
         }
         other => panic!("read {other:?}"),
     }
+}
+
+#[test]
+fn tails_past_the_inline_buffer_are_the_general_bytes() {
+    // A long name and a long argument: the tail outgrows `CallTail`'s inline bytes.
+    let name = "a_method_name_long_enough_to_fill_most_of_the_inline_buffer_alone_";
+    let args = Shape::Tuple(vec![Shape::Str("x".repeat(300)), Shape::I64(-7)]);
+    let mut tail = CallTail::new();
+    assert!(encode_call_tail(Some(name), &args, 64, &mut tail));
+    assert!(tail.spilled(), "the test must cover a tail on the heap");
+    let short = short_request(Some(9), Some(name), &args, None);
+    assert!(short.is_some());
+    assert_eq!(short, general_request(Some(9), Some(name), &args, None));
+    // A single (non-tuple) argument is wrapped after the fact: two bytes inserted in front.
+    let single = Shape::Str("y".repeat(100));
+    assert_eq!(short_request(None, None, &single, None), general_request(None, None, &single, None));
 }

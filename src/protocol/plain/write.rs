@@ -2,12 +2,17 @@
 //! wire's plain encoding.
 
 use serde::{ser, Serialize};
+use smallvec::SmallVec;
 
 use super::LARGE_BYTES;
 use crate::protocol::{
     wire::{TAG_BIGINT, TAG_BOOL, TAG_BYTES, TAG_FLOAT, TAG_INT, TAG_LIST, TAG_MAP, TAG_NONE, TAG_STR, TAG_TUPLE},
     LABEL_VALUE,
 };
+
+/// A call's pre-encoded items after the target ([`encode_call_tail`]). Those of most calls (a
+/// short name, a few small arguments) fit inline: no allocation per call.
+pub(crate) type CallTail = SmallVec<[u8; 64]>;
 
 /// Appends the items after the target of a CALLATTR request (`name` given: the method name,
 /// the positional arguments and no keyword arguments) or of a CALL request (`name` `None`: the
@@ -23,7 +28,7 @@ pub(crate) fn encode_call_tail(
     name: Option<&str>,
     args: &(impl Serialize + ?Sized),
     max_depth: usize,
-    out: &mut Vec<u8>,
+    out: &mut CallTail,
 ) -> bool {
     let start = out.len();
     if let Some(name) = name {
@@ -48,7 +53,7 @@ pub(crate) fn encode_call_tail(
                 out.push(0);
             }
             Some(_) if deepest < max_depth => {
-                out.splice(at..at, [TAG_TUPLE, 1]);
+                out.insert_many(at, [TAG_TUPLE, 1]);
             }
             _ => {
                 out.truncate(start);
@@ -64,7 +69,7 @@ pub(crate) fn encode_call_tail(
     }
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+fn put_varint(out: &mut CallTail, mut v: u64) {
     while v >= 0x80 {
         out.push(v as u8 | 0x80);
         v >>= 7;
@@ -72,17 +77,17 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
+fn put_str(out: &mut CallTail, s: &str) {
     put_varint(out, s.len() as u64);
     out.extend_from_slice(s.as_bytes());
 }
 
-fn put_int(out: &mut Vec<u8>, i: i64) {
+fn put_int(out: &mut CallTail, i: i64) {
     out.push(TAG_INT);
     put_varint(out, ((i << 1) ^ (i >> 63)) as u64);
 }
 
-fn put_i128(out: &mut Vec<u8>, v: i128) {
+fn put_i128(out: &mut CallTail, v: i128) {
     match i64::try_from(v) {
         Ok(i) => put_int(out, i),
         Err(_) => {
@@ -113,7 +118,7 @@ impl ser::Error for Unsupported {
 /// Writes a serde value as one plain value (tag, then content), as `to_value` followed by the
 /// plain encoder would: see the mapping in `value::ser`.
 struct Writer<'a> {
-    out: &'a mut Vec<u8>,
+    out: &'a mut CallTail,
     /// Depth of the value written next.
     depth: usize,
     /// Deepest value written.
