@@ -14,6 +14,7 @@ use std::{
 
 mod child;
 mod floor;
+mod minimal;
 mod netref_bench;
 mod stats;
 mod tarpc_bench;
@@ -133,7 +134,7 @@ impl Systems {
 }
 
 /// The server kinds [`serve`] accepts.
-pub const SERVER_KINDS: [&str; 3] = ["floor", "tarpc", "netref"];
+pub const SERVER_KINDS: [&str; 4] = ["floor", "tarpc", "netref", "netref-min"];
 
 /// Runs a server of `kind` (`floor`, `tarpc` or `netref`) on `addr` until standard input
 /// closes. Prints `listening on ADDR` once bound.
@@ -146,6 +147,7 @@ pub fn serve(kind: &str, addr: &str) -> Result<(), BoxError> {
         "floor" => floor::serve(addr),
         "tarpc" => tarpc_bench::serve(addr),
         "netref" => netref_bench::serve(addr),
+        "netref-min" => minimal::serve(addr),
         _ => unreachable!("checked above"),
     }
 }
@@ -164,13 +166,14 @@ pub fn run(
     let floor_srv = systems.floor.then(|| ServerProcess::spawn(&exe, "floor")).transpose()?;
     let tarpc_srv = systems.tarpc.then(|| ServerProcess::spawn(&exe, "tarpc")).transpose()?;
     let netref_srv = systems.netref.then(|| ServerProcess::spawn(&exe, "netref")).transpose()?;
+    let minimal_srv = systems.netref.then(|| ServerProcess::spawn(&exe, "netref-min")).transpose()?;
     let mut report = Report::default();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     report
         .notes
         .push(format!("load average at start: {}", load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")));
     report.notes.push(format!("client pid {} cpus {}", std::process::id(), child::cpus_allowed(None)));
-    for s in [&floor_srv, &tarpc_srv, &netref_srv].into_iter().flatten() {
+    for s in [&floor_srv, &tarpc_srv, &netref_srv, &minimal_srv].into_iter().flatten() {
         report.notes.push(format!("{} server pid {} cpus {} on {}", s.kind(), s.pid(), s.cpus_allowed(), s.addr()));
     }
     for i in 0..plan.runs {
@@ -181,13 +184,14 @@ pub fn run(
         if let Some(s) = &tarpc_srv {
             report.add_run("tarpc", tarpc_bench::measure(plan, s.addr())?);
         }
-        if let Some(s) = &netref_srv {
+        if let (Some(s), Some(min)) = (&netref_srv, &minimal_srv) {
             report.add_run("netref", netref_bench::measure(plan, s.addr())?);
+            report.add_run("netref", minimal::measure(plan, s.addr(), min.addr())?);
         }
         progress(&format!("run {}/{} done in {:.1} s", i + 1, plan.runs, started.elapsed().as_secs_f64()));
     }
     // The guards kill and reap the servers here (and on an early return or a panic).
-    drop((floor_srv, tarpc_srv, netref_srv));
+    drop((floor_srv, tarpc_srv, netref_srv, minimal_srv));
     Ok(report)
 }
 

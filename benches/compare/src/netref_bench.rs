@@ -58,24 +58,8 @@ async fn measure_all(plan: &Plan, addr: &str) -> Result<Vec<Sample>, BoxError> {
     let root = peer.root().await?;
 
     // 1. Sequential `add` (one CALLATTR round trip each).
-    for _ in 0..plan.warmup {
-        let _: i64 = root.call_method("add", (1, 2)).await?;
-    }
-    let mut lat = Vec::with_capacity(plan.sync);
-    let end = deadline(plan.time_cap);
-    let start = Instant::now();
-    for i in 0..plan.sync {
-        if i % 64 == 0 && Instant::now() > end {
-            break;
-        }
-        let t = Instant::now();
-        let sum: i64 = root.call_method("add", (1, 2)).await?;
-        lat.push(t.elapsed());
-        if sum != 3 {
-            return Err(format!("netref add returned {sum}").into());
-        }
-    }
-    out.push(("sync", "calls/s", rate(lat.len(), start.elapsed())));
+    let (sync, lat) = sync_calls(&root, plan).await?;
+    out.push(("sync", "calls/s", sync));
     let (p50, p99) = percentiles(lat);
     out.push(("sync_p50", "us", p50));
     out.push(("sync_p99", "us", p99));
@@ -167,6 +151,43 @@ async fn measure_all(plan: &Plan, addr: &str) -> Result<Vec<Sample>, BoxError> {
     out.push(("connect", "conn/s", connect_rate(addr, Config::default(), plan).await?));
     out.push(("connect_early", "conn/s", connect_rate(addr, Config::default().early_requests(true), plan).await?));
     Ok(out)
+}
+
+/// Sequential `add(1, 2)` round trips on `root` (after a warm-up): calls per second, and the
+/// latency of each.
+async fn sync_calls(root: &NetRef, plan: &Plan) -> Result<(f64, Vec<Duration>), BoxError> {
+    for _ in 0..plan.warmup {
+        let _: i64 = root.call_method("add", (1, 2)).await?;
+    }
+    let mut lat = Vec::with_capacity(plan.sync);
+    let end = deadline(plan.time_cap);
+    let start = Instant::now();
+    for i in 0..plan.sync {
+        if i % 64 == 0 && Instant::now() > end {
+            break;
+        }
+        let t = Instant::now();
+        let sum: i64 = root.call_method("add", (1, 2)).await?;
+        lat.push(t.elapsed());
+        if sum != 3 {
+            return Err(format!("netref add returned {sum}").into());
+        }
+    }
+    Ok((rate(lat.len(), start.elapsed()), lat))
+}
+
+/// Sync round trips per second from a netref client (an actix system, as in [`measure`]) to
+/// the server at `addr`, whose root answers `add`.
+pub(crate) fn sync_rate(plan: &Plan, addr: &str) -> Result<f64, BoxError> {
+    let sys = actix_rt::System::new();
+    sys.block_on(async {
+        let peer = connect(addr).await?;
+        let root = peer.root().await?;
+        let (rate, _) = sync_calls(&root, plan).await?;
+        drop(root);
+        peer.close().await;
+        Ok(rate)
+    })
 }
 
 /// Connections per second, each: connect with `config`, take the root, one `add`, close.

@@ -49,6 +49,16 @@ const COMPARABLE: [&str; 6] = ["sync", "sync_p50", "sync_p99", "pipelined", "ech
 /// netref variants of a comparable metric: `(netref metric, baseline metric)`.
 const VARIANTS: [(&str, &str); 2] = [("echo_1mib_bytebuf", "echo_1mib"), ("connect_early", "connect")];
 
+/// netref figures compared with the floor only: one side of netref against a minimal peer
+/// (`minimal`), whose shortfall from the floor is that side's cost.
+const FLOOR_VARIANTS: [(&str, &str); 2] = [("sync_min_client", "sync"), ("sync_min_server", "sync")];
+
+/// The `(netref metric, baseline metric)` pairs compared with `base`.
+fn pairs(base: &str) -> impl Iterator<Item = (&'static str, &'static str)> {
+    let floor_only = if base == "floor" { &FLOOR_VARIANTS[..] } else { &[] };
+    COMPARABLE.iter().map(|m| (*m, *m)).chain(VARIANTS).chain(floor_only.iter().copied())
+}
+
 fn num(x: f64) -> String {
     if x.abs() >= 100.0 {
         format!("{x:.0}")
@@ -78,8 +88,7 @@ impl Report {
     pub fn ratios(&self) -> Vec<(String, f64)> {
         let mut out = Vec::new();
         for base in ["floor", "tarpc"] {
-            let pairs = COMPARABLE.iter().map(|m| (*m, *m)).chain(VARIANTS);
-            for (metric, base_metric) in pairs {
+            for (metric, base_metric) in pairs(base) {
                 if let (Some(n), Some(b)) = (self.get("netref", metric), self.get(base, base_metric)) {
                     out.push((format!("netref/{base}.{metric}"), n.median() / b.median()));
                 }
@@ -95,8 +104,7 @@ impl Report {
     pub fn run_ratios(&self) -> Vec<(String, f64, f64, f64)> {
         let mut out = Vec::new();
         for base in ["floor", "tarpc"] {
-            let pairs = COMPARABLE.iter().map(|m| (*m, *m)).chain(VARIANTS);
-            for (metric, base_metric) in pairs {
+            for (metric, base_metric) in pairs(base) {
                 let (Some(n), Some(b)) = (self.get("netref", metric), self.get(base, base_metric)) else { continue };
                 if n.values.len() != b.values.len() || n.values.is_empty() {
                     continue;

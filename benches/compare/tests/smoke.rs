@@ -30,6 +30,8 @@ fn whole_program_with_tiny_counts() {
                 "callback",
                 "connect",
                 "connect_early",
+                "sync_min_client",
+                "sync_min_server",
             ][..],
         ),
     ];
@@ -52,12 +54,16 @@ fn whole_program_with_tiny_counts() {
         "ratio netref/tarpc.connect ",
         "ratio netref/tarpc.connect_early ",
         "ratio netref/floor.echo_1mib_bytebuf ",
+        "ratio netref/floor.sync_min_client ",
+        "ratio_per_run netref/floor.sync_min_server ",
     ] {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }
-    // floor: 5 comparable + the ByteBuf echo; tarpc: 6 comparable + the ByteBuf echo + early connect.
-    assert_eq!(report.ratios().len(), 6 + 8);
-    assert_eq!(report.run_ratios().len(), 6 + 8);
+    // floor: 5 comparable + the ByteBuf echo + the two minimal-peer figures; tarpc: 6
+    // comparable + the ByteBuf echo + early connect.
+    assert_eq!(report.ratios().len(), 8 + 8);
+    assert_eq!(report.run_ratios().len(), 8 + 8);
+    assert!(!text.contains("netref/tarpc.sync_min"), "the minimal-peer figures compare with the floor only");
     assert!(text.contains("ratio_per_run netref/floor.sync "), "{text}");
     eprintln!("whole comparison in {:.1} s", started.elapsed().as_secs_f64());
 }
