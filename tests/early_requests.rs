@@ -75,8 +75,7 @@ async fn the_alias_owes_no_release_and_needs_no_round_trip() {
     let alias = peer.root().await.unwrap();
     let sum = alias.call_method::<i64>("add", (1, 2));
     // The raw side has sent nothing yet, and the call is already on its way.
-    let hello = raw.recv().await;
-    assert!(matches!(hello, Frame::Hello(_)), "{hello:?}");
+    raw.recv_hello().await;
     let request = raw.recv().await;
     let Frame::Request { seq, handle: Handle::CallAttr, args: Value::Tuple(items), .. } = request else {
         panic!("expected the call, got {request:?}")

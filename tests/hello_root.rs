@@ -19,9 +19,7 @@ fn raw_root() -> IdPack {
 
 /// Reads the client's Hello and answers with one announcing `raw_root()`.
 async fn handshake_with_root(raw: &mut RawPeer) {
-    let hello = raw.recv().await;
-    let Frame::Hello(hello) = hello else { panic!("first frame must be Hello, got {hello:?}") };
-    assert!(hello.root.is_some(), "a connection announces its own root");
+    assert!(raw.recv_hello().await.is_some(), "a connection announces its own root");
     raw.send(Frame::Hello(Hello::new(Limits::default()).with_root(raw_root()))).await;
 }
 

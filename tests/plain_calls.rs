@@ -131,9 +131,8 @@ async fn a_plain_call_on_an_object_never_exported_closes_with_a_bad_reference() 
 #[actix_rt::test]
 async fn a_plain_call_before_hello_is_refused() {
     let (peer, mut raw) = RawPeer::start(Service::shared(calculator(Arc::default())), Config::default());
-    let hello = raw.recv().await;
-    let Frame::Hello(hello) = hello else { panic!("first frame must be Hello, got {hello:?}") };
-    raw.send(plain_call(0, hello.root.expect("the root is announced"))).await;
+    let root = raw.recv_hello().await.expect("the root is announced");
+    raw.send(plain_call(0, root)).await;
     let reason = raw.expect_closed(&peer).await;
     assert!(matches!(reason, netref::Error::Protocol(ProtocolError::Unexpected(_))), "{reason}");
 }
@@ -141,10 +140,8 @@ async fn a_plain_call_before_hello_is_refused() {
 #[actix_rt::test]
 async fn a_plain_call_on_the_root_is_answered() {
     let (_peer, mut raw) = RawPeer::start(Service::shared(calculator(Arc::default())), Config::default());
-    let hello = raw.recv().await;
-    let Frame::Hello(hello) = hello else { panic!("first frame must be Hello, got {hello:?}") };
-    raw.send(Frame::Hello(netref::protocol::Hello::new(netref::protocol::Limits::default()))).await;
-    raw.send(plain_call(5, hello.root.expect("the root is announced"))).await;
+    let root = raw.handshake().await.expect("the root is announced");
+    raw.send(plain_call(5, root)).await;
     match raw.recv_skipping_releases().await {
         Frame::Reply { seq, value } => assert_eq!((seq, value), (5, Value::Int(3))),
         other => panic!("expected the reply, got {other:?}"),
@@ -186,10 +183,7 @@ fn call_with_refs(seq: u64, root: &IdPack, a: WireRef, b: WireRef) -> Frame<Wire
 #[actix_rt::test]
 async fn references_among_the_arguments_are_counted_once() {
     let (_peer, mut raw) = RawPeer::start(kinds_service(), Config::default());
-    let hello = raw.recv().await;
-    let Frame::Hello(hello) = hello else { panic!("first frame must be Hello, got {hello:?}") };
-    raw.send(Frame::Hello(netref::protocol::Hello::new(netref::protocol::Limits::default()))).await;
-    let root = hello.root.expect("the root is announced");
+    let root = raw.handshake().await.expect("the root is announced");
     let callback = wire_ref(RefLabel::Remote, "demo.Callback", 41);
     raw.send(call_with_refs(1, &root, callback.clone(), callback)).await;
     let mut released = Vec::new();
@@ -217,10 +211,7 @@ async fn references_among_the_arguments_are_counted_once() {
 #[actix_rt::test]
 async fn a_bad_reference_among_the_arguments_closes_with_a_bad_reference() {
     let (peer, mut raw) = RawPeer::start(kinds_service(), Config::default());
-    let hello = raw.recv().await;
-    let Frame::Hello(hello) = hello else { panic!("first frame must be Hello, got {hello:?}") };
-    raw.send(Frame::Hello(netref::protocol::Hello::new(netref::protocol::Limits::default()))).await;
-    let root = hello.root.expect("the root is announced");
+    let root = raw.handshake().await.expect("the root is announced");
     let a = wire_ref(RefLabel::Remote, "demo.Callback", 41);
     let b = wire_ref(RefLabel::Local, "demo.Gone", 999_999);
     raw.send(call_with_refs(1, &root, a, b)).await;

@@ -16,11 +16,7 @@ use std::{
 };
 
 use futures::SinkExt;
-use netref::{
-    prelude::*,
-    protocol::{FrameCodec, Hello, Limits},
-    Frame, Handle, IdPack, RefLabel, WireRef,
-};
+use netref::{prelude::*, protocol::FrameCodec, Frame, Handle, IdPack, RefLabel, WireRef};
 use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
 use tokio_util::codec::Framed;
 
@@ -63,10 +59,7 @@ async fn start(service: Service) -> (Peer, RawPeer, IdPack, Arc<AtomicUsize>) {
     let writes = Arc::new(AtomicUsize::new(0));
     let peer = netref::connect_stream(Counting { inner: a, writes: writes.clone() }, service, Config::default());
     let mut raw = RawPeer { framed: Framed::new(b, FrameCodec::new()) };
-    let hello = raw.recv().await;
-    let Frame::Hello(hello) = hello else { panic!("first frame must be Hello, got {hello:?}") };
-    let root = hello.root.expect("a connection announces its root");
-    raw.send(Frame::Hello(Hello::new(Limits::default()))).await;
+    let root = raw.handshake().await.expect("a connection announces its root");
     (peer, raw, root, writes)
 }
 

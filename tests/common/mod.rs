@@ -201,11 +201,20 @@ impl RawPeer {
         self.framed.get_mut().write_all(bytes).await.expect("write to the pipe");
     }
 
-    /// Exchanges Hellos.
-    pub async fn handshake(&mut self) {
-        let hello = self.recv().await;
-        assert!(matches!(hello, netref::Frame::Hello(_)), "first frame must be Hello, got {hello:?}");
+    /// Reads the real side's `Hello` (panics if the first frame is anything else) and returns
+    /// the root it announced.
+    pub async fn recv_hello(&mut self) -> Option<netref::IdPack> {
+        match self.recv().await {
+            netref::Frame::Hello(hello) => hello.root,
+            other => panic!("first frame must be Hello, got {other:?}"),
+        }
+    }
+
+    /// Exchanges Hellos; returns the root the real side announced.
+    pub async fn handshake(&mut self) -> Option<netref::IdPack> {
+        let root = self.recv_hello().await;
         self.send(netref::Frame::Hello(netref::protocol::Hello::new(netref::protocol::Limits::default()))).await;
+        root
     }
 
     /// Asserts that the real side closes the pipe and that its connection `peer` stops, within

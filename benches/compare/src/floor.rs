@@ -8,19 +8,18 @@ use std::time::Instant;
 use bytes::{Buf, BytesMut};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream},
+    net::TcpStream,
     sync::Semaphore,
 };
 
-use crate::{deadline, rate, stats::Sample, BoxError, Plan};
+use crate::{announce, deadline, rate, stats::Sample, sync_round_trips, BoxError, Plan};
 
 const PING: usize = 16;
 
 pub(crate) fn serve(addr: &str) -> Result<(), BoxError> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
-        let listener = TcpListener::bind(addr).await?;
-        println!("listening on {}", listener.local_addr()?);
+        let listener = announce(addr).await?;
         loop {
             let (stream, _) = listener.accept().await?;
             stream.set_nodelay(true)?;
@@ -86,28 +85,17 @@ pub(crate) fn measure(plan: &Plan, addr: &str) -> Result<Vec<Sample>, BoxError> 
         let mut s = connect(addr, b'p').await?;
         let ping = [7u8; PING];
         let mut pong = [0u8; PING];
-        for _ in 0..plan.warmup {
+        let (sync, lat) = sync_round_trips(plan, async || -> Result<(), BoxError> {
             s.write_all(&ping).await?;
             s.read_exact(&mut pong).await?;
-        }
-        let mut lat = Vec::with_capacity(plan.sync);
-        let end = deadline(plan.time_cap);
-        let start = Instant::now();
-        for i in 0..plan.sync {
-            if i % 64 == 0 && Instant::now() > end {
-                break;
-            }
-            let t = Instant::now();
-            s.write_all(&ping).await?;
-            s.read_exact(&mut pong).await?;
-            lat.push(t.elapsed());
-        }
-        let elapsed = start.elapsed();
+            Ok(())
+        })
+        .await?;
         if pong != ping {
             return Err("floor ping-pong: wrong reply".into());
         }
         drop(s);
-        out.push(("sync", "rt/s", rate(lat.len(), elapsed)));
+        out.push(("sync", "rt/s", sync));
         let (p50, p99) = percentiles(lat);
         out.push(("sync_p50", "us", p50));
         out.push(("sync_p99", "us", p99));

@@ -195,6 +195,37 @@ pub fn run(
     Ok(report)
 }
 
+/// Sequential round trips, timed by the same loop for every system: `plan.warmup` calls of
+/// `round_trip`, then up to `plan.sync` more (fewer if `plan.time_cap` passes), each timed.
+/// Returns round trips per second and the latency of each.
+pub(crate) async fn sync_round_trips(
+    plan: &Plan,
+    mut round_trip: impl AsyncFnMut() -> Result<(), BoxError>,
+) -> Result<(f64, Vec<Duration>), BoxError> {
+    for _ in 0..plan.warmup {
+        round_trip().await?;
+    }
+    let mut lat = Vec::with_capacity(plan.sync);
+    let end = deadline(plan.time_cap);
+    let start = Instant::now();
+    for i in 0..plan.sync {
+        if i % 64 == 0 && Instant::now() > end {
+            break;
+        }
+        let t = Instant::now();
+        round_trip().await?;
+        lat.push(t.elapsed());
+    }
+    Ok((rate(lat.len(), start.elapsed()), lat))
+}
+
+/// Binds `addr` and prints the `listening on ADDR` line the client waits for.
+pub(crate) async fn announce(addr: &str) -> Result<tokio::net::TcpListener, BoxError> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    println!("listening on {}", listener.local_addr()?);
+    Ok(listener)
+}
+
 /// The instant `cap` from now.
 pub(crate) fn deadline(cap: Duration) -> Instant {
     Instant::now() + cap

@@ -12,7 +12,7 @@
 //! netref sends. The minimal peers skip everything a real peer must do (decoding, dispatch,
 //! limits, errors), so they are for this measurement only.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use netref::{
@@ -21,11 +21,11 @@ use netref::{
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream},
+    net::TcpStream,
 };
 use tokio_util::codec::Encoder;
 
-use crate::{deadline, netref_bench, rate, stats::Sample, BoxError, Plan};
+use crate::{announce, netref_bench, stats::Sample, sync_round_trips, BoxError, Plan};
 
 /// The frame kind byte of a request (`Frame::Request`'s index on the wire).
 const KIND_REQUEST: u8 = 1;
@@ -60,8 +60,7 @@ pub(crate) fn serve(addr: &str) -> Result<(), BoxError> {
     let value = reply[6..].to_vec();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
-        let listener = TcpListener::bind(addr).await?;
-        println!("listening on {}", listener.local_addr()?);
+        let listener = announce(addr).await?;
         loop {
             let (stream, _) = listener.accept().await?;
             let (hello, value) = (hello.clone(), value.clone());
@@ -158,24 +157,14 @@ async fn minimal_client(plan: &Plan, addr: &str) -> Result<f64, BoxError> {
     let request = encoded(Frame::Request { seq: 0, handle: Handle::CallAttr, args, deadline: Some(DEADLINE) })?;
     let expected = encoded(Frame::Reply { seq: 0, value: Value::Int(3) })?;
     let mut reply = vec![0u8; expected.len()];
-    for _ in 0..plan.warmup {
+    let (rate, lat) = sync_round_trips(plan, async || -> Result<(), BoxError> {
         stream.write_all(&request).await?;
         stream.read_exact(&mut reply).await?;
-    }
-    let end = deadline(plan.time_cap);
-    let start = Instant::now();
-    let mut done = 0;
-    while done < plan.sync {
-        if done % 64 == 0 && Instant::now() > end {
-            break;
-        }
-        stream.write_all(&request).await?;
-        stream.read_exact(&mut reply).await?;
-        done += 1;
-    }
-    let elapsed = start.elapsed();
-    if done + plan.warmup > 0 && reply != expected {
+        Ok(())
+    })
+    .await?;
+    if plan.warmup + lat.len() > 0 && reply != expected {
         return Err(format!("the netref server replied {reply:?}, not {expected:?}").into());
     }
-    Ok(rate(done, elapsed))
+    Ok(rate)
 }

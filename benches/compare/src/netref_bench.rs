@@ -7,7 +7,7 @@ use futures::{future, stream, StreamExt};
 use netref::{prelude::*, SharedBytes};
 use serde_bytes::ByteBuf;
 
-use crate::{deadline, floor::percentiles, rate, stats::Sample, BoxError, Plan};
+use crate::{announce, deadline, floor::percentiles, rate, stats::Sample, sync_round_trips, BoxError, Plan};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -36,8 +36,7 @@ fn bench_root(peer: &Peer) -> Object {
 pub(crate) fn serve(addr: &str) -> Result<(), BoxError> {
     let sys = actix_rt::System::new();
     sys.block_on(async {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        println!("listening on {}", listener.local_addr()?);
+        let listener = announce(addr).await?;
         netref::serve_tcp(listener, Service::per_connection(bench_root), Config::default(), None).await?;
         Ok(())
     })
@@ -156,24 +155,13 @@ async fn measure_all(plan: &Plan, addr: &str) -> Result<Vec<Sample>, BoxError> {
 /// Sequential `add(1, 2)` round trips on `root` (after a warm-up): calls per second, and the
 /// latency of each.
 async fn sync_calls(root: &NetRef, plan: &Plan) -> Result<(f64, Vec<Duration>), BoxError> {
-    for _ in 0..plan.warmup {
-        let _: i64 = root.call_method("add", (1, 2)).await?;
-    }
-    let mut lat = Vec::with_capacity(plan.sync);
-    let end = deadline(plan.time_cap);
-    let start = Instant::now();
-    for i in 0..plan.sync {
-        if i % 64 == 0 && Instant::now() > end {
-            break;
+    sync_round_trips(plan, async || -> Result<(), BoxError> {
+        match root.call_method::<i64>("add", (1, 2)).await? {
+            3 => Ok(()),
+            sum => Err(format!("netref add returned {sum}").into()),
         }
-        let t = Instant::now();
-        let sum: i64 = root.call_method("add", (1, 2)).await?;
-        lat.push(t.elapsed());
-        if sum != 3 {
-            return Err(format!("netref add returned {sum}").into());
-        }
-    }
-    Ok((rate(lat.len(), start.elapsed()), lat))
+    })
+    .await
 }
 
 /// Sync round trips per second from a netref client (an actix system, as in [`measure`]) to

@@ -12,9 +12,9 @@ use tarpc::{
     tokio_serde::formats::Bincode,
     tokio_util::codec::{Framed, LengthDelimitedCodec},
 };
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
-use crate::{deadline, floor::percentiles, rate, stats::Sample, BoxError, Plan};
+use crate::{announce, deadline, floor::percentiles, rate, stats::Sample, sync_round_trips, BoxError, Plan};
 
 /// The service: the same operations as the netref root object.
 #[tarpc::service]
@@ -46,8 +46,7 @@ fn framed(stream: TcpStream) -> Framed<TcpStream, LengthDelimitedCodec> {
 pub(crate) fn serve(addr: &str) -> Result<(), BoxError> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
-        let listener = TcpListener::bind(addr).await?;
-        println!("listening on {}", listener.local_addr()?);
+        let listener = announce(addr).await?;
         loop {
             let (stream, _) = listener.accept().await?;
             stream.set_nodelay(true)?;
@@ -74,24 +73,14 @@ pub(crate) fn measure(plan: &Plan, addr: &str) -> Result<Vec<Sample>, BoxError> 
         let client = connect(addr).await?;
 
         // 1. Sequential `add`.
-        for _ in 0..plan.warmup {
-            client.add(context::current(), 1, 2).await?;
-        }
-        let mut lat = Vec::with_capacity(plan.sync);
-        let end = deadline(plan.time_cap);
-        let start = Instant::now();
-        for i in 0..plan.sync {
-            if i % 64 == 0 && Instant::now() > end {
-                break;
+        let (sync, lat) = sync_round_trips(plan, async || -> Result<(), BoxError> {
+            match client.add(context::current(), 1, 2).await? {
+                3 => Ok(()),
+                sum => Err(format!("tarpc add returned {sum}").into()),
             }
-            let t = Instant::now();
-            let sum = client.add(context::current(), 1, 2).await?;
-            lat.push(t.elapsed());
-            if sum != 3 {
-                return Err(format!("tarpc add returned {sum}").into());
-            }
-        }
-        out.push(("sync", "calls/s", rate(lat.len(), start.elapsed())));
+        })
+        .await?;
+        out.push(("sync", "calls/s", sync));
         let (p50, p99) = percentiles(lat);
         out.push(("sync_p50", "us", p50));
         out.push(("sync_p99", "us", p99));
