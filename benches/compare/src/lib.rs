@@ -5,6 +5,10 @@
 //! [--pinned]`) is a thin wrapper around [`run`]; each server is the same binary started with
 //! `--server KIND ADDR` ([`serve`]), which prints `listening on ADDR` and exits when its
 //! standard input closes (so it never outlives the client, even one killed by a signal).
+//!
+//! Besides the three systems' figures, each side of netref is measured against a minimal peer
+//! that speaks netref's wire format and nothing else (`minimal`, server kind `netref-min`), to
+//! show which side a sync round trip's time goes to.
 
 use std::{
     error::Error as StdError,

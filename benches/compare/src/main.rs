@@ -18,7 +18,7 @@ use netref_compare::{Plan, Systems};
 const PINNED_ENV: &str = "NETREF_COMPARE_PINNED";
 
 fn usage() -> ExitCode {
-    eprintln!("usage: compare [--runs N] [--quick] [--pinned]   (servers: compare --server floor|tarpc|netref ADDR)");
+    eprintln!("usage: compare [--runs N] [--quick] [--pinned]   (servers: compare --server floor|tarpc|netref|netref-min ADDR)");
     ExitCode::from(2)
 }
 
