@@ -39,8 +39,8 @@ pub(crate) struct RemoteRef {
     pub(crate) conn: Arc<ConnShared>,
     pub(crate) id: IdPack,
     pub(crate) generation: u64,
-    /// `id` boxed as the `LOCAL_REF` that names the object in a call on it, encoded by the
-    /// first such call ([`NetRef::call_target_box`]).
+    /// `id` boxed as the `LOCAL_REF` that names the object when it is sent back (the target
+    /// of every call on it), encoded the first time (`Boxer::boxed`).
     pub(crate) boxed: OnceLock<Box<[u8]>>,
 }
 
@@ -126,18 +126,6 @@ impl NetRef {
                 Some(root) => IdPack { instance_id: r.id.instance_id, ..root.clone() },
                 None => r.id.clone(),
             },
-        }
-    }
-
-    /// How a call on this netref names its target on connection `conn_id`: the `LOCAL_REF`
-    /// box the connection's boxer would write, kept from the first call; `None` for a local
-    /// object or a netref of another connection (the boxer then decides).
-    pub(crate) fn call_target_box(&self, conn_id: u64) -> Option<&[u8]> {
-        match &*self.0 {
-            RefInner::Remote(r) if r.conn.id == conn_id => {
-                Some(r.boxed.get_or_init(|| crate::protocol::local_ref_box(&r.id)))
-            }
-            _ => None,
         }
     }
 

@@ -435,9 +435,8 @@ impl Connection {
             (Some(seq), Payload::Value(args)) => self.write_frame(&Frame::Request { seq, handle, args, deadline }),
             (None, Payload::Value(args)) => self.write_frame(&Frame::Notify { handle, args }),
             (seq, Payload::Call { target, tail }) => {
-                let target_box = target.call_target_box(self.shared.id);
                 self.queue_with(|outbox, codec, boxer, peer_max| {
-                    let call = CallFrame { seq, handle, target: &target, target_box, tail: &tail, deadline };
+                    let call = CallFrame { seq, handle, target: &target, tail: &tail, deadline };
                     outbox.push_call(codec, &call, boxer, peer_max)
                 })?;
                 self.kick_writer();

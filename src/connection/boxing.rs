@@ -15,7 +15,7 @@ use super::ConnShared;
 use crate::{
     netref::{RefInner, RemoteRef},
     object::{ExportTable, Object},
-    protocol::{IdPackRef, RefBoxer, RefUnboxer, ROOT_ALIAS},
+    protocol::{local_ref_box, IdPackRef, RefBoxer, RefUnboxer, ROOT_ALIAS},
     IdPack, NetRef, RefLabel,
 };
 
@@ -123,6 +123,17 @@ impl RefBoxer<NetRef> for Boxer<'_> {
                 "{r:?} belongs to connection {} and cannot be sent on connection {} (forwarding netrefs between connections is not supported yet)",
                 remote.conn.id, self.conn_id
             )),
+        }
+    }
+
+    /// A netref of this connection keeps its `LOCAL_REF` box, encoded the first time it is
+    /// sent (the target of every call on it).
+    fn boxed<'a>(&'a self, r: &'a NetRef) -> Option<&'a [u8]> {
+        match &*r.0 {
+            RefInner::Remote(remote) if remote.conn.id == self.conn_id => {
+                Some(remote.boxed.get_or_init(|| local_ref_box(&remote.id)))
+            }
+            _ => None,
         }
     }
 }

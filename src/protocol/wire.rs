@@ -59,6 +59,14 @@ pub trait RefBoxer<R> {
     /// The label and identity to send for `r`; an error aborts the encoding. The identity is
     /// borrowed where it can be (it is only written out).
     fn box_ref<'r>(&self, r: &'r R) -> Result<(RefLabel, Cow<'r, IdPack>), String>;
+
+    /// `r` already boxed — its label byte and identity, the bytes [`box_ref`](Self::box_ref)'s
+    /// answer is written as — for a reference that keeps them (a netref names its object this
+    /// way in every call on it). Only for references whose boxing counts nothing: the bytes
+    /// are written instead of calling `box_ref`. `None`, the default, boxes with `box_ref`.
+    fn boxed<'a>(&'a self, _r: &'a R) -> Option<&'a [u8]> {
+        None
+    }
 }
 
 /// Turns a received wire reference into a reference (the importer's side of unboxing).
@@ -360,15 +368,12 @@ pub(crate) struct CallFrame<'a, R> {
     pub(crate) seq: Option<u64>,
     pub(crate) handle: Handle,
     pub(crate) target: &'a R,
-    /// `target` already boxed as a `LOCAL_REF` ([`local_ref_box`]; a netref keeps its own),
-    /// written as it is instead of boxing `target`.
-    pub(crate) target_box: Option<&'a [u8]>,
     pub(crate) tail: &'a [u8],
     pub(crate) deadline: Option<Duration>,
 }
 
 /// The bytes [`put_ref`] writes for a `LOCAL_REF` to `id`: a netref names its object this way
-/// in every call on it, so it encodes them once.
+/// in every call on it, so it encodes them once ([`RefBoxer::boxed`]).
 pub(crate) fn local_ref_box(id: &IdPack) -> Box<[u8]> {
     let mut dst = BytesMut::with_capacity(1 + 1 + id.type_name.len() + 2 * 10);
     dst.put_u8(LABEL_LOCAL_REF);
@@ -386,7 +391,7 @@ pub(crate) fn encode_call_frame<R, B: RefBoxer<R>>(
     boxer: &B,
     dst: &mut BytesMut,
 ) -> Result<(), ProtocolError> {
-    let &CallFrame { seq, handle, target, target_box, tail, deadline } = call;
+    let &CallFrame { seq, handle, target, tail, deadline } = call;
     // Checked before anything is written.
     let items = match handle {
         Handle::CallAttr => 4,
@@ -403,10 +408,7 @@ pub(crate) fn encode_call_frame<R, B: RefBoxer<R>>(
     dst.put_u8(handle as u8);
     dst.put_u8(LABEL_TUPLE);
     put_varint(dst, items);
-    match target_box {
-        Some(boxed) => dst.extend_from_slice(boxed),
-        None => put_ref(dst, target, boxer)?,
-    }
+    put_ref(dst, target, boxer)?;
     dst.extend_from_slice(tail);
     if seq.is_some() {
         put_deadline(dst, &deadline);
@@ -414,8 +416,20 @@ pub(crate) fn encode_call_frame<R, B: RefBoxer<R>>(
     Ok(())
 }
 
-/// A reference, boxed: its label, then its identity.
+/// A reference, boxed: its label, then its identity (copied when the reference keeps them).
+#[inline]
 fn put_ref<R, B: RefBoxer<R>>(dst: &mut BytesMut, r: &R, boxer: &B) -> Result<(), ProtocolError> {
+    match boxer.boxed(r) {
+        Some(boxed) => {
+            dst.extend_from_slice(boxed);
+            Ok(())
+        }
+        None => put_new_ref(dst, r, boxer),
+    }
+}
+
+/// [`put_ref`] for a reference boxed by [`RefBoxer::box_ref`].
+fn put_new_ref<R, B: RefBoxer<R>>(dst: &mut BytesMut, r: &R, boxer: &B) -> Result<(), ProtocolError> {
     let (label, id) = boxer.box_ref(r).map_err(ProtocolError::BadReference)?;
     dst.put_u8(match label {
         RefLabel::Local => LABEL_LOCAL_REF,

@@ -16,7 +16,7 @@ use crate::protocol::{
 };
 use crate::value::{BigInt, Value};
 use crate::{
-    protocol::{decode_frame, encode_frame, WireRefs},
+    protocol::{decode_frame, encode_frame, RefBoxer, WireRefs},
     value::{to_value, IdPack, RefLabel, SharedBytes, WireRef},
     Frame,
 };
@@ -229,6 +229,26 @@ fn target() -> WireRef {
     WireRef { label: RefLabel::Local, id: IdPack { type_name: "demo.Calc".into(), class_id: 7, instance_id: 300 } }
 }
 
+/// A boxer that keeps the `LOCAL_REF` box of the references it was made with, as a netref
+/// keeps its own ([`RefBoxer::boxed`]); it boxes every other reference as `WireRefs` does.
+struct KeptRefs(Vec<(WireRef, Box<[u8]>)>);
+
+impl KeptRefs {
+    fn new(refs: &[WireRef]) -> Self {
+        KeptRefs(refs.iter().map(|r| (r.clone(), local_ref_box(&r.id))).collect())
+    }
+}
+
+impl RefBoxer<WireRef> for KeptRefs {
+    fn box_ref<'r>(&self, r: &'r WireRef) -> Result<(RefLabel, std::borrow::Cow<'r, IdPack>), String> {
+        WireRefs.box_ref(r)
+    }
+
+    fn boxed<'a>(&'a self, r: &'a WireRef) -> Option<&'a [u8]> {
+        self.0.iter().find(|(kept, _)| kept == r).map(|(_, boxed)| &boxed[..])
+    }
+}
+
 /// The general route: the request as `NetRef::call_method` (`name` given) or `NetRef::call`
 /// builds it when it does not take the short cut.
 fn general_request(seq: Option<u64>, name: Option<&str>, args: &Shape, deadline: Option<Duration>) -> Option<Vec<u8>> {
@@ -251,6 +271,10 @@ fn general_request(seq: Option<u64>, name: Option<&str>, args: &Shape, deadline:
     };
     let mut dst = BytesMut::new();
     encode_frame(&frame, &WireRefs, &mut dst).ok()?;
+    // A boxer that keeps the target's box gives the same bytes.
+    let mut kept = BytesMut::new();
+    encode_frame(&frame, &KeptRefs::new(&[target()]), &mut kept).unwrap();
+    assert_eq!(kept, dst, "a kept box writes the boxer's bytes");
     Some(dst.to_vec())
 }
 
@@ -263,13 +287,11 @@ fn short_request(seq: Option<u64>, name: Option<&str>, args: &Shape, deadline: O
     }
     let handle = if name.is_some() { Handle::CallAttr } else { Handle::Call };
     let mut dst = BytesMut::new();
-    let call = CallFrame { seq, handle, target: &target(), target_box: None, tail: &tail[1..], deadline };
+    let call = CallFrame { seq, handle, target: &target(), tail: &tail[1..], deadline };
     crate::protocol::wire::encode_call_frame(&call, &WireRefs, &mut dst).unwrap();
-    // A netref's kept box of the target gives the same bytes.
-    let boxed = local_ref_box(&target().id);
+    // A boxer that keeps the target's box gives the same bytes.
     let mut kept = BytesMut::new();
-    let call = CallFrame { target_box: Some(&boxed), ..call };
-    crate::protocol::wire::encode_call_frame(&call, &WireRefs, &mut kept).unwrap();
+    crate::protocol::wire::encode_call_frame(&call, &KeptRefs::new(&[target()]), &mut kept).unwrap();
     assert_eq!(kept, dst, "the kept target box writes the boxer's bytes");
     Some(dst.to_vec())
 }
@@ -467,14 +489,7 @@ fn the_common_call_is_written_and_read() {
     assert!(encode_call_tail(Some("add"), &(1, 2), 64, &mut tail));
     let mut dst = BytesMut::new();
     let deadline = Some(Duration::from_secs(30));
-    let call = CallFrame {
-        seq: Some(5),
-        handle: Handle::CallAttr,
-        target: &target(),
-        target_box: None,
-        tail: &tail,
-        deadline,
-    };
+    let call = CallFrame { seq: Some(5), handle: Handle::CallAttr, target: &target(), tail: &tail, deadline };
     crate::protocol::wire::encode_call_frame(&call, &WireRefs, &mut dst).unwrap();
     let body = dst.freeze();
     let call = read_call::<WireRef>(&body, &DecodeLimits::default()).expect("read");
@@ -490,14 +505,7 @@ fn a_callback_call_is_written_and_read() {
     let mut tail = CallTail::new();
     assert!(encode_call_tail(None, &(4,), 64, &mut tail));
     let mut dst = BytesMut::new();
-    let frame = CallFrame {
-        seq: Some(6),
-        handle: Handle::Call,
-        target: &target(),
-        target_box: None,
-        tail: &tail,
-        deadline: None,
-    };
+    let frame = CallFrame { seq: Some(6), handle: Handle::Call, target: &target(), tail: &tail, deadline: None };
     crate::protocol::wire::encode_call_frame(&frame, &WireRefs, &mut dst).unwrap();
     let body = dst.freeze();
     let call = read_call::<WireRef>(&body, &DecodeLimits::default()).expect("read");
