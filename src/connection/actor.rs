@@ -1160,11 +1160,10 @@ impl Connection {
                     true
                 }
                 Some((seq, PlainReply::Ref(reference))) => {
-                    let mut value = [Value::None];
-                    if !self.unbox_plain_refs(&[reference], &mut value) {
+                    let mut value = Value::None;
+                    if !self.unbox_plain_refs(&[reference], std::slice::from_mut(&mut value)) {
                         return false;
                     }
-                    let [value] = value;
                     self.settle(seq, Ok(value), ctx);
                     true
                 }
