@@ -76,7 +76,7 @@ async fn connect(addr: &str, tag: u8) -> Result<TcpStream, BoxError> {
     Ok(s)
 }
 
-pub(crate) fn measure(plan: &Plan, addr: &str) -> Result<Vec<Sample>, BoxError> {
+pub(crate) fn measure(plan: &Plan, addr: &str, server_pid: Option<u32>) -> Result<Vec<Sample>, BoxError> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
         let mut out = Vec::new();
@@ -85,7 +85,7 @@ pub(crate) fn measure(plan: &Plan, addr: &str) -> Result<Vec<Sample>, BoxError> 
         let mut s = connect(addr, b'p').await?;
         let ping = [7u8; PING];
         let mut pong = [0u8; PING];
-        let (sync, lat) = sync_round_trips(plan, async || -> Result<(), BoxError> {
+        let sync = sync_round_trips(plan, server_pid, async || -> Result<(), BoxError> {
             s.write_all(&ping).await?;
             s.read_exact(&mut pong).await?;
             Ok(())
@@ -95,10 +95,7 @@ pub(crate) fn measure(plan: &Plan, addr: &str) -> Result<Vec<Sample>, BoxError> 
             return Err("floor ping-pong: wrong reply".into());
         }
         drop(s);
-        out.push(("sync", "rt/s", sync));
-        let (p50, p99) = percentiles(lat);
-        out.push(("sync_p50", "us", p50));
-        out.push(("sync_p99", "us", p99));
+        out.extend(sync.samples("rt/s"));
 
         // 2. Pipelined 16 B frames, window `plan.window`, batched writes.
         let s = connect(addr, b'f').await?;

@@ -8,7 +8,11 @@
 //!
 //! Besides the three systems' figures, each side of netref is measured against a minimal peer
 //! that speaks netref's wire format and nothing else (`minimal`, server kind `netref-min`), to
-//! show which side a sync round trip's time goes to.
+//! show which side a sync round trip's time goes to. The sync loops also take the CPU time
+//! each process spent per round trip (`sync_cpu_client`, `sync_cpu_server`; `cpu`). Over
+//! loopback, a side's kernel time includes the receiving side's TCP processing of what it
+//! sends, so pinned to one CPU the two sides come out alike; unpinned, their excess over the
+//! floor's is what the system itself costs.
 
 use std::{
     error::Error as StdError,
@@ -17,6 +21,7 @@ use std::{
 };
 
 mod child;
+mod cpu;
 mod floor;
 mod minimal;
 mod netref_bench;
@@ -25,6 +30,9 @@ mod tarpc_bench;
 
 pub use child::ServerProcess;
 pub use stats::{Figure, Report};
+
+use cpu::CpuSample;
+use stats::Sample;
 
 /// The error type of the benchmark drivers.
 pub type BoxError = Box<dyn StdError + Send + Sync>;
@@ -183,13 +191,13 @@ pub fn run(
     for i in 0..plan.runs {
         let started = Instant::now();
         if let Some(s) = &floor_srv {
-            report.add_run("floor", floor::measure(plan, s.addr())?);
+            report.add_run("floor", floor::measure(plan, s.addr(), Some(s.pid()))?);
         }
         if let Some(s) = &tarpc_srv {
-            report.add_run("tarpc", tarpc_bench::measure(plan, s.addr())?);
+            report.add_run("tarpc", tarpc_bench::measure(plan, s.addr(), Some(s.pid()))?);
         }
         if let (Some(s), Some(min)) = (&netref_srv, &minimal_srv) {
-            report.add_run("netref", netref_bench::measure(plan, s.addr())?);
+            report.add_run("netref", netref_bench::measure(plan, s.addr(), Some(s.pid()))?);
             report.add_run("netref", minimal::measure(plan, s.addr(), min.addr())?);
         }
         progress(&format!("run {}/{} done in {:.1} s", i + 1, plan.runs, started.elapsed().as_secs_f64()));
@@ -201,16 +209,19 @@ pub fn run(
 
 /// Sequential round trips, timed by the same loop for every system: `plan.warmup` calls of
 /// `round_trip`, then up to `plan.sync` more (fewer if `plan.time_cap` passes), each timed.
-/// Returns round trips per second and the latency of each.
+/// The CPU time of this process and of `server` (a process id) over the timed calls is
+/// sampled too.
 pub(crate) async fn sync_round_trips(
     plan: &Plan,
+    server: Option<u32>,
     mut round_trip: impl AsyncFnMut() -> Result<(), BoxError>,
-) -> Result<(f64, Vec<Duration>), BoxError> {
+) -> Result<SyncRun, BoxError> {
     for _ in 0..plan.warmup {
         round_trip().await?;
     }
     let mut lat = Vec::with_capacity(plan.sync);
     let end = deadline(plan.time_cap);
+    let cpu_before = (CpuSample::of(cpu::own_pid()), server.and_then(CpuSample::of));
     let start = Instant::now();
     for i in 0..plan.sync {
         if i % 64 == 0 && Instant::now() > end {
@@ -220,7 +231,39 @@ pub(crate) async fn sync_round_trips(
         round_trip().await?;
         lat.push(t.elapsed());
     }
-    Ok((rate(lat.len(), start.elapsed()), lat))
+    let elapsed = start.elapsed();
+    let cpu_after = (CpuSample::of(cpu::own_pid()), server.and_then(CpuSample::of));
+    let per_op = |before: Option<CpuSample>, after: Option<CpuSample>| before?.per_op_us(&after?, lat.len());
+    Ok(SyncRun {
+        rate: rate(lat.len(), elapsed),
+        client_cpu: per_op(cpu_before.0, cpu_after.0),
+        server_cpu: per_op(cpu_before.1, cpu_after.1),
+        lat,
+    })
+}
+
+/// What [`sync_round_trips`] measured.
+pub(crate) struct SyncRun {
+    /// Round trips per second.
+    pub rate: f64,
+    /// The latency of each round trip.
+    pub lat: Vec<Duration>,
+    /// CPU time per round trip of the calling process in µs (`None` where it cannot be read).
+    pub client_cpu: Option<f64>,
+    /// CPU time per round trip of the server process in µs.
+    pub server_cpu: Option<f64>,
+}
+
+impl SyncRun {
+    /// The figures `sync` (in `unit`), `sync_p50`, `sync_p99` (µs) and, where measured,
+    /// `sync_cpu_client` and `sync_cpu_server` (µs per round trip).
+    pub(crate) fn samples(self, unit: &'static str) -> Vec<Sample> {
+        let (p50, p99) = floor::percentiles(self.lat);
+        let mut out = vec![("sync", unit, self.rate), ("sync_p50", "us", p50), ("sync_p99", "us", p99)];
+        out.extend(self.client_cpu.map(|us| ("sync_cpu_client", "us", us)));
+        out.extend(self.server_cpu.map(|us| ("sync_cpu_server", "us", us)));
+        out
+    }
 }
 
 /// Binds `addr` and prints the `listening on ADDR` line the client waits for.

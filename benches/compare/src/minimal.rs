@@ -157,14 +157,14 @@ async fn minimal_client(plan: &Plan, addr: &str) -> Result<f64, BoxError> {
     let request = encoded(Frame::Request { seq: 0, handle: Handle::CallAttr, args, deadline: Some(DEADLINE) })?;
     let expected = encoded(Frame::Reply { seq: 0, value: Value::Int(3) })?;
     let mut reply = vec![0u8; expected.len()];
-    let (rate, lat) = sync_round_trips(plan, async || -> Result<(), BoxError> {
+    let sync = sync_round_trips(plan, None, async || -> Result<(), BoxError> {
         stream.write_all(&request).await?;
         stream.read_exact(&mut reply).await?;
         Ok(())
     })
     .await?;
-    if plan.warmup + lat.len() > 0 && reply != expected {
+    if plan.warmup + sync.lat.len() > 0 && reply != expected {
         return Err(format!("the netref server replied {reply:?}, not {expected:?}").into());
     }
-    Ok(rate)
+    Ok(sync.rate)
 }

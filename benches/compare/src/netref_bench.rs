@@ -7,7 +7,7 @@ use futures::{future, stream, StreamExt};
 use netref::{prelude::*, SharedBytes};
 use serde_bytes::ByteBuf;
 
-use crate::{announce, deadline, floor::percentiles, rate, stats::Sample, sync_round_trips, BoxError, Plan};
+use crate::{announce, deadline, rate, stats::Sample, sync_round_trips, BoxError, Plan, SyncRun};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -46,22 +46,18 @@ async fn connect(addr: &str) -> Result<Peer, BoxError> {
     Ok(netref::connect_tcp(addr, Service::void(), Config::default(), CONNECT_TIMEOUT).await?)
 }
 
-pub(crate) fn measure(plan: &Plan, addr: &str) -> Result<Vec<Sample>, BoxError> {
+pub(crate) fn measure(plan: &Plan, addr: &str, server_pid: Option<u32>) -> Result<Vec<Sample>, BoxError> {
     let sys = actix_rt::System::new();
-    sys.block_on(measure_all(plan, addr))
+    sys.block_on(measure_all(plan, addr, server_pid))
 }
 
-async fn measure_all(plan: &Plan, addr: &str) -> Result<Vec<Sample>, BoxError> {
+async fn measure_all(plan: &Plan, addr: &str, server_pid: Option<u32>) -> Result<Vec<Sample>, BoxError> {
     let mut out = Vec::new();
     let peer = connect(addr).await?;
     let root = peer.root().await?;
 
     // 1. Sequential `add` (one CALLATTR round trip each).
-    let (sync, lat) = sync_calls(&root, plan).await?;
-    out.push(("sync", "calls/s", sync));
-    let (p50, p99) = percentiles(lat);
-    out.push(("sync_p50", "us", p50));
-    out.push(("sync_p99", "us", p99));
+    out.extend(sync_calls(&root, plan, server_pid).await?.samples("calls/s"));
 
     // 2. `plan.window` calls in flight.
     let end = deadline(plan.time_cap);
@@ -152,10 +148,10 @@ async fn measure_all(plan: &Plan, addr: &str) -> Result<Vec<Sample>, BoxError> {
     Ok(out)
 }
 
-/// Sequential `add(1, 2)` round trips on `root` (after a warm-up): calls per second, and the
-/// latency of each.
-async fn sync_calls(root: &NetRef, plan: &Plan) -> Result<(f64, Vec<Duration>), BoxError> {
-    sync_round_trips(plan, async || -> Result<(), BoxError> {
+/// Sequential `add(1, 2)` round trips on `root` (after a warm-up), served by the process
+/// `server_pid`.
+async fn sync_calls(root: &NetRef, plan: &Plan, server_pid: Option<u32>) -> Result<SyncRun, BoxError> {
+    sync_round_trips(plan, server_pid, async || -> Result<(), BoxError> {
         match root.call_method::<i64>("add", (1, 2)).await? {
             3 => Ok(()),
             sum => Err(format!("netref add returned {sum}").into()),
@@ -171,10 +167,10 @@ pub(crate) fn sync_rate(plan: &Plan, addr: &str) -> Result<f64, BoxError> {
     sys.block_on(async {
         let peer = connect(addr).await?;
         let root = peer.root().await?;
-        let (rate, _) = sync_calls(&root, plan).await?;
+        let sync = sync_calls(&root, plan, None).await?;
         drop(root);
         peer.close().await;
-        Ok(rate)
+        Ok(sync.rate)
     })
 }
 

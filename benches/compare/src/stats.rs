@@ -44,7 +44,8 @@ pub struct Report {
 }
 
 /// Metrics that are the same operation in each system, so their ratio means something.
-const COMPARABLE: [&str; 6] = ["sync", "sync_p50", "sync_p99", "pipelined", "echo_1mib", "connect"];
+const COMPARABLE: [&str; 8] =
+    ["sync", "sync_p50", "sync_p99", "sync_cpu_client", "sync_cpu_server", "pipelined", "echo_1mib", "connect"];
 
 /// netref variants of a comparable metric: `(netref metric, baseline metric)`.
 const VARIANTS: [(&str, &str); 2] = [("echo_1mib_bytebuf", "echo_1mib"), ("connect_early", "connect")];

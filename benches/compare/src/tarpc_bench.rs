@@ -14,7 +14,7 @@ use tarpc::{
 };
 use tokio::net::TcpStream;
 
-use crate::{announce, deadline, floor::percentiles, rate, stats::Sample, sync_round_trips, BoxError, Plan};
+use crate::{announce, deadline, rate, stats::Sample, sync_round_trips, BoxError, Plan};
 
 /// The service: the same operations as the netref root object.
 #[tarpc::service]
@@ -66,24 +66,21 @@ async fn connect(addr: &str) -> Result<BenchClient, BoxError> {
     Ok(BenchClient::new(client::Config::default(), transport).spawn())
 }
 
-pub(crate) fn measure(plan: &Plan, addr: &str) -> Result<Vec<Sample>, BoxError> {
+pub(crate) fn measure(plan: &Plan, addr: &str, server_pid: Option<u32>) -> Result<Vec<Sample>, BoxError> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
         let mut out = Vec::new();
         let client = connect(addr).await?;
 
         // 1. Sequential `add`.
-        let (sync, lat) = sync_round_trips(plan, async || -> Result<(), BoxError> {
+        let sync = sync_round_trips(plan, server_pid, async || -> Result<(), BoxError> {
             match client.add(context::current(), 1, 2).await? {
                 3 => Ok(()),
                 sum => Err(format!("tarpc add returned {sum}").into()),
             }
         })
         .await?;
-        out.push(("sync", "calls/s", sync));
-        let (p50, p99) = percentiles(lat);
-        out.push(("sync_p50", "us", p50));
-        out.push(("sync_p99", "us", p99));
+        out.extend(sync.samples("calls/s"));
 
         // 2. `plan.window` calls in flight.
         let (n, elapsed) = concurrent(&client, plan.pipelined, plan.window, deadline(plan.time_cap)).await?;

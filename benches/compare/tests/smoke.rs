@@ -59,10 +59,25 @@ fn whole_program_with_tiny_counts() {
     ] {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }
-    // floor: 5 comparable + the ByteBuf echo + the two minimal-peer figures; tarpc: 6
-    // comparable + the ByteBuf echo + early connect.
-    assert_eq!(report.ratios().len(), 8 + 8);
-    assert_eq!(report.run_ratios().len(), 8 + 8);
+    // CPU time per round trip, each side (procfs: Linux only).
+    let cpu = if cfg!(target_os = "linux") { 2 } else { 0 };
+    if cpu > 0 {
+        for system in ["floor", "tarpc", "netref"] {
+            for side in ["sync_cpu_client", "sync_cpu_server"] {
+                let f = report.get(system, side).unwrap_or_else(|| panic!("{system}.{side} missing"));
+                assert!(f.values.iter().all(|us| us.is_finite() && *us > 0.0), "{system}.{side} = {:?}", f.values);
+                // A side cannot spend more CPU per round trip than the round trip lasted on
+                // average, plus one scheduler tick of slack over the whole loop.
+                let per_rt_us = 1e6 / report.get(system, "sync").unwrap().median();
+                assert!(f.median() < per_rt_us * 2.0 + 10_000.0 / plan.sync as f64, "{system}.{side} {f:?}");
+            }
+        }
+        assert!(text.contains("ratio netref/floor.sync_cpu_server "), "{text}");
+    }
+    // floor: 5 comparable (+2 CPU) + the ByteBuf echo + the two minimal-peer figures; tarpc: 6
+    // comparable (+2 CPU) + the ByteBuf echo + early connect.
+    assert_eq!(report.ratios().len(), 8 + 8 + 2 * cpu);
+    assert_eq!(report.run_ratios().len(), 8 + 8 + 2 * cpu);
     assert!(!text.contains("netref/tarpc.sync_min"), "the minimal-peer figures compare with the floor only");
     assert!(text.contains("ratio_per_run netref/floor.sync "), "{text}");
     eprintln!("whole comparison in {:.1} s", started.elapsed().as_secs_f64());
