@@ -1,6 +1,10 @@
 //! [`Service`]: what a connection exposes as its root, and hooks for connect and disconnect.
 
-use std::{collections::BTreeMap, fmt, sync::Arc};
+use std::{
+    collections::BTreeMap,
+    fmt,
+    sync::{Arc, OnceLock},
+};
 
 use crate::{connection::Peer, object::Object};
 
@@ -47,10 +51,12 @@ impl Service {
         Service { root: Arc::new(factory), on_connect: None, on_disconnect: None, names: Arc::default() }
     }
 
-    /// Exposes nothing (RPyC's `VoidService`): the default for clients.
+    /// Exposes nothing (RPyC's `VoidService`): the default for clients. Every void service
+    /// of the process shares one root object (it has no members, so nothing tells them
+    /// apart), made once: a client that connects often does not build one per connection.
     pub fn void() -> Self {
-        let root = Object::builder("netref.VoidService").build();
-        Service::shared(root)
+        static VOID: OnceLock<Service> = OnceLock::new();
+        VOID.get_or_init(|| Service::shared(Object::builder("netref.VoidService").build())).clone()
     }
 
     /// Exposes `object` under `name`: a peer gets it with [`Peer::lookup`] (HANDLE_GETROOT with

@@ -101,3 +101,14 @@ async fn a_real_pair_reaches_the_root_and_named_exports() {
     let counter = client.lookup("counter").await.unwrap();
     assert_eq!(counter.call_method::<i64>("incr", ()).await.unwrap(), 1);
 }
+
+#[actix_rt::test]
+async fn void_services_announce_one_shared_root() {
+    let (_a, mut raw_a) = RawPeer::start(Service::void(), Config::default());
+    let (_b, mut raw_b) = RawPeer::start(Service::void(), Config::default());
+    let root_a = raw_a.recv_hello().await.expect("a void service announces its root");
+    let root_b = raw_b.recv_hello().await.expect("a void service announces its root");
+    assert_eq!(root_a.type_name, "netref.VoidService");
+    // Made once per process: the same object, not one built per connection.
+    assert_eq!(root_a, root_b);
+}
