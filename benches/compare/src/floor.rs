@@ -14,7 +14,8 @@ use tokio::{
 
 use crate::{announce, deadline, rate, stats::Sample, sync_round_trips, BoxError, Plan};
 
-const PING: usize = 16;
+/// The ping-pong message size.
+pub(crate) const PING: usize = 16;
 
 pub(crate) fn serve(addr: &str) -> Result<(), BoxError> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -69,7 +70,7 @@ async fn serve_conn(mut s: TcpStream) -> std::io::Result<()> {
     }
 }
 
-async fn connect(addr: &str, tag: u8) -> Result<TcpStream, BoxError> {
+pub(crate) async fn connect(addr: &str, tag: u8) -> Result<TcpStream, BoxError> {
     let mut s = TcpStream::connect(addr).await?;
     s.set_nodelay(true)?;
     s.write_all(&[tag]).await?;

@@ -5,6 +5,8 @@
 //! [--pinned]`) is a thin wrapper around [`run`]; each server is the same binary started with
 //! `--server KIND ADDR` ([`serve`]), which prints `listening on ADDR` and exits when its
 //! standard input closes (so it never outlives the client, even one killed by a signal).
+//! `--client OP ADDR N` ([`client`]) runs a fixed number of one operation against such a
+//! server, for profilers (`profile.sh`, `PROFILING.md`).
 //!
 //! Besides the three systems' figures, each side of netref is measured against a minimal peer
 //! that speaks netref's wire format and nothing else (`minimal`, server kind `netref-min`), to
@@ -25,10 +27,12 @@ mod cpu;
 mod floor;
 mod minimal;
 mod netref_bench;
+mod profile;
 mod stats;
 mod tarpc_bench;
 
 pub use child::ServerProcess;
+pub use profile::{client, server_kind, CLIENT_OPS};
 pub use stats::{Figure, Report};
 
 use cpu::CpuSample;

@@ -6,6 +6,9 @@
 //!
 //! `--pinned` re-executes this program under `taskset -c 0`, so the client and every server
 //! process (children inherit the affinity) share one CPU.
+//!
+//! For profiling one operation: `compare --server KIND ADDR` runs a server alone, and
+//! `compare --client OP ADDR N` runs `N` operations `OP` against it (see `PROFILING.md`).
 
 use std::{
     io::ErrorKind,
@@ -18,7 +21,13 @@ use netref_compare::{Plan, Systems};
 const PINNED_ENV: &str = "NETREF_COMPARE_PINNED";
 
 fn usage() -> ExitCode {
-    eprintln!("usage: compare [--runs N] [--quick] [--pinned]   (servers: compare --server floor|tarpc|netref|netref-min ADDR)");
+    eprintln!("usage: compare [--runs N] [--quick] [--pinned]");
+    eprintln!("       compare --server floor|tarpc|netref|netref-min ADDR");
+    eprintln!("       compare --client OP ADDR N      (N operations OP against a server, for profiling)");
+    eprintln!("operations for --client (server kind: one operation):");
+    for (op, kind, what) in netref_compare::CLIENT_OPS {
+        eprintln!("  {op:<15} {kind:<7} {what}");
+    }
     ExitCode::from(2)
 }
 
@@ -30,6 +39,24 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("{kind} server: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Some(i) = args.iter().position(|a| a == "--client") {
+        let (Some(op), Some(addr), Some(n)) = (args.get(i + 1), args.get(i + 2), args.get(i + 3)) else {
+            return usage();
+        };
+        let Ok(n) = n.parse::<usize>() else { return usage() };
+        let started = Instant::now();
+        return match netref_compare::client(op, addr, n) {
+            Ok(()) => {
+                let s = started.elapsed().as_secs_f64();
+                println!("{op} {n} in {s:.3} s ({:.0}/s)", n as f64 / s.max(1e-9));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{op} client: {e}");
                 ExitCode::FAILURE
             }
         };

@@ -42,7 +42,7 @@ pub(crate) fn serve(addr: &str) -> Result<(), BoxError> {
     })
 }
 
-async fn connect(addr: &str) -> Result<Peer, BoxError> {
+pub(crate) async fn connect(addr: &str) -> Result<Peer, BoxError> {
     Ok(netref::connect_tcp(addr, Service::void(), Config::default(), CONNECT_TIMEOUT).await?)
 }
 
@@ -60,26 +60,9 @@ async fn measure_all(plan: &Plan, addr: &str, server_pid: Option<u32>) -> Result
     out.extend(sync_calls(&root, plan, server_pid).await?.samples("calls/s"));
 
     // 2. `plan.window` calls in flight.
-    let end = deadline(plan.time_cap);
     let start = Instant::now();
-    let results = stream::iter(0..plan.pipelined)
-        .take_while(|_| future::ready(Instant::now() < end))
-        .map(|i| {
-            let i = i as i64;
-            let call = root.call_method::<i64>("add", (i, 1));
-            async move { call.await.map(|s| s == i + 1) }
-        })
-        .buffer_unordered(plan.window)
-        .fold(Ok(0usize), |acc, r| {
-            future::ready(match (acc, r) {
-                (Ok(n), Ok(true)) => Ok(n + 1),
-                (Ok(_), Ok(false)) => Err("netref pipelined add: wrong sum".to_owned()),
-                (Ok(_), Err(e)) => Err(format!("netref pipelined add: {e}")),
-                (e, _) => e,
-            })
-        })
-        .await?;
-    out.push(("pipelined", "calls/s", rate(results, start.elapsed())));
+    let done = pipelined_calls(&root, plan.pipelined, plan.window, deadline(plan.time_cap)).await?;
+    out.push(("pipelined", "calls/s", rate(done, start.elapsed())));
 
     // 3. 1 MiB echo as one byte string: `SharedBytes` in and out, the way to send large bytes
     // without copies (README); then the same with `serde_bytes::ByteBuf`, which the serde
@@ -123,18 +106,15 @@ async fn measure_all(plan: &Plan, addr: &str, server_pid: Option<u32>) -> Result
     out.push(("create_release_drain", "us", (elapsed - loop_elapsed).as_secs_f64() * 1e6));
 
     // 5. Callback round trip: the server calls the client's function during the call.
-    let times_ten = NetRef::from(Object::function(|v: i64| v * 10));
+    let times_ten = times_ten();
     for _ in 0..plan.warmup {
-        let _: i64 = root.call_method("call_me", (&times_ten, 4)).await?;
+        call_back(&root, &times_ten).await?;
     }
     let end = deadline(plan.time_cap);
     let start = Instant::now();
     let mut done = 0;
     while done < plan.callbacks && Instant::now() < end {
-        let r: i64 = root.call_method("call_me", (&times_ten, 4)).await?;
-        if r != 41 {
-            return Err(format!("netref call_me returned {r}").into());
-        }
+        call_back(&root, &times_ten).await?;
         done += 1;
     }
     out.push(("callback", "calls/s", rate(done, start.elapsed())));
@@ -151,13 +131,57 @@ async fn measure_all(plan: &Plan, addr: &str, server_pid: Option<u32>) -> Result
 /// Sequential `add(1, 2)` round trips on `root` (after a warm-up), served by the process
 /// `server_pid`.
 async fn sync_calls(root: &NetRef, plan: &Plan, server_pid: Option<u32>) -> Result<SyncRun, BoxError> {
-    sync_round_trips(plan, server_pid, async || -> Result<(), BoxError> {
-        match root.call_method::<i64>("add", (1, 2)).await? {
-            3 => Ok(()),
-            sum => Err(format!("netref add returned {sum}").into()),
-        }
-    })
-    .await
+    sync_round_trips(plan, server_pid, async || add(root).await).await
+}
+
+/// One `add(1, 2)` call on `root`, checked.
+pub(crate) async fn add(root: &NetRef) -> Result<(), BoxError> {
+    match root.call_method::<i64>("add", (1, 2)).await? {
+        3 => Ok(()),
+        sum => Err(format!("netref add returned {sum}").into()),
+    }
+}
+
+/// Up to `total` `add` calls on `root` with `window` in flight (fewer if `end` passes first);
+/// returns how many completed, each checked.
+pub(crate) async fn pipelined_calls(
+    root: &NetRef,
+    total: usize,
+    window: usize,
+    end: Instant,
+) -> Result<usize, BoxError> {
+    let done = stream::iter(0..total)
+        .take_while(|_| future::ready(Instant::now() < end))
+        .map(|i| {
+            let i = i as i64;
+            let call = root.call_method::<i64>("add", (i, 1));
+            async move { call.await.map(|s| s == i + 1) }
+        })
+        .buffer_unordered(window)
+        .fold(Ok(0usize), |acc, r| {
+            future::ready(match (acc, r) {
+                (Ok(n), Ok(true)) => Ok(n + 1),
+                (Ok(_), Ok(false)) => Err("netref pipelined add: wrong sum".to_owned()),
+                (Ok(_), Err(e)) => Err(format!("netref pipelined add: {e}")),
+                (e, _) => e,
+            })
+        })
+        .await?;
+    Ok(done)
+}
+
+/// The client's callback for `call_me`: `v * 10`.
+pub(crate) fn times_ten() -> NetRef {
+    NetRef::from(Object::function(|v: i64| v * 10))
+}
+
+/// One callback round trip: `call_me(f, 4)` makes the server call `f(4)` back (40) and
+/// answer 41.
+pub(crate) async fn call_back(root: &NetRef, f: &NetRef) -> Result<(), BoxError> {
+    match root.call_method::<i64>("call_me", (f, 4)).await? {
+        41 => Ok(()),
+        r => Err(format!("netref call_me returned {r}").into()),
+    }
 }
 
 /// Sync round trips per second from a netref client (an actix system, as in [`measure`]) to
@@ -180,17 +204,20 @@ async fn connect_rate(addr: &str, config: Config, plan: &Plan) -> Result<f64, Bo
     let start = Instant::now();
     let mut done = 0;
     while done < plan.connects && Instant::now() < end {
-        let peer = netref::connect_tcp(addr, Service::void(), config.clone(), CONNECT_TIMEOUT).await?;
-        let root = peer.root().await?;
-        let sum: i64 = root.call_method("add", (1, 2)).await?;
-        if sum != 3 {
-            return Err("netref add: wrong reply".into());
-        }
-        drop(root);
-        peer.close().await;
+        connect_call_close(addr, &config).await?;
         done += 1;
     }
     Ok(rate(done, start.elapsed()))
+}
+
+/// One connection: connect with `config`, take the root, one `add`, close.
+pub(crate) async fn connect_call_close(addr: &str, config: &Config) -> Result<(), BoxError> {
+    let peer = netref::connect_tcp(addr, Service::void(), config.clone(), CONNECT_TIMEOUT).await?;
+    let root = peer.root().await?;
+    add(&root).await?;
+    drop(root);
+    peer.close().await;
+    Ok(())
 }
 
 /// Echoes `payload` through `method` for up to `plan.echoes` round trips (after a warm-up)
@@ -219,7 +246,7 @@ where
 
 /// Polls the server's `exports` until it is 0, for at most `limit`. Each poll is one round
 /// trip, which paces the loop (a tokio sleep would round up to 1 ms).
-async fn wait_drained(root: &NetRef, limit: Duration) -> Result<bool, BoxError> {
+pub(crate) async fn wait_drained(root: &NetRef, limit: Duration) -> Result<bool, BoxError> {
     let end = Instant::now() + limit;
     loop {
         let n: u64 = root.call_method("exports", ()).await?;

@@ -59,7 +59,7 @@ pub(crate) fn serve(addr: &str) -> Result<(), BoxError> {
     })
 }
 
-async fn connect(addr: &str) -> Result<BenchClient, BoxError> {
+pub(crate) async fn connect(addr: &str) -> Result<BenchClient, BoxError> {
     let stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
     let transport = tarpc::serde_transport::new(framed(stream), Bincode::default());
@@ -73,13 +73,7 @@ pub(crate) fn measure(plan: &Plan, addr: &str, server_pid: Option<u32>) -> Resul
         let client = connect(addr).await?;
 
         // 1. Sequential `add`.
-        let sync = sync_round_trips(plan, server_pid, async || -> Result<(), BoxError> {
-            match client.add(context::current(), 1, 2).await? {
-                3 => Ok(()),
-                sum => Err(format!("tarpc add returned {sum}").into()),
-            }
-        })
-        .await?;
+        let sync = sync_round_trips(plan, server_pid, async || add(&client).await).await?;
         out.extend(sync.samples("calls/s"));
 
         // 2. `plan.window` calls in flight.
@@ -113,15 +107,20 @@ pub(crate) fn measure(plan: &Plan, addr: &str, server_pid: Option<u32>) -> Resul
         let start = Instant::now();
         let mut done = 0;
         while done < plan.connects && Instant::now() < end {
-            let c = connect(addr).await?;
-            if c.add(context::current(), 1, 2).await? != 3 {
-                return Err("tarpc add: wrong reply".into());
-            }
+            add(&connect(addr).await?).await?;
             done += 1;
         }
         out.push(("connect", "conn/s", rate(done, start.elapsed())));
         Ok(out)
     })
+}
+
+/// One `add(1, 2)` call, checked.
+pub(crate) async fn add(client: &BenchClient) -> Result<(), BoxError> {
+    match client.add(context::current(), 1, 2).await? {
+        3 => Ok(()),
+        sum => Err(format!("tarpc add returned {sum}").into()),
+    }
 }
 
 async fn concurrent(

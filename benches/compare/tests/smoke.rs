@@ -87,3 +87,28 @@ fn whole_program_with_tiny_counts() {
 fn an_unknown_server_kind_is_an_error() {
     assert!(netref_compare::serve("nope", "127.0.0.1:0").is_err());
 }
+
+#[test]
+fn every_profiling_client_runs_against_its_server() {
+    let exe = Path::new(env!("CARGO_BIN_EXE_compare"));
+    let servers: Vec<(&str, netref_compare::ServerProcess)> = ["netref", "floor", "tarpc"]
+        .into_iter()
+        .map(|kind| (kind, netref_compare::ServerProcess::spawn(exe, kind).expect("server starts")))
+        .collect();
+    for (op, kind, _) in netref_compare::CLIENT_OPS {
+        assert_eq!(netref_compare::server_kind(op), Some(kind));
+        let (_, server) = servers.iter().find(|(k, _)| *k == kind).expect("a server of every kind");
+        netref_compare::client(op, server.addr(), 3).unwrap_or_else(|e| panic!("{op}: {e}"));
+    }
+    let err = netref_compare::client("nope", "127.0.0.1:1", 1).unwrap_err().to_string();
+    assert!(err.contains("unknown operation") && err.contains("connect-early"), "{err}");
+
+    // The command line: `--client OP ADDR N` prints one line, and usage errors exit with 2.
+    let (_, netref) = &servers[0];
+    let out = std::process::Command::new(exe).args(["--client", "sync", netref.addr(), "5"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("sync 5 in "), "{out:?}");
+    let out = std::process::Command::new(exe).args(["--client", "sync", netref.addr()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("create-release"), "usage lists the operations");
+}
