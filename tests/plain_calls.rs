@@ -121,11 +121,7 @@ async fn a_plain_call_on_an_object_never_exported_closes_with_a_bad_reference() 
     let (peer, mut raw) = RawPeer::start(Service::shared(calculator(Arc::default())), Config::default());
     raw.handshake().await;
     raw.send(plain_call(0, IdPack { type_name: "demo.Calculator".into(), class_id: 1, instance_id: 999_999 })).await;
-    let reason = raw.expect_closed(&peer).await;
-    assert!(
-        matches!(&reason, netref::Error::Protocol(ProtocolError::BadReference(m)) if m.contains("999999")),
-        "{reason}"
-    );
+    raw.expect_bad_reference(&peer, 999_999).await;
 }
 
 #[actix_rt::test]
@@ -215,11 +211,7 @@ async fn a_bad_reference_among_the_arguments_closes_with_a_bad_reference() {
     let a = wire_ref(RefLabel::Remote, "demo.Callback", 41);
     let b = wire_ref(RefLabel::Local, "demo.Gone", 999_999);
     raw.send(call_with_refs(1, &root, a, b)).await;
-    let reason = raw.expect_closed(&peer).await;
-    assert!(
-        matches!(&reason, netref::Error::Protocol(ProtocolError::BadReference(m)) if m.contains("999999")),
-        "{reason}"
-    );
+    raw.expect_bad_reference(&peer, 999_999).await;
 }
 
 /// A reply holding an object (here the root, twice) is read by the plain reader and counted

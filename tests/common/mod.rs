@@ -225,6 +225,16 @@ impl RawPeer {
         peer.close_reason().expect("a closed connection has a reason")
     }
 
+    /// Waits for the real side to close the connection for a bad reference naming the
+    /// object `instance_id`.
+    pub async fn expect_bad_reference(&mut self, peer: &Peer, instance_id: u64) {
+        let reason = self.expect_closed(peer).await;
+        assert!(
+            matches!(&reason, netref::Error::Protocol(netref::ProtocolError::BadReference(m)) if m.contains(&instance_id.to_string())),
+            "expected a bad reference to {instance_id}, got: {reason}"
+        );
+    }
+
     /// Whether the real side closed the pipe (reads to the end, skipping frames).
     pub async fn closed_within(&mut self, limit: Duration) -> bool {
         use futures::StreamExt;
