@@ -1,9 +1,11 @@
 //! CPU time of the client and of a server process over a timed loop, per round trip: which
 //! side a round trip's time goes to, and how much more than the floor each side spends.
 //!
-//! The time is the scheduler's on-CPU time of every thread of the process
-//! (`/proc/PID/task/*/schedstat`, in nanoseconds: exact, user space and kernel together).
-//! Linux only; elsewhere nothing is measured and the figures are left out.
+//! Both are the scheduler's on-CPU time (user space and kernel together, in nanoseconds): for
+//! this process its CPU-time clock (`CLOCK_PROCESS_CPUTIME_ID`, which keeps the time of
+//! threads that have ended), for a server process the sum over its threads of
+//! `/proc/PID/task/*/schedstat` (a server's threads live as long as it does). Linux only;
+//! elsewhere nothing is measured and the figures are left out.
 
 use std::fs;
 
@@ -12,7 +14,17 @@ use std::fs;
 pub(crate) struct CpuSample(u64);
 
 impl CpuSample {
-    /// The sample of process `pid` now, or `None` where procfs cannot tell.
+    /// This process's sample now (all its threads, ended ones included).
+    pub(crate) fn own() -> Option<Self> {
+        if !cfg!(target_os = "linux") {
+            return None;
+        }
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+        Some(CpuSample(u64::try_from(t.tv_sec).ok()? * 1_000_000_000 + u64::try_from(t.tv_nsec).ok()?))
+    }
+
+    /// The sample of the server process `pid` now (its live threads), or `None` where procfs
+    /// cannot tell.
     pub(crate) fn of(pid: u32) -> Option<Self> {
         let mut ns = 0;
         for task in fs::read_dir(format!("/proc/{pid}/task")).ok()? {
@@ -24,7 +36,8 @@ impl CpuSample {
         Some(CpuSample(ns))
     }
 
-    /// Microseconds per round trip between `self` (before) and `after`, over `ops` round trips.
+    /// Microseconds per round trip between `self` (before) and `after`, over `ops` round
+    /// trips; `None` if the time went backwards (a server thread ended in between).
     pub(crate) fn per_op_us(&self, after: &CpuSample, ops: usize) -> Option<f64> {
         let ns = after.0.checked_sub(self.0)?;
         (ops > 0).then(|| ns as f64 / 1e3 / ops as f64)
@@ -35,11 +48,6 @@ impl CpuSample {
 /// number of time slices).
 fn parse_schedstat(line: &str) -> Option<u64> {
     line.split_whitespace().next()?.parse().ok()
-}
-
-/// This process's id, for [`CpuSample::of`].
-pub(crate) fn own_pid() -> u32 {
-    std::process::id()
 }
 
 #[cfg(test)]
@@ -62,18 +70,21 @@ mod tests {
     }
 
     #[test]
-    fn this_process_can_be_sampled() {
+    fn this_process_is_sampled_and_its_time_grows() {
         if !cfg!(target_os = "linux") {
             return;
         }
-        let before = CpuSample::of(own_pid()).expect("procfs");
-        // Spin until the scheduler has accounted more time to this thread (at its next tick).
+        // Through procfs, as a server is (other test threads may come and go meanwhile).
+        assert!(CpuSample::of(std::process::id()).expect("procfs").0 > 0);
+        // Through the process's CPU-time clock: it grows with work done, whatever other
+        // threads do.
+        let before = CpuSample::own().expect("a CPU-time clock");
         let give_up = std::time::Instant::now() + std::time::Duration::from_secs(5);
         let mut x = 0u64;
-        while CpuSample::of(own_pid()).expect("procfs") == before && std::time::Instant::now() < give_up {
+        while CpuSample::own().expect("a CPU-time clock") == before && std::time::Instant::now() < give_up {
             x = std::hint::black_box(x.wrapping_add(1));
         }
-        let after = CpuSample::of(own_pid()).expect("procfs");
-        assert!(after.per_op_us(&before, 1).is_none() && before.per_op_us(&after, 1).unwrap() > 0.0);
+        let after = CpuSample::own().expect("a CPU-time clock");
+        assert!(before.per_op_us(&after, 1).is_some_and(|us| us > 0.0), "{before:?} -> {after:?}");
     }
 }

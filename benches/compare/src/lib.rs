@@ -225,7 +225,7 @@ pub(crate) async fn sync_round_trips(
     }
     let mut lat = Vec::with_capacity(plan.sync);
     let end = deadline(plan.time_cap);
-    let cpu_before = (CpuSample::of(cpu::own_pid()), server.and_then(CpuSample::of));
+    let cpu_before = (CpuSample::own(), server.and_then(CpuSample::of));
     let start = Instant::now();
     for i in 0..plan.sync {
         if i % 64 == 0 && Instant::now() > end {
@@ -236,7 +236,7 @@ pub(crate) async fn sync_round_trips(
         lat.push(t.elapsed());
     }
     let elapsed = start.elapsed();
-    let cpu_after = (CpuSample::of(cpu::own_pid()), server.and_then(CpuSample::of));
+    let cpu_after = (CpuSample::own(), server.and_then(CpuSample::of));
     let per_op = |before: Option<CpuSample>, after: Option<CpuSample>| before?.per_op_us(&after?, lat.len());
     Ok(SyncRun {
         rate: rate(lat.len(), elapsed),
