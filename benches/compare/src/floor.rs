@@ -179,13 +179,3 @@ async fn pipelined(s: TcpStream, total: usize, window: usize) -> Result<(usize, 
     let ((), got) = tokio::try_join!(writer, reader)?;
     Ok((got, start.elapsed()))
 }
-
-/// (p50, p99) in microseconds.
-pub(crate) fn percentiles(mut lat: Vec<std::time::Duration>) -> (f64, f64) {
-    if lat.is_empty() {
-        return (0.0, 0.0);
-    }
-    lat.sort();
-    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1e6;
-    (pct(0.50), pct(0.99))
-}

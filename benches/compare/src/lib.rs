@@ -13,7 +13,7 @@
 //! show which side a sync round trip's time goes to. The sync loops also take the CPU time
 //! each process spent per round trip (`sync_cpu_client`, `sync_cpu_server`; `cpu`). Over
 //! loopback, a side's kernel time includes the receiving side's TCP processing of what it
-//! sends, so pinned to one CPU the two sides come out alike; unpinned, their excess over the
+//! sends, so pinned to one CPU the two sides come out alike; a system's excess over the
 //! floor's is what the system itself costs.
 
 use std::{
@@ -262,12 +262,22 @@ impl SyncRun {
     /// The figures `sync` (in `unit`), `sync_p50`, `sync_p99` (µs) and, where measured,
     /// `sync_cpu_client` and `sync_cpu_server` (µs per round trip).
     pub(crate) fn samples(self, unit: &'static str) -> Vec<Sample> {
-        let (p50, p99) = floor::percentiles(self.lat);
+        let (p50, p99) = percentiles(self.lat);
         let mut out = vec![("sync", unit, self.rate), ("sync_p50", "us", p50), ("sync_p99", "us", p99)];
         out.extend(self.client_cpu.map(|us| ("sync_cpu_client", "us", us)));
         out.extend(self.server_cpu.map(|us| ("sync_cpu_server", "us", us)));
         out
     }
+}
+
+/// (p50, p99) in microseconds.
+fn percentiles(mut lat: Vec<Duration>) -> (f64, f64) {
+    if lat.is_empty() {
+        return (0.0, 0.0);
+    }
+    lat.sort();
+    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1e6;
+    (pct(0.50), pct(0.99))
 }
 
 /// Binds `addr` and prints the `listening on ADDR` line the client waits for.
