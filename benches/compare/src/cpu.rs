@@ -15,12 +15,16 @@ pub(crate) struct CpuSample(u64);
 
 impl CpuSample {
     /// This process's sample now (all its threads, ended ones included).
+    #[cfg(target_os = "linux")]
     pub(crate) fn own() -> Option<Self> {
-        if !cfg!(target_os = "linux") {
-            return None;
-        }
         let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
         Some(CpuSample(u64::try_from(t.tv_sec).ok()? * 1_000_000_000 + u64::try_from(t.tv_nsec).ok()?))
+    }
+
+    /// Not measured outside Linux.
+    #[cfg(not(target_os = "linux"))]
+    pub(crate) fn own() -> Option<Self> {
+        None
     }
 
     /// The sample of the server process `pid` now (its live threads), or `None` where procfs
