@@ -99,6 +99,15 @@ pub(crate) struct Boxer<'a> {
 }
 
 impl Boxer<'_> {
+    /// `r` if it is a proxy of this connection's peer: sent back, it names the peer's own
+    /// object (`LOCAL_REF`) and counts nothing.
+    fn own_proxy<'r>(&self, r: &'r NetRef) -> Option<&'r RemoteRef> {
+        match &*r.0 {
+            RefInner::Remote(remote) if remote.conn.id == self.conn_id => Some(remote),
+            _ => None,
+        }
+    }
+
     /// Takes back the sends counted for a frame that was not sent.
     pub(crate) fn roll_back(&self) {
         let mut exports = self.exports.borrow_mut();
@@ -110,14 +119,14 @@ impl Boxer<'_> {
 
 impl RefBoxer<NetRef> for Boxer<'_> {
     fn box_ref<'r>(&self, r: &'r NetRef) -> Result<(RefLabel, Cow<'r, IdPack>), String> {
+        if let Some(remote) = self.own_proxy(r) {
+            return Ok((RefLabel::Local, Cow::Borrowed(&remote.id)));
+        }
         match &*r.0 {
             RefInner::Local(object) => {
                 let id = self.exports.borrow_mut().export(object)?;
                 self.counted.borrow_mut().push(id.instance_id);
                 Ok((RefLabel::Remote, Cow::Borrowed(id)))
-            }
-            RefInner::Remote(remote) if remote.conn.id == self.conn_id => {
-                Ok((RefLabel::Local, Cow::Borrowed(&remote.id)))
             }
             RefInner::Remote(remote) => Err(format!(
                 "{r:?} belongs to connection {} and cannot be sent on connection {} (forwarding netrefs between connections is not supported yet)",
@@ -129,12 +138,8 @@ impl RefBoxer<NetRef> for Boxer<'_> {
     /// A netref of this connection keeps its `LOCAL_REF` box, encoded the first time it is
     /// sent (the target of every call on it).
     fn boxed<'a>(&'a self, r: &'a NetRef) -> Option<&'a [u8]> {
-        match &*r.0 {
-            RefInner::Remote(remote) if remote.conn.id == self.conn_id => {
-                Some(remote.boxed.get_or_init(|| local_ref_box(&remote.id)))
-            }
-            _ => None,
-        }
+        let remote = self.own_proxy(r)?;
+        Some(remote.boxed.get_or_init(|| local_ref_box(&remote.id)))
     }
 }
 
