@@ -24,7 +24,7 @@ mod policy;
 mod table;
 
 pub(crate) use dispatch::{dispatch, dispatch_call, dispatch_callable};
-pub(crate) use method::{reply, MethodFn, Served};
+pub(crate) use method::{reply, reply_owned, MethodFn, Served};
 pub use method::{Args, FromArgs, MethodFuture};
 pub use policy::{Access, AccessPolicy, NameSet, SAFE_ATTRS};
 pub(crate) use table::ExportTable;
@@ -108,7 +108,7 @@ impl Object {
     pub fn function<M, F, R>(f: F) -> Object
     where
         F: FromArgs<M, R>,
-        R: Serialize,
+        R: Serialize + 'static,
     {
         let mut b = Object::builder("builtins.function");
         b.inner.call = Some(method::sync_method("function", f));
@@ -217,7 +217,7 @@ impl ObjectBuilder {
     pub fn method<M, F, R>(self, name: &str, f: F) -> Self
     where
         F: FromArgs<M, R>,
-        R: Serialize,
+        R: Serialize + 'static,
     {
         let m = method::sync_method(name, f);
         self.add(name, Member::Method(m))
@@ -228,7 +228,7 @@ impl ObjectBuilder {
     pub fn try_method<M, F, R, E>(self, name: &str, f: F) -> Self
     where
         F: FromArgs<M, Result<R, E>>,
-        R: Serialize,
+        R: Serialize + 'static,
         E: Display + 'static,
     {
         let m = method::try_sync_method(name, f);
@@ -288,7 +288,7 @@ impl ObjectBuilder {
     pub fn internal_method<M, F, R>(mut self, name: &str, f: F) -> Self
     where
         F: FromArgs<M, R>,
-        R: Serialize,
+        R: Serialize + 'static,
     {
         let m = method::sync_method(name, f);
         self.inner.members.insert(name.to_owned(), Member::Method(m));
@@ -317,7 +317,7 @@ impl ObjectBuilder {
     pub fn callable<M, F, R>(mut self, f: F) -> Self
     where
         F: FromArgs<M, R>,
-        R: Serialize,
+        R: Serialize + 'static,
     {
         self.inner.call = Some(method::sync_method("__call__", f));
         self
@@ -343,7 +343,7 @@ impl ObjectBuilder {
     /// and returns whether to suppress it.
     pub fn context_manager<R, En, Ex>(mut self, enter: En, exit: Ex) -> Self
     where
-        R: Serialize,
+        R: Serialize + 'static,
         En: Fn() -> R + Send + Sync + 'static,
         Ex: Fn(Option<RemoteError>) -> bool + Send + Sync + 'static,
     {

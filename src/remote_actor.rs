@@ -24,7 +24,7 @@ use serde::{de::DeserializeOwned, Deserialize, Deserializer, Serialize, Serializ
 use crate::{
     error::{kinds, RemoteError},
     from_value,
-    object::{reply, Args, MethodFuture, ObjectBuilder},
+    object::{reply_owned, Args, MethodFuture, ObjectBuilder},
     AsyncResult, Error, NetRef, Object, Peer, Service, Value,
 };
 
@@ -116,7 +116,7 @@ impl<A: RemoteActor> ActorExport<A> {
             let request = addr.send(msg);
             async move {
                 match request.await {
-                    Ok(result) => reply(result),
+                    Ok(result) => reply_owned(result),
                     Err(e) => {
                         Err(RemoteError::new(kinds::ACTOR_STOPPED, format!("the actor {} is gone: {e}", A::NAME)))
                     }

@@ -21,6 +21,7 @@ pub use convert_error::ConvertError;
 pub use de::{from_value, ValueDeserializer};
 pub(crate) use refs::BYTES_TOKEN;
 pub use refs::{deserialize_ref, serialize_ref, REF_TOKEN};
+pub(crate) use ser::into_value;
 pub use ser::{to_value, ValueSerializer};
 pub use shared_bytes::SharedBytes;
 

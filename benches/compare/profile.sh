@@ -30,7 +30,7 @@ command -v valgrind >/dev/null || { echo "profile.sh needs valgrind (callgrind)"
 
 case "$op" in
     connect | connect-early | tarpc-connect) defaults=(500 1500) ;;
-    echo) defaults=(20 60) ;;
+    echo | echo-buf) defaults=(20 60) ;;
     pipelined) defaults=(20000 60000) ;;
     *) defaults=(2000 6000) ;;
 esac

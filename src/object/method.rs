@@ -110,9 +110,19 @@ impl_from_args!(6, A1, A2, A3, A4, A5, A6);
 impl_from_args!(7, A1, A2, A3, A4, A5, A6, A7);
 impl_from_args!(8, A1, A2, A3, A4, A5, A6, A7, A8);
 
-/// Converts a method's result into a reply value.
+/// Converts a result into a reply value.
 pub(crate) fn reply<R: Serialize>(r: R) -> Result<Value, RemoteError> {
-    to_value(&r).map_err(|e| RemoteError::new(kinds::TYPE_ERROR, format!("cannot convert the result: {e}")))
+    to_value(&r).map_err(result_error)
+}
+
+/// [`reply`] for a method's result, which the method gave up: a byte buffer becomes the reply
+/// without a copy (see [`into_value`](crate::value::into_value)).
+pub(crate) fn reply_owned<R: Serialize + 'static>(r: R) -> Result<Value, RemoteError> {
+    crate::value::into_value(r).map_err(result_error)
+}
+
+fn result_error(e: crate::value::ConvertError) -> RemoteError {
+    RemoteError::new(kinds::TYPE_ERROR, format!("cannot convert the result: {e}"))
 }
 
 /// Converts a user error into a remote error: a [`RemoteError`] passes through as it is; any
@@ -133,20 +143,22 @@ pub(crate) fn user_error<E: Display + 'static>(e: E) -> RemoteError {
 pub(crate) fn sync_method<M, F, R>(name: &str, f: F) -> MethodFn
 where
     F: FromArgs<M, R>,
-    R: Serialize,
+    R: Serialize + 'static,
 {
     let name = name.to_owned();
-    Arc::new(move |args| Served::Done(f.call_with(&name, args).and_then(reply)))
+    Arc::new(move |args| Served::Done(f.call_with(&name, args).and_then(reply_owned)))
 }
 
 pub(crate) fn try_sync_method<M, F, R, E>(name: &str, f: F) -> MethodFn
 where
     F: FromArgs<M, Result<R, E>>,
-    R: Serialize,
+    R: Serialize + 'static,
     E: Display + 'static,
 {
     let name = name.to_owned();
-    Arc::new(move |args| Served::Done(f.call_with(&name, args).and_then(|r| r.map_err(user_error)).and_then(reply)))
+    Arc::new(move |args| {
+        Served::Done(f.call_with(&name, args).and_then(|r| r.map_err(user_error)).and_then(reply_owned))
+    })
 }
 
 pub(crate) fn async_method<M, F, Fut, R>(name: &str, f: F) -> MethodFn
@@ -157,7 +169,7 @@ where
 {
     let name = name.to_owned();
     Arc::new(move |args| match f.call_with(&name, args) {
-        Ok(fut) => Served::Later(fut.map(reply).boxed()),
+        Ok(fut) => Served::Later(fut.map(reply_owned).boxed()),
         Err(e) => Served::Done(Err(e)),
     })
 }
@@ -171,7 +183,60 @@ where
 {
     let name = name.to_owned();
     Arc::new(move |args| match f.call_with(&name, args) {
-        Ok(fut) => Served::Later(fut.map(|r| r.map_err(user_error).and_then(reply)).boxed()),
+        Ok(fut) => Served::Later(fut.map(|r| r.map_err(user_error).and_then(reply_owned)).boxed()),
         Err(e) => Served::Done(Err(e)),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    };
+
+    use serde_bytes::ByteBuf;
+
+    use super::*;
+
+    /// The address of the last buffer `make` handed out, and a method body that hands one out.
+    fn buffers() -> (Arc<AtomicUsize>, impl Fn() -> ByteBuf + Clone + Send + Sync + 'static) {
+        let last = Arc::new(AtomicUsize::new(0));
+        let made = last.clone();
+        let make = move || {
+            let buf = ByteBuf::from(vec![9u8; 1 << 16]);
+            made.store(buf.as_ptr() as usize, Ordering::Relaxed);
+            buf
+        };
+        (last, make)
+    }
+
+    fn reply_of(served: Served) -> Value {
+        let result = match served {
+            Served::Done(result) => result,
+            Served::Later(fut) | Served::LongPoll(fut) => futures::executor::block_on(fut),
+        };
+        result.expect("the method succeeds")
+    }
+
+    #[test]
+    fn a_byte_buffer_result_is_the_reply_without_a_copy() {
+        let (last, make) = buffers();
+        let args = || Args { positional: Vec::new(), kwargs: Vec::new() };
+        let make2 = make.clone();
+        let make3 = make.clone();
+        let make4 = make.clone();
+        let methods: [MethodFn; 4] = [
+            sync_method("sync", make),
+            try_sync_method("try_sync", move || Ok::<_, RemoteError>(make2())),
+            async_method("async", move || std::future::ready(make3())),
+            try_async_method("try_async", move || std::future::ready(Ok::<_, RemoteError>(make4()))),
+        ];
+        for m in methods {
+            let value = reply_of(m(args()));
+            let Value::Bytes(b) = &value else { panic!("a byte string, got {value:?}") };
+            assert_eq!(b.len(), 1 << 16);
+            assert_eq!(b.as_ptr() as usize, last.load(Ordering::Relaxed), "the result's own buffer");
+        }
+    }
 }

@@ -28,8 +28,9 @@ use super::refs::{self, BYTES_TOKEN, DE_SLOT, SER_SLOT};
 /// that buffer; one only the message holds is copied into the frame and freed at once (kinder
 /// to glibc's allocator than holding it until the write completes). Received, it is a slice of
 /// the buffer the frame was read into. A method taking and returning `SharedBytes` therefore
-/// echoes bytes without a single user-space copy, where `serde_bytes::ByteBuf` (or `Vec<u8>`)
-/// costs one copy each way.
+/// echoes bytes without a single user-space copy, where `serde_bytes::ByteBuf` costs a copy
+/// when it is converted from a received value and when a caller passes it by reference (a
+/// method's `ByteBuf` *result* is handed over without one).
 ///
 /// ```
 /// use bytes::Bytes;

@@ -12,10 +12,11 @@ use crate::{deadline, floor, netref_bench, tarpc_bench, BoxError};
 
 /// Every operation [`client`] runs, with the server kind it talks to and what one operation
 /// is.
-pub const CLIENT_OPS: [(&str, &str, &str); 10] = [
+pub const CLIENT_OPS: [(&str, &str, &str); 11] = [
     ("sync", "netref", "call_method(\"add\", (1, 2)), awaited"),
     ("pipelined", "netref", "an add call, 1000 in flight"),
     ("echo", "netref", "a 1 MiB SharedBytes echo"),
+    ("echo-buf", "netref", "a 1 MiB serde_bytes::ByteBuf echo"),
     ("callback", "netref", "call_me(f, 4): the server calls f back during the call"),
     ("create-release", "netref", "a fresh remote object, dropped at once (its Release batched)"),
     ("connect", "netref", "connect, root, add, close"),
@@ -96,7 +97,7 @@ async fn netref_ops(op: &str, addr: &str, n: usize) -> Result<(), BoxError> {
             }
         }
         "echo" => {
-            let data = netref::SharedBytes::from((0..1usize << 20).map(|i| (i * 31 % 251) as u8).collect::<Vec<u8>>());
+            let data = netref::SharedBytes::from(echo_payload());
             // Only the last reply is compared, as in the benchmark: comparing every 1 MiB
             // reply would count the comparison as netref's.
             let mut last = None;
@@ -105,6 +106,16 @@ async fn netref_ops(op: &str, addr: &str, n: usize) -> Result<(), BoxError> {
             }
             if n > 0 && last.as_ref() != Some(&data) {
                 return Err("netref echo: the reply differs from the payload".into());
+            }
+        }
+        "echo-buf" => {
+            let data = serde_bytes::ByteBuf::from(echo_payload());
+            let mut last = None;
+            for _ in 0..n {
+                last = Some(root.call_method::<serde_bytes::ByteBuf>("echo_buf", (&data,)).await?);
+            }
+            if n > 0 && last.as_ref() != Some(&data) {
+                return Err("netref echo_buf: the reply differs from the payload".into());
             }
         }
         "callback" => {
@@ -127,6 +138,11 @@ async fn netref_ops(op: &str, addr: &str, n: usize) -> Result<(), BoxError> {
     drop(root);
     peer.close().await;
     Ok(())
+}
+
+/// The 1 MiB the echo operations send (the benchmark's payload).
+fn echo_payload() -> Vec<u8> {
+    (0..1usize << 20).map(|i| (i * 31 % 251) as u8).collect()
 }
 
 /// What a profiled run may take at most (under callgrind, ~50 times slower than native).
