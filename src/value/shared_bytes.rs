@@ -23,10 +23,8 @@ use super::refs::{self, BYTES_TOKEN, DE_SLOT, SER_SLOT};
 /// A byte string that converts to and from [`Value::Bytes`](super::Value::Bytes) without
 /// copying its bytes: use it for large binary arguments and results.
 ///
-/// Sent through a connection, a `SharedBytes` of 16 KiB or more whose buffer is also held
-/// elsewhere (a clone you keep, a received buffer) is written to the transport straight from
-/// that buffer; one only the message holds is copied into the frame and freed at once (kinder
-/// to glibc's allocator than holding it until the write completes). Received, it is a slice of
+/// Sent through a connection, a `SharedBytes` of 16 KiB or more is written to the transport
+/// straight from its buffer (the buffer lives until it is written). Received, it is a slice of
 /// the buffer the frame was read into. A method taking and returning `SharedBytes` therefore
 /// echoes bytes without a single user-space copy, where `serde_bytes::ByteBuf` costs a copy
 /// when it is converted from a received value and when a caller passes it by reference (a
