@@ -14,7 +14,11 @@ pub struct Config {
     pub request_timeout: Option<Duration>,
     /// Largest frame body sent or accepted. Default 16 MiB.
     pub max_frame_len: usize,
-    /// Decode bounds: nesting depth and values per frame.
+    /// Decode bounds: nesting depth and values per frame (default 64 and 1,048,576). A frame
+    /// past them closes the connection it came on. This side keeps what it sends within the
+    /// same bounds (the peer does not announce its own): a call whose arguments, or a reply
+    /// whose value, would pass them fails alone (`TooDeep`, `TooManyValues`; a reply reaches
+    /// its caller as a remote error) and nothing is sent.
     pub decode_limits: DecodeLimits,
     /// Outbound requests awaiting a reply at once; further requests queue locally. Default 1024.
     pub max_in_flight: usize,
@@ -137,6 +141,12 @@ impl Config {
     /// Sets [`early_requests`](Config::early_requests).
     pub fn early_requests(mut self, early: bool) -> Self {
         self.early_requests = early;
+        self
+    }
+
+    /// Sets [`decode_limits`](Config::decode_limits).
+    pub fn decode_limits(mut self, limits: DecodeLimits) -> Self {
+        self.decode_limits = limits;
         self
     }
 

@@ -190,8 +190,9 @@ pub enum ProtocolError {
         /// The configured limit.
         max: usize,
     },
-    /// More values in one frame than the limit.
-    #[error("frame holds more than {max} values")]
+    /// More values in one frame than the limit. (Every item of a list counts: a `Vec<u8>` is a
+    /// list of ints to serde, one value per byte.)
+    #[error("frame holds more than {max} values (each list item counts one: send byte data as serde_bytes::ByteBuf or netref::SharedBytes, not Vec<u8>)")]
     TooManyValues {
         /// The configured limit.
         max: usize,

@@ -106,7 +106,7 @@ fn plain_call<'a>(
 ) -> Option<(&'a Arc<ConnShared>, Handle, CallTail)> {
     let RefInner::Remote(r) = &*target.0 else { return None };
     let mut tail = CallTail::new();
-    if !encode_call_tail(name, args, r.conn.config.decode_limits.max_depth, &mut tail) {
+    if !encode_call_tail(name, args, &r.conn.config.decode_limits, &mut tail) {
         return None;
     }
     let handle = if name.is_some() { Handle::CallAttr } else { Handle::Call };

@@ -117,3 +117,31 @@ async fn frames_above_the_peers_limit_fail_only_that_call() {
     let small = serde_bytes::ByteBuf::from(vec![0u8; 1024]);
     assert_eq!(root.call_method::<usize>("echo", (small,)).await.unwrap(), 1024, "the connection lives on");
 }
+
+#[actix_rt::test]
+async fn frames_past_the_value_limit_fail_only_that_call() {
+    // A `Vec<u8>` is a list of ints to serde: one value per byte.
+    let service = Service::shared(
+        Object::builder("demo.Lists")
+            .method("len", |b: Vec<u8>| b.len())
+            .method("make", |n: usize| vec![1u8; n])
+            .build(),
+    );
+    let limits = netref::protocol::DecodeLimits { max_values: 1000, ..Default::default() };
+    let (_server, client) = netref::connect_pair_with(
+        service,
+        Config::default().decode_limits(limits),
+        Service::void(),
+        Config::default().decode_limits(limits),
+    );
+    let root = client.root().await.unwrap();
+    // Arguments past the limit: refused before anything is sent.
+    let err = root.call_method::<usize>("len", (vec![0u8; 2000],)).await.unwrap_err();
+    assert!(matches!(err, netref::Error::Protocol(netref::ProtocolError::TooManyValues { max: 1000 })), "{err}");
+    assert_eq!(root.call_method::<usize>("len", (vec![0u8; 900],)).await.unwrap(), 900, "the connection lives on");
+    // A reply past the limit: the caller gets the serving side's error instead.
+    let err = root.call_method::<Vec<u8>>("make", (2000usize,)).await.unwrap_err();
+    let netref::Error::Remote(remote) = &err else { panic!("a remote error, got {err:?}") };
+    assert!(remote.message.contains("more than 1000 values"), "{remote:?}");
+    assert_eq!(root.call_method::<Vec<u8>>("make", (900usize,)).await.unwrap().len(), 900, "the connection lives on");
+}

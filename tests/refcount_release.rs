@@ -97,6 +97,26 @@ async fn a_hundred_thousand_netrefs_leave_the_table_empty() {
 }
 
 #[actix_rt::test]
+async fn releases_of_one_turn_are_split_to_stay_within_the_limits() {
+    // A `Release` frame counts two values per pair: with 1000 values per frame, 1200 proxies
+    // dropped at once need three frames, or the exporter would close the connection.
+    let limits = netref::protocol::DecodeLimits { max_values: 1000, ..Default::default() };
+    let config = Config::default().decode_limits(limits);
+    let (server, client) = netref::connect_pair_with(Service::shared(store()), config.clone(), Service::void(), config);
+    let root = client.root().await.unwrap();
+    let mut held: Vec<NetRef> = Vec::new();
+    for _ in 0..3 {
+        held.extend(root.call_method::<Vec<NetRef>>("many", (400usize,)).await.unwrap());
+    }
+    drop(held);
+    wait_until(Duration::from_secs(5), "1200 exports released", || async {
+        server.stats().await.unwrap().unpinned_exports == 0
+    })
+    .await;
+    assert!(!server.is_closed() && !client.is_closed());
+}
+
+#[actix_rt::test]
 async fn a_ref_received_again_while_its_release_is_in_flight_is_counted() {
     let (server, client) = netref::connect_pair(Service::shared(store()), Service::void());
     let root = client.root().await.unwrap();

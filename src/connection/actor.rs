@@ -539,8 +539,16 @@ impl Connection {
         if self.state == State::Open {
             let refs = std::mem::take(&mut self.imports.owed);
             trace!(parent: &self.span, count = refs.len(), "sending releases");
-            if let Err(e) = self.write_frame(&Frame::Release { refs }) {
-                warn!(parent: &self.span, error = %e, "cannot send releases");
+            // Nearly always one frame; many proxies dropped in one turn go in several, each
+            // within what a decoder with this side's limits takes (the peer would close the
+            // connection over a frame past them).
+            let chunk = release_chunk(&self.config);
+            let frames: Vec<Vec<(u64, u64)>> =
+                if refs.len() <= chunk { vec![refs] } else { refs.chunks(chunk).map(<[_]>::to_vec).collect() };
+            for refs in frames {
+                if let Err(e) = self.write_frame(&Frame::Release { refs }) {
+                    warn!(parent: &self.span, error = %e, "cannot send releases");
+                }
             }
         }
     }
@@ -1363,6 +1371,15 @@ impl Connection {
             }
         }
     }
+}
+
+/// The most `(instance id, count)` pairs one `Release` frame holds: a decoder counts two values
+/// per pair against `max_values`, and a pair takes up to 20 bytes of `max_frame_len` (with a
+/// few bytes for the frame's own fields); at most 65,536 in any case.
+fn release_chunk(config: &Config) -> usize {
+    let by_values = config.decode_limits.max_values / 2;
+    let by_bytes = config.max_frame_len.saturating_sub(16) / 20;
+    by_values.min(by_bytes).clamp(1, 1 << 16)
 }
 
 /// A result's expiry changed.

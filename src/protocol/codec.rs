@@ -145,9 +145,11 @@ impl FrameCodec {
     ) -> Result<Encoded, ProtocolError> {
         let start = dst.len();
         dst.put_u32(0);
-        // The peer would refuse a value nested deeper than the limit and close the connection:
-        // the encoder refuses it instead (failing only this frame), in the same pass.
-        let spill = Spill::with_max_depth(spill_at, self.limits.max_depth);
+        // The peer would refuse a value nested deeper than the limit, or a frame holding more
+        // values than the limit, and close the connection: the encoder refuses them instead
+        // (failing only this frame), in the same pass. The limits are this side's own decode
+        // limits: the peer does not announce its own.
+        let spill = Spill::with_limits(spill_at, self.limits);
         let result = encode_frame_spilling(frame, boxer, dst, &spill).and_then(|()| {
             let spilled = spill.into_strings();
             let len = spilled.iter().fold(dst.len() - start - HEADER_LEN, |len, (_, b)| len.saturating_add(b.len()));

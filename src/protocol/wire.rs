@@ -173,27 +173,36 @@ pub(crate) struct Spill {
     /// Length of the body buffer so far (kept by the flavor).
     written: Cell<usize>,
     strings: RefCell<Vec<(usize, Bytes)>>,
-    /// Deepest nesting the encoder accepts (the top value is at depth 0), and whether a value
-    /// went past it.
+    /// Deepest nesting the encoder accepts (the top value is at depth 0), and the most values
+    /// one frame may hold: the receiver's limits ([`DecodeLimits`]), as the decoder counts.
     max_depth: usize,
-    too_deep: Cell<bool>,
+    max_values: usize,
+    /// Values admitted so far.
+    values: Cell<usize>,
+    /// Whether a value went past a limit, and which: `Some(true)` the depth, `Some(false)` the
+    /// value count.
+    exceeded: Cell<Option<bool>>,
 }
 
 impl Spill {
     /// Sets aside byte strings of at least `threshold` bytes (`usize::MAX`: none).
     pub(crate) fn new(threshold: usize) -> Spill {
-        Spill::with_max_depth(threshold, usize::MAX)
+        Spill::with_limits(threshold, DecodeLimits { max_depth: usize::MAX, max_values: usize::MAX })
     }
 
-    /// [`Spill::new`], refusing values nested deeper than `max_depth`: the encoder fails with
-    /// [`ProtocolError::TooDeep`] when it gets there (so its recursion is bounded too).
-    pub(crate) fn with_max_depth(threshold: usize, max_depth: usize) -> Spill {
+    /// [`Spill::new`], refusing what a decoder with `limits` would refuse: a value nested deeper
+    /// than `max_depth` ([`ProtocolError::TooDeep`], which also bounds the encoder's recursion)
+    /// or a frame holding more than `max_values` values ([`ProtocolError::TooManyValues`]),
+    /// counted as the decoder counts them: one per value, a container and a reference included.
+    pub(crate) fn with_limits(threshold: usize, limits: DecodeLimits) -> Spill {
         Spill {
             threshold,
             written: Cell::new(0),
             strings: RefCell::new(Vec::new()),
-            max_depth,
-            too_deep: Cell::new(false),
+            max_depth: limits.max_depth,
+            max_values: limits.max_values,
+            values: Cell::new(0),
+            exceeded: Cell::new(None),
         }
     }
 
@@ -202,13 +211,27 @@ impl Spill {
         self.max_depth.saturating_sub(depth)
     }
 
-    /// Whether a value at `depth` is too deep; records it if so.
-    fn past_limit(&self, depth: usize) -> bool {
-        let past = depth > self.max_depth;
-        if past {
-            self.too_deep.set(true);
+    /// Admits one more value, at `depth`; the limit it would pass otherwise (also recorded).
+    fn admit(&self, depth: usize) -> Result<(), ProtocolError> {
+        let too_deep = depth > self.max_depth;
+        if !too_deep && self.values.get() < self.max_values {
+            self.values.set(self.values.get() + 1);
+            return Ok(());
         }
-        past
+        self.exceeded.set(Some(too_deep));
+        Err(self.limit_error(too_deep))
+    }
+
+    /// The limit a value went past, if one did.
+    fn exceeded_error(&self) -> Option<ProtocolError> {
+        self.exceeded.get().map(|too_deep| self.limit_error(too_deep))
+    }
+
+    fn limit_error(&self, too_deep: bool) -> ProtocolError {
+        match too_deep {
+            true => ProtocolError::TooDeep { max: self.max_depth },
+            false => ProtocolError::TooManyValues { max: self.max_values },
+        }
     }
 
     /// The strings set aside, each with the offset in the body buffer it goes at, in order.
@@ -269,13 +292,10 @@ fn encode_frame_serde<R, B: RefBoxer<R>>(
     spill.written.set(dst.len());
     let ser = FrameSer { frame, ctx: &EncodeCtx { boxer, failure: &failure, spill } };
     postcard::serialize_with_flavor(&ser, BytesMutFlavor { dst, written: &spill.written }).map_err(|e| {
-        failure.into_inner().unwrap_or_else(|| {
-            if spill.too_deep.get() {
-                ProtocolError::TooDeep { max: spill.max_depth }
-            } else {
-                ProtocolError::Malformed(format!("cannot encode frame: {e}"))
-            }
-        })
+        failure
+            .into_inner()
+            .or_else(|| spill.exceeded_error())
+            .unwrap_or_else(|| ProtocolError::Malformed(format!("cannot encode frame: {e}")))
     })
 }
 
@@ -464,16 +484,19 @@ fn put_boxed<R, B: RefBoxer<R>>(
     boxer: &B,
     spill: &Spill,
 ) -> Result<(), ProtocolError> {
-    if spill.past_limit(depth) {
-        return Err(ProtocolError::TooDeep { max: spill.max_depth });
-    }
+    // A plain value is admitted by `put_plain`, everything else here (once each: the decoder
+    // counts one per value).
     match value {
-        Value::Ref(r) => put_ref(dst, r, boxer)?,
+        Value::Ref(r) => {
+            spill.admit(depth)?;
+            put_ref(dst, r, boxer)?;
+        }
         v if !needs_boxing(v, spill.budget(depth)) => {
             dst.put_u8(LABEL_VALUE);
             put_plain(dst, v, depth, spill)?;
         }
         Value::Tuple(items) | Value::List(items) => {
+            spill.admit(depth)?;
             dst.put_u8(if matches!(value, Value::Tuple(_)) { LABEL_TUPLE } else { LABEL_LIST });
             put_varint(dst, items.len() as u64);
             for item in items {
@@ -481,6 +504,7 @@ fn put_boxed<R, B: RefBoxer<R>>(
             }
         }
         Value::Map(pairs) => {
+            spill.admit(depth)?;
             dst.put_u8(LABEL_MAP);
             put_varint(dst, pairs.len() as u64);
             for (k, v) in pairs {
@@ -495,9 +519,7 @@ fn put_boxed<R, B: RefBoxer<R>>(
 }
 
 fn put_plain<R>(dst: &mut BytesMut, value: &Value<R>, depth: usize, spill: &Spill) -> Result<(), ProtocolError> {
-    if spill.past_limit(depth) {
-        return Err(ProtocolError::TooDeep { max: spill.max_depth });
-    }
+    spill.admit(depth)?;
     match value {
         Value::None => dst.put_u8(TAG_NONE),
         Value::Bool(b) => {
@@ -649,9 +671,10 @@ struct PlainListSer<'a>(&'a [Data], &'a Spill);
 
 impl Serialize for PlainListSer<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // The list is a value at depth 0 (as the decoder counts it), its items at 1.
+        self.1.admit(0).map_err(ser::Error::custom)?;
         let mut seq = s.serialize_seq(Some(self.0.len()))?;
         for item in self.0 {
-            // The list is at depth 0 (as the decoder counts it), its items at 1.
             seq.serialize_element(&PlainSer(item, self.1, 1))?;
         }
         seq.end()
@@ -667,12 +690,12 @@ struct BoxedSer<'a, R, B> {
 
 impl<R, B: RefBoxer<R>> Serialize for BoxedSer<'_, R, B> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if self.ctx.spill.past_limit(self.depth) {
-            return Err(ser::Error::custom("value nested too deep"));
-        }
+        // A plain value is admitted by `PlainSer`, everything else here (once each).
+        let admit = || self.ctx.spill.admit(self.depth).map_err(ser::Error::custom);
         let mut t = s.serialize_tuple(2)?;
         match self.value {
             Value::Ref(r) => {
+                admit()?;
                 let (label, id) =
                     self.ctx.boxer.box_ref(r).map_err(|m| self.ctx.fail(ProtocolError::BadReference(m)))?;
                 let label = match label {
@@ -687,11 +710,13 @@ impl<R, B: RefBoxer<R>> Serialize for BoxedSer<'_, R, B> {
                 t.serialize_element(&PlainSer(v, self.ctx.spill, self.depth))?;
             }
             Value::Tuple(items) | Value::List(items) => {
+                admit()?;
                 let label = if matches!(self.value, Value::Tuple(_)) { LABEL_TUPLE } else { LABEL_LIST };
                 t.serialize_element(&label)?;
                 t.serialize_element(&BoxedSeqSer { items, ctx: self.ctx, depth: self.depth + 1 })?;
             }
             Value::Map(pairs) => {
+                admit()?;
                 t.serialize_element(&LABEL_MAP)?;
                 t.serialize_element(&BoxedPairsSer { pairs, ctx: self.ctx, depth: self.depth + 1 })?;
             }
@@ -745,9 +770,7 @@ struct PlainSer<'a, R>(&'a Value<R>, &'a Spill, usize);
 
 impl<R> Serialize for PlainSer<'_, R> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if self.1.past_limit(self.2) {
-            return Err(ser::Error::custom("value nested too deep"));
-        }
+        self.1.admit(self.2).map_err(ser::Error::custom)?;
         let mut t = s.serialize_tuple(3)?;
         match self.0 {
             Value::None => t.serialize_element(&TAG_NONE)?,
@@ -1309,11 +1332,13 @@ mod tests {
         ]
     }
 
+    const UNLIMITED: DecodeLimits = DecodeLimits { max_depth: usize::MAX, max_values: usize::MAX };
+
     /// Both encoders on one frame: bytes (with the spilled strings where they go) or error.
-    fn both(frame: &Frame<WireRef>, threshold: usize, max_depth: usize) -> [Result<Vec<u8>, ProtocolError>; 2] {
+    fn both(frame: &Frame<WireRef>, threshold: usize, limits: DecodeLimits) -> [Result<Vec<u8>, ProtocolError>; 2] {
         let run = |direct: bool| {
             let mut dst = BytesMut::from(&b"pre"[..]);
-            let spill = Spill::with_max_depth(threshold, max_depth);
+            let spill = Spill::with_limits(threshold, limits);
             let r = if direct {
                 encode_value_frame(frame, &WireRefs, &mut dst, &spill)
             } else {
@@ -1339,17 +1364,36 @@ mod tests {
 
         #[test]
         fn the_direct_encoder_writes_the_serde_bytes(f in frame(), threshold in prop::sample::select(vec![0usize, 16, usize::MAX])) {
-            let [direct, serde] = both(&f, threshold, usize::MAX);
+            let [direct, serde] = both(&f, threshold, UNLIMITED);
             prop_assert_eq!(direct.as_ref().unwrap(), serde.as_ref().unwrap());
         }
 
         #[test]
         fn both_encoders_refuse_the_same_depth(f in frame(), max_depth in 0usize..4) {
-            let [direct, serde] = both(&f, usize::MAX, max_depth);
+            let [direct, serde] = both(&f, usize::MAX, DecodeLimits { max_depth, max_values: usize::MAX });
             match (&direct, &serde) {
                 (Ok(a), Ok(b)) => prop_assert_eq!(a, b),
                 (Err(ProtocolError::TooDeep { max: a }), Err(ProtocolError::TooDeep { max: b })) => prop_assert_eq!(a, b),
                 _ => prop_assert!(false, "direct {:?} vs serde {:?}", direct, serde),
+            }
+        }
+
+        /// The encoders refuse a frame exactly when a decoder with the same limits would (the
+        /// peer would close the connection over it): what they write, it reads, and what they
+        /// refuse, it refuses. (Which limit is reported first may differ: the decoder checks a
+        /// container's announced length before reading its items.)
+        #[test]
+        fn the_encoders_refuse_what_the_decoder_refuses(f in frame(), max_depth in 0usize..5, max_values in 0usize..30) {
+            let limits = DecodeLimits { max_depth, max_values };
+            let [direct, serde] = both(&f, usize::MAX, limits);
+            prop_assert_eq!(&direct, &serde);
+            let [Ok(unlimited), _] = both(&f, usize::MAX, UNLIMITED) else { unreachable!("any frame encodes without limits") };
+            // `both` writes after a three-byte prefix.
+            let decoded = decode_frame(&Bytes::copy_from_slice(&unlimited[3..]), &limits, &WireRefs);
+            match (&direct, &decoded) {
+                (Ok(_), Ok(_)) => {}
+                (Err(ProtocolError::TooDeep { .. } | ProtocolError::TooManyValues { .. }), Err(ProtocolError::TooDeep { .. } | ProtocolError::TooManyValues { .. })) => {}
+                _ => prop_assert!(false, "encoder {:?} vs decoder {:?}", direct, decoded),
             }
         }
     }

@@ -281,7 +281,7 @@ fn general_request(seq: Option<u64>, name: Option<&str>, args: &Shape, deadline:
 /// The short cut, or `None` where it leaves the call to the general route.
 fn short_request(seq: Option<u64>, name: Option<&str>, args: &Shape, deadline: Option<Duration>) -> Option<Vec<u8>> {
     let mut tail = CallTail::from_slice(&[0xAA]);
-    if !encode_call_tail(name, args, DecodeLimits::default().max_depth, &mut tail) {
+    if !encode_call_tail(name, args, &DecodeLimits::default(), &mut tail) {
         assert_eq!(&tail[..], [0xAA], "a refused tail leaves the buffer as it was");
         return None;
     }
@@ -415,6 +415,32 @@ proptest! {
         }
     }
 
+    /// The short cut writes a call only when a decoder with the same limits reads it (the
+    /// peer would close the connection over one it refuses), and refuses a call it could
+    /// write only when that decoder would refuse it too.
+    #[test]
+    fn the_short_cut_keeps_within_the_limits(
+        args in shape(),
+        max_depth in 1usize..6,
+        max_values in 0usize..40,
+        callable in any::<bool>(),
+    ) {
+        let limits = DecodeLimits { max_depth, max_values };
+        let name = if callable { None } else { Some("add") };
+        let mut tail = CallTail::new();
+        if encode_call_tail(name, &args, &limits, &mut tail) {
+            let handle = if callable { Handle::Call } else { Handle::CallAttr };
+            let call = CallFrame { seq: Some(1), handle, target: &target(), tail: &tail, deadline: None };
+            let mut dst = BytesMut::new();
+            crate::protocol::wire::encode_call_frame(&call, &WireRefs, &mut dst).unwrap();
+            let decoded = decode(&dst, &limits);
+            prop_assert!(decoded.is_ok(), "wrote {:?}, which the decoder refuses: {:?}", args, decoded);
+        } else if writable(&args) {
+            let general = general_request(Some(1), name, &args, None).expect("plain arguments encode");
+            prop_assert!(decode(&general, &limits).is_err(), "refused {:?}, which the decoder reads", args);
+        }
+    }
+
     /// A netref's kept `LOCAL_REF` box is what the general encoder writes for the reference.
     #[test]
     fn a_kept_target_box_is_the_general_bytes(
@@ -486,7 +512,7 @@ fn value_needs_boxing(value: &Value<WireRef>) -> bool {
 #[test]
 fn the_common_call_is_written_and_read() {
     let mut tail = CallTail::new();
-    assert!(encode_call_tail(Some("add"), &(1, 2), 64, &mut tail));
+    assert!(encode_call_tail(Some("add"), &(1, 2), &DecodeLimits::default(), &mut tail));
     let mut dst = BytesMut::new();
     let deadline = Some(Duration::from_secs(30));
     let call = CallFrame { seq: Some(5), handle: Handle::CallAttr, target: &target(), tail: &tail, deadline };
@@ -503,7 +529,7 @@ fn the_common_call_is_written_and_read() {
 #[test]
 fn a_callback_call_is_written_and_read() {
     let mut tail = CallTail::new();
-    assert!(encode_call_tail(None, &(4,), 64, &mut tail));
+    assert!(encode_call_tail(None, &(4,), &DecodeLimits::default(), &mut tail));
     let mut dst = BytesMut::new();
     let frame = CallFrame { seq: Some(6), handle: Handle::Call, target: &target(), tail: &tail, deadline: None };
     crate::protocol::wire::encode_call_frame(&frame, &WireRefs, &mut dst).unwrap();
@@ -522,20 +548,34 @@ fn a_callback_call_is_written_and_read() {
 #[test]
 fn large_byte_strings_are_left_to_the_general_route() {
     let mut tail = CallTail::new();
-    assert!(!encode_call_tail(Some("put"), &(SharedBytes::from(vec![0u8; LARGE_BYTES]),), 64, &mut tail));
+    assert!(!encode_call_tail(
+        Some("put"),
+        &(SharedBytes::from(vec![0u8; LARGE_BYTES]),),
+        &DecodeLimits::default(),
+        &mut tail
+    ));
     assert!(tail.is_empty());
-    assert!(encode_call_tail(Some("put"), &(SharedBytes::from(vec![0u8; LARGE_BYTES - 1]),), 64, &mut tail));
+    assert!(encode_call_tail(
+        Some("put"),
+        &(SharedBytes::from(vec![0u8; LARGE_BYTES - 1]),),
+        &DecodeLimits::default(),
+        &mut tail
+    ));
+}
+
+fn depth(max_depth: usize) -> DecodeLimits {
+    DecodeLimits { max_depth, ..DecodeLimits::default() }
 }
 
 #[test]
 fn values_past_the_depth_limit_are_left_to_the_general_route() {
     let mut tail = CallTail::new();
     // The tuple at depth 1, its items at 2, the inner tuple's items at 3.
-    assert!(encode_call_tail(Some("f"), &((1,),), 3, &mut tail));
-    assert!(!encode_call_tail(Some("f"), &(((1,),),), 3, &mut tail));
+    assert!(encode_call_tail(Some("f"), &((1,),), &depth(3), &mut tail));
+    assert!(!encode_call_tail(Some("f"), &(((1,),),), &depth(3), &mut tail));
     // A single argument sits one level deeper, in the tuple it is wrapped in.
-    assert!(encode_call_tail(Some("f"), &vec![1], 3, &mut tail));
-    assert!(!encode_call_tail(Some("f"), &vec![vec![1]], 3, &mut tail));
+    assert!(encode_call_tail(Some("f"), &vec![1], &depth(3), &mut tail));
+    assert!(!encode_call_tail(Some("f"), &vec![vec![1]], &depth(3), &mut tail));
 }
 
 #[test]
@@ -599,7 +639,7 @@ fn tails_past_the_inline_buffer_are_the_general_bytes() {
     let name = "a_method_name_long_enough_to_fill_most_of_the_inline_buffer_alone_";
     let args = Shape::Tuple(vec![Shape::Str("x".repeat(300)), Shape::I64(-7)]);
     let mut tail = CallTail::new();
-    assert!(encode_call_tail(Some(name), &args, 64, &mut tail));
+    assert!(encode_call_tail(Some(name), &args, &DecodeLimits::default(), &mut tail));
     assert!(tail.spilled(), "the test must cover a tail on the heap");
     let short = short_request(Some(9), Some(name), &args, None);
     assert!(short.is_some());

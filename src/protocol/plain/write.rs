@@ -7,7 +7,7 @@ use smallvec::SmallVec;
 use super::LARGE_BYTES;
 use crate::protocol::{
     wire::{TAG_BIGINT, TAG_BOOL, TAG_BYTES, TAG_FLOAT, TAG_INT, TAG_LIST, TAG_MAP, TAG_NONE, TAG_STR, TAG_TUPLE},
-    LABEL_VALUE,
+    DecodeLimits, LABEL_VALUE,
 };
 
 /// A call's pre-encoded items after the target ([`encode_call_tail`]). Those of most calls (a
@@ -18,18 +18,21 @@ pub(crate) type CallTail = SmallVec<[u8; 64]>;
 /// the positional arguments and no keyword arguments) or of a CALL request (`name` `None`: the
 /// positional arguments and no keyword arguments), exactly as the general route writes
 /// `Str(name)`, `Tuple(positional(args))` and `None` when it boxes the request's tuple: each a
-/// plain value under `LABEL_VALUE`. `max_depth` is the encoder's nesting limit.
+/// plain value under `LABEL_VALUE`. `limits` are the encoder's: the nesting limit, and the
+/// most values the whole request may hold (counted as the decoder counts them, the request's
+/// tuple and its target included).
 ///
 /// Returns `false`, with `out` as it was, when the arguments hold a reference, a `Value`, a
-/// large byte string, a container of unknown length, a value nested past `max_depth` or
-/// anything else this writer leaves to the general route (which then encodes the call, or
-/// reports the error).
+/// large byte string, a container of unknown length, a value nested past `max_depth`, more
+/// values than `max_values` or anything else this writer leaves to the general route (which
+/// then encodes the call, or reports the error).
 pub(crate) fn encode_call_tail(
     name: Option<&str>,
     args: &(impl Serialize + ?Sized),
-    max_depth: usize,
+    limits: &DecodeLimits,
     out: &mut CallTail,
 ) -> bool {
+    let max_depth = limits.max_depth;
     let start = out.len();
     if let Some(name) = name {
         out.push(LABEL_VALUE);
@@ -40,9 +43,11 @@ pub(crate) fn encode_call_tail(
     let at = out.len();
     // The arguments sit at depth 1 (an item of the request's tuple) when they are a tuple;
     // anything else is wrapped in a one-item tuple, one level deeper.
-    let mut w = Writer { out, depth: 1, deepest: 1, max_depth };
+    // Counted ahead: the request's tuple, its target, the name and the keyword arguments' `None`.
+    let values = 3 + usize::from(name.is_some());
+    let mut w = Writer { out, depth: 1, deepest: 1, max_depth, values, max_values: limits.max_values };
     let ok = args.serialize(&mut w).is_ok();
-    let deepest = w.deepest;
+    let (deepest, room) = (w.deepest, w.values < w.max_values);
     if ok {
         // Every value writes its tag first (`None`: nothing was written; cannot happen).
         match out.get(at).copied() {
@@ -52,7 +57,8 @@ pub(crate) fn encode_call_tail(
                 out[at] = TAG_TUPLE;
                 out.push(0);
             }
-            Some(_) if deepest < max_depth => {
+            // Wrapped in a tuple: one value more.
+            Some(_) if deepest < max_depth && room => {
                 out.insert_many(at, [TAG_TUPLE, 1]);
             }
             _ => {
@@ -124,14 +130,18 @@ struct Writer<'a> {
     /// Deepest value written.
     deepest: usize,
     max_depth: usize,
+    /// Values written so far (and counted ahead), and the most the request may hold.
+    values: usize,
+    max_values: usize,
 }
 
 impl Writer<'_> {
     /// A value is written at the current depth.
     fn value(&mut self) -> Result<(), Unsupported> {
-        if self.depth > self.max_depth {
+        if self.depth > self.max_depth || self.values >= self.max_values {
             return Err(Unsupported);
         }
+        self.values += 1;
         self.deepest = self.deepest.max(self.depth);
         Ok(())
     }
