@@ -54,3 +54,54 @@ fn without_debug_listeners_no_request_span_is_built() {
     assert!(spans.iter().any(|(name, _)| name == "netref.conn"), "{spans:?}");
     assert!(!spans.iter().any(|(name, _)| name == "netref.request"), "{spans:?}");
 }
+
+/// Records the message of every event at WARN or above.
+#[derive(Clone, Default)]
+struct Warnings(Arc<Mutex<Vec<String>>>);
+
+impl<S: Subscriber> Layer<S> for Warnings {
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        if *event.metadata().level() <= tracing::Level::WARN {
+            struct Message<'a>(&'a mut String);
+            impl tracing::field::Visit for Message<'_> {
+                fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                    use std::fmt::Write;
+                    let _ = write!(self.0, "{}={:?} ", field.name(), value);
+                }
+            }
+            let mut text = String::new();
+            event.record(&mut Message(&mut text));
+            self.0.lock().unwrap().push(text);
+        }
+    }
+}
+
+#[test]
+fn a_notification_that_cannot_be_sent_is_logged() {
+    // Nobody waits for a notification's result, so its failure must be visible somewhere.
+    let warnings = Warnings::default();
+    let subscriber = tracing_subscriber::registry().with(LevelFilter::WARN).with(warnings.clone());
+    tracing::subscriber::with_default(subscriber, || {
+        actix_rt::System::new().block_on(async {
+            let limits = netref::protocol::DecodeLimits { max_values: 100, ..Default::default() };
+            let config = Config::default().decode_limits(limits);
+            let (_server, client) = netref::connect_pair_with(
+                Service::shared(calculator(Arc::default())),
+                config.clone(),
+                Service::void(),
+                config,
+            );
+            let root = client.root().await.unwrap();
+            // 200 values: past the limit, refused by the sender.
+            root.notify_method("add", (vec![1i64; 200], 0)).unwrap();
+            // A call after it: the notification was handled (in order) by the time it returns.
+            let sum: i64 = root.call_method("add", (1, 2)).await.unwrap();
+            assert_eq!(sum, 3, "the connection lives on");
+        })
+    });
+    let seen = warnings.0.lock().unwrap().clone();
+    assert!(
+        seen.iter().any(|w| w.contains("cannot send a notification") && w.contains("more than 100 values")),
+        "{seen:?}"
+    );
+}

@@ -384,6 +384,10 @@ impl Connection {
         }
         if one_way {
             let sent = self.write_request(None, handle, args, None);
+            if let Err(e) = &sent {
+                // Nobody waits for a notification's result: say it here.
+                warn!(parent: &self.span, %handle, error = %e, "cannot send a notification");
+            }
             completer.settle(sent.map(|()| Value::None));
             return;
         }
