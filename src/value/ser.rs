@@ -95,32 +95,36 @@ pub fn to_value<R: Any + Send + 'static, T: Serialize + ?Sized>(value: &T) -> Re
 
 /// [`to_value`] for a value given up by its owner (a method's result): a byte buffer that
 /// converts to a lone `Value::Bytes` (`serde_bytes::ByteBuf`, `bytes::Bytes`, `BytesMut`,
-/// [`SharedBytes`](super::SharedBytes)) becomes it without a copy; anything else goes through
-/// [`to_value`].
+/// [`SharedBytes`](super::SharedBytes)), a `String`, or a `Value` itself becomes the value
+/// without a copy; anything else goes through [`to_value`].
 ///
-/// serde hands a serializer a byte string as a borrowed `&[u8]`, so a `ByteBuf` result would
-/// otherwise be copied into a second buffer of its size while the first is still alive, and on
-/// glibc two large buffers freed together can make the allocator trim and regrow the heap on
-/// every call (measured: a 1 MiB `ByteBuf` echo against a fresh server ran at ~200 echoes/s with
-/// ~480 page faults each; see `owned_byte_buffers_convert_without_a_copy`).
+/// serde hands a serializer a byte string or a string as a borrowed slice, so a `ByteBuf`
+/// result would otherwise be copied into a second buffer of its size while the first is still
+/// alive, and on glibc two large buffers freed together can make the allocator trim and
+/// regrow the heap on every call (measured: a 1 MiB `ByteBuf` echo against a fresh server ran
+/// at ~200 echoes/s with ~480 page faults each). A `Value` would be cloned.
 pub(crate) fn into_value<R: Any + Send + 'static, T: Serialize + 'static>(value: T) -> Result<Value<R>, ConvertError> {
     let mut slot = Some(value);
     let any = &mut slot as &mut dyn Any;
-    let bytes = if let Some(b) = any.downcast_mut::<Option<serde_bytes::ByteBuf>>() {
-        b.take().map(|b| Bytes::from(b.into_vec()))
+    let moved = if let Some(b) = any.downcast_mut::<Option<serde_bytes::ByteBuf>>() {
+        b.take().map(|b| Value::Bytes(Bytes::from(b.into_vec())))
     } else if let Some(b) = any.downcast_mut::<Option<Bytes>>() {
-        b.take()
+        b.take().map(Value::Bytes)
     } else if let Some(b) = any.downcast_mut::<Option<bytes::BytesMut>>() {
-        b.take().map(bytes::BytesMut::freeze)
+        b.take().map(|b| Value::Bytes(b.freeze()))
     } else if let Some(b) = any.downcast_mut::<Option<super::SharedBytes>>() {
-        b.take().map(super::SharedBytes::into_bytes)
+        b.take().map(|b| Value::Bytes(b.into_bytes()))
+    } else if let Some(s) = any.downcast_mut::<Option<String>>() {
+        s.take().map(Value::Str)
+    } else if let Some(v) = any.downcast_mut::<Option<Value<R>>>() {
+        v.take()
     } else {
         None
     };
-    match (bytes, slot) {
-        (Some(bytes), _) => Ok(Value::Bytes(bytes)),
+    match (moved, slot) {
+        (Some(value), _) => Ok(value),
         (None, Some(value)) => to_value(&value),
-        (None, None) => unreachable!("the slot is emptied only when its bytes were taken"),
+        (None, None) => unreachable!("the slot is emptied only when its value was taken"),
     }
 }
 
@@ -650,7 +654,7 @@ mod tests {
     }
 
     #[test]
-    fn owned_byte_buffers_convert_without_a_copy() {
+    fn owned_buffers_and_values_convert_without_a_copy() {
         // Each buffer type becomes the very allocation it held, and the same value `to_value`
         // makes from it.
         let vec = vec![5u8; 1 << 16];
@@ -680,6 +684,22 @@ mod tests {
         let got: Data = into_value(shared.clone()).unwrap();
         assert_eq!(got, v(&shared));
         assert!(matches!(&got, Value::Bytes(b) if b.as_ptr() == at));
+
+        let text = "x".repeat(1 << 16);
+        let at = text.as_ptr();
+        let expected = v(text.as_str());
+        let got: Data = into_value(text).unwrap();
+        assert_eq!(got, expected);
+        assert!(matches!(&got, Value::Str(t) if t.as_ptr() == at));
+
+        // (A `Value` with references of a type that serializes: a method's `netref::Value`.)
+        let list: Value<u8> = Value::List(vec![Value::Int(1), Value::Ref(7), Value::Str("a".repeat(100))]);
+        let Value::List(items) = &list else { unreachable!() };
+        let at = items.as_ptr();
+        let expected: Value<u8> = to_value(&list).unwrap();
+        let got: Value<u8> = into_value(list).unwrap();
+        assert_eq!(got, expected);
+        assert!(matches!(&got, Value::List(items) if items.as_ptr() == at), "moved, not cloned");
 
         // Anything else, a buffer inside a container included, is converted by `to_value`.
         let nested = (serde_bytes::ByteBuf::from(vec![1u8, 2]), 3u8);
