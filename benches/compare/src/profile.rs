@@ -96,28 +96,8 @@ async fn netref_ops(op: &str, addr: &str, n: usize) -> Result<(), BoxError> {
                 return Err(format!("{done} of {n} pipelined calls in {LONG:?}").into());
             }
         }
-        "echo" => {
-            let data = netref::SharedBytes::from(echo_payload());
-            // Only the last reply is compared, as in the benchmark: comparing every 1 MiB
-            // reply would count the comparison as netref's.
-            let mut last = None;
-            for _ in 0..n {
-                last = Some(root.call_method::<netref::SharedBytes>("echo", (&data,)).await?);
-            }
-            if n > 0 && last.as_ref() != Some(&data) {
-                return Err("netref echo: the reply differs from the payload".into());
-            }
-        }
-        "echo-buf" => {
-            let data = serde_bytes::ByteBuf::from(echo_payload());
-            let mut last = None;
-            for _ in 0..n {
-                last = Some(root.call_method::<serde_bytes::ByteBuf>("echo_buf", (&data,)).await?);
-            }
-            if n > 0 && last.as_ref() != Some(&data) {
-                return Err("netref echo_buf: the reply differs from the payload".into());
-            }
-        }
+        "echo" => echo(&root, "echo", netref::SharedBytes::from(echo_payload()), n).await?,
+        "echo-buf" => echo(&root, "echo_buf", serde_bytes::ByteBuf::from(echo_payload()), n).await?,
         "callback" => {
             let f = netref_bench::times_ten();
             for _ in 0..n {
@@ -143,6 +123,22 @@ async fn netref_ops(op: &str, addr: &str, n: usize) -> Result<(), BoxError> {
 /// The 1 MiB the echo operations send (the benchmark's payload).
 fn echo_payload() -> Vec<u8> {
     (0..1usize << 20).map(|i| (i * 31 % 251) as u8).collect()
+}
+
+/// `n` echoes of `data` through `method`. Only the last reply is compared, as in the
+/// benchmark: comparing every 1 MiB reply would count the comparison as netref's.
+async fn echo<T>(root: &netref::NetRef, method: &str, data: T, n: usize) -> Result<(), BoxError>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + PartialEq,
+{
+    let mut last = None;
+    for _ in 0..n {
+        last = Some(root.call_method::<T>(method, (&data,)).await?);
+    }
+    if n > 0 && last.as_ref() != Some(&data) {
+        return Err(format!("netref {method}: the reply differs from the payload").into());
+    }
+    Ok(())
 }
 
 /// What a profiled run may take at most (under callgrind, ~50 times slower than native).
