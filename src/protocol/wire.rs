@@ -179,9 +179,15 @@ pub(crate) struct Spill {
     max_values: usize,
     /// Values admitted so far.
     values: Cell<usize>,
-    /// Whether a value went past a limit, and which: `Some(true)` the depth, `Some(false)` the
-    /// value count.
-    exceeded: Cell<Option<bool>>,
+    /// The limit a value went past, if one did.
+    exceeded: Cell<Option<Limit>>,
+}
+
+/// One of the decode limits an encoder keeps to.
+#[derive(Clone, Copy, Debug)]
+enum Limit {
+    Depth,
+    Values,
 }
 
 impl Spill {
@@ -213,24 +219,27 @@ impl Spill {
 
     /// Admits one more value, at `depth`; the limit it would pass otherwise (also recorded).
     fn admit(&self, depth: usize) -> Result<(), ProtocolError> {
-        let too_deep = depth > self.max_depth;
-        if !too_deep && self.values.get() < self.max_values {
+        let limit = if depth > self.max_depth {
+            Limit::Depth
+        } else if self.values.get() >= self.max_values {
+            Limit::Values
+        } else {
             self.values.set(self.values.get() + 1);
             return Ok(());
-        }
-        self.exceeded.set(Some(too_deep));
-        Err(self.limit_error(too_deep))
+        };
+        self.exceeded.set(Some(limit));
+        Err(self.limit_error(limit))
     }
 
     /// The limit a value went past, if one did.
     fn exceeded_error(&self) -> Option<ProtocolError> {
-        self.exceeded.get().map(|too_deep| self.limit_error(too_deep))
+        self.exceeded.get().map(|limit| self.limit_error(limit))
     }
 
-    fn limit_error(&self, too_deep: bool) -> ProtocolError {
-        match too_deep {
-            true => ProtocolError::TooDeep { max: self.max_depth },
-            false => ProtocolError::TooManyValues { max: self.max_values },
+    fn limit_error(&self, limit: Limit) -> ProtocolError {
+        match limit {
+            Limit::Depth => ProtocolError::TooDeep { max: self.max_depth },
+            Limit::Values => ProtocolError::TooManyValues { max: self.max_values },
         }
     }
 
