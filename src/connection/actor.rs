@@ -547,13 +547,19 @@ impl Connection {
             // within what a decoder with this side's limits takes (the peer would close the
             // connection over a frame past them).
             let chunk = release_chunk(&self.config);
-            let frames: Vec<Vec<(u64, u64)>> =
-                if refs.len() <= chunk { vec![refs] } else { refs.chunks(chunk).map(<[_]>::to_vec).collect() };
-            for refs in frames {
-                if let Err(e) = self.write_frame(&Frame::Release { refs }) {
-                    warn!(parent: &self.span, error = %e, "cannot send releases");
+            if refs.len() <= chunk {
+                self.write_release_frame(refs);
+            } else {
+                for part in refs.chunks(chunk) {
+                    self.write_release_frame(part.to_vec());
                 }
             }
+        }
+    }
+
+    fn write_release_frame(&mut self, refs: Vec<(u64, u64)>) {
+        if let Err(e) = self.write_frame(&Frame::Release { refs }) {
+            warn!(parent: &self.span, error = %e, "cannot send releases");
         }
     }
 
