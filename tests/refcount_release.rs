@@ -117,6 +117,29 @@ async fn releases_of_one_turn_are_split_to_stay_within_the_limits() {
 }
 
 #[actix_rt::test]
+async fn releases_are_split_to_fit_the_frames_the_peer_accepts() {
+    // The exporter accepts frames of 1 KiB: 600 releases (about 3 bytes each here, up to 20)
+    // need several.
+    let (server, client) = netref::connect_pair_with(
+        Service::shared(store()),
+        Config::default().max_frame_len(1024),
+        Service::void(),
+        Config::default(),
+    );
+    let root = client.root().await.unwrap();
+    let mut held: Vec<NetRef> = Vec::new();
+    for _ in 0..20 {
+        held.extend(root.call_method::<Vec<NetRef>>("many", (30usize,)).await.unwrap());
+    }
+    drop(held);
+    wait_until(Duration::from_secs(5), "600 exports released", || async {
+        server.stats().await.unwrap().unpinned_exports == 0
+    })
+    .await;
+    assert!(!server.is_closed() && !client.is_closed());
+}
+
+#[actix_rt::test]
 async fn a_ref_received_again_while_its_release_is_in_flight_is_counted() {
     let (server, client) = netref::connect_pair(Service::shared(store()), Service::void());
     let root = client.root().await.unwrap();

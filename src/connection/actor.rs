@@ -546,7 +546,9 @@ impl Connection {
             // Nearly always one frame; many proxies dropped in one turn go in several, each
             // within what a decoder with this side's limits takes (the peer would close the
             // connection over a frame past them).
-            let chunk = release_chunk(&self.config);
+            let peer_max =
+                self.peer_hello.as_ref().map(|h| usize::try_from(h.limits.max_frame_len).unwrap_or(usize::MAX));
+            let chunk = release_chunk(&self.config, peer_max);
             if refs.len() <= chunk {
                 self.write_release_frame(refs);
             } else {
@@ -1384,11 +1386,13 @@ impl Connection {
 }
 
 /// The most `(instance id, count)` pairs one `Release` frame holds: a decoder counts two values
-/// per pair against `max_values`, and a pair takes up to 20 bytes of `max_frame_len` (with a
-/// few bytes for the frame's own fields); at most 65,536 in any case.
-fn release_chunk(config: &Config) -> usize {
+/// per pair against `max_values`, and a pair takes up to 20 bytes of the frame's length (with a
+/// few bytes for the frame's own fields), which must be within this side's `max_frame_len` and
+/// the one the peer announced (`peer_max`); at most 65,536 in any case.
+fn release_chunk(config: &Config, peer_max: Option<usize>) -> usize {
     let by_values = config.decode_limits.max_values / 2;
-    let by_bytes = config.max_frame_len.saturating_sub(16) / 20;
+    let max_frame_len = peer_max.map_or(config.max_frame_len, |peer| peer.min(config.max_frame_len));
+    let by_bytes = max_frame_len.saturating_sub(16) / 20;
     by_values.min(by_bytes).clamp(1, 1 << 16)
 }
 
