@@ -214,6 +214,11 @@ impl ObjectBuilder {
     }
 
     /// Registers a method from a typed function or closure (`|a: i64, b: i64| a + b`).
+    ///
+    /// Arguments convert from the request's values and the result to the reply's value through
+    /// serde. A result that is a byte buffer (`serde_bytes::ByteBuf`, `bytes::Bytes`,
+    /// `BytesMut`, [`SharedBytes`](crate::SharedBytes)), a `String` or a [`Value`] is moved into
+    /// the reply rather than copied (this holds for every way of registering a method).
     pub fn method<M, F, R>(self, name: &str, f: F) -> Self
     where
         F: FromArgs<M, R>,
