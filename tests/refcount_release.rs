@@ -96,47 +96,38 @@ async fn a_hundred_thousand_netrefs_leave_the_table_empty() {
     assert_eq!(client.stats().await.unwrap().imports, 1, "only the root proxy remains");
 }
 
-#[actix_rt::test]
-async fn releases_of_one_turn_are_split_to_stay_within_the_limits() {
-    // A `Release` frame counts two values per pair: with 1000 values per frame, 1200 proxies
-    // dropped at once need three frames, or the exporter would close the connection.
-    let limits = netref::protocol::DecodeLimits { max_values: 1000, ..Default::default() };
-    let config = Config::default().decode_limits(limits);
-    let (server, client) = netref::connect_pair_with(Service::shared(store()), config.clone(), Service::void(), config);
+/// Receives `batches` × `per_batch` fresh objects from an exporter configured with
+/// `exporter`, drops them all at once (their releases owed in one turn), and waits until the
+/// exporter's table is empty, with both sides still open.
+async fn drop_all_at_once(exporter: Config, importer: Config, batches: usize, per_batch: usize) {
+    let (server, client) = netref::connect_pair_with(Service::shared(store()), exporter, Service::void(), importer);
     let root = client.root().await.unwrap();
     let mut held: Vec<NetRef> = Vec::new();
-    for _ in 0..3 {
-        held.extend(root.call_method::<Vec<NetRef>>("many", (400usize,)).await.unwrap());
+    for _ in 0..batches {
+        held.extend(root.call_method::<Vec<NetRef>>("many", (per_batch,)).await.unwrap());
     }
     drop(held);
-    wait_until(Duration::from_secs(5), "1200 exports released", || async {
-        server.stats().await.unwrap().unpinned_exports == 0
+    wait_until(Duration::from_secs(5), "every export released", || async {
+        server.stats().await.is_ok_and(|s| s.unpinned_exports == 0)
     })
     .await;
     assert!(!server.is_closed() && !client.is_closed());
 }
 
 #[actix_rt::test]
+async fn releases_of_one_turn_are_split_to_stay_within_the_limits() {
+    // A `Release` frame counts two values per pair: with 1000 values per frame, 1200 proxies
+    // dropped at once need three frames, or the exporter would close the connection.
+    let limits = netref::protocol::DecodeLimits { max_values: 1000, ..Default::default() };
+    let config = Config::default().decode_limits(limits);
+    drop_all_at_once(config.clone(), config, 3, 400).await;
+}
+
+#[actix_rt::test]
 async fn releases_are_split_to_fit_the_frames_the_peer_accepts() {
     // The exporter accepts frames of 1 KiB: 600 releases (about 3 bytes each here, up to 20)
-    // need several.
-    let (server, client) = netref::connect_pair_with(
-        Service::shared(store()),
-        Config::default().max_frame_len(1024),
-        Service::void(),
-        Config::default(),
-    );
-    let root = client.root().await.unwrap();
-    let mut held: Vec<NetRef> = Vec::new();
-    for _ in 0..20 {
-        held.extend(root.call_method::<Vec<NetRef>>("many", (30usize,)).await.unwrap());
-    }
-    drop(held);
-    wait_until(Duration::from_secs(5), "600 exports released", || async {
-        server.stats().await.unwrap().unpinned_exports == 0
-    })
-    .await;
-    assert!(!server.is_closed() && !client.is_closed());
+    // need several, or they could not be sent at all.
+    drop_all_at_once(Config::default().max_frame_len(1024), Config::default(), 20, 30).await;
 }
 
 #[actix_rt::test]
