@@ -115,8 +115,8 @@ pub(crate) fn reply<R: Serialize>(r: R) -> Result<Value, RemoteError> {
     to_value(&r).map_err(result_error)
 }
 
-/// [`reply`] for a method's result, which the method gave up: a byte buffer becomes the reply
-/// without a copy (see [`into_value`](crate::value::into_value)).
+/// [`reply`] for a method's result, which the method gave up: a byte buffer, a `String` or a
+/// `Value` is moved into the reply rather than copied (see [`into_value`](crate::value::into_value)).
 pub(crate) fn reply_owned<R: Serialize + 'static>(r: R) -> Result<Value, RemoteError> {
     crate::value::into_value(r).map_err(result_error)
 }
