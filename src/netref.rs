@@ -95,22 +95,30 @@ pub(crate) fn positional(args: &impl Serialize) -> Result<Vec<Value>, Error> {
     })
 }
 
+/// A call encoded where it is made: its connection, its handle and the items after the target.
+type PlainCall<'a> = (&'a Arc<ConnShared>, Handle, CallTail);
+
 /// A call on `target` encoded for the wire where it is made, when `target` is remote and the
 /// arguments are plain data (see [`encode_call_tail`]): its connection, its handle (CALLATTR
 /// with a method name, CALL without) and the items after the target. The handle is decided here
 /// and only here, from what the tail holds.
+///
+/// `Some(Err(_))`: the call would pass the connection's decode limits, and fails without
+/// being sent (see [`encode_call_tail`]).
 fn plain_call<'a>(
     target: &'a NetRef,
     name: Option<&str>,
     args: &impl Serialize,
-) -> Option<(&'a Arc<ConnShared>, Handle, CallTail)> {
+) -> Option<Result<PlainCall<'a>, Error>> {
     let RefInner::Remote(r) = &*target.0 else { return None };
     let mut tail = CallTail::new();
-    if !encode_call_tail(name, args, &r.conn.config.decode_limits, &mut tail) {
-        return None;
+    match encode_call_tail(name, args, &r.conn.config.decode_limits, &mut tail) {
+        Ok(true) => {}
+        Ok(false) => return None,
+        Err(e) => return Some(Err(Error::Protocol(e))),
     }
     let handle = if name.is_some() { Handle::CallAttr } else { Handle::Call };
-    Some((&r.conn, handle, tail))
+    Some(Ok((&r.conn, handle, tail)))
 }
 
 impl NetRef {
@@ -217,8 +225,10 @@ impl NetRef {
     /// single value. Arguments that are objects or netrefs travel by reference.
     pub fn call<T>(&self, args: impl Serialize) -> AsyncResult<T> {
         // Plain arguments are encoded here, as `call_method` does.
-        if let Some((conn, handle, tail)) = plain_call(self, None, &args) {
-            return conn.submit_call(handle, self.clone(), tail);
+        match plain_call(self, None, &args) {
+            Some(Ok((conn, handle, tail))) => return conn.submit_call(handle, self.clone(), tail),
+            Some(Err(e)) => return AsyncResult::settled(Err(e)),
+            None => {}
         }
         self.request_with(Handle::Call, positional(&args).map(|a| vec![Value::Tuple(a), Value::None]))
     }
@@ -233,8 +243,10 @@ impl NetRef {
     pub fn call_method<T>(&self, name: &str, args: impl Serialize) -> AsyncResult<T> {
         // The hot path of every method call: plain arguments are encoded here, straight from
         // their serde types; anything else goes through a `Value` tree, built in one vector.
-        if let Some((conn, handle, tail)) = plain_call(self, Some(name), &args) {
-            return conn.submit_call(handle, self.clone(), tail);
+        match plain_call(self, Some(name), &args) {
+            Some(Ok((conn, handle, tail))) => return conn.submit_call(handle, self.clone(), tail),
+            Some(Err(e)) => return AsyncResult::settled(Err(e)),
+            None => {}
         }
         match positional(&args) {
             Ok(a) => self.request_items(
@@ -248,9 +260,11 @@ impl NetRef {
     /// Calls method `name` one way (a `Notify` frame): the peer runs it but sends no reply, not
     /// even an error (it logs errors). Requests on one connection keep their order, so
     /// one-way calls and calls to the same object are served in the order they were made.
-    /// Fails only if the arguments do not convert or the connection is closed.
+    /// Fails only if the arguments do not convert (or pass the connection's decode limits) or
+    /// the connection is closed.
     pub fn notify_method(&self, name: &str, args: impl Serialize) -> Result<(), Error> {
-        if let Some((conn, handle, tail)) = plain_call(self, Some(name), &args) {
+        if let Some(plain) = plain_call(self, Some(name), &args) {
+            let (conn, handle, tail) = plain?;
             return conn.notify_call(handle, self.clone(), tail);
         }
         let mut items =

@@ -92,8 +92,13 @@ fn a_notification_that_cannot_be_sent_is_logged() {
                 config,
             );
             let root = client.root().await.unwrap();
-            // 200 values: past the limit, refused by the sender.
-            root.notify_method("add", (vec![1i64; 200], 0)).unwrap();
+            // 200 plain values: past the limit, refused where the call is made.
+            let err = root.notify_method("add", (vec![1i64; 200], 0)).unwrap_err();
+            assert!(matches!(err, netref::Error::Protocol(netref::ProtocolError::TooManyValues { max: 100 })), "{err}");
+            // The same as a `Value` goes to the connection to be encoded, which refuses it there:
+            // the notification's failure can only be logged.
+            let list: netref::Value = Value::List(vec![Value::Int(1); 200]);
+            root.notify_method("add", (list, 0)).unwrap();
             // A call after it: the notification was handled (in order) by the time it returns.
             let sum: i64 = root.call_method("add", (1, 2)).await.unwrap();
             assert_eq!(sum, 3, "the connection lives on");

@@ -9,6 +9,7 @@ use crate::protocol::{
     wire::{TAG_BIGINT, TAG_BOOL, TAG_BYTES, TAG_FLOAT, TAG_INT, TAG_LIST, TAG_MAP, TAG_NONE, TAG_STR, TAG_TUPLE},
     DecodeLimits, LABEL_VALUE,
 };
+use crate::ProtocolError;
 
 /// A call's pre-encoded items after the target ([`encode_call_tail`]). Those of most calls (a
 /// short name, a few small arguments) fit inline: no allocation per call.
@@ -22,16 +23,18 @@ pub(crate) type CallTail = SmallVec<[u8; 64]>;
 /// most values the whole request may hold (counted as the decoder counts them, the request's
 /// tuple and its target included).
 ///
-/// Returns `false`, with `out` as it was, when the arguments hold a reference, a `Value`, a
-/// large byte string, a container of unknown length, a value nested past `max_depth`, more
-/// values than `max_values` or anything else this writer leaves to the general route (which
-/// then encodes the call, or reports the error).
+/// Returns `Ok(false)`, with `out` as it was, when the arguments hold a reference, a `Value`,
+/// a large byte string, a container of unknown length, a value nested past `max_depth` or
+/// anything else this writer leaves to the general route (which then encodes the call, or
+/// reports the error). A request holding more than `max_values` values is refused outright
+/// (`TooManyValues`, `out` as it was): the general route counts the same values and would
+/// refuse it too, after building a `Value` for each (a million for a 1 MiB `Vec<u8>`).
 pub(crate) fn encode_call_tail(
     name: Option<&str>,
     args: &(impl Serialize + ?Sized),
     limits: &DecodeLimits,
     out: &mut CallTail,
-) -> bool {
+) -> Result<bool, ProtocolError> {
     let max_depth = limits.max_depth;
     let start = out.len();
     if let Some(name) = name {
@@ -45,9 +48,13 @@ pub(crate) fn encode_call_tail(
     // anything else is wrapped in a one-item tuple, one level deeper.
     // Counted ahead: the request's tuple, its target, the name and the keyword arguments' `None`.
     let values = 3 + usize::from(name.is_some());
-    let mut w = Writer { out, depth: 1, deepest: 1, max_depth, values, max_values: limits.max_values };
+    let mut w = Writer { out, depth: 1, deepest: 1, max_depth, values, max_values: limits.max_values, too_many: false };
     let ok = args.serialize(&mut w).is_ok();
-    let (deepest, room) = (w.deepest, w.values < w.max_values);
+    let (deepest, room, too_many) = (w.deepest, w.values < w.max_values, w.too_many);
+    if too_many {
+        out.truncate(start);
+        return Err(ProtocolError::TooManyValues { max: limits.max_values });
+    }
     if ok {
         // Every value writes its tag first (`None`: nothing was written; cannot happen).
         match out.get(at).copied() {
@@ -58,20 +65,24 @@ pub(crate) fn encode_call_tail(
                 out.push(0);
             }
             // Wrapped in a tuple: one value more.
-            Some(_) if deepest < max_depth && room => {
+            Some(_) if !room => {
+                out.truncate(start);
+                return Err(ProtocolError::TooManyValues { max: limits.max_values });
+            }
+            Some(_) if deepest < max_depth => {
                 out.insert_many(at, [TAG_TUPLE, 1]);
             }
             _ => {
                 out.truncate(start);
-                return false;
+                return Ok(false);
             }
         }
         out.push(LABEL_VALUE);
         out.push(TAG_NONE);
-        true
+        Ok(true)
     } else {
         out.truncate(start);
-        false
+        Ok(false)
     }
 }
 
@@ -133,12 +144,18 @@ struct Writer<'a> {
     /// Values written so far (and counted ahead), and the most the request may hold.
     values: usize,
     max_values: usize,
+    /// A value went past `max_values`.
+    too_many: bool,
 }
 
 impl Writer<'_> {
     /// A value is written at the current depth.
     fn value(&mut self) -> Result<(), Unsupported> {
-        if self.depth > self.max_depth || self.values >= self.max_values {
+        if self.values >= self.max_values {
+            self.too_many = true;
+            return Err(Unsupported);
+        }
+        if self.depth > self.max_depth {
             return Err(Unsupported);
         }
         self.values += 1;
