@@ -219,16 +219,27 @@ impl Spill {
 
     /// Admits one more value, at `depth`; the limit it would pass otherwise (also recorded).
     fn admit(&self, depth: usize) -> Result<(), ProtocolError> {
-        let limit = if depth > self.max_depth {
-            Limit::Depth
-        } else if self.values.get() >= self.max_values {
-            Limit::Values
-        } else {
-            self.values.set(self.values.get() + 1);
-            return Ok(());
-        };
+        if depth > self.max_depth {
+            return Err(self.exceed(Limit::Depth));
+        }
+        self.count(1)
+    }
+
+    /// Counts `n` more values (a `Release` pair counts two, as the decoder counts it).
+    fn count(&self, n: usize) -> Result<(), ProtocolError> {
+        match self.values.get().checked_add(n) {
+            Some(total) if total <= self.max_values => {
+                self.values.set(total);
+                Ok(())
+            }
+            _ => Err(self.exceed(Limit::Values)),
+        }
+    }
+
+    /// Records that a value went past `limit`; its error.
+    fn exceed(&self, limit: Limit) -> ProtocolError {
         self.exceeded.set(Some(limit));
-        Err(self.limit_error(limit))
+        self.limit_error(limit)
     }
 
     /// The limit a value went past, if one did.
@@ -638,6 +649,7 @@ impl<R, B: RefBoxer<R>> Serialize for FrameSer<'_, R, B> {
                 v.end()
             }
             Frame::Release { refs } => {
+                self.ctx.spill.count(refs.len().saturating_mul(2)).map_err(ser::Error::custom)?;
                 let mut v = s.serialize_struct_variant("Frame", 5, "Release", 1)?;
                 v.serialize_field("refs", refs)?;
                 v.end()
@@ -1318,6 +1330,7 @@ mod tests {
                 }
             ),
             (any::<u64>(), value()).prop_map(|(seq, value)| Frame::Reply { seq, value }),
+            prop::collection::vec((any::<u64>(), any::<u64>()), 0..20).prop_map(|refs| Frame::Release { refs }),
             (handle, value()).prop_map(|(handle, args)| Frame::Notify { handle, args }),
             (
                 any::<u32>(),
