@@ -12,7 +12,9 @@ pub struct Config {
     /// How long a request waits for its reply by default (RPyC's `sync_request_timeout`);
     /// `None` waits without limit. Default 30 s.
     pub request_timeout: Option<Duration>,
-    /// Largest frame body sent or accepted. Default 16 MiB.
+    /// Largest frame body sent or accepted. Default 16 MiB; at least
+    /// [`MIN_MAX_FRAME_LEN`](crate::protocol::MIN_MAX_FRAME_LEN) (1 KiB: a connection raises a
+    /// smaller value to it). A peer announcing less in its `Hello` is refused.
     pub max_frame_len: usize,
     /// Decode bounds: nesting depth and values per frame (default 64 and 1,048,576). A frame
     /// past them closes the connection it came on. This side keeps what it sends within the
@@ -82,9 +84,10 @@ impl Config {
         self
     }
 
-    /// Sets [`max_frame_len`](Config::max_frame_len).
+    /// Sets [`max_frame_len`](Config::max_frame_len), at least
+    /// [`MIN_MAX_FRAME_LEN`](crate::protocol::MIN_MAX_FRAME_LEN) (1 KiB; less is raised to it).
     pub fn max_frame_len(mut self, bytes: usize) -> Self {
-        self.max_frame_len = bytes;
+        self.max_frame_len = bytes.max(crate::protocol::MIN_MAX_FRAME_LEN);
         self
     }
 

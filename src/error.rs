@@ -208,6 +208,16 @@ pub enum ProtocolError {
         /// The peer's version.
         theirs: u32,
     },
+    /// The peer's `Hello` announced a `max_frame_len` under
+    /// [`MIN_MAX_FRAME_LEN`](crate::protocol::MIN_MAX_FRAME_LEN): not even an error reply could
+    /// be sent to it, so its calls would wait for their timeouts.
+    #[error("the peer accepts frames of at most {announced} bytes; netref needs at least {min}")]
+    PeerFramesTooSmall {
+        /// The peer's announced limit.
+        announced: u64,
+        /// The smallest limit accepted.
+        min: usize,
+    },
     /// A frame arrived that is not valid at this point (e.g. a request before `Hello`).
     #[error("unexpected frame: {0}")]
     Unexpected(String),

@@ -2,7 +2,8 @@
 //! dropped; a `LOCAL_REF` to an object never exported, a request before `Hello`, another
 //! protocol version and garbage bytes each close only that connection with a clear error; a
 //! `Release` for more than was sent is logged and frees the object once; requests after
-//! `Close` fail with `ConnectionClosed`.
+//! `Close` fail with `ConnectionClosed`; a peer announcing frames under the minimum is refused
+//! at the handshake, and at the minimum every call is answered.
 
 mod common;
 
@@ -11,7 +12,7 @@ use std::{sync::Arc, time::Duration};
 use common::{calculator, wait_until, RawPeer};
 use netref::{
     prelude::*,
-    protocol::{Hello, Limits, PROTOCOL_VERSION},
+    protocol::{Hello, Limits, MIN_MAX_FRAME_LEN, PROTOCOL_VERSION},
     Frame, Handle, IdPack, ProtocolError, RefLabel, WireRef,
 };
 
@@ -237,4 +238,69 @@ async fn work_past_the_callers_deadline_is_dropped_without_a_reply() {
         Frame::Reply { seq: 2, value } => assert_eq!(value, Value::Int(7)),
         other => panic!("expected the ping's reply, got {other:?}"),
     }
+}
+
+/// A peer that announces frames smaller than `MIN_MAX_FRAME_LEN` could not be sent even an
+/// error reply: its calls would wait for their timeouts. The handshake refuses it instead, and
+/// says why in a `Close` frame.
+#[actix_rt::test]
+async fn a_peer_that_takes_only_tiny_frames_is_refused_at_the_handshake() {
+    let (peer, mut raw) = RawPeer::start(calc_service(), Config::default());
+    let _hello = raw.recv().await;
+    let limits = Limits { max_frame_len: 64, ..Limits::default() };
+    raw.send(Frame::Hello(Hello { version: PROTOCOL_VERSION, features: 0, limits, root: None })).await;
+    let mut close = None;
+    while let Ok(Some(Ok(frame))) =
+        tokio::time::timeout(Duration::from_secs(5), futures::StreamExt::next(&mut raw.framed)).await
+    {
+        if let Frame::Close { reason } = frame {
+            close = Some(reason);
+        }
+    }
+    let close = close.expect("a Close frame saying why");
+    assert!(close.contains("64") && close.contains(&MIN_MAX_FRAME_LEN.to_string()), "{close}");
+    tokio::time::timeout(Duration::from_secs(5), peer.closed()).await.expect("the connection stops");
+    let reason = peer.close_reason().expect("a reason");
+    assert!(
+        matches!(
+            reason,
+            netref::Error::Protocol(ProtocolError::PeerFramesTooSmall { announced: 64, min: MIN_MAX_FRAME_LEN })
+        ),
+        "{reason}"
+    );
+}
+
+/// The smallest frame limit a peer may announce is enough for every error reply: a reply too
+/// long for it, and an error with a message too long for it, reach the caller as the short
+/// `ValueError` that says so, and the connection goes on.
+#[actix_rt::test]
+async fn at_the_smallest_frame_limit_every_call_is_answered() {
+    let server = Service::shared(
+        Object::builder("demo.Talker")
+            .method("long_text", |n: usize| "x".repeat(n))
+            .try_method("long_error", |n: usize| Err::<(), _>(RemoteError::new("builtins.RuntimeError", "e".repeat(n))))
+            .build(),
+    );
+    let client_config = Config::default().max_frame_len(MIN_MAX_FRAME_LEN);
+    let (_server, client) = netref::connect_pair_with(server, Config::default(), Service::void(), client_config);
+    let root = client.root().await.unwrap();
+    for method in ["long_text", "long_error"] {
+        let err = root.call_method::<Value>(method, (5000,)).await.unwrap_err();
+        let netref::Error::Remote(remote) = &err else { panic!("{method}: {err}") };
+        assert_eq!(remote.kind, "builtins.ValueError", "{method}: {err}");
+        assert!(remote.message.contains("could not be sent"), "{method}: {err}");
+    }
+    assert_eq!(root.call_method::<String>("long_text", (10,)).await.unwrap(), "x".repeat(10));
+}
+
+/// A configured frame limit below the minimum is raised to it (a connection could not even
+/// exchange Hellos under a few dozen bytes).
+#[actix_rt::test]
+async fn a_frame_limit_below_the_minimum_is_raised_to_it() {
+    assert_eq!(Config::default().max_frame_len(10).max_frame_len, MIN_MAX_FRAME_LEN);
+    let mut config = Config::default();
+    config.max_frame_len = 10;
+    let (_server, client) = netref::connect_pair_with(calc_service(), config.clone(), Service::void(), config);
+    let calc = client.root().await.unwrap();
+    assert_eq!(calc.call_method::<i64>("add", (1, 2)).await.unwrap(), 3);
 }

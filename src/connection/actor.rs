@@ -23,7 +23,7 @@ use bytes::{Buf, Bytes};
 use futures::{FutureExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio_util::codec::FramedRead;
-use tracing::{debug, trace, warn, Instrument};
+use tracing::{debug, error, trace, warn, Instrument};
 
 use super::{
     alarm::Alarm,
@@ -40,7 +40,7 @@ use crate::{
     object::{dispatch, dispatch_call, dispatch_callable, ExportTable, MethodFuture, Object, Served},
     protocol::{
         read_call, read_reply, CallFrame, CallTail, FrameCodec, Hello, Limits, PlainRef, PlainReply, RefUnboxer,
-        KIND_NOTIFY, KIND_REPLY, KIND_REQUEST, ROOT_ALIAS,
+        KIND_NOTIFY, KIND_REPLY, KIND_REQUEST, MIN_MAX_FRAME_LEN, ROOT_ALIAS,
     },
     service::Service,
     Error, Frame, Handle, NetRef, ProtocolError, RefLabel, Value,
@@ -149,6 +149,12 @@ impl Connection {
     ) -> Peer {
         let id = next_connection_id();
         let span = tracing::info_span!("netref.conn", conn = id, peer = %info.label);
+        // `Config::max_frame_len` (the setter) keeps to the minimum; the public field may not.
+        let config = if config.max_frame_len < MIN_MAX_FRAME_LEN {
+            Arc::new(Config { max_frame_len: MIN_MAX_FRAME_LEN, ..(*config).clone() })
+        } else {
+            config
+        };
         let mut started_peer = None;
         Connection::create(|ctx| {
             let shared = Arc::new(ConnShared::new(id, ctx.address(), config.clone(), info));
@@ -195,7 +201,8 @@ impl Connection {
                 span,
             };
             let limits = Limits {
-                max_frame_len: config.max_frame_len as u64,
+                // What the codec takes (it caps the limit at the length prefix's range).
+                max_frame_len: conn.codec.max_frame_len() as u64,
                 max_concurrent_requests: config.max_concurrent_requests as u64,
             };
             let hello = Hello::new(limits).with_root(conn.root.id_pack());
@@ -575,7 +582,7 @@ impl Connection {
                 if self.peer_hello.is_some() {
                     return self.fail(Error::Protocol(ProtocolError::Unexpected("a second Hello".into())), ctx);
                 }
-                if let Err(e) = hello.check_version() {
+                if let Err(e) = hello.check_version().and_then(|()| hello.check_limits()) {
                     return self.fail(Error::Protocol(e), ctx);
                 }
                 debug!(parent: &self.span, version = hello.version, "peer said hello");
@@ -801,8 +808,14 @@ impl Connection {
         };
         if let Err(e) = self.write_frame(&frame) {
             warn!(parent: &self.span, seq, error = %e, "cannot send reply; sending the error instead");
-            let error = RemoteError::new(kinds::VALUE_ERROR, format!("the reply could not be sent: {e}"));
-            let _ = self.write_frame(&Frame::Exception { seq, error });
+            // Short enough for any peer's frames (at least `MIN_MAX_FRAME_LEN`), so the caller
+            // always hears back.
+            let mut message = format!("the reply could not be sent: {e}");
+            truncate_at_char(&mut message, FALLBACK_MESSAGE_MAX);
+            let error = RemoteError::new(kinds::VALUE_ERROR, message);
+            if let Err(e) = self.write_frame(&Frame::Exception { seq, error }) {
+                error!(parent: &self.span, seq, error = %e, "cannot send the error reply either: the caller waits for its timeout");
+            }
         }
     }
 
@@ -1394,6 +1407,22 @@ fn release_chunk(config: &Config, peer_max: Option<usize>) -> usize {
     let max_frame_len = peer_max.map_or(config.max_frame_len, |peer| peer.min(config.max_frame_len));
     let by_bytes = max_frame_len.saturating_sub(16) / 20;
     by_values.min(by_bytes).clamp(1, 1 << 16)
+}
+
+/// The longest message of the error sent in place of a reply that could not be sent: with
+/// the frame's other fields it stays well within [`MIN_MAX_FRAME_LEN`].
+const FALLBACK_MESSAGE_MAX: usize = 512;
+
+/// Shortens `s` to at most `max` bytes, at a character boundary, marking the cut with `…`.
+fn truncate_at_char(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut end = max - '…'.len_utf8();
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push('…');
+    }
 }
 
 /// A result's expiry changed.

@@ -80,6 +80,13 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// Default largest frame body in bytes (16 MiB).
 pub const DEFAULT_MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
 
+/// The smallest `max_frame_len` a connection uses or accepts from its peer (1 KiB): room for
+/// every control frame and every error reply netref sends (a reply that does not fit the peer's
+/// limit is answered with a short `ValueError` saying so, which must fit). A smaller configured
+/// limit is raised to it; a peer whose `Hello` announces less is refused
+/// ([`ProtocolError::PeerFramesTooSmall`](crate::ProtocolError::PeerFramesTooSmall)).
+pub const MIN_MAX_FRAME_LEN: usize = 1024;
+
 /// A request kind, numbered like RPyC's `HANDLE_*` constants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]

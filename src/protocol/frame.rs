@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Handle, DEFAULT_MAX_FRAME_LEN, PROTOCOL_VERSION};
+use super::{Handle, DEFAULT_MAX_FRAME_LEN, MIN_MAX_FRAME_LEN, PROTOCOL_VERSION};
 use crate::{error::RemoteError, value::Value, IdPack, ProtocolError};
 
 /// Feature bits this build announces in [`Hello::features`]. None are defined yet; unknown bits
@@ -121,6 +121,15 @@ impl Hello {
             Ok(())
         } else {
             Err(ProtocolError::VersionMismatch { ours: PROTOCOL_VERSION, theirs: self.version })
+        }
+    }
+
+    /// `PeerFramesTooSmall` if the limits announce frames under [`MIN_MAX_FRAME_LEN`].
+    pub fn check_limits(&self) -> Result<(), ProtocolError> {
+        if self.limits.max_frame_len >= MIN_MAX_FRAME_LEN as u64 {
+            Ok(())
+        } else {
+            Err(ProtocolError::PeerFramesTooSmall { announced: self.limits.max_frame_len, min: MIN_MAX_FRAME_LEN })
         }
     }
 }
