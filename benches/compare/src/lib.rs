@@ -8,7 +8,9 @@
 //! `--client OP ADDR N` ([`client`]) runs a fixed number of one operation against such a
 //! server, for profilers (`profile.sh`, `PROFILING.md`).
 //!
-//! Besides the three systems' figures, each side of netref is measured against a minimal peer
+//! Besides the three systems' figures, the floor's ping-pong runs with each socket owned by an
+//! actix actor (`actor_floor`, sync figures only: what the actor runtime alone costs a round
+//! trip, whatever the protocol). Each side of netref is measured against a minimal peer
 //! that speaks netref's wire format and nothing else (`minimal`, server kind `netref-min`), to
 //! show which side a sync round trip's time goes to. The sync loops also take the CPU time
 //! each process spent per round trip (`sync_cpu_client`, `sync_cpu_server`; `cpu`). Over
@@ -22,6 +24,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod actor_floor;
 mod child;
 mod cpu;
 mod floor;
@@ -133,10 +136,10 @@ impl Plan {
     }
 }
 
-/// Which systems [`run`] measures.
+/// Which systems [`run`] measures (`floor` includes the floor in actors, `actor_floor`).
 #[derive(Clone, Copy, Debug)]
 pub struct Systems {
-    /// The raw tokio TCP floor.
+    /// The raw tokio TCP floor, and its ping-pong in actix actors (`actor_floor`: sync only).
     pub floor: bool,
     /// tarpc 0.38.
     pub tarpc: bool,
@@ -150,10 +153,9 @@ impl Systems {
 }
 
 /// The server kinds [`serve`] accepts.
-pub const SERVER_KINDS: [&str; 4] = ["floor", "tarpc", "netref", "netref-min"];
+pub const SERVER_KINDS: [&str; 5] = ["floor", "tarpc", "netref", "netref-min", "actor-floor"];
 
-/// Runs a server of `kind` (`floor`, `tarpc` or `netref`) on `addr` until standard input
-/// closes. Prints `listening on ADDR` once bound.
+/// Runs a server of `kind` (one of [`SERVER_KINDS`]) on `addr` until standard input closes. Prints `listening on ADDR` once bound.
 pub fn serve(kind: &str, addr: &str) -> Result<(), BoxError> {
     if !SERVER_KINDS.contains(&kind) {
         return Err(format!("unknown server kind {kind:?} (expected one of {SERVER_KINDS:?})").into());
@@ -164,6 +166,7 @@ pub fn serve(kind: &str, addr: &str) -> Result<(), BoxError> {
         "tarpc" => tarpc_bench::serve(addr),
         "netref" => netref_bench::serve(addr),
         "netref-min" => minimal::serve(addr),
+        "actor-floor" => actor_floor::serve(addr),
         _ => unreachable!("checked above"),
     }
 }
@@ -180,6 +183,7 @@ pub fn run(
 ) -> Result<Report, BoxError> {
     let exe = PathBuf::from(server_exe);
     let floor_srv = systems.floor.then(|| ServerProcess::spawn(&exe, "floor")).transpose()?;
+    let actor_floor_srv = systems.floor.then(|| ServerProcess::spawn(&exe, "actor-floor")).transpose()?;
     let tarpc_srv = systems.tarpc.then(|| ServerProcess::spawn(&exe, "tarpc")).transpose()?;
     let netref_srv = systems.netref.then(|| ServerProcess::spawn(&exe, "netref")).transpose()?;
     let minimal_srv = systems.netref.then(|| ServerProcess::spawn(&exe, "netref-min")).transpose()?;
@@ -189,13 +193,16 @@ pub fn run(
         .notes
         .push(format!("load average at start: {}", load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")));
     report.notes.push(format!("client pid {} cpus {}", std::process::id(), child::cpus_allowed(None)));
-    for s in [&floor_srv, &tarpc_srv, &netref_srv, &minimal_srv].into_iter().flatten() {
+    for s in [&floor_srv, &actor_floor_srv, &tarpc_srv, &netref_srv, &minimal_srv].into_iter().flatten() {
         report.notes.push(format!("{} server pid {} cpus {} on {}", s.kind(), s.pid(), s.cpus_allowed(), s.addr()));
     }
     for i in 0..plan.runs {
         let started = Instant::now();
         if let Some(s) = &floor_srv {
             report.add_run("floor", floor::measure(plan, s.addr(), Some(s.pid()))?);
+        }
+        if let Some(s) = &actor_floor_srv {
+            report.add_run("actor_floor", actor_floor::measure(plan, s.addr(), Some(s.pid()))?);
         }
         if let Some(s) = &tarpc_srv {
             report.add_run("tarpc", tarpc_bench::measure(plan, s.addr(), Some(s.pid()))?);
@@ -207,7 +214,7 @@ pub fn run(
         progress(&format!("run {}/{} done in {:.1} s", i + 1, plan.runs, started.elapsed().as_secs_f64()));
     }
     // The guards kill and reap the servers here (and on an early return or a panic).
-    drop((floor_srv, tarpc_srv, netref_srv, minimal_srv));
+    drop((floor_srv, actor_floor_srv, tarpc_srv, netref_srv, minimal_srv));
     Ok(report)
 }
 

@@ -22,7 +22,7 @@ const PINNED_ENV: &str = "NETREF_COMPARE_PINNED";
 
 fn usage() -> ExitCode {
     eprintln!("usage: compare [--runs N] [--quick] [--pinned]");
-    eprintln!("       compare --server floor|tarpc|netref|netref-min ADDR");
+    eprintln!("       compare --server floor|tarpc|netref|netref-min|actor-floor ADDR");
     eprintln!("       compare --client OP ADDR N      (N operations OP against a server, for profiling)");
     eprintln!("operations for --client (server kind: one operation):");
     for (op, kind, what) in netref_compare::CLIENT_OPS {

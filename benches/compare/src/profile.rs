@@ -8,11 +8,11 @@
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::{deadline, floor, netref_bench, tarpc_bench, BoxError};
+use crate::{actor_floor, deadline, floor, netref_bench, tarpc_bench, BoxError};
 
 /// Every operation [`client`] runs, with the server kind it talks to and what one operation
 /// is.
-pub const CLIENT_OPS: [(&str, &str, &str); 11] = [
+pub const CLIENT_OPS: [(&str, &str, &str); 12] = [
     ("sync", "netref", "call_method(\"add\", (1, 2)), awaited"),
     ("pipelined", "netref", "an add call, 1000 in flight"),
     ("echo", "netref", "a 1 MiB SharedBytes echo"),
@@ -22,6 +22,7 @@ pub const CLIENT_OPS: [(&str, &str, &str); 11] = [
     ("connect", "netref", "connect, root, add, close"),
     ("connect-early", "netref", "the same with Config::early_requests"),
     ("floor-sync", "floor", "a 16-byte ping-pong"),
+    ("actor-floor-sync", "actor-floor", "the same, each socket owned by an actix actor"),
     ("tarpc-sync", "tarpc", "add(1, 2), awaited"),
     ("tarpc-connect", "tarpc", "connect, add, drop"),
 ];
@@ -37,6 +38,7 @@ pub fn client(op: &str, addr: &str, n: usize) -> Result<(), BoxError> {
         .ok_or_else(|| format!("unknown operation {op:?} (expected one of {:?})", CLIENT_OPS.map(|(o, _, _)| o)))?;
     match kind {
         "netref" => actix_rt::System::new().block_on(netref_ops(op, addr, n)),
+        "actor-floor" => actix_rt::System::new().block_on(actor_floor::ping_pong(addr, n)),
         _ => tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
             match op {
                 "floor-sync" => {

@@ -43,6 +43,9 @@ pub struct Report {
     pub notes: Vec<String>,
 }
 
+/// The systems netref's figures are compared with, in the order of the ratio lines.
+const BASELINES: [&str; 3] = ["floor", "actor_floor", "tarpc"];
+
 /// Metrics that are the same operation in each system, so their ratio means something.
 const COMPARABLE: [&str; 8] =
     ["sync", "sync_p50", "sync_p99", "sync_cpu_client", "sync_cpu_server", "pipelined", "echo_1mib", "connect"];
@@ -88,7 +91,7 @@ impl Report {
     /// `netref/<baseline>.<metric>` ratios of medians, for the comparable metrics.
     pub fn ratios(&self) -> Vec<(String, f64)> {
         let mut out = Vec::new();
-        for base in ["floor", "tarpc"] {
+        for base in BASELINES {
             for (metric, base_metric) in pairs(base) {
                 if let (Some(n), Some(b)) = (self.get("netref", metric), self.get(base, base_metric)) {
                     out.push((format!("netref/{base}.{metric}"), n.median() / b.median()));
@@ -104,7 +107,7 @@ impl Report {
     /// their median moves less than the ratio of two medians.
     pub fn run_ratios(&self) -> Vec<(String, f64, f64, f64)> {
         let mut out = Vec::new();
-        for base in ["floor", "tarpc"] {
+        for base in BASELINES {
             for (metric, base_metric) in pairs(base) {
                 let (Some(n), Some(b)) = (self.get("netref", metric), self.get(base, base_metric)) else { continue };
                 if n.values.len() != b.values.len() || n.values.is_empty() {

@@ -16,6 +16,7 @@ fn whole_program_with_tiny_counts() {
 
     let expected = [
         ("floor", &["sync", "sync_p50", "sync_p99", "pipelined", "echo_1mib"][..]),
+        ("actor_floor", &["sync", "sync_p50", "sync_p99"][..]),
         ("tarpc", &["sync", "sync_p50", "sync_p99", "pipelined", "echo_1mib", "connect"][..]),
         (
             "netref",
@@ -50,6 +51,8 @@ fn whole_program_with_tiny_counts() {
     // Every comparable netref figure has its ratio lines.
     for line in [
         "ratio netref/floor.sync ",
+        "ratio netref/actor_floor.sync ",
+        "ratio_per_run netref/actor_floor.sync_cpu_server ",
         "ratio netref/tarpc.sync ",
         "ratio netref/tarpc.connect ",
         "ratio netref/tarpc.connect_early ",
@@ -62,7 +65,7 @@ fn whole_program_with_tiny_counts() {
     // CPU time per round trip, each side (procfs: Linux only).
     let cpu = if cfg!(target_os = "linux") { 2 } else { 0 };
     if cpu > 0 {
-        for system in ["floor", "tarpc", "netref"] {
+        for system in ["floor", "actor_floor", "tarpc", "netref"] {
             for side in ["sync_cpu_client", "sync_cpu_server"] {
                 let f = report.get(system, side).unwrap_or_else(|| panic!("{system}.{side} missing"));
                 assert!(f.values.iter().all(|us| us.is_finite() && *us > 0.0), "{system}.{side} = {:?}", f.values);
@@ -74,10 +77,11 @@ fn whole_program_with_tiny_counts() {
         }
         assert!(text.contains("ratio netref/floor.sync_cpu_server "), "{text}");
     }
-    // floor: 5 comparable (+2 CPU) + the ByteBuf echo + the two minimal-peer figures; tarpc: 6
-    // comparable (+2 CPU) + the ByteBuf echo + early connect.
-    assert_eq!(report.ratios().len(), 8 + 8 + 2 * cpu);
-    assert_eq!(report.run_ratios().len(), 8 + 8 + 2 * cpu);
+    // floor: 5 comparable (+2 CPU) + the ByteBuf echo + the two minimal-peer figures; the floor
+    // in actors: 3 (+2 CPU); tarpc: 6 comparable (+2 CPU) + the ByteBuf echo + early connect.
+    assert_eq!(report.ratios().len(), 8 + 3 + 8 + 3 * cpu);
+    assert_eq!(report.run_ratios().len(), 8 + 3 + 8 + 3 * cpu);
+    assert!(!text.contains("netref/actor_floor.sync_min"), "the minimal-peer figures compare with the floor only");
     assert!(!text.contains("netref/tarpc.sync_min"), "the minimal-peer figures compare with the floor only");
     assert!(text.contains("ratio_per_run netref/floor.sync "), "{text}");
     eprintln!("whole comparison in {:.1} s", started.elapsed().as_secs_f64());
@@ -91,7 +95,7 @@ fn an_unknown_server_kind_is_an_error() {
 #[test]
 fn every_profiling_client_runs_against_its_server() {
     let exe = Path::new(env!("CARGO_BIN_EXE_compare"));
-    let servers: Vec<(&str, netref_compare::ServerProcess)> = ["netref", "floor", "tarpc"]
+    let servers: Vec<(&str, netref_compare::ServerProcess)> = ["netref", "floor", "tarpc", "actor-floor"]
         .into_iter()
         .map(|kind| (kind, netref_compare::ServerProcess::spawn(exe, kind).expect("server starts")))
         .collect();
