@@ -43,8 +43,11 @@ pub struct Report {
     pub notes: Vec<String>,
 }
 
-/// The systems netref's figures are compared with, in the order of the ratio lines.
-const BASELINES: [&str; 3] = ["floor", "actor_floor", "tarpc"];
+/// The `(system, baseline)` pairs whose figures are compared, in the order of the ratio lines:
+/// netref with each baseline, and the floor in actors with the raw floor (what the actor runtime
+/// alone costs).
+const COMPARED: [(&str, &str); 4] =
+    [("netref", "floor"), ("netref", "actor_floor"), ("netref", "tarpc"), ("actor_floor", "floor")];
 
 /// Metrics that are the same operation in each system, so their ratio means something.
 const COMPARABLE: [&str; 8] =
@@ -88,47 +91,47 @@ impl Report {
         self.figures.iter().find(|f| f.system == system && f.metric == metric)
     }
 
-    /// `netref/<baseline>.<metric>` ratios of medians, for the comparable metrics.
+    /// `<system>/<baseline>.<metric>` ratios of medians, for the comparable metrics.
     pub fn ratios(&self) -> Vec<(String, f64)> {
         let mut out = Vec::new();
-        for base in BASELINES {
+        for (system, base) in COMPARED {
             for (metric, base_metric) in pairs(base) {
-                if let (Some(n), Some(b)) = (self.get("netref", metric), self.get(base, base_metric)) {
-                    out.push((format!("netref/{base}.{metric}"), n.median() / b.median()));
+                if let (Some(n), Some(b)) = (self.get(system, metric), self.get(base, base_metric)) {
+                    out.push((format!("{system}/{base}.{metric}"), n.median() / b.median()));
                 }
             }
         }
         out
     }
 
-    /// Per-run ratios of the same metrics as [`ratios`](Report::ratios): run `i` of netref
+    /// Per-run ratios of the same metrics as [`ratios`](Report::ratios): run `i` of the system
     /// against run `i` of the baseline, as `(name, median, min, max)`. The systems take turns
     /// within each run, so a pair shares the machine's state of the moment; on a noisy machine
     /// their median moves less than the ratio of two medians.
     pub fn run_ratios(&self) -> Vec<(String, f64, f64, f64)> {
         let mut out = Vec::new();
-        for base in BASELINES {
+        for (system, base) in COMPARED {
             for (metric, base_metric) in pairs(base) {
-                let (Some(n), Some(b)) = (self.get("netref", metric), self.get(base, base_metric)) else { continue };
+                let (Some(n), Some(b)) = (self.get(system, metric), self.get(base, base_metric)) else { continue };
                 if n.values.len() != b.values.len() || n.values.is_empty() {
                     continue;
                 }
                 let per_run = Figure {
-                    system: "netref",
+                    system,
                     metric,
                     unit: "",
                     values: n.values.iter().zip(&b.values).map(|(n, b)| n / b).collect(),
                 };
                 let (median, min, max) = per_run.summary();
-                out.push((format!("netref/{base}.{metric}"), median, min, max));
+                out.push((format!("{system}/{base}.{metric}"), median, min, max));
             }
         }
         out
     }
 
     /// The report as text: `# notes`, one `system.metric median unit [min X max Y, n=N]` line
-    /// per figure, then `ratio netref/<base>.<metric> X` lines (ratios of medians) and
-    /// `ratio_per_run netref/<base>.<metric> median [min X max Y]` lines.
+    /// per figure, then `ratio <system>/<base>.<metric> X` lines (ratios of medians) and
+    /// `ratio_per_run <system>/<base>.<metric> median [min X max Y]` lines.
     pub fn render(&self) -> String {
         let mut s = String::new();
         for n in &self.notes {
