@@ -238,6 +238,12 @@ impl Connection {
         self.queue_with(|outbox, codec, boxer, peer_max| outbox.push_frame(codec, frame, boxer, spill_at, peer_max))
     }
 
+    /// The largest frame the peer's `Hello` said it accepts, once it has arrived (at least
+    /// `MIN_MAX_FRAME_LEN`: a `Hello` announcing less closes the connection).
+    fn peer_max_frame_len(&self) -> Option<usize> {
+        self.peer_hello.as_ref().map(|h| usize::try_from(h.limits.max_frame_len).unwrap_or(usize::MAX))
+    }
+
     /// Queues a frame with `push`, references boxed against this connection's exports and
     /// within the peer's frame limit (once its `Hello` has told it). On error nothing is
     /// queued and the exports the frame counted are taken back.
@@ -245,9 +251,9 @@ impl Connection {
         &mut self,
         push: impl FnOnce(&mut Outbox, &FrameCodec, &Boxer<'_>, Option<usize>) -> Result<(), ProtocolError>,
     ) -> Result<(), Error> {
+        let peer_max = self.peer_max_frame_len();
         let boxer =
             Boxer { conn_id: self.shared.id, exports: RefCell::new(&mut self.exports), counted: RefCell::default() };
-        let peer_max = self.peer_hello.as_ref().map(|h| usize::try_from(h.limits.max_frame_len).unwrap_or(usize::MAX));
         if let Err(e) = push(&mut self.outbox, &self.codec, &boxer, peer_max) {
             boxer.roll_back();
             return Err(e.into());
@@ -553,9 +559,7 @@ impl Connection {
             // Nearly always one frame; many proxies dropped in one turn go in several, each
             // within what a decoder with this side's limits takes (the peer would close the
             // connection over a frame past them).
-            let peer_max =
-                self.peer_hello.as_ref().map(|h| usize::try_from(h.limits.max_frame_len).unwrap_or(usize::MAX));
-            let chunk = release_chunk(&self.config, peer_max);
+            let chunk = release_chunk(&self.config, self.peer_max_frame_len());
             if refs.len() <= chunk {
                 self.write_release_frame(refs);
             } else {

@@ -155,7 +155,8 @@ impl Systems {
 /// The server kinds [`serve`] accepts.
 pub const SERVER_KINDS: [&str; 5] = ["floor", "tarpc", "netref", "netref-min", "actor-floor"];
 
-/// Runs a server of `kind` (one of [`SERVER_KINDS`]) on `addr` until standard input closes. Prints `listening on ADDR` once bound.
+/// Runs a server of `kind` (one of [`SERVER_KINDS`]) on `addr` until standard input closes.
+/// Prints `listening on ADDR` once bound.
 pub fn serve(kind: &str, addr: &str) -> Result<(), BoxError> {
     if !SERVER_KINDS.contains(&kind) {
         return Err(format!("unknown server kind {kind:?} (expected one of {SERVER_KINDS:?})").into());
