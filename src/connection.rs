@@ -96,7 +96,12 @@ pub(crate) struct ConnShared {
     requests_signalled: AtomicBool,
     /// Wakes the actor's driver.
     pub(crate) request_signal: AtomicWaker,
+    /// Run once when the actor has stopped (a server's bookkeeping of its connections).
+    on_stopped: Mutex<Option<StopHook>>,
 }
+
+/// What [`ConnShared::when_stopped`] runs.
+pub(crate) type StopHook = Box<dyn FnOnce() + Send>;
 
 #[derive(Default)]
 pub(crate) struct RequestQueue {
@@ -126,6 +131,7 @@ impl ConnShared {
             requests: Mutex::new(RequestQueue::default()),
             requests_signalled: AtomicBool::new(false),
             request_signal: AtomicWaker::new(),
+            on_stopped: Mutex::new(None),
         }
     }
 
@@ -231,6 +237,25 @@ impl ConnShared {
     pub(crate) fn mark_stopped(&self) {
         self.stopped.store(true, Ordering::Release);
         self.closed_notify.notify_waiters();
+        // Taken under the lock after the flag is set: `when_stopped` either sees the flag or
+        // leaves its hook for this to run, never neither.
+        let hook = self.on_stopped.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(hook) = hook {
+            hook();
+        }
+    }
+
+    /// Runs `hook` once the actor has stopped, at once if it already has. A later call
+    /// replaces a hook not run yet. Instead of a task per connection awaiting
+    /// [`Peer::closed`]: the hook costs no task, no wake-up and no memory beyond its box.
+    pub(crate) fn when_stopped(&self, hook: StopHook) {
+        let mut slot = self.on_stopped.lock().unwrap_or_else(|p| p.into_inner());
+        if self.is_stopped() {
+            drop(slot);
+            hook();
+        } else {
+            *slot = Some(hook);
+        }
     }
 
     pub(crate) fn is_stopped(&self) -> bool {
@@ -351,6 +376,11 @@ impl Peer {
     /// The connection's id in this process (`conn3` in netref `Debug` output).
     pub fn id(&self) -> u64 {
         self.shared.id
+    }
+
+    /// Runs `hook` once the connection's actor has stopped (at once if it has).
+    pub(crate) fn when_stopped(&self, hook: StopHook) {
+        self.shared.when_stopped(hook);
     }
 
     /// The actor's address, for sending the request messages of [`messages`] directly.

@@ -242,3 +242,13 @@ impl From<io::Error> for ProtocolError {
         ProtocolError::Io { kind: e.kind(), message: e.to_string() }
     }
 }
+
+/// The message a caught panic carries (`panic!` with a literal or a formatted string), or a
+/// placeholder for any other payload.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a non-string panic payload")
+}

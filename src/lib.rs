@@ -31,7 +31,7 @@ pub use service::Service;
 pub use tls::{accept_tls, connect_tls, PeerCertificates, TlsClientConfig, TlsServerConfig};
 pub use transport::{
     connect_pair, connect_pair_with, connect_stream, connect_stream_with, connect_tcp, connect_unix, from_tcp,
-    from_tcp_with, serve_tcp,
+    from_tcp_with, serve_tcp, ACCEPT_BACKOFF,
 };
 pub use value::{from_value, BigInt, ConvertError, Data, IdPack, RefLabel, SharedBytes, Value, WireRef};
 

@@ -47,7 +47,6 @@
 use std::{
     fmt,
     future::Future,
-    io,
     net::TcpListener as StdTcpListener,
     sync::{
         atomic::{AtomicBool, AtomicUsize, Ordering},
@@ -69,10 +68,6 @@ static NEXT_RUNTIME_ID: AtomicUsize = AtomicUsize::new(1);
 
 /// How long a dropped runtime lets its connections close gracefully before its system stops.
 const DROP_GRACE: Duration = Duration::from_millis(500);
-
-/// How long the accept loop pauses after an accept error that is not about one connection
-/// (out of file descriptors, …), so it does not spin.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// The reason connections see when their runtime shuts down.
 const SHUTDOWN_REASON: &str = "the netref runtime is shutting down";
@@ -432,29 +427,18 @@ async fn accept_loop(
     let config = Arc::new(config);
     loop {
         match listener.accept().await {
-            Ok((stream, peer)) => match transport::start_tcp(stream, Some(peer), service.clone(), config.clone()) {
+            Ok((stream, peer)) => match transport::start_accepted(stream, peer, &service, &config) {
                 Ok(peer) => peers.add(&peer),
-                Err(e) => warn!(runtime, error = %e, "cannot start a connection on an accepted socket"),
+                Err(reason) => warn!(runtime, %reason, "cannot start a connection on an accepted socket"),
             },
-            Err(e) if is_per_connection(&e) => debug!(runtime, error = %e, "accept failed for one connection"),
             Err(e) => {
-                warn!(runtime, error = %e, "accept failed; pausing before the next attempt");
-                actix_rt::time::sleep(ACCEPT_BACKOFF).await;
+                let pause = transport::accept_pause(&e);
+                if !pause.is_zero() {
+                    actix_rt::time::sleep(pause).await;
+                }
             }
         }
     }
-}
-
-/// Accept errors that concern one incoming connection only (retry at once).
-fn is_per_connection(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionRefused
-            | io::ErrorKind::Interrupted
-            | io::ErrorKind::WouldBlock
-    )
 }
 
 /// A client for plain threads: no async anywhere in the caller's code.

@@ -4,7 +4,8 @@
 //!
 //! The accept loop runs on the arbiter that starts the server. With `workers(n)`, accepted
 //! sockets are handed to `n` worker arbiters round-robin as std sockets and re-registered on the
-//! worker's runtime; with `workers(0)` (the default) connections run on the accepting arbiter.
+//! worker's runtime; with `workers(0)` (the default) connections run on the accepting arbiter,
+//! started by the accept loop itself (a task per connection only for a TLS handshake).
 
 use std::{
     any::Any,
@@ -136,33 +137,77 @@ enum Listener {
 }
 
 impl Listener {
-    /// Accepts one connection as a std socket, ready to move to another arbiter.
+    /// Accepts one connection, registered on this arbiter's runtime.
     async fn accept(&self) -> std::io::Result<Accepted> {
         match self {
             Listener::Tcp(l) => {
                 let (stream, addr) = l.accept().await?;
-                Ok(Accepted::Tcp(stream.into_std()?, addr))
+                Ok(Accepted::Tcp(stream, addr))
             }
             #[cfg(unix)]
             Listener::Unix(l) => {
                 let (stream, _) = l.accept().await?;
-                Ok(Accepted::Unix(stream.into_std()?))
+                Ok(Accepted::Unix(stream))
             }
         }
     }
 }
 
+/// An accepted socket, registered on the runtime of the arbiter it runs on.
 enum Accepted {
+    Tcp(TcpStream, SocketAddr),
+    #[cfg(unix)]
+    Unix(tokio::net::UnixStream),
+}
+
+/// An accepted socket taken off the accepting arbiter's runtime, to move to a worker's.
+enum Detached {
     Tcp(std::net::TcpStream, SocketAddr),
     #[cfg(unix)]
     Unix(std::os::unix::net::UnixStream),
 }
 
+impl Accepted {
+    fn detach(self) -> std::io::Result<Detached> {
+        Ok(match self {
+            Accepted::Tcp(stream, addr) => Detached::Tcp(stream.into_std()?, addr),
+            #[cfg(unix)]
+            Accepted::Unix(stream) => Detached::Unix(stream.into_std()?),
+        })
+    }
+}
+
+impl Detached {
+    /// Registers the socket on the runtime of the arbiter this runs on.
+    fn attach(self) -> Result<Accepted, String> {
+        let failed = |e: std::io::Error| format!("cannot register the socket: {e}");
+        Ok(match self {
+            Detached::Tcp(std, addr) => Accepted::Tcp(TcpStream::from_std(std).map_err(failed)?, addr),
+            #[cfg(unix)]
+            Detached::Unix(std) => Accepted::Unix(tokio::net::UnixStream::from_std(std).map_err(failed)?),
+        })
+    }
+}
+
 impl Starter {
-    /// Runs on the connection's arbiter: re-register the socket, authenticate, start, and
-    /// track the connection until it ends.
+    /// Starts a connection accepted on this arbiter and tracks it until it ends. Without TLS
+    /// this is synchronous (see [`start_plain`](Starter::start_plain)): the accept loop calls
+    /// it directly and no task is spawned for the connection.
     async fn run(self: Arc<Self>, socket: Accepted) {
         let started = self.start(socket).await;
+        self.track(started);
+    }
+
+    /// [`run`](Starter::run) on a worker arbiter, for a socket the accept loop detached.
+    async fn run_detached(self: Arc<Self>, socket: Detached) {
+        match socket.attach() {
+            Ok(socket) => self.run(socket).await,
+            Err(reason) => self.track(Err(reason)),
+        }
+    }
+
+    /// Counts a refused connection, or lists a started one until its actor stops.
+    fn track(&self, started: Result<Peer, String>) {
         let peer = match started {
             Ok(peer) => peer,
             Err(reason) => {
@@ -171,39 +216,62 @@ impl Starter {
                 return self.shared.connection_ended(None);
             }
         };
-        self.shared.peers.lock().unwrap_or_else(|p| p.into_inner()).insert(peer.id(), peer.clone());
+        let id = peer.id();
+        self.shared.peers.lock().unwrap_or_else(|p| p.into_inner()).insert(id, peer.clone());
         self.shared.changed.notify_waiters();
-        peer.closed().await;
-        debug!(conn = peer.id(), "connection ended");
-        self.shared.connection_ended(Some(peer.id()));
+        // The hook holds the server's shared state (which lists the peer) until the actor
+        // stops; the cycle ends there.
+        let shared = self.shared.clone();
+        peer.when_stopped(Box::new(move || {
+            debug!(conn = id, "connection ended");
+            shared.connection_ended(Some(id));
+        }));
     }
 
     async fn start(&self, socket: Accepted) -> Result<Peer, String> {
+        let (stream, addr) = match socket {
+            Accepted::Tcp(stream, addr) if self.tls.is_some() => (stream, addr),
+            plain => return self.start_plain(plain),
+        };
+        let tls = self.tls.as_ref().expect("matched above");
+        let mut info = ConnInfo { label: format!("tls:{addr}"), peer_addr: Some(addr.to_string()), credentials: None };
+        let (stream, certificates) = tokio::time::timeout(self.handshake_timeout, tls.accept(stream))
+            .await
+            .map_err(|_| format!("TLS handshake with {addr} timed out after {:?}", self.handshake_timeout))?
+            .map_err(|e| e.to_string())?;
+        if let Some(certificates) = certificates {
+            info.credentials = Some(Arc::new(certificates));
+        }
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.authenticate(&mut info)?;
+            Ok(crate::transport::start_stream(stream, self.service.clone(), self.config.clone(), info))
+        }))
+        .unwrap_or_else(|panic| {
+            Err(format!("starting the connection panicked: {}", crate::error::panic_message(&*panic)))
+        })
+    }
+
+    /// Starts a connection that needs no handshake before its first frame (TCP without TLS,
+    /// Unix sockets): authenticate, then start the actor. User code runs here (the
+    /// authenticator, the service's root factory), in the accept loop itself without workers:
+    /// a panic in it refuses that connection and the loop goes on.
+    fn start_plain(&self, socket: Accepted) -> Result<Peer, String> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.start_plain_inner(socket))).unwrap_or_else(
+            |panic| Err(format!("starting the connection panicked: {}", crate::error::panic_message(&*panic))),
+        )
+    }
+
+    fn start_plain_inner(&self, socket: Accepted) -> Result<Peer, String> {
         match socket {
-            Accepted::Tcp(std, addr) => {
-                let stream = TcpStream::from_std(std).map_err(|e| format!("cannot register the socket: {e}"))?;
+            Accepted::Tcp(stream, addr) => {
                 let text = addr.to_string();
                 let mut info = ConnInfo { label: text.clone(), peer_addr: Some(text), credentials: None };
-                let Some(tls) = &self.tls else {
-                    self.authenticate(&mut info)?;
-                    return crate::transport::start_tcp_with(stream, self.service.clone(), self.config.clone(), info)
-                        .map_err(|e| e.to_string());
-                };
-                let (stream, certificates) = tokio::time::timeout(self.handshake_timeout, tls.accept(stream))
-                    .await
-                    .map_err(|_| format!("TLS handshake with {addr} timed out after {:?}", self.handshake_timeout))?
-                    .map_err(|e| e.to_string())?;
-                info.label = format!("tls:{addr}");
-                if let Some(certificates) = certificates {
-                    info.credentials = Some(Arc::new(certificates));
-                }
                 self.authenticate(&mut info)?;
-                Ok(crate::transport::start_stream(stream, self.service.clone(), self.config.clone(), info))
+                crate::transport::start_tcp_with(stream, self.service.clone(), self.config.clone(), info)
+                    .map_err(|e| e.to_string())
             }
             #[cfg(unix)]
-            Accepted::Unix(std) => {
-                let stream =
-                    tokio::net::UnixStream::from_std(std).map_err(|e| format!("cannot register the socket: {e}"))?;
+            Accepted::Unix(stream) => {
                 let mut info = ConnInfo::labelled(self.shared.address.to_string());
                 self.authenticate(&mut info)?;
                 let (reader, writer) = stream.into_split();
@@ -452,9 +520,18 @@ async fn accept_loop(
         let socket = match socket {
             Ok(socket) => socket,
             Err(e) => {
-                // Running out of descriptors or a connection reset before accept: keep serving.
-                warn!(error = %e, "accept failed");
-                tokio::task::yield_now().await;
+                // A connection reset before accept, or out of descriptors: keep serving (after
+                // a pause for the latter, unless told to stop meanwhile).
+                let pause = crate::transport::accept_pause(&e);
+                if pause.is_zero() {
+                    tokio::task::yield_now().await;
+                } else {
+                    let stop = shared.stop_accepting.notified();
+                    tokio::select! {
+                        _ = stop => break,
+                        _ = tokio::time::sleep(pause) => {}
+                    }
+                }
                 continue;
             }
         };
@@ -468,15 +545,25 @@ async fn accept_loop(
         }
         shared.active.fetch_add(1, Ordering::AcqRel);
         shared.accepted.fetch_add(1, Ordering::Relaxed);
-        if workers.is_empty() {
-            actix_rt::spawn(starter.clone().run(socket));
-        } else {
+        if !workers.is_empty() {
             let worker = &workers[next_worker % workers.len()];
             next_worker = next_worker.wrapping_add(1);
-            if !worker.spawn(starter.clone().run(socket)) {
-                warn!("a worker arbiter is gone; connection dropped");
-                starter.shared.connection_ended(None);
+            match socket.detach() {
+                Ok(socket) => {
+                    if !worker.spawn(starter.clone().run_detached(socket)) {
+                        warn!("a worker arbiter is gone; connection dropped");
+                        starter.shared.connection_ended(None);
+                    }
+                }
+                Err(e) => starter.track(Err(format!("cannot move the socket to a worker: {e}"))),
             }
+        } else if starter.tls.is_some() {
+            // The TLS handshake takes round trips: not in the accept loop.
+            actix_rt::spawn(starter.clone().run(socket));
+        } else {
+            // Nothing to wait for before the first frame: start the actor here, with no task
+            // of its own for the connection.
+            starter.track(starter.start_plain(socket));
         }
         if starter.one_shot {
             break;

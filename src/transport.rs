@@ -158,6 +158,12 @@ where
 
 /// Accepts connections on `listener` until `max_connections` have been accepted (`None`:
 /// forever), serving `service` on each. The accept loop runs on the current arbiter.
+///
+/// A failed accept does not end the loop: one that concerns a single connection (reset or
+/// aborted before it was accepted) is skipped, and any other (out of file descriptors, out of
+/// memory) pauses accepting for [`ACCEPT_BACKOFF`] rather than retrying in a busy loop. A
+/// panic in the service's root factory refuses that connection only. Each is logged as a
+/// warning. (The `Result` stays for compatibility; it is always `Ok`.)
 pub async fn serve_tcp(
     listener: TcpListener,
     service: Service,
@@ -167,13 +173,52 @@ pub async fn serve_tcp(
     let config = Arc::new(config);
     let mut accepted = 0usize;
     while max_connections.map_or(true, |max| accepted < max) {
-        let (stream, peer) = listener.accept().await?;
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tokio::time::sleep(accept_pause(&e)).await;
+                continue;
+            }
+        };
         accepted += 1;
-        if let Err(e) = start_tcp(stream, Some(peer), service.clone(), config.clone()) {
-            tracing::warn!(error = %e, "cannot start a connection on an accepted socket");
+        if let Err(reason) = start_accepted(stream, peer, &service, &config) {
+            tracing::warn!(%reason, "cannot start a connection on an accepted socket");
         }
     }
     Ok(())
+}
+
+/// How long an accept loop pauses after an accept failed for want of a resource (file
+/// descriptors, memory): such a failure repeats until something is freed, and retrying at once
+/// would spin the arbiter's thread meanwhile.
+pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Logs a failed accept and says how long to wait before the next: nothing when the failure
+/// concerned one incoming connection only (reset, aborted or refused before it was accepted),
+/// [`ACCEPT_BACKOFF`] otherwise. Shared by every accept loop.
+pub(crate) fn accept_pause(e: &std::io::Error) -> Duration {
+    use std::io::ErrorKind::*;
+    if matches!(e.kind(), ConnectionAborted | ConnectionReset | ConnectionRefused | Interrupted | WouldBlock) {
+        tracing::debug!(error = %e, "accept failed for one connection");
+        Duration::ZERO
+    } else {
+        tracing::warn!(error = %e, pause = ?ACCEPT_BACKOFF, "accept failed; pausing before the next attempt");
+        ACCEPT_BACKOFF
+    }
+}
+
+/// Starts a connection on a socket an accept loop took, in that loop: a panic in user code
+/// run here (the service's root factory) refuses this connection instead of ending the loop.
+pub(crate) fn start_accepted(
+    stream: TcpStream,
+    peer: SocketAddr,
+    service: &Service,
+    config: &Arc<Config>,
+) -> Result<Peer, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        start_tcp(stream, Some(peer), service.clone(), config.clone()).map_err(|e| e.to_string())
+    }))
+    .unwrap_or_else(|panic| Err(format!("starting the connection panicked: {}", crate::error::panic_message(&*panic))))
 }
 
 /// Connects to a Unix socket at `path`, exposing `service` to the server, within

@@ -159,6 +159,74 @@ async fn authenticator_runs_first_and_sets_credentials() {
     server.shutdown(T).await;
 }
 
+/// User code runs when a connection starts (the authenticator, a per-connection root
+/// factory); without workers it runs in the accept loop itself. A panic there refuses that
+/// connection only: it is counted as refused, leaves no connection counted, and the next
+/// connection is served.
+#[actix_rt::test]
+async fn a_panic_while_starting_a_connection_refuses_only_that_connection() {
+    for workers in [0, 1] {
+        let roots = Arc::new(AtomicUsize::new(0));
+        let logins = Arc::new(AtomicUsize::new(0));
+        let (r, l) = (roots.clone(), logins.clone());
+        let service = Service::per_connection(move |_| {
+            if r.fetch_add(1, Ordering::SeqCst) == 0 {
+                panic!("the test's root factory fails once");
+            }
+            calculator(Arc::default())
+        });
+        let server = Server::builder(service)
+            .workers(workers)
+            .authenticator(move |_| {
+                if l.fetch_add(1, Ordering::SeqCst) == 1 {
+                    panic!("the test's authenticator fails once");
+                }
+                Ok(None)
+            })
+            .bind_tcp("127.0.0.1:0")
+            .await
+            .unwrap();
+        let addr = server.local_addr().unwrap();
+        // The first connection's root factory panics, the second one's authenticator.
+        for n in 1..=2 {
+            let refused = netref::connect_tcp(addr, Service::void(), Config::default(), T).await;
+            assert!(refused.is_err(), "workers({workers}): connection {n} must be refused");
+            assert_eq!(server.refused(), n, "workers({workers})");
+        }
+        server.wait_connections(|n| n == 0).await;
+        let ok = netref::connect_tcp(addr, Service::void(), Config::default(), T).await.unwrap();
+        assert_eq!(ok.root().await.unwrap().call_method::<i64>("add", (2, 3)).await.unwrap(), 5, "workers({workers})");
+        assert_eq!(server.connections(), 1);
+        ok.close().await;
+        server.wait_connections(|n| n == 0).await;
+        server.shutdown(T).await;
+    }
+}
+
+/// `serve_tcp` starts connections in its accept loop: a panicking root factory refuses that
+/// connection, and the loop goes on.
+#[actix_rt::test]
+async fn serve_tcp_survives_a_panicking_root_factory() {
+    let roots = Arc::new(AtomicUsize::new(0));
+    let r = roots.clone();
+    let service = Service::per_connection(move |_| {
+        if r.fetch_add(1, Ordering::SeqCst) == 0 {
+            panic!("the test's root factory fails once");
+        }
+        calculator(Arc::default())
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = actix_rt::spawn(netref::serve_tcp(listener, service, Config::default(), None));
+    let refused = netref::connect_tcp(addr, Service::void(), Config::default(), T).await;
+    assert!(refused.is_err(), "the connection whose root factory panicked must be refused");
+    let ok = netref::connect_tcp(addr, Service::void(), Config::default(), T).await.unwrap();
+    assert_eq!(ok.root().await.unwrap().call_method::<i64>("add", (2, 3)).await.unwrap(), 5);
+    assert!(!server.is_finished());
+    ok.close().await;
+    server.abort();
+}
+
 #[actix_rt::test]
 async fn shutdown_lets_calls_in_flight_finish() {
     let counters = Arc::new(common::Counters::default());

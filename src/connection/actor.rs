@@ -1085,11 +1085,7 @@ fn start_isolated(target: Target, span: &tracing::Span, run: impl FnOnce() -> Se
 }
 
 fn panic_error(object: &Target, panic: Box<dyn std::any::Any + Send>) -> RemoteError {
-    let message = panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a non-string panic payload".to_owned());
+    let message = crate::error::panic_message(&*panic).to_owned();
     RemoteError::new(kinds::PANIC, message.clone())
         .with_traceback(format!("panic while serving a request on '{object}':\n  {message}"))
 }
