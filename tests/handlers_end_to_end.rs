@@ -207,3 +207,80 @@ over_both_transports!(
     messages_are_numbered_like_rpyc,
     graceful_close,
 );
+
+/// A transport whose shutdown takes a few polls (as TLS's can: its close_notify has to be
+/// written first), waking its task each time as a real one would when ready.
+struct SlowShutdown {
+    inner: tokio::io::DuplexStream,
+    pending_polls: usize,
+    /// Set once the shutdown went through.
+    done: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl tokio::io::AsyncRead for SlowShutdown {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for SlowShutdown {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if self.pending_polls > 0 {
+            self.pending_polls -= 1;
+            cx.waker().wake_by_ref();
+            return std::task::Poll::Pending;
+        }
+        let done = std::pin::Pin::new(&mut self.inner).poll_shutdown(cx);
+        if done.is_ready() {
+            self.done.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        done
+    }
+}
+
+/// A graceful close finishes with a transport whose shutdown does not complete at once: the
+/// connection tries it in place, then keeps polling it until it is done, and the peer sees
+/// the close with its reason.
+#[actix_rt::test]
+async fn a_graceful_close_waits_for_a_slow_shutdown() {
+    for pending_polls in [1, 3] {
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let slow = SlowShutdown { inner: a, pending_polls, done: done.clone() };
+        let client = netref::connect_stream(slow, Service::void(), Config::default());
+        let server = netref::connect_stream(b, Service::shared(calculator(Arc::default())), Config::default());
+        let sum: i64 = client.root().await.unwrap().call_method("add", (2, 2)).await.unwrap();
+        assert_eq!(sum, 4);
+        tokio::time::timeout(std::time::Duration::from_secs(5), client.close())
+            .await
+            .expect("the close finished after the slow shutdown");
+        assert!(done.load(std::sync::atomic::Ordering::SeqCst), "the close dropped a shutdown still under way");
+        tokio::time::timeout(std::time::Duration::from_secs(5), server.closed())
+            .await
+            .expect("the server saw the close");
+        let reason = server.close_reason().expect("the server side is closed").to_string();
+        assert!(reason.contains("the peer closed the connection: closed by the local side"), "{reason}");
+    }
+}

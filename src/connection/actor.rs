@@ -858,8 +858,8 @@ impl Connection {
             !inbound.long_poll
         });
         if send_close {
-            let text = match &reason {
-                Error::ConnectionClosed(t) => t.clone(),
+            let text = match reason {
+                Error::ConnectionClosed(t) => t,
                 other => other.to_string(),
             };
             let _ = self.write_frame(&Frame::Close { reason: text });
@@ -895,12 +895,18 @@ impl Connection {
             return;
         }
         self.state = State::Closed;
-        match self.writer.take() {
-            Some(mut w) => {
-                ctx.spawn(wrap_future::<_, Self>(async move { w.shutdown().await }).map(|_, _, ctx| ctx.stop()));
-            }
-            None => ctx.stop(),
+        let Some(mut w) = self.writer.take() else {
+            return ctx.stop();
+        };
+        // A TCP shutdown completes at once (one system call): try it here, and spawn a future
+        // for the rest only if the transport has more to do (TLS sends its close_notify).
+        // Polled with a no-op waker: if it is pending, the spawned future polls it again with
+        // the task's own, which then registers.
+        let mut cx = TaskContext::from_waker(futures::task::noop_waker_ref());
+        if Pin::new(&mut w).poll_shutdown(&mut cx).is_ready() {
+            return ctx.stop();
         }
+        ctx.spawn(wrap_future::<_, Self>(async move { w.shutdown().await }).map(|_, _, ctx| ctx.stop()));
     }
 
     /// One heartbeat tick: declare a silent peer lost, or ping a quiet one.
@@ -1116,9 +1122,15 @@ impl Actor for Connection {
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
         self.state = State::Closed;
-        self.shared.mark_closed(Error::ConnectionClosed("the connection stopped".into()));
-        let error = self.shared.closed_error();
-        self.fail_all_pending(&error);
+        // Usually the close already gave its reason, and nothing is left to fail: then no error
+        // is built (each is a string or two on the heap, per connection).
+        if !self.shared.is_closed() {
+            self.shared.mark_closed(Error::ConnectionClosed("the connection stopped".into()));
+        }
+        if !self.pending.is_empty() || !self.backlog.is_empty() {
+            let error = self.shared.closed_error();
+            self.fail_all_pending(&error);
+        }
         self.shared.close_requests();
         self.exports.clear();
         self.imports.clear();
