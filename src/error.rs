@@ -252,3 +252,10 @@ pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
         .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("a non-string panic payload")
 }
+
+/// Runs `start` (user code that starts a connection: an authenticator, a root factory) and
+/// turns a panic in it into the reason the connection is refused.
+pub(crate) fn refuse_on_panic<T>(start: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(start))
+        .unwrap_or_else(|panic| Err(format!("starting the connection panicked: {}", panic_message(&*panic))))
+}

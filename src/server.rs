@@ -229,11 +229,10 @@ impl Starter {
     }
 
     async fn start(&self, socket: Accepted) -> Result<Peer, String> {
-        let (stream, addr) = match socket {
-            Accepted::Tcp(stream, addr) if self.tls.is_some() => (stream, addr),
-            plain => return self.start_plain(plain),
+        let (tls, stream, addr) = match (&self.tls, socket) {
+            (Some(tls), Accepted::Tcp(stream, addr)) => (tls, stream, addr),
+            (_, plain) => return self.start_plain(plain),
         };
-        let tls = self.tls.as_ref().expect("matched above");
         let mut info = ConnInfo { label: format!("tls:{addr}"), peer_addr: Some(addr.to_string()), credentials: None };
         let (stream, certificates) = tokio::time::timeout(self.handshake_timeout, tls.accept(stream))
             .await
@@ -242,12 +241,9 @@ impl Starter {
         if let Some(certificates) = certificates {
             info.credentials = Some(Arc::new(certificates));
         }
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        crate::error::refuse_on_panic(|| {
             self.authenticate(&mut info)?;
             Ok(crate::transport::start_stream(stream, self.service.clone(), self.config.clone(), info))
-        }))
-        .unwrap_or_else(|panic| {
-            Err(format!("starting the connection panicked: {}", crate::error::panic_message(&*panic)))
         })
     }
 
@@ -256,9 +252,7 @@ impl Starter {
     /// authenticator, the service's root factory), in the accept loop itself without workers:
     /// a panic in it refuses that connection and the loop goes on.
     fn start_plain(&self, socket: Accepted) -> Result<Peer, String> {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.start_plain_inner(socket))).unwrap_or_else(
-            |panic| Err(format!("starting the connection panicked: {}", crate::error::panic_message(&*panic))),
-        )
+        crate::error::refuse_on_panic(|| self.start_plain_inner(socket))
     }
 
     fn start_plain_inner(&self, socket: Accepted) -> Result<Peer, String> {

@@ -215,10 +215,9 @@ pub(crate) fn start_accepted(
     service: &Service,
     config: &Arc<Config>,
 ) -> Result<Peer, String> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    crate::error::refuse_on_panic(|| {
         start_tcp(stream, Some(peer), service.clone(), config.clone()).map_err(|e| e.to_string())
-    }))
-    .unwrap_or_else(|panic| Err(format!("starting the connection panicked: {}", crate::error::panic_message(&*panic))))
+    })
 }
 
 /// Connects to a Unix socket at `path`, exposing `service` to the server, within
