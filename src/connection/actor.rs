@@ -87,7 +87,10 @@ pub struct Connection {
     service: Service,
     root: Object,
     peer_hello: Option<Hello>,
-    hello_timer: Option<SpawnHandle>,
+    /// When the peer's `Hello` is due, until it arrives. It comes due through the alarm
+    /// (no runtime timer per connection); the handle is the runtime timer's when the alarm
+    /// thread is not available.
+    hello_deadline: Option<(Instant, Option<SpawnHandle>)>,
     state: State,
     exports: ExportTable,
     imports: ImportCache,
@@ -175,7 +178,7 @@ impl Connection {
                 service,
                 root,
                 peer_hello: None,
-                hello_timer: None,
+                hello_deadline: None,
                 state: State::Open,
                 exports,
                 imports: ImportCache::default(),
@@ -590,7 +593,9 @@ impl Connection {
                     return self.fail(Error::Protocol(e), ctx);
                 }
                 debug!(parent: &self.span, version = hello.version, "peer said hello");
-                if let Some(timer) = self.hello_timer.take() {
+                // The alarm's entry stays queued until due (it cannot be taken out of the
+                // middle of the queue); it then finds no deadline here and does nothing.
+                if let Some((_, Some(timer))) = self.hello_deadline.take() {
                     ctx.cancel_future(timer);
                 }
                 if let Some(root) = &hello.root {
@@ -909,6 +914,29 @@ impl Connection {
         ctx.spawn(wrap_future::<_, Self>(async move { w.shutdown().await }).map(|_, _, ctx| ctx.stop()));
     }
 
+    /// The peer's `Hello` did not come within `hello_timeout`: the connection fails.
+    fn hello_overdue(&mut self, ctx: &mut Context<Self>) {
+        if self.peer_hello.is_none() && self.state == State::Open {
+            let limit = self.config.hello_timeout;
+            self.fail(
+                Error::Protocol(ProtocolError::Unexpected(format!("no Hello from the peer within {limit:?}"))),
+                ctx,
+            );
+        }
+    }
+
+    /// The alarm fired: for a request expiry, or for the `Hello` deadline.
+    fn alarm_fired(&mut self, ctx: &mut Context<Self>) {
+        if let Some((due, None)) = self.hello_deadline {
+            if due <= Instant::now() {
+                self.hello_deadline = None;
+                self.hello_overdue(ctx);
+            }
+        }
+        self.timer = None;
+        self.expire(ctx);
+    }
+
     /// One heartbeat tick: declare a silent peer lost, or ping a quiet one.
     fn heartbeat(&mut self, interval: Duration, ctx: &mut Context<Self>) {
         if self.state != State::Open {
@@ -1100,18 +1128,19 @@ impl Actor for Connection {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        // Cancelled when the Hello arrives: actix polls every spawned item of the context on
-        // each wake-up, so a timer left armed costs on every message.
-        self.hello_timer = Some(ctx.run_later(self.config.hello_timeout, |act, ctx| {
-            act.hello_timer = None;
-            if act.peer_hello.is_none() && act.state == State::Open {
-                let limit = act.config.hello_timeout;
-                act.fail(
-                    Error::Protocol(ProtocolError::Unexpected(format!("no Hello from the peer within {limit:?}"))),
-                    ctx,
-                );
-            }
-        }));
+        // On the alarm, as request expiries are: a runtime timer costs the runtime on every
+        // park while it is registered, and actix polls every spawned item of the context on
+        // each wake-up (~1.4k instructions per connection and side, measured).
+        let due = Instant::now() + self.config.hello_timeout;
+        self.hello_deadline = if self.alarm.set(due) {
+            Some((due, None))
+        } else {
+            let handle = ctx.run_later(self.config.hello_timeout, |act, ctx| {
+                act.hello_deadline = None;
+                act.hello_overdue(ctx);
+            });
+            Some((due, Some(handle)))
+        };
         if let Some(interval) = self.config.heartbeat {
             ctx.run_interval(interval, move |act, ctx| act.heartbeat(interval, ctx));
         }
@@ -1341,8 +1370,7 @@ impl ActorFuture<Connection> for Driver {
             act.alarm.register(task.waker());
         }
         if act.alarm.take_fired() {
-            act.timer = None;
-            act.expire(ctx);
+            act.alarm_fired(ctx);
         }
         act.deferring = true;
         if !this.read_wake.as_ref().is_some_and(|(wake, _)| wake.wakes(task.waker())) {

@@ -1,6 +1,6 @@
 //! Alarms: wake-ups at a deadline, kept by one thread for the whole process, for deadlines
 //! that nearly never come due — request expiries (30 s by default; replies come in
-//! microseconds).
+//! microseconds) and the peer's `Hello` (10 s by default; it comes with the first bytes).
 //!
 //! A tokio timer costs its runtime on every park while it is registered: a scan of the timer
 //! wheel and clock reads, twice per round trip for a connection waiting on replies (measured:
