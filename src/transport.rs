@@ -159,8 +159,8 @@ where
 /// Accepts connections on `listener` until `max_connections` have been accepted (`None`:
 /// forever), serving `service` on each. The accept loop runs on the current arbiter.
 ///
-/// A failed accept does not end the loop: one that concerns a single connection (reset or
-/// aborted before it was accepted) is skipped, and any other (out of file descriptors, out of
+/// A failed accept does not end the loop: one that concerns a single connection (reset,
+/// aborted or refused before it was accepted) is skipped at once, and any other (out of file descriptors, out of
 /// memory) pauses accepting for [`ACCEPT_BACKOFF`] rather than retrying in a busy loop. A
 /// panic in the service's root factory refuses that connection only. Each is logged as a
 /// warning. (The `Result` stays for compatibility; it is always `Ok`.)
@@ -176,7 +176,10 @@ pub async fn serve_tcp(
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(e) => {
-                tokio::time::sleep(accept_pause(&e)).await;
+                let pause = accept_pause(&e);
+                if !pause.is_zero() {
+                    tokio::time::sleep(pause).await;
+                }
                 continue;
             }
         };
