@@ -160,10 +160,11 @@ where
 /// forever), serving `service` on each. The accept loop runs on the current arbiter.
 ///
 /// A failed accept does not end the loop: one that concerns a single connection (reset,
-/// aborted or refused before it was accepted) is skipped at once, and any other (out of file descriptors, out of
-/// memory) pauses accepting for [`ACCEPT_BACKOFF`] rather than retrying in a busy loop. A
-/// panic in the service's root factory refuses that connection only. Each is logged as a
-/// warning. (The `Result` stays for compatibility; it is always `Ok`.)
+/// aborted or refused before it was accepted) is skipped at once, and any other (out of file
+/// descriptors, out of memory) pauses accepting for [`ACCEPT_BACKOFF`] rather than retrying
+/// in a busy loop. A panic in the service's root factory refuses that connection only. Each
+/// is logged (a warning, or a debug event for a single connection's failure). (The `Result`
+/// stays for compatibility; it is always `Ok`.)
 pub async fn serve_tcp(
     listener: TcpListener,
     service: Service,
