@@ -27,13 +27,7 @@ use tokio::{
 };
 use tracing::{debug, info, warn};
 
-use crate::{
-    config::Config,
-    connection::{ConnInfo, Connection},
-    service::Service,
-    tls::TlsServerConfig,
-    Error, Peer,
-};
+use crate::{config::Config, connection::ConnInfo, service::Service, tls::TlsServerConfig, Error, Peer};
 
 /// Decides whether a new connection may proceed, before its first frame; what it returns
 /// becomes the connection's credentials ([`Peer::credentials`]).
@@ -190,9 +184,10 @@ impl Detached {
 }
 
 impl Starter {
-    /// Starts a connection accepted on this arbiter and tracks it until it ends. Without TLS
-    /// this is synchronous (see [`start_plain`](Starter::start_plain)): the accept loop calls
-    /// it directly and no task is spawned for the connection.
+    /// Starts a connection accepted on this arbiter (after its TLS handshake, when the server
+    /// has TLS) and tracks it until it ends. Runs as a task of its own for a TLS handshake or
+    /// on a worker; otherwise the accept loop starts the connection itself, with no task
+    /// ([`start_plain`](Starter::start_plain) and [`track`](Starter::track)).
     async fn run(self: Arc<Self>, socket: Accepted) {
         let started = self.start(socket).await;
         self.track(started);
@@ -268,14 +263,7 @@ impl Starter {
             Accepted::Unix(stream) => {
                 let mut info = ConnInfo::labelled(self.shared.address.to_string());
                 self.authenticate(&mut info)?;
-                let (reader, writer) = stream.into_split();
-                Ok(Connection::start(
-                    Box::new(reader),
-                    Box::new(writer),
-                    self.service.clone(),
-                    self.config.clone(),
-                    info,
-                ))
+                Ok(crate::transport::start_unix(stream, self.service.clone(), self.config.clone(), info))
             }
         }
     }
@@ -517,9 +505,7 @@ async fn accept_loop(
                 // A connection reset before accept, or out of descriptors: keep serving (after
                 // a pause for the latter, unless told to stop meanwhile).
                 let pause = crate::transport::accept_pause(&e);
-                if pause.is_zero() {
-                    tokio::task::yield_now().await;
-                } else {
+                if !pause.is_zero() {
                     let stop = shared.stop_accepting.notified();
                     tokio::select! {
                         _ = stop => break,

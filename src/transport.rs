@@ -96,6 +96,19 @@ pub(crate) fn start_tcp_with(
     Ok(Connection::start(Box::new(reader), Box::new(writer), service, config, info))
 }
 
+/// Starts a connection over a connected or accepted Unix socket (its halves owned apart, as a
+/// TCP socket's are).
+#[cfg(unix)]
+pub(crate) fn start_unix(
+    stream: tokio::net::UnixStream,
+    service: Service,
+    config: Arc<Config>,
+    info: ConnInfo,
+) -> Peer {
+    let (reader, writer) = stream.into_split();
+    Connection::start(Box::new(reader), Box::new(writer), service, config, info)
+}
+
 /// Connects to a TCP address, exposing `service` to the server (for callbacks), within
 /// `connect_timeout`.
 pub async fn connect_tcp(
@@ -239,9 +252,8 @@ pub async fn connect_unix(
         let stream = tokio::net::UnixStream::connect(path)
             .await
             .map_err(|e| Error::Io(format!("cannot connect to {}: {e}", path.display())))?;
-        let (reader, writer) = stream.into_split();
         let info = ConnInfo::labelled(format!("unix:{}", path.display()));
-        Ok(Connection::start(Box::new(reader), Box::new(writer), service, Arc::new(config), info))
+        Ok(start_unix(stream, service, Arc::new(config), info))
     })
     .await
 }
