@@ -12,7 +12,7 @@ use tokio::{
     sync::Semaphore,
 };
 
-use crate::{announce, deadline, rate, stats::Sample, sync_round_trips, BoxError, Plan};
+use crate::{announce, deadline, in_local_task, rate, stats::Sample, sync_round_trips, BoxError, Plan};
 
 /// The ping-pong message size.
 pub(crate) const PING: usize = 16;
@@ -97,6 +97,24 @@ pub(crate) fn measure(plan: &Plan, addr: &str, server_pid: Option<u32>) -> Resul
         }
         drop(s);
         out.extend(sync.samples("rt/s"));
+
+        // 1b. The same from a spawned task.
+        let mut s = connect(addr, b'p').await?;
+        let task_plan = plan.clone();
+        let task = in_local_task(async move {
+            let (ping, mut pong) = ([7u8; PING], [0u8; PING]);
+            let run = sync_round_trips(&task_plan, None, async || -> Result<(), BoxError> {
+                s.write_all(&ping).await?;
+                s.read_exact(&mut pong).await?;
+                Ok(())
+            })
+            .await?;
+            if pong != ping {
+                return Err::<_, BoxError>("floor ping-pong in a task: wrong reply".into());
+            }
+            Ok(run)
+        });
+        out.push(task.await??.task_sample("rt/s"));
 
         // 2. Pipelined 16 B frames, window `plan.window`, batched writes.
         let s = connect(addr, b'f').await?;

@@ -223,6 +223,15 @@ pub fn run(
 /// `round_trip`, then up to `plan.sync` more (fewer if `plan.time_cap` passes), each timed.
 /// The CPU time of this process and of `server` (a process id) over the timed calls is
 /// sampled too.
+///
+/// Each system runs this loop twice: in its runtime's `block_on` future (`sync`), and in a
+/// task spawned on the same runtime (`sync_task`), as code in an actor or a server's task
+/// calls. The two differ where the reply reaches the caller through another task (tarpc's
+/// dispatch task, netref's connection actor): that task wakes a `block_on` future in the
+/// middle of the runtime's turn, and tokio's current-thread scheduler then polls its I/O
+/// driver once more (a zero-timeout `epoll_wait`) before it polls that future again; a
+/// spawned caller is polled in the same turn. The floor does its I/O in the caller itself and
+/// takes the same path either way.
 pub(crate) async fn sync_round_trips(
     plan: &Plan,
     server: Option<u32>,
@@ -278,6 +287,14 @@ impl SyncRun {
     }
 }
 
+impl SyncRun {
+    /// The figure `sync_task`: the rate of the same loop run in a task spawned on the
+    /// caller's runtime instead of in its `block_on` future (see [`sync_round_trips`]).
+    pub(crate) fn task_sample(self, unit: &'static str) -> Sample {
+        ("sync_task", unit, self.rate)
+    }
+}
+
 /// (p50, p99) in microseconds.
 fn percentiles(mut lat: Vec<Duration>) -> (f64, f64) {
     if lat.is_empty() {
@@ -293,6 +310,12 @@ pub(crate) async fn announce(addr: &str) -> Result<tokio::net::TcpListener, BoxE
     let listener = tokio::net::TcpListener::bind(addr).await?;
     println!("listening on {}", listener.local_addr()?);
     Ok(listener)
+}
+
+/// Runs `f` in a task of a local task set on the current tokio runtime, and waits for it.
+pub(crate) async fn in_local_task<F: std::future::Future + 'static>(f: F) -> Result<F::Output, BoxError> {
+    let local = tokio::task::LocalSet::new();
+    Ok(local.run_until(async { tokio::task::spawn_local(f).await }).await?)
 }
 
 /// The instant `cap` from now.

@@ -59,6 +59,11 @@ async fn measure_all(plan: &Plan, addr: &str, server_pid: Option<u32>) -> Result
     // 1. Sequential `add` (one CALLATTR round trip each).
     out.extend(sync_calls(&root, plan, server_pid).await?.samples("calls/s"));
 
+    // 1b. The same from a task spawned on the actix system, as an actor's code calls.
+    let (task_root, task_plan) = (root.clone(), plan.clone());
+    let task = actix_rt::spawn(async move { sync_calls(&task_root, &task_plan, None).await });
+    out.push(task.await.map_err(|e| format!("netref sync task: {e}"))??.task_sample("calls/s"));
+
     // 2. `plan.window` calls in flight.
     let start = Instant::now();
     let done = pipelined_calls(&root, plan.pipelined, plan.window, deadline(plan.time_cap)).await?;

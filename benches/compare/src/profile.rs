@@ -12,8 +12,9 @@ use crate::{actor_floor, deadline, floor, netref_bench, tarpc_bench, BoxError};
 
 /// Every operation [`client`] runs, with the server kind it talks to and what one operation
 /// is.
-pub const CLIENT_OPS: [(&str, &str, &str); 12] = [
+pub const CLIENT_OPS: [(&str, &str, &str); 13] = [
     ("sync", "netref", "call_method(\"add\", (1, 2)), awaited"),
+    ("sync-task", "netref", "the same from a task spawned on the actix system"),
     ("pipelined", "netref", "an add call, 1000 in flight"),
     ("echo", "netref", "a 1 MiB SharedBytes echo"),
     ("echo-buf", "netref", "a 1 MiB serde_bytes::ByteBuf echo"),
@@ -90,6 +91,17 @@ async fn netref_ops(op: &str, addr: &str, n: usize) -> Result<(), BoxError> {
             for _ in 0..n {
                 netref_bench::add(&root).await?;
             }
+        }
+        "sync-task" => {
+            let task_root = root.clone();
+            actix_rt::spawn(async move {
+                for _ in 0..n {
+                    netref_bench::add(&task_root).await.map_err(|e| e.to_string())?;
+                }
+                Ok::<_, String>(())
+            })
+            .await
+            .map_err(|e| format!("the calling task: {e}"))??;
         }
         "pipelined" => {
             // Bounded by `n`; the deadline only keeps a stuck server from hanging us.

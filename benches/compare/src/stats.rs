@@ -50,8 +50,17 @@ const COMPARED: [(&str, &str); 4] =
     [("netref", "floor"), ("netref", "actor_floor"), ("netref", "tarpc"), ("actor_floor", "floor")];
 
 /// Metrics that are the same operation in each system, so their ratio means something.
-const COMPARABLE: [&str; 8] =
-    ["sync", "sync_p50", "sync_p99", "sync_cpu_client", "sync_cpu_server", "pipelined", "echo_1mib", "connect"];
+const COMPARABLE: [&str; 9] = [
+    "sync",
+    "sync_task",
+    "sync_p50",
+    "sync_p99",
+    "sync_cpu_client",
+    "sync_cpu_server",
+    "pipelined",
+    "echo_1mib",
+    "connect",
+];
 
 /// netref variants of a comparable metric: `(netref metric, baseline metric)`.
 const VARIANTS: [(&str, &str); 2] = [("echo_1mib_bytebuf", "echo_1mib"), ("connect_early", "connect")];

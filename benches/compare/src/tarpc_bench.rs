@@ -14,7 +14,7 @@ use tarpc::{
 };
 use tokio::net::TcpStream;
 
-use crate::{announce, deadline, rate, stats::Sample, sync_round_trips, BoxError, Plan};
+use crate::{announce, deadline, in_local_task, rate, stats::Sample, sync_round_trips, BoxError, Plan};
 
 /// The service: the same operations as the netref root object.
 #[tarpc::service]
@@ -66,6 +66,23 @@ pub(crate) async fn connect(addr: &str) -> Result<BenchClient, BoxError> {
     Ok(BenchClient::new(client::Config::default(), transport).spawn())
 }
 
+/// [`connect`] for a caller in a local task: the client's dispatch is spawned as a local
+/// task too (`NewClient::spawn` would make it one of the runtime's own), so that a reply
+/// reaches the caller within the same turn of the local task set, as netref's connection
+/// actor and its caller share the actix arbiter's.
+async fn connect_local(addr: &str) -> Result<BenchClient, BoxError> {
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let transport = tarpc::serde_transport::new(framed(stream), Bincode::default());
+    let client::NewClient { client, dispatch } = BenchClient::new(client::Config::default(), transport);
+    tokio::task::spawn_local(async move {
+        if let Err(e) = dispatch.await {
+            eprintln!("tarpc dispatch: {e}");
+        }
+    });
+    Ok(client)
+}
+
 pub(crate) fn measure(plan: &Plan, addr: &str, server_pid: Option<u32>) -> Result<Vec<Sample>, BoxError> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
@@ -75,6 +92,14 @@ pub(crate) fn measure(plan: &Plan, addr: &str, server_pid: Option<u32>) -> Resul
         // 1. Sequential `add`.
         let sync = sync_round_trips(plan, server_pid, async || add(&client).await).await?;
         out.extend(sync.samples("calls/s"));
+
+        // 1b. The same from a spawned task, with a client whose dispatch is a task beside it.
+        let (task_addr, task_plan) = (addr.to_owned(), plan.clone());
+        let task = in_local_task(async move {
+            let client = connect_local(&task_addr).await?;
+            sync_round_trips(&task_plan, None, async || add(&client).await).await
+        });
+        out.push(task.await??.task_sample("calls/s"));
 
         // 2. `plan.window` calls in flight.
         let (n, elapsed) = concurrent(&client, plan.pipelined, plan.window, deadline(plan.time_cap)).await?;
