@@ -28,6 +28,7 @@ mod actor_floor;
 mod child;
 mod cpu;
 mod floor;
+mod interleaved;
 mod minimal;
 mod netref_bench;
 mod profile;
@@ -72,6 +73,11 @@ pub struct Plan {
     pub creates: usize,
     /// Calls with a callback per run (netref).
     pub callbacks: usize,
+    /// Rounds of the interleaved sync blocks per run (`sync_interleaved`; one more, first,
+    /// warms up).
+    pub interleave_rounds: usize,
+    /// Round trips per system and round in the interleaved sync blocks.
+    pub interleave_block: usize,
     /// Upper bound on the duration of one timed loop; a loop stops early past it and its rate
     /// is computed over what completed.
     pub time_cap: Duration,
@@ -93,6 +99,8 @@ impl Plan {
             connects: 2000,
             creates: 20_000,
             callbacks: 10_000,
+            interleave_rounds: 40,
+            interleave_block: 250,
             time_cap: Duration::from_secs(6),
         }
     }
@@ -112,6 +120,8 @@ impl Plan {
             connects: 200,
             creates: 2_000,
             callbacks: 1_000,
+            interleave_rounds: 10,
+            interleave_block: 100,
             time_cap: Duration::from_secs(2),
         }
     }
@@ -131,6 +141,8 @@ impl Plan {
             connects: 10,
             creates: 200,
             callbacks: 100,
+            interleave_rounds: 2,
+            interleave_block: 20,
             time_cap: Duration::from_secs(5),
         }
     }
@@ -211,6 +223,12 @@ pub fn run(
         if let (Some(s), Some(min)) = (&netref_srv, &minimal_srv) {
             report.add_run("netref", netref_bench::measure(plan, s.addr(), Some(s.pid()))?);
             report.add_run("netref", minimal::measure(plan, s.addr(), min.addr())?);
+        }
+        if let (Some(f), Some(t), Some(n)) = (&floor_srv, &tarpc_srv, &netref_srv) {
+            let samples = interleaved::measure(plan, f.addr(), t.addr(), n.addr())?;
+            for (system, samples) in interleaved::SYSTEMS.into_iter().zip(samples) {
+                report.add_run(system, samples);
+            }
         }
         progress(&format!("run {}/{} done in {:.1} s", i + 1, plan.runs, started.elapsed().as_secs_f64()));
     }

@@ -50,9 +50,10 @@ const COMPARED: [(&str, &str); 4] =
     [("netref", "floor"), ("netref", "actor_floor"), ("netref", "tarpc"), ("actor_floor", "floor")];
 
 /// Metrics that are the same operation in each system, so their ratio means something.
-const COMPARABLE: [&str; 9] = [
+const COMPARABLE: [&str; 10] = [
     "sync",
     "sync_task",
+    "sync_interleaved",
     "sync_p50",
     "sync_p99",
     "sync_cpu_client",

@@ -15,14 +15,18 @@ fn whole_program_with_tiny_counts() {
     println!("{text}");
 
     let expected = [
-        ("floor", &["sync", "sync_task", "sync_p50", "sync_p99", "pipelined", "echo_1mib"][..]),
+        ("floor", &["sync", "sync_task", "sync_interleaved", "sync_p50", "sync_p99", "pipelined", "echo_1mib"][..]),
         ("actor_floor", &["sync", "sync_p50", "sync_p99"][..]),
-        ("tarpc", &["sync", "sync_task", "sync_p50", "sync_p99", "pipelined", "echo_1mib", "connect"][..]),
+        (
+            "tarpc",
+            &["sync", "sync_task", "sync_interleaved", "sync_p50", "sync_p99", "pipelined", "echo_1mib", "connect"][..],
+        ),
         (
             "netref",
             &[
                 "sync",
                 "sync_task",
+                "sync_interleaved",
                 "sync_p50",
                 "sync_p99",
                 "pipelined",
@@ -56,6 +60,8 @@ fn whole_program_with_tiny_counts() {
         "ratio_per_run netref/actor_floor.sync_cpu_server ",
         "ratio netref/tarpc.sync ",
         "ratio netref/floor.sync_task ",
+        "ratio_per_run netref/floor.sync_interleaved ",
+        "ratio_per_run netref/tarpc.sync_interleaved ",
         "ratio_per_run netref/tarpc.sync_task ",
         "ratio netref/tarpc.connect ",
         "ratio netref/tarpc.connect_early ",
@@ -80,11 +86,11 @@ fn whole_program_with_tiny_counts() {
         }
         assert!(text.contains("ratio netref/floor.sync_cpu_server "), "{text}");
     }
-    // netref against the floor: 6 comparable (+2 CPU) + the ByteBuf echo + the two minimal-peer
-    // figures; against the floor in actors: 3 (+2 CPU); against tarpc: 7 comparable (+2 CPU) +
+    // netref against the floor: 7 comparable (+2 CPU) + the ByteBuf echo + the two minimal-peer
+    // figures; against the floor in actors: 3 (+2 CPU); against tarpc: 8 comparable (+2 CPU) +
     // the ByteBuf echo + early connect; the floor in actors against the floor: 3 (+2 CPU).
-    assert_eq!(report.ratios().len(), 9 + 3 + 9 + 3 + 4 * cpu);
-    assert_eq!(report.run_ratios().len(), 9 + 3 + 9 + 3 + 4 * cpu);
+    assert_eq!(report.ratios().len(), 10 + 3 + 10 + 3 + 4 * cpu);
+    assert_eq!(report.run_ratios().len(), 10 + 3 + 10 + 3 + 4 * cpu);
     assert!(!text.contains("actor_floor.sync_task"), "the floor in actors has no task variant");
     assert!(text.contains("ratio_per_run actor_floor/floor.sync "), "{text}");
     assert!(!text.contains("netref/actor_floor.sync_min"), "the minimal-peer figures compare with the floor only");
