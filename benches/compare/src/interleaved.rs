@@ -16,7 +16,11 @@ use std::time::Instant;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::{floor, netref_bench, rate, stats::Sample, tarpc_bench, BoxError, Plan};
+use crate::{
+    floor, netref_bench, rate,
+    stats::{median, Sample},
+    tarpc_bench, BoxError, Plan,
+};
 
 /// The systems, in the order of their samples.
 pub(crate) const SYSTEMS: [&str; 3] = ["floor", "tarpc", "netref"];
@@ -65,13 +69,4 @@ pub(crate) fn measure(
         let units = ["rt/s", "calls/s", "calls/s"];
         Ok(std::array::from_fn(|i| vec![("sync_interleaved", units[i], median(&mut blocks[i]))]))
     })
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
 }

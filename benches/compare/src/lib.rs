@@ -303,9 +303,7 @@ impl SyncRun {
         out.extend(self.server_cpu.map(|us| ("sync_cpu_server", "us", us)));
         out
     }
-}
 
-impl SyncRun {
     /// The figure `sync_task`: the rate of the same loop run in a task spawned on the
     /// caller's runtime instead of in its `block_on` future (see [`sync_round_trips`]).
     pub(crate) fn task_sample(self, unit: &'static str) -> Sample {

@@ -18,14 +18,22 @@ pub struct Figure {
     pub values: Vec<f64>,
 }
 
+/// The median of `values` (sorted in place; 0 for none).
+pub(crate) fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
 impl Figure {
     /// `(median, min, max)` of the values.
     pub fn summary(&self) -> (f64, f64, f64) {
         let mut v = self.values.clone();
-        v.sort_by(f64::total_cmp);
-        let n = v.len();
-        let median = if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 };
-        (median, v[0], v[n - 1])
+        let median = median(&mut v);
+        (median, v[0], v[v.len() - 1])
     }
 
     /// The median.

@@ -60,10 +60,23 @@ pub(crate) fn serve(addr: &str) -> Result<(), BoxError> {
 }
 
 pub(crate) async fn connect(addr: &str) -> Result<BenchClient, BoxError> {
+    Ok(new_client(addr).await?.spawn())
+}
+
+/// A client connected to `addr`, and its dispatch, not yet spawned.
+async fn new_client(
+    addr: &str,
+) -> Result<
+    client::NewClient<
+        BenchClient,
+        impl std::future::Future<Output = Result<(), impl std::error::Error + Send + Sync + 'static>> + Send + 'static,
+    >,
+    BoxError,
+> {
     let stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
     let transport = tarpc::serde_transport::new(framed(stream), Bincode::default());
-    Ok(BenchClient::new(client::Config::default(), transport).spawn())
+    Ok(BenchClient::new(client::Config::default(), transport))
 }
 
 /// [`connect`] for a caller in a local task: the client's dispatch is spawned as a local
@@ -71,10 +84,7 @@ pub(crate) async fn connect(addr: &str) -> Result<BenchClient, BoxError> {
 /// reaches the caller within the same turn of the local task set, as netref's connection
 /// actor and its caller share the actix arbiter's.
 async fn connect_local(addr: &str) -> Result<BenchClient, BoxError> {
-    let stream = TcpStream::connect(addr).await?;
-    stream.set_nodelay(true)?;
-    let transport = tarpc::serde_transport::new(framed(stream), Bincode::default());
-    let client::NewClient { client, dispatch } = BenchClient::new(client::Config::default(), transport);
+    let client::NewClient { client, dispatch } = new_client(addr).await?;
     tokio::task::spawn_local(async move {
         if let Err(e) = dispatch.await {
             eprintln!("tarpc dispatch: {e}");
