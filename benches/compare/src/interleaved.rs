@@ -4,8 +4,9 @@
 //! in the same run, and this machine's speed drifts over seconds by more than the differences
 //! measured. Here one client process holds a floor ping-pong socket, a tarpc client and a
 //! netref connection at once, and runs `plan.interleave_rounds` rounds of
-//! `plan.interleave_block` round trips of each, the order rotating every round; a system's
-//! figure for the run is the median of its blocks' rates. Neighbouring blocks see nearly the
+//! `plan.interleave_block` round trips of each (fewer rounds if `plan.time_cap` passes), the
+//! order rotating every round; a system's figure for the run is the median of its blocks'
+//! rates. Neighbouring blocks see nearly the
 //! same machine, so the run's ratios move much less than those of the separate loops.
 //!
 //! All three callers run in the `block_on` future of one actix system (netref needs one; it
@@ -17,7 +18,7 @@ use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::{
-    floor, netref_bench, rate,
+    deadline, floor, netref_bench, rate,
     stats::{median, Sample},
     tarpc_bench, BoxError, Plan,
 };
@@ -41,7 +42,12 @@ pub(crate) fn measure(
         let root = peer.root().await?;
         let (out, mut back) = ([7u8; floor::PING], [0u8; floor::PING]);
         let mut blocks: [Vec<f64>; 3] = Default::default();
+        let end = deadline(plan.time_cap);
         for round in 0..=plan.interleave_rounds {
+            // Like every timed loop, bounded in time too: fewer rounds on a slow machine.
+            if round > 1 && Instant::now() > end {
+                break;
+            }
             for turn in 0..SYSTEMS.len() {
                 let system = (round + turn) % SYSTEMS.len();
                 let start = Instant::now();
