@@ -426,17 +426,10 @@ async fn accept_loop(
 ) {
     let config = Arc::new(config);
     loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => match transport::start_accepted(stream, peer, &service, &config) {
-                Ok(peer) => peers.add(&peer),
-                Err(reason) => warn!(runtime, %reason, "cannot start a connection on an accepted socket"),
-            },
-            Err(e) => {
-                let pause = transport::accept_pause(&e);
-                if !pause.is_zero() {
-                    actix_rt::time::sleep(pause).await;
-                }
-            }
+        let (stream, peer) = transport::accept_next(&listener).await;
+        match transport::start_accepted(stream, peer, &service, &config) {
+            Ok(peer) => peers.add(&peer),
+            Err(reason) => warn!(runtime, %reason, "cannot start a connection on an accepted socket"),
         }
     }
 }

@@ -187,16 +187,7 @@ pub async fn serve_tcp(
     let config = Arc::new(config);
     let mut accepted = 0usize;
     while max_connections.map_or(true, |max| accepted < max) {
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                let pause = accept_pause(&e);
-                if !pause.is_zero() {
-                    tokio::time::sleep(pause).await;
-                }
-                continue;
-            }
-        };
+        let (stream, peer) = accept_next(&listener).await;
         accepted += 1;
         if let Err(reason) = start_accepted(stream, peer, &service, &config) {
             tracing::warn!(%reason, "cannot start a connection on an accepted socket");
@@ -221,6 +212,22 @@ pub(crate) fn accept_pause(e: &std::io::Error) -> Duration {
     } else {
         tracing::warn!(error = %e, pause = ?ACCEPT_BACKOFF, "accept failed; pausing before the next attempt");
         ACCEPT_BACKOFF
+    }
+}
+
+/// The next connection `listener` accepts: failed accepts are logged and retried, after
+/// [`accept_pause`].
+pub(crate) async fn accept_next(listener: &TcpListener) -> (TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(accepted) => return accepted,
+            Err(e) => {
+                let pause = accept_pause(&e);
+                if !pause.is_zero() {
+                    tokio::time::sleep(pause).await;
+                }
+            }
+        }
     }
 }
 

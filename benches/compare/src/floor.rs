@@ -70,6 +70,18 @@ async fn serve_conn(mut s: TcpStream) -> std::io::Result<()> {
     }
 }
 
+/// One 16-byte ping-pong on a connection opened with tag `p`, its reply checked.
+pub(crate) async fn ping_pong(s: &mut TcpStream) -> Result<(), BoxError> {
+    const MESSAGE: [u8; PING] = [7; PING];
+    let mut back = [0u8; PING];
+    s.write_all(&MESSAGE).await?;
+    s.read_exact(&mut back).await?;
+    if back != MESSAGE {
+        return Err("floor ping-pong: wrong reply".into());
+    }
+    Ok(())
+}
+
 pub(crate) async fn connect(addr: &str, tag: u8) -> Result<TcpStream, BoxError> {
     let mut s = TcpStream::connect(addr).await?;
     s.set_nodelay(true)?;
@@ -84,36 +96,14 @@ pub(crate) fn measure(plan: &Plan, addr: &str, server_pid: Option<u32>) -> Resul
 
         // 1. 16 B ping-pong.
         let mut s = connect(addr, b'p').await?;
-        let ping = [7u8; PING];
-        let mut pong = [0u8; PING];
-        let sync = sync_round_trips(plan, server_pid, async || -> Result<(), BoxError> {
-            s.write_all(&ping).await?;
-            s.read_exact(&mut pong).await?;
-            Ok(())
-        })
-        .await?;
-        if pong != ping {
-            return Err("floor ping-pong: wrong reply".into());
-        }
+        let sync = sync_round_trips(plan, server_pid, async || ping_pong(&mut s).await).await?;
         drop(s);
         out.extend(sync.samples("rt/s"));
 
         // 1b. The same from a spawned task.
-        let mut s = connect(addr, b'p').await?;
-        let task_plan = plan.clone();
-        let task = in_local_task(async move {
-            let (ping, mut pong) = ([7u8; PING], [0u8; PING]);
-            let run = sync_round_trips(&task_plan, None, async || -> Result<(), BoxError> {
-                s.write_all(&ping).await?;
-                s.read_exact(&mut pong).await?;
-                Ok(())
-            })
-            .await?;
-            if pong != ping {
-                return Err::<_, BoxError>("floor ping-pong in a task: wrong reply".into());
-            }
-            Ok(run)
-        });
+        let (mut s, task_plan) = (connect(addr, b'p').await?, plan.clone());
+        let task =
+            in_local_task(async move { sync_round_trips(&task_plan, None, async || ping_pong(&mut s).await).await });
         out.push(task.await??.task_sample("rt/s"));
 
         // 2. Pipelined 16 B frames, window `plan.window`, batched writes.

@@ -15,8 +15,6 @@
 
 use std::time::Instant;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
 use crate::{
     deadline, floor, netref_bench, rate,
     stats::{median, Sample},
@@ -40,7 +38,6 @@ pub(crate) fn measure(
         let tarpc = tarpc_bench::connect(tarpc_addr).await?;
         let peer = netref_bench::connect(netref_addr).await?;
         let root = peer.root().await?;
-        let (out, mut back) = ([7u8; floor::PING], [0u8; floor::PING]);
         let mut blocks: [Vec<f64>; 3] = Default::default();
         let end = deadline(plan.time_cap);
         for round in 0..=plan.interleave_rounds {
@@ -53,10 +50,7 @@ pub(crate) fn measure(
                 let start = Instant::now();
                 for _ in 0..plan.interleave_block {
                     match system {
-                        0 => {
-                            ping.write_all(&out).await?;
-                            ping.read_exact(&mut back).await?;
-                        }
+                        0 => floor::ping_pong(&mut ping).await?,
                         1 => tarpc_bench::add(&tarpc).await?,
                         _ => netref_bench::add(&root).await?,
                     }
@@ -66,9 +60,6 @@ pub(crate) fn measure(
                     blocks[system].push(rate(plan.interleave_block, start.elapsed()));
                 }
             }
-        }
-        if back != out {
-            return Err("interleaved floor ping-pong: wrong reply".into());
         }
         drop((tarpc, root));
         peer.close().await;

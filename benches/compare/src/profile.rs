@@ -6,8 +6,6 @@
 //! by difference: process start-up, connecting and closing cancel out. `profile.sh` next to
 //! this crate does that with callgrind, for either side (see `PROFILING.md`).
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
 use crate::{actor_floor, deadline, floor, netref_bench, tarpc_bench, BoxError};
 
 /// Every operation [`client`] runs, with the server kind it talks to and what one operation
@@ -44,13 +42,8 @@ pub fn client(op: &str, addr: &str, n: usize) -> Result<(), BoxError> {
             match op {
                 "floor-sync" => {
                     let mut s = floor::connect(addr, b'p').await?;
-                    let (ping, mut pong) = ([7u8; floor::PING], [0u8; floor::PING]);
                     for _ in 0..n {
-                        s.write_all(&ping).await?;
-                        s.read_exact(&mut pong).await?;
-                    }
-                    if n > 0 && pong != ping {
-                        return Err("floor ping-pong: wrong reply".into());
+                        floor::ping_pong(&mut s).await?;
                     }
                     Ok(())
                 }
