@@ -5,9 +5,11 @@
 //!
 //! It speaks no protocol beyond the ping-pong, so the difference from the raw floor is what the
 //! actor runtime alone costs a round trip, and the difference from netref what netref adds to
-//! that. `compare` reports its sync figures as the system `actor_floor`; the profiling
-//! operation `actor-floor-sync` runs it alone (`compare --server actor-floor`, see
-//! `PROFILING.md`).
+//! that. The same holds for a connection: `connect` is connect + one ping-pong + close, with an
+//! actor started for the socket on each end (and stopped at the close), as netref starts its
+//! connection actor. `compare` reports these figures as the system `actor_floor`; the
+//! profiling operations `actor-floor-sync` and `actor-floor-connect` run them alone
+//! (`compare --server actor-floor`, see `PROFILING.md`).
 //!
 //! Writes use `try_write`: with one 16-byte message outstanding the socket's buffer never
 //! fills, so a write that would block is treated as an error rather than waited for.
@@ -22,7 +24,7 @@ use tokio::{
 };
 use tokio_util::codec::{Decoder, FramedRead};
 
-use crate::{announce, floor::PING, stats::Sample, sync_round_trips, BoxError, Plan};
+use crate::{announce, connects_per_second, floor::PING, stats::Sample, sync_round_trips, BoxError, Plan};
 
 /// Cuts the byte stream into `PING`-byte messages.
 struct Pings;
@@ -110,6 +112,21 @@ impl Handler<Ping> for Caller {
     }
 }
 
+/// Stops the [`Caller`], which closes its socket (the end of a connection).
+struct Stop;
+
+impl Message for Stop {
+    type Result = ();
+}
+
+impl Handler<Stop> for Caller {
+    type Result = ();
+
+    fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
 impl StreamHandler<io::Result<Bytes>> for Caller {
     fn handle(&mut self, item: io::Result<Bytes>, ctx: &mut Context<Self>) {
         match item {
@@ -145,12 +162,24 @@ pub(crate) async fn ping_pong(addr: &str, n: usize) -> Result<(), BoxError> {
     Ok(())
 }
 
-/// The sync figures (`sync`, its percentiles and CPU times) against the `actor-floor` server
-/// at `addr`, served by the process `server_pid`.
+/// One connection: connect (starting the calling end's actor; the server starts one for its
+/// end), one round trip, stop the actor, which closes the socket; must run in an actix system.
+pub(crate) async fn connect_ping_close(addr: &str) -> Result<(), BoxError> {
+    let caller = connect(addr).await?;
+    caller.send(Ping).await??;
+    caller.send(Stop).await?;
+    Ok(())
+}
+
+/// The sync figures (`sync`, its percentiles and CPU times) and `connect` against the
+/// `actor-floor` server at `addr`, served by the process `server_pid`.
 pub(crate) fn measure(plan: &Plan, addr: &str, server_pid: Option<u32>) -> Result<Vec<Sample>, BoxError> {
     actix_rt::System::new().block_on(async {
         let caller = connect(addr).await?;
         let sync = sync_round_trips(plan, server_pid, async || Ok(caller.send(Ping).await??)).await?;
-        Ok(sync.samples("rt/s"))
+        caller.send(Stop).await?;
+        let mut out = sync.samples("rt/s");
+        out.push(("connect", "conn/s", connects_per_second(plan, async || connect_ping_close(addr).await).await?));
+        Ok(out)
     })
 }

@@ -12,7 +12,9 @@ use tokio::{
     sync::Semaphore,
 };
 
-use crate::{announce, deadline, in_local_task, rate, stats::Sample, sync_round_trips, BoxError, Plan};
+use crate::{
+    announce, connects_per_second, deadline, in_local_task, rate, stats::Sample, sync_round_trips, BoxError, Plan,
+};
 
 /// The ping-pong message size.
 pub(crate) const PING: usize = 16;
@@ -82,6 +84,23 @@ pub(crate) async fn ping_pong(s: &mut TcpStream) -> Result<(), BoxError> {
     Ok(())
 }
 
+/// One connection: connect, one ping-pong (its tag and ping in one write), close. Nothing is
+/// set up beyond the socket; what it costs is the kernel's work for a connection and a round
+/// trip, the least any system's connect + first call can cost.
+pub(crate) async fn connect_ping_close(addr: &str) -> Result<(), BoxError> {
+    let mut s = TcpStream::connect(addr).await?;
+    s.set_nodelay(true)?;
+    let mut first = [7u8; 1 + PING];
+    first[0] = b'p';
+    s.write_all(&first).await?;
+    let mut back = [0u8; PING];
+    s.read_exact(&mut back).await?;
+    if back != first[1..] {
+        return Err("floor connect: wrong reply".into());
+    }
+    Ok(())
+}
+
 pub(crate) async fn connect(addr: &str, tag: u8) -> Result<TcpStream, BoxError> {
     let mut s = TcpStream::connect(addr).await?;
     s.set_nodelay(true)?;
@@ -136,6 +155,10 @@ pub(crate) fn measure(plan: &Plan, addr: &str, server_pid: Option<u32>) -> Resul
             return Err("floor echo: wrong reply".into());
         }
         out.push(("echo_1mib", "MiB/s", rate(done, elapsed) * plan.echo_size as f64 / (1 << 20) as f64));
+        drop(s);
+
+        // 4. Connect + one ping-pong + close.
+        out.push(("connect", "conn/s", connects_per_second(plan, async || connect_ping_close(addr).await).await?));
         Ok(out)
     })
 }

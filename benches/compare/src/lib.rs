@@ -9,8 +9,9 @@
 //! server, for profilers (`profile.sh`, `PROFILING.md`).
 //!
 //! Besides the three systems' figures, the floor's ping-pong runs with each socket owned by an
-//! actix actor (`actor_floor`, sync figures only: what the actor runtime alone costs a round
-//! trip, whatever the protocol). Each side of netref is measured against a minimal peer
+//! actix actor (`actor_floor`, sync and connect figures only: what the actor runtime alone
+//! costs a round trip and a connection, whatever the protocol). The two floors are compared
+//! with tarpc too. Each side of netref is measured against a minimal peer
 //! that speaks netref's wire format and nothing else (`minimal`, server kind `netref-min`), to
 //! show which side a sync round trip's time goes to. The sync loops also take the CPU time
 //! each process spent per round trip (`sync_cpu_client`, `sync_cpu_server`; `cpu`). Over
@@ -151,7 +152,8 @@ impl Plan {
 /// Which systems [`run`] measures (`floor` includes the floor in actors, `actor_floor`).
 #[derive(Clone, Copy, Debug)]
 pub struct Systems {
-    /// The raw tokio TCP floor, and its ping-pong in actix actors (`actor_floor`: sync only).
+    /// The raw tokio TCP floor, and its ping-pong in actix actors (`actor_floor`: sync and
+    /// connect figures only).
     pub floor: bool,
     /// tarpc 0.38.
     pub tarpc: bool,
@@ -332,6 +334,22 @@ pub(crate) async fn announce(addr: &str) -> Result<tokio::net::TcpListener, BoxE
 pub(crate) async fn in_local_task<F: std::future::Future + 'static>(f: F) -> Result<F::Output, BoxError> {
     let local = tokio::task::LocalSet::new();
     Ok(local.run_until(async { tokio::task::spawn_local(f).await }).await?)
+}
+
+/// Connections per second: `one` (connect, first round trip, close) run up to `plan.connects`
+/// times, fewer if `plan.time_cap` passes. The same loop times every system's connections.
+pub(crate) async fn connects_per_second(
+    plan: &Plan,
+    mut one: impl AsyncFnMut() -> Result<(), BoxError>,
+) -> Result<f64, BoxError> {
+    let end = deadline(plan.time_cap);
+    let start = Instant::now();
+    let mut done = 0;
+    while done < plan.connects && Instant::now() < end {
+        one().await?;
+        done += 1;
+    }
+    Ok(rate(done, start.elapsed()))
 }
 
 /// The instant `cap` from now.

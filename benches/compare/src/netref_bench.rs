@@ -7,7 +7,7 @@ use futures::{future, stream, StreamExt};
 use netref::{prelude::*, SharedBytes};
 use serde_bytes::ByteBuf;
 
-use crate::{announce, deadline, rate, stats::Sample, sync_round_trips, BoxError, Plan, SyncRun};
+use crate::{announce, connects_per_second, deadline, rate, stats::Sample, sync_round_trips, BoxError, Plan, SyncRun};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -128,8 +128,14 @@ async fn measure_all(plan: &Plan, addr: &str, server_pid: Option<u32>) -> Result
 
     // 6. Connect + root + first call + close; 7. the same with early requests (no wait for the
     //    server's Hello: the call on the root alias leaves with the client's Hello).
-    out.push(("connect", "conn/s", connect_rate(addr, Config::default(), plan).await?));
-    out.push(("connect_early", "conn/s", connect_rate(addr, Config::default().early_requests(true), plan).await?));
+    for (metric, config) in [("connect", Config::default()), ("connect_early", Config::default().early_requests(true))]
+    {
+        out.push((
+            metric,
+            "conn/s",
+            connects_per_second(plan, async || connect_call_close(addr, &config).await).await?,
+        ));
+    }
     Ok(out)
 }
 
@@ -201,18 +207,6 @@ pub(crate) fn sync_rate(plan: &Plan, addr: &str) -> Result<f64, BoxError> {
         peer.close().await;
         Ok(sync.rate)
     })
-}
-
-/// Connections per second, each: connect with `config`, take the root, one `add`, close.
-async fn connect_rate(addr: &str, config: Config, plan: &Plan) -> Result<f64, BoxError> {
-    let end = deadline(plan.time_cap);
-    let start = Instant::now();
-    let mut done = 0;
-    while done < plan.connects && Instant::now() < end {
-        connect_call_close(addr, &config).await?;
-        done += 1;
-    }
-    Ok(rate(done, start.elapsed()))
 }
 
 /// One connection: connect with `config`, take the root, one `add`, close.

@@ -10,7 +10,7 @@ use crate::{actor_floor, deadline, floor, netref_bench, tarpc_bench, BoxError};
 
 /// Every operation [`client`] runs, with the server kind it talks to and what one operation
 /// is.
-pub const CLIENT_OPS: [(&str, &str, &str); 13] = [
+pub const CLIENT_OPS: [(&str, &str, &str); 15] = [
     ("sync", "netref", "call_method(\"add\", (1, 2)), awaited"),
     ("sync-task", "netref", "the same from a task spawned on the actix system"),
     ("pipelined", "netref", "an add call, 1000 in flight"),
@@ -21,7 +21,9 @@ pub const CLIENT_OPS: [(&str, &str, &str); 13] = [
     ("connect", "netref", "connect, root, add, close"),
     ("connect-early", "netref", "the same with Config::early_requests"),
     ("floor-sync", "floor", "a 16-byte ping-pong"),
+    ("floor-connect", "floor", "connect, one ping-pong, close"),
     ("actor-floor-sync", "actor-floor", "the same, each socket owned by an actix actor"),
+    ("actor-floor-connect", "actor-floor", "connect, one ping-pong, close, an actor per socket"),
     ("tarpc-sync", "tarpc", "add(1, 2), awaited"),
     ("tarpc-connect", "tarpc", "connect, add, drop"),
 ];
@@ -37,13 +39,28 @@ pub fn client(op: &str, addr: &str, n: usize) -> Result<(), BoxError> {
         .ok_or_else(|| format!("unknown operation {op:?} (expected one of {:?})", CLIENT_OPS.map(|(o, _, _)| o)))?;
     match kind {
         "netref" => actix_rt::System::new().block_on(netref_ops(op, addr, n)),
-        "actor-floor" => actix_rt::System::new().block_on(actor_floor::ping_pong(addr, n)),
+        "actor-floor" => actix_rt::System::new().block_on(async {
+            if op == "actor-floor-connect" {
+                for _ in 0..n {
+                    actor_floor::connect_ping_close(addr).await?;
+                }
+                Ok(())
+            } else {
+                actor_floor::ping_pong(addr, n).await
+            }
+        }),
         _ => tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
             match op {
                 "floor-sync" => {
                     let mut s = floor::connect(addr, b'p').await?;
                     for _ in 0..n {
                         floor::ping_pong(&mut s).await?;
+                    }
+                    Ok(())
+                }
+                "floor-connect" => {
+                    for _ in 0..n {
+                        floor::connect_ping_close(addr).await?;
                     }
                     Ok(())
                 }

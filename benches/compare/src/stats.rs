@@ -52,10 +52,17 @@ pub struct Report {
 }
 
 /// The `(system, baseline)` pairs whose figures are compared, in the order of the ratio lines:
-/// netref with each baseline, and the floor in actors with the raw floor (what the actor runtime
-/// alone costs).
-const COMPARED: [(&str, &str); 4] =
-    [("netref", "floor"), ("netref", "actor_floor"), ("netref", "tarpc"), ("actor_floor", "floor")];
+/// netref with each baseline; the floor in actors with the raw floor (what the actor runtime
+/// alone costs); and the two floors with tarpc (how far tarpc is from the floor, and how close
+/// any system whose connections are actix actors can come to it).
+const COMPARED: [(&str, &str); 6] = [
+    ("netref", "floor"),
+    ("netref", "actor_floor"),
+    ("netref", "tarpc"),
+    ("actor_floor", "floor"),
+    ("floor", "tarpc"),
+    ("actor_floor", "tarpc"),
+];
 
 /// Metrics that are the same operation in each system, so their ratio means something.
 const COMPARABLE: [&str; 10] = [

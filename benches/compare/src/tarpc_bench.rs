@@ -14,7 +14,9 @@ use tarpc::{
 };
 use tokio::net::TcpStream;
 
-use crate::{announce, deadline, in_local_task, rate, stats::Sample, sync_round_trips, BoxError, Plan};
+use crate::{
+    announce, connects_per_second, deadline, in_local_task, rate, stats::Sample, sync_round_trips, BoxError, Plan,
+};
 
 /// The service: the same operations as the netref root object.
 #[tarpc::service]
@@ -138,14 +140,7 @@ pub(crate) fn measure(plan: &Plan, addr: &str, server_pid: Option<u32>) -> Resul
         drop(client);
 
         // 4. Connect + first call (+ drop).
-        let end = deadline(plan.time_cap);
-        let start = Instant::now();
-        let mut done = 0;
-        while done < plan.connects && Instant::now() < end {
-            add(&connect(addr).await?).await?;
-            done += 1;
-        }
-        out.push(("connect", "conn/s", rate(done, start.elapsed())));
+        out.push(("connect", "conn/s", connects_per_second(plan, async || add(&connect(addr).await?).await).await?));
         Ok(out)
     })
 }

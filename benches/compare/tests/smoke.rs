@@ -15,8 +15,11 @@ fn whole_program_with_tiny_counts() {
     println!("{text}");
 
     let expected = [
-        ("floor", &["sync", "sync_task", "sync_interleaved", "sync_p50", "sync_p99", "pipelined", "echo_1mib"][..]),
-        ("actor_floor", &["sync", "sync_p50", "sync_p99"][..]),
+        (
+            "floor",
+            &["sync", "sync_task", "sync_interleaved", "sync_p50", "sync_p99", "pipelined", "echo_1mib", "connect"][..],
+        ),
+        ("actor_floor", &["sync", "sync_p50", "sync_p99", "connect"][..]),
         (
             "tarpc",
             &["sync", "sync_task", "sync_interleaved", "sync_p50", "sync_p99", "pipelined", "echo_1mib", "connect"][..],
@@ -65,6 +68,10 @@ fn whole_program_with_tiny_counts() {
         "ratio_per_run netref/tarpc.sync_task ",
         "ratio netref/tarpc.connect ",
         "ratio netref/tarpc.connect_early ",
+        "ratio netref/floor.connect ",
+        "ratio netref/actor_floor.connect_early ",
+        "ratio floor/tarpc.connect ",
+        "ratio_per_run actor_floor/tarpc.connect ",
         "ratio netref/floor.echo_1mib_bytebuf ",
         "ratio netref/floor.sync_min_client ",
         "ratio_per_run netref/floor.sync_min_server ",
@@ -86,11 +93,14 @@ fn whole_program_with_tiny_counts() {
         }
         assert!(text.contains("ratio netref/floor.sync_cpu_server "), "{text}");
     }
-    // netref against the floor: 7 comparable (+2 CPU) + the ByteBuf echo + the two minimal-peer
-    // figures; against the floor in actors: 3 (+2 CPU); against tarpc: 8 comparable (+2 CPU) +
-    // the ByteBuf echo + early connect; the floor in actors against the floor: 3 (+2 CPU).
-    assert_eq!(report.ratios().len(), 10 + 3 + 10 + 3 + 4 * cpu);
-    assert_eq!(report.run_ratios().len(), 10 + 3 + 10 + 3 + 4 * cpu);
+    // netref against the floor: 8 comparable (+2 CPU) + the ByteBuf echo + early connect + the
+    // two minimal-peer figures; against the floor in actors: 4 (+2 CPU) + early connect;
+    // against tarpc: 8 comparable (+2 CPU) + the ByteBuf echo + early connect; the floor in
+    // actors against the floor: 4 (+2 CPU); the floor against tarpc: 8 (+2 CPU); the floor in
+    // actors against tarpc: 4 (+2 CPU).
+    let ratios = 12 + 5 + 10 + 4 + 8 + 4 + 6 * cpu;
+    assert_eq!(report.ratios().len(), ratios);
+    assert_eq!(report.run_ratios().len(), ratios);
     assert!(!text.contains("actor_floor.sync_task"), "the floor in actors has no task variant");
     assert!(text.contains("ratio_per_run actor_floor/floor.sync "), "{text}");
     assert!(!text.contains("netref/actor_floor.sync_min"), "the minimal-peer figures compare with the floor only");
