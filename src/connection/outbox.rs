@@ -287,6 +287,20 @@ mod tests {
     }
 
     #[test]
+    fn a_connections_first_frames_fit_without_growing_the_tail() {
+        // A `Hello`-sized frame and a small reply after it: encoded in place, in the buffer the
+        // outbox started with (no reallocation moved it).
+        let mut outbox = Outbox::default();
+        let start = outbox.tail.as_ptr();
+        outbox.push_frame(&codec(), &reply(1, big(1, 60)), &WireRefs, usize::MAX, None).unwrap();
+        outbox.push_frame(&codec(), &reply(2, Value::Int(3)), &WireRefs, usize::MAX, None).unwrap();
+        assert!(outbox.len() <= INITIAL_TAIL, "{} bytes queued", outbox.len());
+        assert_eq!(outbox.tail.as_ptr(), start, "the tail was reallocated");
+        let Segments::One(written) = outbox.take() else { panic!("one buffer") };
+        assert_eq!(written.as_ptr(), start);
+    }
+
+    #[test]
     fn large_strings_go_out_of_line_whoever_holds_them() {
         // One only the value holds (a method's `ByteBuf` result) as well as one held elsewhere
         // too (a `SharedBytes`, a received buffer): neither is copied into the frame.
