@@ -24,7 +24,12 @@ use tokio::{
 };
 use tokio_util::codec::{Decoder, FramedRead};
 
-use crate::{announce, connects_per_second, floor::PING, stats::Sample, sync_round_trips, BoxError, Plan};
+use crate::{
+    announce, connects_per_second,
+    floor::{MESSAGE, PING},
+    stats::Sample,
+    sync_round_trips, BoxError, Plan,
+};
 
 /// Cuts the byte stream into `PING`-byte messages.
 struct Pings;
@@ -100,7 +105,7 @@ impl Handler<Ping> for Caller {
     type Result = ResponseFuture<Result<(), String>>;
 
     fn handle(&mut self, _: Ping, _: &mut Context<Self>) -> Self::Result {
-        let sent = write_now(&self.w, &[7u8; PING]);
+        let sent = write_now(&self.w, &MESSAGE);
         let (tx, rx) = oneshot::channel();
         if sent.is_ok() {
             self.waiting.push_back(tx);
@@ -130,7 +135,7 @@ impl Handler<Stop> for Caller {
 impl StreamHandler<io::Result<Bytes>> for Caller {
     fn handle(&mut self, item: io::Result<Bytes>, ctx: &mut Context<Self>) {
         match item {
-            Ok(pong) if pong[..] == [7u8; PING] => {
+            Ok(pong) if pong[..] == MESSAGE => {
                 if let Some(tx) = self.waiting.pop_front() {
                     let _ = tx.send(());
                 }

@@ -72,11 +72,18 @@ async fn serve_conn(mut s: TcpStream) -> std::io::Result<()> {
     }
 }
 
+/// The ping every ping-pong sends (the floor's and the floor in actors'), echoed back.
+pub(crate) const MESSAGE: [u8; PING] = [7; PING];
+
 /// One 16-byte ping-pong on a connection opened with tag `p`, its reply checked.
 pub(crate) async fn ping_pong(s: &mut TcpStream) -> Result<(), BoxError> {
-    const MESSAGE: [u8; PING] = [7; PING];
-    let mut back = [0u8; PING];
     s.write_all(&MESSAGE).await?;
+    expect_pong(s).await
+}
+
+/// Reads the echo of [`MESSAGE`] and checks it.
+async fn expect_pong(s: &mut TcpStream) -> Result<(), BoxError> {
+    let mut back = [0u8; PING];
     s.read_exact(&mut back).await?;
     if back != MESSAGE {
         return Err("floor ping-pong: wrong reply".into());
@@ -90,15 +97,10 @@ pub(crate) async fn ping_pong(s: &mut TcpStream) -> Result<(), BoxError> {
 pub(crate) async fn connect_ping_close(addr: &str) -> Result<(), BoxError> {
     let mut s = TcpStream::connect(addr).await?;
     s.set_nodelay(true)?;
-    let mut first = [7u8; 1 + PING];
-    first[0] = b'p';
+    let mut first = [b'p'; 1 + PING];
+    first[1..].copy_from_slice(&MESSAGE);
     s.write_all(&first).await?;
-    let mut back = [0u8; PING];
-    s.read_exact(&mut back).await?;
-    if back != first[1..] {
-        return Err("floor connect: wrong reply".into());
-    }
-    Ok(())
+    expect_pong(&mut s).await
 }
 
 pub(crate) async fn connect(addr: &str, tag: u8) -> Result<TcpStream, BoxError> {
