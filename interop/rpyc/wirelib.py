@@ -45,7 +45,8 @@ def encode_frame(payload, compress=False):
 class FrameReader:
     """Incremental frame parser: feed() bytes, then pop complete frames.
 
-    Each frame is returned as (payload_bytes, compressed_flag, trailer_ok, wire_len).
+    Each frame is returned as (payload, compressed_flag, trailer_ok, raw_frame_bytes, error):
+    payload is inflated when the flag is set; error is None or why the frame is bad.
     max_len bounds the accepted length field (a header claiming more raises FrameError).
     """
 
@@ -68,17 +69,20 @@ class FrameReader:
             total = HEADER.size + length + 1
             if len(self.buf) < total:
                 break
-            body = bytes(self.buf[HEADER.size:HEADER.size + length])
-            trailer_ok = self.buf[total - 1] == 0x0A
+            raw = bytes(self.buf[:total])
+            body = raw[HEADER.size:HEADER.size + length]
+            trailer_ok = raw[-1] == 0x0A
             del self.buf[:total]
+            error = None
             if flag not in (0, 1):
-                raise FrameError(f"compressed flag {flag} is neither 0 nor 1")
+                error = f"compressed flag {flag} is neither 0 nor 1"
             if flag:
                 try:
                     body = zlib.decompress(body)
                 except zlib.error as exc:
-                    raise FrameError(f"bad zlib stream: {exc}") from None
-            out.append((body, flag, trailer_ok, total))
+                    error = f"bad zlib stream: {exc}"
+                    body = None
+            out.append((body, flag, trailer_ok, raw, error))
         return out
 
 
@@ -228,7 +232,9 @@ class RawConn:
             if self.eof:
                 return None
             self._fill(deadline)
-        payload = self.queue.pop(0)[0]
+        payload, _flag, _trailer, _raw, error = self.queue.pop(0)
+        if error:
+            raise FrameError(error)
         return decode_payload(payload)
 
     def reply_to(self, seq, timeout=3.0, serve=None):
