@@ -145,6 +145,17 @@ class Runner:
             extra = f" - {note}" if note else ""
             print(f"PASS {name}{extra} [{dt:.2f}s]", flush=True)
 
+    def group(self, name, fn):
+        """Run a group of checks; a group that cannot even start (e.g. no root) is one FAIL."""
+        if self.part_deadline is not None and time.monotonic() > self.part_deadline:
+            self._fail(f"group {name}", f"not run: this part's budget of {self.part_budget:.0f} s is exhausted")
+            return
+        try:
+            fn()
+        except Exception as exc:
+            text = str(exc).split("\n\n=====")[0]
+            self._fail(f"group {name}", f"could not start: {type(exc).__name__}: {text}")
+
     def _fail(self, name, reason):
         self.failed += 1
         self.failures.append(name)
@@ -259,7 +270,7 @@ class Part1:
             return
         for name in ["values", "add", "echo", "refs", "list", "dict", "seq", "counter_iter",
                      "call_me", "fail", "slow", "token", "context", "tracked", "misc"]:
-            getattr(self, "g_" + name)()
+            R.group(name, getattr(self, "g_" + name))
         R.run("per-connection state: a second connection has its own context_log/counter",
               self.c_per_connection)
         R.run("client DEL requests were all answered (no pending DEL callbacks)", self.c_dels_answered)
