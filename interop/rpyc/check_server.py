@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Stock-client conformance check of a server that serves the interop service
-(contract interop-1, /work-independent: see interop/rpyc/README.md).
+(contract interop-1; see interop/rpyc/README.md).
 
 Usage: python check_server.py HOST:PORT [--timeout S]
 
