@@ -94,7 +94,8 @@ async fn refusals_under_a_closed_policy_name_the_switch_that_is_off() {
 
 #[actix_rt::test]
 async fn the_chained_setters_open_what_they_name() {
-    let policy = AccessPolicy::default().allow_setattr(true).allow_delattr(true).allow_public_attrs(true).allow_obtain(true);
+    let policy =
+        AccessPolicy::default().allow_setattr(true).allow_delattr(true).allow_public_attrs(true).allow_obtain(true);
     assert_eq!(
         policy,
         AccessPolicy {

@@ -220,7 +220,8 @@ fn kind_of_type(full: &str) -> String {
         }
     }
     let path = name.split('<').next().unwrap_or(name);
-    let catch_all = ["dyn ", "str", "alloc::string::String", "alloc::borrow::Cow", "anyhow::", "eyre::", "color_eyre::"];
+    let catch_all =
+        ["dyn ", "str", "alloc::string::String", "alloc::borrow::Cow", "anyhow::", "eyre::", "color_eyre::"];
     if catch_all.iter().any(|c| path.starts_with(c)) || !path.contains("::") {
         return kinds::RUNTIME_ERROR.to_owned();
     }
@@ -279,7 +280,9 @@ where
     Arc::new(move |args| match f.call_with(&names.0, args) {
         Ok(fut) => {
             let names = names.clone();
-            Served::Later(fut.map(move |r| r.map_err(|e| user_error(e, &names.0, &names.1)).and_then(reply_owned)).boxed())
+            Served::Later(
+                fut.map(move |r| r.map_err(|e| user_error(e, &names.0, &names.1)).and_then(reply_owned)).boxed(),
+            )
         }
         Err(e) => Served::Done(Err(e)),
     })

@@ -273,8 +273,12 @@ impl AccessPolicy {
             Access::Get if !self.allow_getattr => {
                 return format!("attribute access is disabled {BY} (AccessPolicy::allow_getattr)")
             }
-            Access::Set if !self.allow_setattr => return format!("setattr is disabled {BY} (AccessPolicy::allow_setattr)"),
-            Access::Del if !self.allow_delattr => return format!("delattr is disabled {BY} (AccessPolicy::allow_delattr)"),
+            Access::Set if !self.allow_setattr => {
+                return format!("setattr is disabled {BY} (AccessPolicy::allow_setattr)")
+            }
+            Access::Del if !self.allow_delattr => {
+                return format!("delattr is disabled {BY} (AccessPolicy::allow_delattr)")
+            }
             _ => {}
         }
         let prefix = self.exposed_prefix.as_str();
