@@ -6,44 +6,69 @@ use std::{fmt, io, time::Duration};
 use crate::{protocol::UnknownHandle, value::Data, ConvertError};
 
 /// Everything that can go wrong with a netref operation.
+///
+/// `Display` prints one line; the alternate form (`{:#}`) of [`Error::Remote`] adds the remote
+/// traceback (see [`RemoteError`]'s `Display`):
+///
+/// ```
+/// use netref::{Error, RemoteError};
+///
+/// let e = Error::from(RemoteError::new("builtins.KeyError", "'x'").with_traceback("  in lookup"));
+/// assert_eq!(e.to_string(), "remote error: builtins.KeyError: 'x'");
+/// assert!(format!("{e:#}").ends_with("Remote Traceback =========\n  in lookup"));
+/// ```
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The peer raised an error while serving the request; it carries the kind, message and
     /// remote traceback.
-    #[error("remote error: {0}")]
     Remote(RemoteError),
     /// No reply arrived before the request's expiry (RPyC's `AsyncResultTimeout`). The peer was
     /// told to drop the work; a late reply is discarded.
-    #[error("request timed out after {0:?}; the peer was asked to cancel it")]
     Timeout(Duration),
     /// The connection is closed (or was lost) and the request cannot complete.
-    #[error("connection closed: {0}")]
     ConnectionClosed(String),
     /// The peer sent bytes that break the protocol; the connection was closed.
-    #[error("protocol error: {0}")]
     Protocol(#[from] ProtocolError),
     /// A value could not be converted to or from the requested Rust type.
-    #[error("conversion error: {0}")]
     Convert(#[from] ConvertError),
     /// The local access policy refuses the operation.
-    #[error("access denied: {0}")]
     AccessDenied(String),
     /// A local limit was reached (requests in flight, bytes queued, exports); retry later or
     /// raise the limit in the configuration.
-    #[error("limit reached: {0}")]
     LimitReached(String),
     /// A blocking call (`wait()`, `value()`) was made on an async runtime thread, where it would
     /// deadlock; `.await` the result instead.
-    #[error("blocking wait on an async runtime thread would deadlock; use .await instead")]
     BlockingInRuntime,
     /// A TLS handshake or TLS configuration failed; the message says which side refused which
     /// certificate.
-    #[error("tls error: {0}")]
     Tls(String),
     /// An I/O error on the transport.
-    #[error("i/o error: {0}")]
     Io(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            // Through this formatter, not `write!(f, "{e}")`, which would drop the alternate
+            // flag: `{:#}` then shows the remote traceback.
+            Error::Remote(e) => {
+                f.write_str("remote error: ")?;
+                fmt::Display::fmt(e, f)
+            }
+            Error::Timeout(after) => write!(f, "request timed out after {after:?}; the peer was asked to cancel it"),
+            Error::ConnectionClosed(why) => write!(f, "connection closed: {why}"),
+            Error::Protocol(e) => write!(f, "protocol error: {e}"),
+            Error::Convert(e) => write!(f, "conversion error: {e}"),
+            Error::AccessDenied(why) => write!(f, "access denied: {why}"),
+            Error::LimitReached(what) => write!(f, "limit reached: {what}"),
+            Error::BlockingInRuntime => {
+                f.write_str("blocking wait on an async runtime thread would deadlock; use .await instead")
+            }
+            Error::Tls(why) => write!(f, "tls error: {why}"),
+            Error::Io(why) => write!(f, "i/o error: {why}"),
+        }
+    }
 }
 
 impl From<io::Error> for Error {
@@ -106,8 +131,24 @@ pub mod kinds {
     pub const LOOKUP_ERROR: &str = "builtins.LookupError";
     /// The remote actor stopped.
     pub const ACTOR_STOPPED: &str = "netref.ActorStopped";
-    /// A generic failure of user code.
+    /// A generic failure of user code; what a method's error given as a plain string (`&str`,
+    /// `String`, `Box<dyn Error>`, `anyhow::Error`) arrives as.
     pub const RUNTIME_ERROR: &str = "builtins.RuntimeError";
+    /// A key is missing from a mapping.
+    pub const KEY_ERROR: &str = "builtins.KeyError";
+    /// An index is out of range.
+    pub const INDEX_ERROR: &str = "builtins.IndexError";
+    /// Division or modulo by zero.
+    pub const ZERO_DIVISION_ERROR: &str = "builtins.ZeroDivisionError";
+    /// A number is too large for its type (what a method's `TryFromIntError` arrives as).
+    pub const OVERFLOW_ERROR: &str = "builtins.OverflowError";
+    /// An operating-system or I/O failure (what a method's `std::io::Error` arrives as, or one of
+    /// Python's `OSError` subclasses for its kind: `builtins.FileNotFoundError`, …).
+    pub const OS_ERROR: &str = "builtins.OSError";
+    /// An operation ran out of time (what a method's `netref::Error::Timeout` arrives as).
+    pub const TIMEOUT_ERROR: &str = "builtins.TimeoutError";
+    /// A connection failed (what a method's `netref::Error::ConnectionClosed` arrives as).
+    pub const CONNECTION_ERROR: &str = "builtins.ConnectionError";
 }
 
 impl RemoteError {
@@ -149,6 +190,24 @@ impl fmt::Display for RemoteError {
 }
 
 impl std::error::Error for RemoteError {}
+
+/// The traceback text of an error raised while serving a request, shaped as Python's: a header,
+/// where it was raised (`at`, e.g. `method 'div' of 'demo.Calculator' returned an error`), and a
+/// last line `Kind: message` (a builtin kind without its `builtins.` module, as Python prints it),
+/// which RPyC peers look for.
+pub(crate) fn traceback_text(at: &str, kind: &str, message: &str) -> String {
+    let shown = kind.strip_prefix("builtins.").unwrap_or(kind);
+    let mut text = String::with_capacity(48 + at.len() + shown.len() + message.len());
+    text.push_str("Traceback (most recent call last):\n  ");
+    text.push_str(at);
+    text.push('\n');
+    text.push_str(shown);
+    if !message.is_empty() {
+        text.push_str(": ");
+        text.push_str(message);
+    }
+    text
+}
 
 /// The peer's bytes broke the protocol. The connection that received them is closed; nothing
 /// else is affected.

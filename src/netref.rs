@@ -298,14 +298,17 @@ impl NetRef {
         self.request(Handle::Str, Vec::new())
     }
 
-    /// The object's hash as the peer computes it (HANDLE_HASH).
-    pub fn hash(&self) -> AsyncResult<i64> {
+    /// The object's hash as the peer computes it (HANDLE_HASH): Python's `hash(obj)`, one round
+    /// trip. Not [`Hash::hash`], which hashes the netref's identity locally (so a netref can key a
+    /// `HashMap`) and costs no traffic.
+    pub fn remote_hash(&self) -> AsyncResult<i64> {
         self.request(Handle::Hash, Vec::new())
     }
 
-    /// Compares with `other` on the peer (HANDLE_CMP); `op` is `__eq__`, `__ne__`, `__lt__`,
-    /// `__le__`, `__gt__` or `__ge__`.
-    pub fn cmp(&self, op: &str, other: impl Serialize) -> AsyncResult<bool> {
+    /// Compares with `other` on the peer (HANDLE_CMP), one round trip; `op` is `__eq__`,
+    /// `__ne__`, `__lt__`, `__le__`, `__gt__` or `__ge__`. Not `==` on netrefs (`PartialEq`),
+    /// which compares identity locally.
+    pub fn remote_cmp(&self, op: &str, other: impl Serialize) -> AsyncResult<bool> {
         let other = to_value(&other).map_err(Error::from);
         self.request_with(Handle::Cmp, other.map(|o| vec![o, Value::Str(op.to_owned())]))
     }
@@ -455,7 +458,7 @@ impl fmt::Debug for NetRef {
 
 impl PartialEq for NetRef {
     /// Identity: the same object (same connection and instance), not remote equality — use
-    /// [`NetRef::cmp`] for that.
+    /// [`NetRef::remote_cmp`] for that.
     fn eq(&self, other: &Self) -> bool {
         match (&*self.0, &*other.0) {
             (RefInner::Local(a), RefInner::Local(b)) => a.same(b),

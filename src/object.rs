@@ -6,6 +6,28 @@
 //! returned from a method or passed as an argument, they reach the peer as a netref.
 //!
 //! Nothing here touches a connection; the connection serves a request by dispatching it here.
+//!
+//! # Method arguments are owned types
+//!
+//! A method's arguments are converted from the request's values into types that own their
+//! data, so a method takes `String`, not `&str`, and `serde_bytes::ByteBuf` or
+//! [`SharedBytes`](crate::SharedBytes), not `&[u8]`. A closure taking `&str` does not compile:
+//!
+//! ```text
+//! error: implementation of `Deserialize` is not general enough
+//!   = note: `&str` must implement `Deserialize<'0>`, for any lifetime `'0`...
+//!   = note: ...but `&str` actually implements `Deserialize<'1>`, for some specific lifetime `'1`
+//! ```
+//!
+//! Take the owned form instead (`|s: String| s.len()`); see [`ObjectBuilder::method`].
+//!
+//! # Errors a method raises
+//!
+//! A fallible method ([`ObjectBuilder::try_method`], [`ObjectBuilder::try_async_method`])
+//! chooses the kind its caller sees by returning a [`RemoteError`] (kinds in
+//! [`error::kinds`](crate::error::kinds)); a plain string error arrives as
+//! `builtins.RuntimeError`. Every such error carries a remote traceback naming the method and the
+//! object type.
 
 use std::{
     fmt::{self, Display},
@@ -219,6 +241,29 @@ impl ObjectBuilder {
     /// serde. A result that is a byte buffer (`serde_bytes::ByteBuf`, `bytes::Bytes`,
     /// `BytesMut`, [`SharedBytes`](crate::SharedBytes)), a `String` or a [`Value`] is moved into
     /// the reply rather than copied (this holds for every way of registering a method).
+    ///
+    /// # Arguments are owned: `String`, not `&str`
+    ///
+    /// Arguments must own their data (`serde::de::DeserializeOwned`): take `String` rather than
+    /// `&str`, and `serde_bytes::ByteBuf` or [`SharedBytes`](crate::SharedBytes) rather than
+    /// `&[u8]` (a `Vec<u8>` also works, but travels as a list of ints, one value per byte).
+    ///
+    /// ```
+    /// use netref::{Object, SharedBytes};
+    ///
+    /// let text = Object::builder("demo.Text")
+    ///     .method("len", |s: String| s.len())
+    ///     .method("checksum", |data: SharedBytes| data.iter().map(|&b| u64::from(b)).sum::<u64>())
+    ///     .build();
+    /// # let _ = text;
+    /// ```
+    ///
+    /// A borrowed argument fails to compile with "implementation of `Deserialize` is not general
+    /// enough" (`` `&str` must implement `Deserialize<'0>`, for any lifetime `'0` ``):
+    ///
+    /// ```compile_fail
+    /// let text = netref::Object::builder("demo.Text").method("len", |s: &str| s.len()).build();
+    /// ```
     pub fn method<M, F, R>(self, name: &str, f: F) -> Self
     where
         F: FromArgs<M, R>,
@@ -228,15 +273,70 @@ impl ObjectBuilder {
         self.add(name, Member::Method(m))
     }
 
-    /// Registers a fallible method: an `Err(e)` reaches the caller as a remote error (a
-    /// [`RemoteError`] as it is; another error with its type path as the kind).
+    /// Registers a fallible method: an `Err(e)` reaches the caller as a remote error
+    /// ([`Error::Remote`](crate::Error::Remote)) whose traceback names the method and this
+    /// object's type and ends, as Python's does, with `Kind: message`.
+    ///
+    /// # Raising a chosen kind
+    ///
+    /// The kind the caller sees depends on the error's type:
+    ///
+    /// * a [`RemoteError`] keeps its kind and message: return
+    ///   `Err(RemoteError::new(kinds::KEY_ERROR, ..))` to raise a `KeyError` (kinds in
+    ///   [`error::kinds`](crate::error::kinds), or any `"module.Type"` text);
+    /// * a plain string (`&str`, `String`), a `Box<dyn Error>` or an `anyhow`-style error arrives
+    ///   as `builtins.RuntimeError` (RPyC's generic kind) with the text as its message;
+    /// * `std::io::Error` arrives as `builtins.OSError` (or its Python subclass for the error's
+    ///   kind, e.g. `builtins.FileNotFoundError`), a parse error as `builtins.ValueError`, a
+    ///   `TryFromIntError` as `builtins.OverflowError`;
+    /// * any other type arrives with its Rust path as the kind, without generic arguments
+    ///   (`my_app::errors::DivError<T>` → `my_app.errors.DivError`).
+    ///
+    /// ```
+    /// use netref::{error::kinds, prelude::*};
+    ///
+    /// # #[actix_rt::main]
+    /// # async fn main() -> Result<(), netref::Error> {
+    /// let calculator = Object::builder("demo.Calculator")
+    ///     .try_method("div", |a: i64, b: i64| {
+    ///         if b == 0 {
+    ///             return Err(RemoteError::new("builtins.ZeroDivisionError", "division by zero"));
+    ///         }
+    ///         Ok(a / b)
+    ///     })
+    ///     .try_method("constant", |name: String| match name.as_str() {
+    ///         "answer" => Ok(42),
+    ///         _ => Err(RemoteError::new(kinds::KEY_ERROR, format!("'{name}'"))),
+    ///     })
+    ///     .try_method("halve", |x: i64| if x % 2 != 0 { Err("odd input") } else { Ok(x / 2) })
+    ///     .build();
+    /// let (_server, client) = netref::connect_pair(Service::shared(calculator), Service::void());
+    /// let calc = client.root().await?;
+    ///
+    /// let err = calc.call_method::<i64>("div", (1, 0)).await.unwrap_err();
+    /// let e = err.as_remote().expect("raised by the peer");
+    /// assert!(e.is(kinds::ZERO_DIVISION_ERROR) && e.message == "division by zero");
+    /// assert!(e.traceback.contains("method 'div' of 'demo.Calculator'"));
+    /// assert!(e.traceback.ends_with("\nZeroDivisionError: division by zero"));
+    ///
+    /// let err = calc.call_method::<i64>("constant", ("tau",)).await.unwrap_err();
+    /// assert!(err.as_remote().is_some_and(|e| e.is(kinds::KEY_ERROR) && e.message == "'tau'"));
+    ///
+    /// // A plain string error: a RuntimeError with the string as its message.
+    /// let err = calc.call_method::<i64>("halve", (3,)).await.unwrap_err();
+    /// assert!(err.as_remote().is_some_and(|e| e.is(kinds::RUNTIME_ERROR) && e.message == "odd input"));
+    /// // `{:#}` shows the remote traceback too.
+    /// assert!(format!("{err:#}").ends_with("\nRuntimeError: odd input"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn try_method<M, F, R, E>(self, name: &str, f: F) -> Self
     where
         F: FromArgs<M, Result<R, E>>,
         R: Serialize + 'static,
         E: Display + 'static,
     {
-        let m = method::try_sync_method(name, f);
+        let m = method::try_sync_method(name, &self.inner.id.type_name, f);
         self.add(name, Member::Method(m))
     }
 
@@ -252,7 +352,32 @@ impl ObjectBuilder {
         self.add(name, Member::Method(m))
     }
 
-    /// Registers a fallible async method.
+    /// Registers a fallible async method. Its error reaches the caller as
+    /// [`try_method`](ObjectBuilder::try_method)'s does (a [`RemoteError`] keeps its kind, a
+    /// plain string becomes `builtins.RuntimeError`, with a traceback naming the method):
+    ///
+    /// ```
+    /// use netref::{error::kinds, prelude::*};
+    ///
+    /// # #[actix_rt::main]
+    /// # async fn main() -> Result<(), netref::Error> {
+    /// let store = Object::builder("demo.Store")
+    ///     .try_async_method("get", |index: usize| async move {
+    ///         let items = ["a", "b"];
+    ///         match items.get(index) {
+    ///             Some(item) => Ok(item.to_string()),
+    ///             None => Err(RemoteError::new(kinds::INDEX_ERROR, "list index out of range")),
+    ///         }
+    ///     })
+    ///     .build();
+    /// let (_server, client) = netref::connect_pair(Service::shared(store), Service::void());
+    /// let err = client.root().await?.call_method::<String>("get", (5,)).await.unwrap_err();
+    /// let e = err.as_remote().expect("raised by the peer");
+    /// assert!(e.is(kinds::INDEX_ERROR));
+    /// assert!(e.traceback.contains("method 'get' of 'demo.Store'"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn try_async_method<M, F, Fut, R, E>(self, name: &str, f: F) -> Self
     where
         F: FromArgs<M, Fut>,
@@ -260,7 +385,7 @@ impl ObjectBuilder {
         R: Serialize + 'static,
         E: Display + 'static,
     {
-        let m = method::try_async_method(name, f);
+        let m = method::try_async_method(name, &self.inner.id.type_name, f);
         self.add(name, Member::Method(m))
     }
 

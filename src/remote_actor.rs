@@ -25,7 +25,7 @@ use crate::{
     error::{kinds, RemoteError},
     from_value,
     object::{reply_owned, Args, MethodFuture, ObjectBuilder},
-    AsyncResult, Error, NetRef, Object, Peer, Service, Value,
+    AsyncResult, ConvertError, Error, NetRef, Object, Peer, Service, Value,
 };
 
 /// A message that can cross the wire: serde both ways, and a name that stays the same across
@@ -178,15 +178,18 @@ pub enum Down {
 }
 
 impl<A: RemoteActor> ActorRef<A> {
-    /// A typed handle over `netref`, checked against the actor's type name.
+    /// A typed handle over `netref`, checked against the actor's type name. The check is made
+    /// here, with no request: a netref of another type is an [`Error::Convert`], not an error
+    /// from the peer.
     pub fn from_netref(netref: NetRef) -> Result<Self, Error> {
         if netref.type_name() == A::NAME {
             Ok(ActorRef { netref, _actor: PhantomData })
         } else {
-            Err(Error::Remote(RemoteError::new(
-                kinds::LOOKUP_ERROR,
-                format!("expected an actor of type {}, found {}", A::NAME, netref.type_name()),
-            )))
+            Err(Error::Convert(ConvertError::new(format!(
+                "a netref to '{}' is not an ActorRef to '{}' (the actor type names differ)",
+                netref.type_name(),
+                A::NAME
+            ))))
         }
     }
 

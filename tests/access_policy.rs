@@ -27,9 +27,9 @@ async fn unknown_and_forbidden_attributes(t: Transport) {
         assert!(attribute_error(&err, name), "{name}: {err}");
     }
     // CMP with a non-dunder operator must not become an attribute fetch (CVE-2019-16328).
-    let err = calc.cmp("_secret", 1).await.unwrap_err();
+    let err = calc.remote_cmp("_secret", 1).await.unwrap_err();
     assert!(attribute_error(&err, "_secret"), "{err}");
-    let err = calc.cmp("add", 1).await.unwrap_err();
+    let err = calc.remote_cmp("add", 1).await.unwrap_err();
     assert!(attribute_error(&err, "add"), "{err}");
     // Writes are off by default.
     let err = calc.setattr("memo", "x").await.unwrap_err();
@@ -52,8 +52,8 @@ async fn every_special_handler_is_checked(t: Transport) {
     let calc = client.root().await.unwrap();
     assert!(attribute_error(&calc.repr().await.unwrap_err(), "__repr__"));
     assert!(attribute_error(&calc.str().await.unwrap_err(), "__str__"));
-    assert!(attribute_error(&calc.hash().await.unwrap_err(), "__hash__"));
-    assert!(attribute_error(&calc.cmp("__eq__", 1).await.unwrap_err(), "__eq__"));
+    assert!(attribute_error(&calc.remote_hash().await.unwrap_err(), "__hash__"));
+    assert!(attribute_error(&calc.remote_cmp("__eq__", 1).await.unwrap_err(), "__eq__"));
     // Exposed methods still work.
     assert_eq!(calc.call_method::<i64>("add", (1, 2)).await.unwrap(), 3);
     // With getattr switched off, DIR and INSPECT refuse as well.

@@ -83,11 +83,11 @@ async fn text_hash_cmp_dir_inspect(t: Transport) {
     let calc = client.root().await.unwrap();
     assert_eq!(calc.repr().await.unwrap(), "<demo.Calculator>");
     assert_eq!(calc.str().await.unwrap(), "a calculator");
-    assert_eq!(calc.hash().await.unwrap(), 1234);
-    assert!(calc.cmp("__eq__", &calc).await.unwrap());
-    assert!(!calc.cmp("__ne__", &calc).await.unwrap());
-    assert!(!calc.cmp("__eq__", 5).await.unwrap());
-    let err = calc.cmp("__lt__", 5).await.unwrap_err();
+    assert_eq!(calc.remote_hash().await.unwrap(), 1234);
+    assert!(calc.remote_cmp("__eq__", &calc).await.unwrap());
+    assert!(!calc.remote_cmp("__ne__", &calc).await.unwrap());
+    assert!(!calc.remote_cmp("__eq__", 5).await.unwrap());
+    let err = calc.remote_cmp("__lt__", 5).await.unwrap_err();
     assert!(err.as_remote().is_some_and(|e| e.is(kinds::TYPE_ERROR)), "{err}");
     let names = calc.dir().await.unwrap();
     for expected in ["add", "answer", "memo", "pi", "call_me", "__iter__", "__enter__"] {
@@ -100,6 +100,37 @@ async fn text_hash_cmp_dir_inspect(t: Transport) {
     let cached = calc.inspect();
     assert!(cached.ready(), "INSPECT should be cached per remote type");
     assert_eq!(cached.await.unwrap(), methods);
+}
+
+/// `r.hash(&mut h)` is `std::hash::Hash::hash`: a netref hashes its identity, locally and with
+/// no request, so it can key a `HashSet`; the peer's hash is `remote_hash`.
+async fn a_netref_hashes_its_identity_through_std_hash(t: Transport) {
+    use std::{
+        collections::HashSet,
+        hash::{DefaultHasher, Hash, Hasher},
+    };
+    let (_s, client) = connect_default(t, Service::shared(calculator(Arc::default()))).await;
+    let calc = client.root().await.unwrap();
+    let counter: NetRef = calc.call_method("make_counter", (1,)).await.unwrap();
+    let hash_of = |r: &NetRef| {
+        let mut h = DefaultHasher::new();
+        r.hash(&mut h);
+        h.finish()
+    };
+    let again = client.root().await.unwrap();
+    assert_eq!(again, calc, "the root fetched twice is the same object");
+    assert_eq!(hash_of(&calc), hash_of(&again));
+    assert_eq!(hash_of(&calc), hash_of(&calc.clone()));
+    assert_ne!(hash_of(&calc), hash_of(&counter));
+    let mut h = DefaultHasher::new();
+    Hash::hash(&calc, &mut h);
+    assert_eq!(h.finish(), hash_of(&calc));
+    // A netref's `Hash` and `Eq` read only its identity, which never changes, whatever the
+    // interior mutability clippy sees inside it.
+    #[allow(clippy::mutable_key_type)]
+    let set: HashSet<NetRef> = [calc.clone(), again, counter.clone()].into_iter().collect();
+    assert_eq!(set.len(), 2);
+    assert_eq!(calc.remote_hash().await.unwrap(), 1234, "the peer's hash is the calculator's own");
 }
 
 async fn obtain_is_off_by_default(t: Transport) {
@@ -200,6 +231,7 @@ over_both_transports!(
     call_and_callattr,
     attributes,
     text_hash_cmp_dir_inspect,
+    a_netref_hashes_its_identity_through_std_hash,
     obtain_is_off_by_default,
     iteration,
     context_manager,

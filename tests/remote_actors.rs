@@ -1,8 +1,9 @@
 //! Guards typed remote actors: an exposed actix actor is reached through `ActorRef<A>` with
-//! `send` (reply) and `do_send` (no reply frame), in order; named lookups are typed; remote
-//! spawn starts registered types only; `watch` reports a stopped actor or a lost connection;
-//! `ActorRef`s travel inside messages both ways and come home as the local `Addr`; bad
-//! message names or bytes give clear errors and leave the actor unaffected.
+//! `send` (reply) and `do_send` (no reply frame), in order; named lookups are typed (a netref of
+//! the wrong type is a local conversion error); remote spawn starts registered types only;
+//! `watch` reports a stopped actor or a lost connection; `ActorRef`s travel inside messages both
+//! ways and come home as the local `Addr`; bad message names or bytes give clear errors and
+//! leave the actor unaffected.
 
 mod common;
 
@@ -147,9 +148,13 @@ async fn send_and_do_send_in_order(t: Transport) {
 
 async fn lookups_are_typed(t: Transport) {
     let (_s, client) = connect(t, service(), Config::default(), Service::void(), Config::default()).await;
+    // The wrong type is found on this side: a local conversion error, not one from the peer.
     let err = client.lookup_actor::<Other>("counter").await.unwrap_err();
-    let e = err.as_remote().unwrap();
-    assert!(e.is(kinds::LOOKUP_ERROR) && e.message.contains("test.Other") && e.message.contains("test.Counter"), "{e}");
+    let netref::Error::Convert(e) = &err else { panic!("a local conversion error, got {err}") };
+    assert!(e.message().contains("test.Other") && e.message().contains("test.Counter"), "{e}");
+    let local = NetRef::from(export_counter(Counter::default().start()));
+    let err = ActorRef::<Other>::from_netref(local).unwrap_err();
+    assert!(matches!(&err, netref::Error::Convert(e) if e.message().contains("test.Other")), "{err}");
     let err = client.lookup_actor::<Counter>("nope").await.unwrap_err();
     let e = err.as_remote().unwrap();
     assert!(e.is(kinds::LOOKUP_ERROR) && e.message.contains("nope") && e.message.contains("counter"), "{e}");

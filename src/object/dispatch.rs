@@ -58,11 +58,21 @@ fn resolve<'a>(
     policy: &AccessPolicy,
 ) -> Result<std::borrow::Cow<'a, str>, RemoteError> {
     let find = |n: &str| obj.inner.members.get_key_value(n).map(|(k, _)| k.as_str());
-    policy.resolve(name, access, find).ok_or_else(|| refused(obj, name))
+    policy.resolve(name, access, find).ok_or_else(|| refused(obj, name, access, policy))
 }
 
-fn refused(obj: &Object, name: &str) -> RemoteError {
-    attribute_error(format!("cannot access '{name}' on '{}' (refused by the access policy)", obj.type_name()))
+/// The error for `access` to `name` refused by `policy`: what was refused, on which type, and
+/// the setting that would allow it.
+fn refused(obj: &Object, name: &str, access: Access, policy: &AccessPolicy) -> RemoteError {
+    let prefix = policy.exposed_prefix.as_str();
+    let exposed_twin = !prefix.is_empty() && obj.inner.members.contains_key(format!("{prefix}{name}").as_str());
+    let what = match access {
+        Access::Get => "access",
+        Access::Set => "set",
+        Access::Del => "delete",
+    };
+    let why = policy.refusal(name, access, exposed_twin);
+    attribute_error(format!("cannot {what} '{name}' on '{}': {why}", obj.type_name()))
 }
 
 fn no_attribute(obj: &Object, name: &str) -> RemoteError {
@@ -75,10 +85,12 @@ fn check_special(obj: &Object, name: &str, policy: &AccessPolicy) -> Result<(), 
     let find = |n: &str| (n == name).then_some(name);
     match policy.resolve(name, Access::Get, find) {
         Some(_) => Ok(()),
-        None => Err(attribute_error(format!(
-            "cannot access '{name}' on '{}' (refused by the access policy)",
+        // A plain name here (CMP's operator is the peer's text) is never a member lookup.
+        None if !(name.starts_with("__") && name.ends_with("__")) => Err(attribute_error(format!(
+            "cannot access '{name}' on '{}': '{name}' is not a special name (an operator such as __eq__)",
             obj.type_name()
         ))),
+        None => Err(refused(obj, name, Access::Get, policy)),
     }
 }
 
@@ -216,7 +228,9 @@ fn serve(handle: Handle, args: Vec<Value>, policy: &AccessPolicy) -> Result<Serv
         }
         Handle::Dir => {
             if !policy.allow_getattr {
-                return Err(attribute_error("cannot list attributes (refused by the access policy)".into()));
+                // Only `allow_getattr` refuses DIR and INSPECT: the refusal names it.
+                let why = policy.refusal("__dir__", Access::Get, false);
+                return Err(attribute_error(format!("cannot list the attributes of '{}': {why}", obj.type_name())));
             }
             let mut names: Vec<String> = obj
                 .inner
@@ -231,7 +245,8 @@ fn serve(handle: Handle, args: Vec<Value>, policy: &AccessPolicy) -> Result<Serv
         }
         Handle::Inspect => {
             if !policy.allow_getattr {
-                return Err(attribute_error("cannot inspect (refused by the access policy)".into()));
+                let why = policy.refusal("__dir__", Access::Get, false);
+                return Err(attribute_error(format!("cannot inspect '{}': {why}", obj.type_name())));
             }
             let mut names: Vec<String> = obj
                 .inner
@@ -249,7 +264,11 @@ fn serve(handle: Handle, args: Vec<Value>, policy: &AccessPolicy) -> Result<Serv
         Handle::Pickle => match (&obj.inner.obtain, policy.allow_obtain) {
             (_, false) => Err(RemoteError::new(
                 kinds::ACCESS_DENIED,
-                format!("obtaining '{}' by value is disabled (allow_obtain is off)", obj.type_name()),
+                format!(
+                    "cannot obtain '{}' by value: obtain is disabled by the serving side's access policy \
+                     (AccessPolicy::allow_obtain)",
+                    obj.type_name()
+                ),
             )),
             (None, true) => Err(type_error(format!("'{}' cannot be obtained by value", obj.type_name()))),
             (Some(f), true) => f(),
@@ -337,7 +356,7 @@ fn call_attr(
         Some(Lookup::Found(Member::Method(m))) => Ok(m(args()?)),
         Some(Lookup::Found(_)) => Err(type_error(format!("'{}.{name}' is not callable", obj.type_name()))),
         Some(Lookup::Absent) => Err(no_attribute(obj, name)),
-        None => Err(refused(obj, name)),
+        None => Err(refused(obj, name, Access::Get, policy)),
     }
 }
 

@@ -125,19 +125,107 @@ fn result_error(e: crate::value::ConvertError) -> RemoteError {
     RemoteError::new(kinds::TYPE_ERROR, format!("cannot convert the result: {e}"))
 }
 
-/// Converts a user error into a remote error: a [`RemoteError`] passes through as it is; any
-/// other error becomes a remote error whose kind is its Rust type path (`a::b::E` → `a.b.E`).
-pub(crate) fn user_error<E: Display + 'static>(e: E) -> RemoteError {
-    if let Some(remote) = (&e as &dyn Any).downcast_ref::<RemoteError>() {
-        return remote.clone();
+/// Converts the error a fallible method returned into the remote error its caller receives.
+///
+/// * A [`RemoteError`] (or a [`crate::Error::Remote`], e.g. from a call to another peer) keeps
+///   its kind and message.
+/// * A plain string (`&str`, `String`, `Cow<str>`), a boxed `dyn Error` or an `anyhow`/`eyre`
+///   error becomes [`kinds::RUNTIME_ERROR`], RPyC's generic kind.
+/// * A few standard errors become the Python kind for the same failure (see [`std_kind`]).
+/// * Any other type keeps its Rust path as the kind (`my_app::errors::DivError<T>` →
+///   `my_app.errors.DivError`).
+///
+/// Every error gets a traceback naming the method (`name`) and the object type it was
+/// registered on (`owner`), unless it brought its own.
+pub(crate) fn user_error<E: Display + 'static>(e: E, name: &str, owner: &str) -> RemoteError {
+    let any = &e as &dyn Any;
+    let mut remote = match any.downcast_ref::<RemoteError>() {
+        Some(remote) => remote.clone(),
+        None => match any.downcast_ref::<crate::Error>() {
+            Some(crate::Error::Remote(remote)) => remote.clone(),
+            _ => {
+                let kind = std_kind(any).map_or_else(|| kind_of_type(std::any::type_name::<E>()), Into::into);
+                RemoteError::new(kind, e.to_string())
+            }
+        },
+    };
+    if remote.traceback.is_empty() {
+        let at = format!("method '{name}' of '{owner}' returned an error");
+        remote.traceback = crate::error::traceback_text(&at, &remote.kind, &remote.message);
     }
-    if let Some(err) = (&e as &dyn Any).downcast_ref::<crate::Error>() {
-        if let Some(remote) = err.as_remote() {
-            return remote.clone();
+    remote
+}
+
+/// The Python kind of a standard error that has one: an I/O error is an `OSError` (its
+/// subclass for the error's kind, as Python maps `errno`), a failed parse a `ValueError`, a
+/// failed integer narrowing an `OverflowError`; netref's own errors by what they say.
+fn std_kind(e: &dyn Any) -> Option<&'static str> {
+    use std::io::ErrorKind;
+    if let Some(e) = e.downcast_ref::<std::io::Error>() {
+        return Some(match e.kind() {
+            ErrorKind::NotFound => "builtins.FileNotFoundError",
+            ErrorKind::PermissionDenied => kinds::ACCESS_DENIED,
+            ErrorKind::AlreadyExists => "builtins.FileExistsError",
+            ErrorKind::TimedOut => kinds::TIMEOUT_ERROR,
+            ErrorKind::ConnectionRefused => "builtins.ConnectionRefusedError",
+            ErrorKind::ConnectionReset => "builtins.ConnectionResetError",
+            ErrorKind::ConnectionAborted => "builtins.ConnectionAbortedError",
+            ErrorKind::BrokenPipe => "builtins.BrokenPipeError",
+            ErrorKind::Interrupted => "builtins.InterruptedError",
+            ErrorKind::WouldBlock => "builtins.BlockingIOError",
+            _ => kinds::OS_ERROR,
+        });
+    }
+    if e.is::<std::num::ParseIntError>()
+        || e.is::<std::num::ParseFloatError>()
+        || e.is::<std::str::ParseBoolError>()
+        || e.is::<std::char::ParseCharError>()
+        || e.is::<std::net::AddrParseError>()
+        || e.is::<std::str::Utf8Error>()
+        || e.is::<std::string::FromUtf8Error>()
+    {
+        return Some(kinds::VALUE_ERROR);
+    }
+    if e.is::<std::num::TryFromIntError>() {
+        return Some(kinds::OVERFLOW_ERROR);
+    }
+    if e.is::<crate::ConvertError>() {
+        return Some(kinds::TYPE_ERROR);
+    }
+    e.downcast_ref::<crate::Error>().map(|e| match e {
+        crate::Error::Timeout(_) => kinds::TIMEOUT_ERROR,
+        crate::Error::ConnectionClosed(_) => kinds::CONNECTION_ERROR,
+        crate::Error::Io(_) => kinds::OS_ERROR,
+        crate::Error::Convert(_) => kinds::TYPE_ERROR,
+        crate::Error::AccessDenied(_) => kinds::ACCESS_DENIED,
+        _ => kinds::RUNTIME_ERROR,
+    })
+}
+
+/// The kind for an error of the type named `full` (from `std::any::type_name`): its path with
+/// `.` for `::` and without generic arguments, looking through references and `Box`, `Arc` and
+/// `Rc`; [`kinds::RUNTIME_ERROR`] for strings, trait objects, primitives and `anyhow`-like
+/// catch-all errors, whose type says nothing about the failure.
+fn kind_of_type(full: &str) -> String {
+    let mut name = full;
+    loop {
+        let inner = name.trim_start_matches('&').trim_start_matches("mut ");
+        let unwrapped = ["alloc::boxed::Box<", "alloc::sync::Arc<", "alloc::rc::Rc<"]
+            .iter()
+            .find_map(|p| inner.strip_prefix(p).and_then(|rest| rest.strip_suffix('>')));
+        match unwrapped {
+            Some(rest) => name = rest,
+            None if inner.len() == name.len() => break,
+            None => name = inner,
         }
     }
-    let kind = std::any::type_name::<E>().replace("::", ".");
-    RemoteError::new(kind, e.to_string())
+    let path = name.split('<').next().unwrap_or(name);
+    let catch_all =
+        ["dyn ", "str", "alloc::string::String", "alloc::borrow::Cow", "anyhow::", "eyre::", "color_eyre::"];
+    if catch_all.iter().any(|c| path.starts_with(c)) || !path.contains("::") {
+        return kinds::RUNTIME_ERROR.to_owned();
+    }
+    path.replace("::", ".")
 }
 
 pub(crate) fn sync_method<M, F, R>(name: &str, f: F) -> MethodFn
@@ -149,15 +237,20 @@ where
     Arc::new(move |args| Served::Done(f.call_with(&name, args).and_then(reply_owned)))
 }
 
-pub(crate) fn try_sync_method<M, F, R, E>(name: &str, f: F) -> MethodFn
+/// A fallible method `name` of objects of type `owner`: an `Err` becomes a remote error by
+/// [`user_error`].
+pub(crate) fn try_sync_method<M, F, R, E>(name: &str, owner: &str, f: F) -> MethodFn
 where
     F: FromArgs<M, Result<R, E>>,
     R: Serialize + 'static,
     E: Display + 'static,
 {
     let name = name.to_owned();
+    let owner = owner.to_owned();
     Arc::new(move |args| {
-        Served::Done(f.call_with(&name, args).and_then(|r| r.map_err(user_error)).and_then(reply_owned))
+        Served::Done(
+            f.call_with(&name, args).and_then(|r| r.map_err(|e| user_error(e, &name, &owner))).and_then(reply_owned),
+        )
     })
 }
 
@@ -174,16 +267,23 @@ where
     })
 }
 
-pub(crate) fn try_async_method<M, F, Fut, R, E>(name: &str, f: F) -> MethodFn
+/// [`try_sync_method`] for a method that returns a future.
+pub(crate) fn try_async_method<M, F, Fut, R, E>(name: &str, owner: &str, f: F) -> MethodFn
 where
     F: FromArgs<M, Fut>,
     Fut: Future<Output = Result<R, E>> + Send + 'static,
     R: Serialize + 'static,
     E: Display + 'static,
 {
-    let name = name.to_owned();
-    Arc::new(move |args| match f.call_with(&name, args) {
-        Ok(fut) => Served::Later(fut.map(|r| r.map_err(user_error).and_then(reply_owned)).boxed()),
+    // One copy of the names, shared by every call's future (which must own what it uses).
+    let names: Arc<(String, String)> = Arc::new((name.to_owned(), owner.to_owned()));
+    Arc::new(move |args| match f.call_with(&names.0, args) {
+        Ok(fut) => {
+            let names = names.clone();
+            Served::Later(
+                fut.map(move |r| r.map_err(|e| user_error(e, &names.0, &names.1)).and_then(reply_owned)).boxed(),
+            )
+        }
         Err(e) => Served::Done(Err(e)),
     })
 }
@@ -228,9 +328,9 @@ mod tests {
         let make4 = make.clone();
         let methods: [MethodFn; 4] = [
             sync_method("sync", make),
-            try_sync_method("try_sync", move || Ok::<_, RemoteError>(make2())),
+            try_sync_method("try_sync", "test.Buffers", move || Ok::<_, RemoteError>(make2())),
             async_method("async", move || std::future::ready(make3())),
-            try_async_method("try_async", move || std::future::ready(Ok::<_, RemoteError>(make4()))),
+            try_async_method("try_async", "test.Buffers", move || std::future::ready(Ok::<_, RemoteError>(make4()))),
         ];
         for m in methods {
             let value = reply_of(m(args()));
@@ -238,5 +338,24 @@ mod tests {
             assert_eq!(b.len(), 1 << 16);
             assert_eq!(b.as_ptr() as usize, last.load(Ordering::Relaxed), "the result's own buffer");
         }
+    }
+
+    #[test]
+    fn catch_all_error_types_become_runtime_errors_and_others_keep_their_path() {
+        for name in [
+            "&str",
+            "alloc::string::String",
+            "alloc::borrow::Cow<str>",
+            "alloc::boxed::Box<dyn core::error::Error + core::marker::Send + core::marker::Sync>",
+            "anyhow::Error",
+            "eyre::Report",
+            "i32",
+            "(i32, i32)",
+        ] {
+            assert_eq!(kind_of_type(name), kinds::RUNTIME_ERROR, "{name}");
+        }
+        assert_eq!(kind_of_type("my_app::errors::DivError"), "my_app.errors.DivError");
+        assert_eq!(kind_of_type("&my_app::DivError<alloc::string::String>"), "my_app.DivError");
+        assert_eq!(kind_of_type("alloc::sync::Arc<alloc::boxed::Box<my_app::DivError<u8>>>"), "my_app.DivError");
     }
 }

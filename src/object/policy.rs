@@ -14,6 +14,22 @@ use std::{
 /// Defaults follow RPyC: exposed members (registered through the builder, or named with the
 /// `exposed_` prefix) and a fixed set of safe special names are reachable; plain public names,
 /// private names, attribute writes and deletes, and *obtain* (copy by value) are refused.
+///
+/// Change the defaults with the chained setters (each named after its field), or set the public
+/// fields directly:
+///
+/// ```
+/// use netref::{AccessPolicy, Config};
+///
+/// let policy = AccessPolicy::default().allow_setattr(true).allow_public_attrs(true);
+/// assert!(policy.allow_setattr && policy.allow_public_attrs && !policy.allow_delattr);
+/// let config = Config::default().policy(policy);
+/// # let _ = config;
+/// ```
+///
+/// A refused request's error says which setting refused it, e.g. `cannot set 'count' on
+/// 'demo.Counter': setattr is disabled by the serving side's access policy
+/// (AccessPolicy::allow_setattr)`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AccessPolicy {
     /// The prefix of exposed names; `add` and `exposed_add` both reach `exposed_add`.
@@ -181,6 +197,108 @@ impl AccessPolicy {
             allow_delattr: true,
             allow_obtain: true,
             ..AccessPolicy::default()
+        }
+    }
+
+    /// Sets `exposed_prefix`: the prefix of exposed names (default `"exposed_"`).
+    #[must_use = "the setter returns the changed policy"]
+    pub fn exposed_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.exposed_prefix = prefix.into();
+        self
+    }
+
+    /// Sets `allow_exposed_attrs`: exposed names are reachable (default `true`).
+    #[must_use = "the setter returns the changed policy"]
+    pub fn allow_exposed_attrs(mut self, allow: bool) -> Self {
+        self.allow_exposed_attrs = allow;
+        self
+    }
+
+    /// Sets `allow_safe_attrs`: the special names in `safe_attrs` are reachable (default `true`).
+    #[must_use = "the setter returns the changed policy"]
+    pub fn allow_safe_attrs(mut self, allow: bool) -> Self {
+        self.allow_safe_attrs = allow;
+        self
+    }
+
+    /// Sets `allow_public_attrs`: names not starting with `_` are reachable, exposed or not
+    /// (default `false`).
+    #[must_use = "the setter returns the changed policy"]
+    pub fn allow_public_attrs(mut self, allow: bool) -> Self {
+        self.allow_public_attrs = allow;
+        self
+    }
+
+    /// Sets `allow_all_attrs`: every name is reachable, private ones too (default `false`).
+    #[must_use = "the setter returns the changed policy"]
+    pub fn allow_all_attrs(mut self, allow: bool) -> Self {
+        self.allow_all_attrs = allow;
+        self
+    }
+
+    /// Sets `allow_getattr`: reading attributes and calling methods (default `true`).
+    #[must_use = "the setter returns the changed policy"]
+    pub fn allow_getattr(mut self, allow: bool) -> Self {
+        self.allow_getattr = allow;
+        self
+    }
+
+    /// Sets `allow_setattr`: SETATTR on reachable fields (default `false`).
+    #[must_use = "the setter returns the changed policy"]
+    pub fn allow_setattr(mut self, allow: bool) -> Self {
+        self.allow_setattr = allow;
+        self
+    }
+
+    /// Sets `allow_delattr`: DELATTR on reachable fields (default `false`).
+    #[must_use = "the setter returns the changed policy"]
+    pub fn allow_delattr(mut self, allow: bool) -> Self {
+        self.allow_delattr = allow;
+        self
+    }
+
+    /// Sets `allow_obtain`: serving *obtain*, a copy by value (default `false`).
+    #[must_use = "the setter returns the changed policy"]
+    pub fn allow_obtain(mut self, allow: bool) -> Self {
+        self.allow_obtain = allow;
+        self
+    }
+
+    /// Why this policy refuses `access` to `name` (which [`resolve`](AccessPolicy::resolve)
+    /// refused), naming the setting that would allow it, for the refusal's message.
+    /// `exposed_twin` says whether the object has the member `exposed_prefix + name`.
+    pub(crate) fn refusal(&self, name: &str, access: Access, exposed_twin: bool) -> String {
+        const BY: &str = "by the serving side's access policy";
+        match access {
+            Access::Get if !self.allow_getattr => {
+                return format!("attribute access is disabled {BY} (AccessPolicy::allow_getattr)")
+            }
+            Access::Set if !self.allow_setattr => {
+                return format!("setattr is disabled {BY} (AccessPolicy::allow_setattr)")
+            }
+            Access::Del if !self.allow_delattr => {
+                return format!("delattr is disabled {BY} (AccessPolicy::allow_delattr)")
+            }
+            _ => {}
+        }
+        let prefix = self.exposed_prefix.as_str();
+        if !self.allow_exposed_attrs && (exposed_twin || (!prefix.is_empty() && name.starts_with(prefix))) {
+            format!("exposed names are disabled {BY} (AccessPolicy::allow_exposed_attrs)")
+        } else if !self.allow_safe_attrs && self.safe_attrs.contains(name) {
+            format!("special names are disabled {BY} (AccessPolicy::allow_safe_attrs)")
+        } else if name.len() > 4 && name.starts_with("__") && name.ends_with("__") {
+            format!(
+                "'{name}' is not one of the serving side's safe special names (AccessPolicy::safe_attrs; \
+                 AccessPolicy::allow_all_attrs reaches every name)"
+            )
+        } else if name.starts_with('_') {
+            format!("'{name}' is private; {BY}, only AccessPolicy::allow_all_attrs reaches private names")
+        } else {
+            format!(
+                "'{name}' is not exposed (the object's builder exposes what it registers, except \
+                 internal_method, and names starting with '{prefix}'); {BY}, only \
+                 AccessPolicy::allow_public_attrs reaches names that are not exposed"
+            )
         }
     }
 
