@@ -258,9 +258,9 @@ impl<T> AsyncResult<T> {
     /// (for an expired result, [`Error::Timeout`]).
     ///
     /// Blocks any thread except one that runs netref's connections — an actix thread
-    /// (`#[actix_rt::main]`, an actor, netref's own runtime thread) or a thread where netref
-    /// started connections — where it returns [`Error::BlockingInRuntime`] at once, since
-    /// blocking there would stop the very actor that delivers the reply. Plain threads, tokio
+    /// (`#[actix_rt::main]`, an actor, netref's own runtime thread) — where it returns
+    /// [`Error::BlockingInRuntime`] at once, since blocking there would stop the very actor
+    /// that delivers the reply. Plain threads, tokio
     /// worker threads, `tokio::task::spawn_blocking` and `block_in_place` may wait.
     pub fn wait(&self) -> Result<(), Error> {
         if !crate::hosting::may_block() {

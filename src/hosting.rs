@@ -6,37 +6,27 @@
 //! a plain thread — has its connections started on the process's *default runtime*: one
 //! [`Runtime`] thread, started on first use and kept for the life of the process.
 //!
-//! It also knows which threads must never block on a reply: those that run an actix arbiter
-//! and those where netref itself started connections, since a blocked thread there would stop
-//! the very actor that delivers the reply.
+//! It also knows which threads must never block on a reply: those that run an actix arbiter,
+//! since a blocked thread there would stop the very actor that delivers the reply.
 //!
 //! Nothing here may block the caller for longer than it takes another thread to start an actor.
 
-use std::{cell::Cell, future::Future, sync::OnceLock};
+use std::{future::Future, sync::OnceLock};
 
 use crate::{runtime::Runtime, Error};
 
-thread_local! {
-    /// Whether netref started a connection actor on this thread (a tokio `LocalSet` without an
-    /// actix arbiter is such a thread too).
-    static DRIVES_CONNECTIONS: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Notes that connections live on the current thread (called when one starts here).
-pub(crate) fn mark_connection_thread() {
-    DRIVES_CONNECTIONS.with(|d| d.set(true));
-}
-
-/// Whether the current thread runs an actix arbiter, so actors can start here.
+/// Whether the current thread runs an actix arbiter inside its runtime, so actors can start
+/// here. (A thread whose actix system has ended still names its arbiter, but runs no runtime.)
 pub(crate) fn on_actor_thread() -> bool {
-    actix_rt::Arbiter::try_current().is_some()
+    actix_rt::Arbiter::try_current().is_some() && tokio::runtime::Handle::try_current().is_ok()
 }
 
 /// Whether blocking the current thread until a reply arrives is safe: not on a thread that runs
-/// an actix arbiter or netref's connections. Plain threads, tokio worker threads and tokio's
-/// blocking pool (`spawn_blocking`, `block_in_place`) may block.
+/// an actix arbiter, where every netref connection started from this process lives (netref
+/// starts connections nowhere else). Plain threads, tokio worker threads and tokio's blocking
+/// pool (`spawn_blocking`, `block_in_place`) may block.
 pub(crate) fn may_block() -> bool {
-    !on_actor_thread() && !DRIVES_CONNECTIONS.with(Cell::get)
+    !on_actor_thread()
 }
 
 /// The process's default runtime, started on first use.
