@@ -223,7 +223,7 @@ async fn a_tls12_client_from_rustls_is_verified_and_refused_alike() {
         let mut store = rustls::RootCertStore::empty();
         store.add(roots.cert.clone()).unwrap();
         let config =
-            rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            rustls::ClientConfig::builder_with_provider(netref::tls::crypto_provider())
                 .with_protocol_versions(&[&rustls::version::TLS12])
                 .unwrap()
                 .with_root_certificates(store)
