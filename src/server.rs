@@ -433,7 +433,8 @@ impl ServerBuilder {
         self.serve_tcp(listener)
     }
 
-    /// Serves on an already bound TCP listener.
+    /// Serves on an already bound `tokio::net::TcpListener`. Must be called inside an actix
+    /// system.
     pub fn serve_tcp(self, listener: TcpListener) -> Result<Server, Error> {
         let address = ListenAddr::Tcp(listener.local_addr()?);
         let (server, starter, workers) = self.prepare(address);

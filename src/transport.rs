@@ -169,8 +169,9 @@ where
     }
 }
 
-/// Accepts connections on `listener` until `max_connections` have been accepted (`None`:
-/// forever), serving `service` on each. The accept loop runs on the current arbiter.
+/// Accepts connections on `listener` (a `tokio::net::TcpListener`) until `max_connections`
+/// have been accepted (`None`: forever), serving `service` on each. The accept loop runs on the
+/// current arbiter.
 ///
 /// A failed accept does not end the loop: one that concerns a single connection (reset,
 /// aborted or refused before it was accepted) is skipped at once, and any other (out of file
