@@ -1,13 +1,14 @@
 //! [`AsyncResult`]: the future-backed reply of one request (RPyC's `rpyc.core.async_`).
 //!
-//! The connection settles a result exactly once — with the reply, the peer's exception, a
-//! timeout, or the connection's end — and callbacks run then (or at once if already settled).
-//! Blocking waits are for threads outside any async runtime; on a runtime thread they return
-//! [`Error::BlockingInRuntime`] instead of deadlocking.
+//! The connection settles a result exactly once — with the reply, the peer's exception, its
+//! expiry, or the connection's end — and callbacks run then (or at once if already settled).
+//! As in RPyC, an expired result has not arrived: only [`AsyncResult::expired`] turns true.
+//! Blocking waits refuse to run on a thread that runs netref's connections (an actix thread),
+//! where they would stop the reply they wait for; everywhere else they block.
 
 use std::{
     fmt,
-    future::{Future, IntoFuture},
+    future::Future,
     marker::PhantomData,
     pin::Pin,
     sync::{Arc, Condvar, Mutex, MutexGuard},
@@ -17,7 +18,7 @@ use std::{
 
 use serde::de::DeserializeOwned;
 
-use crate::{from_value, Error, Value};
+use crate::{Error, Value};
 
 type Outcome = Result<Value, Error>;
 type Callback = Box<dyn FnOnce(&Outcome) + Send>;
@@ -43,6 +44,8 @@ struct State {
     timeout: Option<Duration>,
     seq: Option<u64>,
     owner: Option<Arc<dyn ResultOwner>>,
+    /// [`AsyncResult::detach`]ed: dropping the handle does not cancel the request.
+    detached: bool,
     /// Threads blocked in `wait`: `settle` signals the condition variable only for them (a
     /// `notify_all` is a futex system call even when nobody waits).
     blocked: usize,
@@ -107,10 +110,6 @@ impl Shared {
     pub(crate) fn timeout(&self) -> Duration {
         self.lock().timeout.unwrap_or_default()
     }
-
-    pub(crate) fn is_settled(&self) -> bool {
-        self.lock().outcome.is_some()
-    }
 }
 
 /// The settling side of a result, held by whoever will produce the outcome. Dropping it
@@ -139,13 +138,18 @@ impl Drop for Completer {
 
 /// The reply of one request, arriving in the background (RPyC's `AsyncResult`).
 ///
-/// `.await` it (it is `IntoFuture`) for the typed value, or use [`wait`](AsyncResult::wait) /
-/// [`value`](AsyncResult::value) from a plain thread. [`ready`](AsyncResult::ready),
+/// It is a [`Future`]: `.await` it for the typed value, or put it in `tokio::time::timeout`,
+/// `futures::future::join_all`, `select!`. From a thread that may block use
+/// [`wait`](AsyncResult::wait) / [`value`](AsyncResult::value). [`ready`](AsyncResult::ready),
 /// [`error`](AsyncResult::error) and [`expired`](AsyncResult::expired) never block.
 ///
-/// Dropping an unsettled result that has no callbacks cancels the request: the peer is told to
-/// drop the work.
-#[must_use = "an AsyncResult does nothing useful unless awaited, waited on, or given a callback"]
+/// `AsyncResult<()>` accepts any reply and discards it, so a call whose result does not matter
+/// reads `calc.call_method::<()>("incr", ()).await?`.
+///
+/// **Dropping an unsettled result cancels the request** (the peer is told to drop the work),
+/// unless it has callbacks or was [`detach`](AsyncResult::detach)ed. So `let _ = call;`
+/// cancels the call; `call.detach();` lets it run to completion unobserved.
+#[must_use = "dropping an AsyncResult cancels its request: .await it, or call .detach() to let it run unobserved"]
 pub struct AsyncResult<T = Value> {
     shared: CancelOnDrop,
     _type: PhantomData<fn() -> T>,
@@ -187,6 +191,7 @@ impl<T> AsyncResult<T> {
                 timeout,
                 seq: None,
                 owner: None,
+                detached: false,
                 blocked: 0,
             }),
             settled: Condvar::new(),
@@ -206,24 +211,28 @@ impl<T> AsyncResult<T> {
         AsyncResult { shared: self.shared, _type: PhantomData }
     }
 
-    /// Whether the result has arrived (a value or an error, timeouts included). Never blocks.
+    /// Whether the reply has arrived: a value or the peer's error (or the connection's end).
+    /// An expired result has not arrived: this stays `false` and [`expired`](AsyncResult::expired)
+    /// is `true`, as in RPyC. Never blocks.
     pub fn ready(&self) -> bool {
-        self.shared.is_settled()
+        matches!(&self.shared.lock().outcome, Some(outcome) if !is_expiry(outcome))
     }
 
-    /// Whether the result is an error (the peer's exception, a timeout, a closed connection).
+    /// Whether the reply arrived and is an error (the peer's exception, a closed connection).
+    /// `false` while pending and after expiry. Never blocks.
     pub fn error(&self) -> bool {
-        matches!(self.shared.lock().outcome, Some(Err(_)))
+        matches!(&self.shared.lock().outcome, Some(outcome @ Err(_)) if !is_expiry(outcome))
     }
 
-    /// Whether the result expired before a reply arrived.
+    /// Whether the result expired before its reply arrived. Never blocks.
     pub fn expired(&self) -> bool {
-        matches!(self.shared.lock().outcome, Some(Err(Error::Timeout(_))))
+        matches!(&self.shared.lock().outcome, Some(outcome) if is_expiry(outcome))
     }
 
     /// Sets the expiry, relative to now; `None` (or a duration too large to represent as an
-    /// instant) waits without limit. On expiry the result
-    /// settles with [`Error::Timeout`], the peer is told to cancel, and a late reply is dropped.
+    /// instant) waits without limit. On expiry the result settles as expired
+    /// ([`Error::Timeout`] for whoever reads it), the peer is told to cancel, and a late reply
+    /// is dropped.
     pub fn set_expiry(&self, timeout: Option<Duration>) {
         let owner = {
             let mut state = self.shared.lock();
@@ -239,12 +248,22 @@ impl<T> AsyncResult<T> {
         }
     }
 
-    /// Waits until the result settles (blocking). Returns the error if it settled with one.
+    /// Lets the request run to completion without anyone waiting for it: dropping the result
+    /// no longer cancels it (callbacks still run). The way to fire a call and forget it.
+    pub fn detach(self) {
+        self.shared.lock().detached = true;
+    }
+
+    /// Waits until the result settles (blocking). Returns the error if it settled with one
+    /// (for an expired result, [`Error::Timeout`]).
     ///
-    /// On an async runtime thread this returns [`Error::BlockingInRuntime`] at once: blocking
-    /// there could stop the very task that delivers the reply.
+    /// Blocks any thread except one that runs netref's connections — an actix thread
+    /// (`#[actix_rt::main]`, an actor, netref's own runtime thread) or a thread where netref
+    /// started connections — where it returns [`Error::BlockingInRuntime`] at once, since
+    /// blocking there would stop the very actor that delivers the reply. Plain threads, tokio
+    /// worker threads, `tokio::task::spawn_blocking` and `block_in_place` may wait.
     pub fn wait(&self) -> Result<(), Error> {
-        if tokio::runtime::Handle::try_current().is_ok() {
+        if !crate::hosting::may_block() {
             return Err(Error::BlockingInRuntime);
         }
         let mut state = self.shared.lock();
@@ -262,6 +281,11 @@ impl<T> AsyncResult<T> {
     }
 }
 
+/// Whether a settled outcome is an expiry (the reply never arrived).
+fn is_expiry(outcome: &Outcome) -> bool {
+    matches!(outcome, Err(Error::Timeout(_)))
+}
+
 impl<T: DeserializeOwned> AsyncResult<T> {
     /// Waits for the result (blocking, like [`wait`](AsyncResult::wait)) and returns it converted
     /// to `T`. Can be called again; each call converts a copy.
@@ -271,8 +295,9 @@ impl<T: DeserializeOwned> AsyncResult<T> {
         convert(outcome.unwrap_or_else(|| Err(Error::ConnectionClosed("no result".into()))))
     }
 
-    /// Runs `f` once with the converted result when it settles — at once, on this thread, if it
-    /// already has; otherwise on the thread that settles it (the connection's). Keep it short.
+    /// Runs `f` once with the converted result when it settles (with [`Error::Timeout`] if it
+    /// expires) — at once, on this thread, if it already has; otherwise on the thread that
+    /// settles it (the connection's). Keep it short.
     pub fn add_callback(&self, f: impl FnOnce(Result<T, Error>) + Send + 'static) {
         let cb: Callback = Box::new(move |outcome: &Outcome| f(convert(outcome.clone())));
         let mut state = self.shared.lock();
@@ -287,15 +312,16 @@ impl<T: DeserializeOwned> AsyncResult<T> {
     }
 }
 
+/// The reply converted to `T`; a reply read as `()` is discarded, whatever it is.
 fn convert<T: DeserializeOwned>(outcome: Outcome) -> Result<T, Error> {
-    outcome.and_then(|v| from_value(v).map_err(Error::from))
+    outcome.and_then(|v| crate::value::from_reply(v).map_err(Error::from))
 }
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
         let owner = {
             let state = self.0.lock();
-            if state.outcome.is_some() || !state.callbacks.is_empty() {
+            if state.outcome.is_some() || !state.callbacks.is_empty() || state.detached {
                 return;
             }
             state.owner.clone()
@@ -310,26 +336,18 @@ impl Drop for CancelOnDrop {
     }
 }
 
-/// The future of an awaited [`AsyncResult`]. Dropping it before it completes cancels the request.
-#[must_use = "futures do nothing unless awaited"]
-pub struct ResultFuture<T> {
-    result: AsyncResult<T>,
-}
-
-impl<T> fmt::Debug for ResultFuture<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.result.fmt(f)
-    }
-}
-
-impl<T: DeserializeOwned> Future for ResultFuture<T> {
+/// The reply, once it has arrived. Polled to completion, the result gives its value away: a
+/// later [`value`](AsyncResult::value) (after `(&mut result).await`) reads `()`-like emptiness,
+/// not the value again.
+impl<T: DeserializeOwned> Future for AsyncResult<T> {
     type Output = Result<T, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut state = self.result.shared.lock();
+        let mut state = self.shared.lock();
         match state.outcome.take() {
             Some(outcome) => {
-                // Keep the slot settled (a timeout stays visible), without cloning the value.
+                // Keep the slot settled (an error or an expiry stays visible), without cloning
+                // the value.
                 state.outcome = Some(match &outcome {
                     Ok(_) => Ok(Value::None),
                     Err(e) => Err(e.clone()),
@@ -345,14 +363,5 @@ impl<T: DeserializeOwned> Future for ResultFuture<T> {
                 Poll::Pending
             }
         }
-    }
-}
-
-impl<T: DeserializeOwned> IntoFuture for AsyncResult<T> {
-    type Output = Result<T, Error>;
-    type IntoFuture = ResultFuture<T>;
-
-    fn into_future(self) -> ResultFuture<T> {
-        ResultFuture { result: self }
     }
 }

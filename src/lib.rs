@@ -2,10 +2,12 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod async_result;
+mod client;
 pub mod config;
 pub mod connection;
 pub mod error;
 mod hash;
+mod hosting;
 pub mod netref;
 pub mod object;
 pub mod protocol;
@@ -17,7 +19,8 @@ pub mod tls;
 pub mod transport;
 pub mod value;
 
-pub use async_result::{AsyncResult, ResultFuture};
+pub use async_result::AsyncResult;
+pub use client::{connect, Connect, DEFAULT_CONNECT_TIMEOUT};
 pub use config::Config;
 pub use connection::{ConnInfo, ConnStats, Connection, Peer};
 pub use error::{Error, ProtocolError, RemoteError};
@@ -44,5 +47,8 @@ pub fn to_value<T: serde::Serialize + ?Sized>(value: &T) -> Result<Value, Conver
 
 /// The names most programs need: `use netref::prelude::*;`.
 pub mod prelude {
-    pub use crate::{AsyncResult, Config, Error, NetRef, Object, Peer, RemoteError, Service, Value};
+    pub use crate::{
+        expose, ActorRef, AsyncResult, Config, Error, NetRef, Object, Peer, RemoteActor, RemoteError, RemoteMessage,
+        Runtime, Server, Service, Value,
+    };
 }

@@ -248,15 +248,16 @@ impl Runtime {
     /// Runs `f()` on the runtime thread and blocks the calling thread until it finishes: the
     /// way plain threads start work there.
     ///
-    /// On an async runtime thread (the runtime's own included) this returns
-    /// [`Error::BlockingInRuntime`] instead of blocking; `.await` [`spawn`](Runtime::spawn) there.
+    /// On a thread that runs netref's connections (an actix thread, the runtime's own
+    /// included) this returns [`Error::BlockingInRuntime`] instead of blocking; `.await`
+    /// [`spawn`](Runtime::spawn) there.
     pub fn block_on<F, Fut, T>(&self, f: F) -> Result<T, Error>
     where
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = T> + 'static,
         T: Send + 'static,
     {
-        if tokio::runtime::Handle::try_current().is_ok() {
+        if !crate::hosting::may_block() {
             return Err(Error::BlockingInRuntime);
         }
         futures::executor::block_on(self.spawn(f))
@@ -485,7 +486,7 @@ pub mod blocking {
             config: Config,
             timeout: Duration,
         ) -> Result<BlockingClient, Error> {
-            if tokio::runtime::Handle::try_current().is_ok() {
+            if !crate::hosting::may_block() {
                 return Err(Error::BlockingInRuntime);
             }
             let runtime = Runtime::new()?;

@@ -427,15 +427,26 @@ impl ServerBuilder {
     }
 
     /// Listens on a TCP address (`"127.0.0.1:0"`, `"[::1]:18812"`, …) and starts serving.
-    /// Must be called inside an actix system.
+    ///
+    /// The accept loop and the connections run on the caller's thread when it runs an actix
+    /// arbiter (`#[actix_rt::main]`), otherwise on netref's default runtime thread (so it works
+    /// from `#[tokio::main]`; the address is bound on the caller's tokio runtime).
     pub async fn bind_tcp(self, addr: impl ToSocketAddrs) -> Result<Server, Error> {
         let listener = TcpListener::bind(addr).await?;
         self.serve_tcp(listener)
     }
 
-    /// Serves on an already bound `tokio::net::TcpListener`. Must be called inside an actix
-    /// system.
+    /// Serves on an already bound `tokio::net::TcpListener` (off an actix thread it moves to
+    /// netref's default runtime thread, as with [`bind_tcp`](ServerBuilder::bind_tcp)).
     pub fn serve_tcp(self, listener: TcpListener) -> Result<Server, Error> {
+        if !crate::hosting::on_actor_thread() {
+            let listener = listener.into_std()?;
+            return crate::hosting::start_actors(move || self.serve_tcp_here(TcpListener::from_std(listener)?))?;
+        }
+        self.serve_tcp_here(listener)
+    }
+
+    fn serve_tcp_here(self, listener: TcpListener) -> Result<Server, Error> {
         let address = ListenAddr::Tcp(listener.local_addr()?);
         let (server, starter, workers) = self.prepare(address);
         let shared = server.shared.clone();
@@ -443,11 +454,16 @@ impl ServerBuilder {
         Ok(server)
     }
 
-    /// Listens on a Unix socket at `path` and starts serving. Must be called inside an actix
-    /// system. The socket file is removed on shutdown.
+    /// Listens on a Unix socket at `path` and starts serving, where
+    /// [`bind_tcp`](ServerBuilder::bind_tcp) would. The socket file is removed on shutdown.
     #[cfg(unix)]
     pub async fn bind_unix(self, path: impl AsRef<Path>) -> Result<Server, Error> {
         let path = path.as_ref().to_path_buf();
+        crate::hosting::run_on_actor_thread(move || async move { self.bind_unix_here(path) }).await
+    }
+
+    #[cfg(unix)]
+    fn bind_unix_here(self, path: PathBuf) -> Result<Server, Error> {
         let listener = tokio::net::UnixListener::bind(&path)
             .map_err(|e| Error::Io(format!("cannot listen on {}: {e}", path.display())))?;
         let (server, starter, workers) = self.prepare(ListenAddr::Unix(path));

@@ -1,7 +1,10 @@
 //! Transports: an in-memory pair (deterministic tests), TCP, and any `AsyncRead + AsyncWrite`.
 //!
-//! Every function here starts a connection actor on the current actix arbiter, so call them
-//! inside an actix system (`#[actix::main]`, `#[actix_rt::test]`) or a tokio `LocalSet`.
+//! [`connect`](crate::connect) is the usual way in; these are the building blocks under it.
+//! Every function here starts a connection actor: on the caller's thread when it runs an actix
+//! arbiter (`#[actix_rt::main]`, `#[actix_rt::test]`, inside an actor), otherwise on netref's
+//! default runtime thread (see [`Runtime`](crate::Runtime)), so they work from
+//! `#[tokio::main]` and from plain threads as well.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -13,6 +16,7 @@ use tokio::{
 use crate::{
     config::Config,
     connection::{ConnInfo, Connection},
+    hosting,
     service::Service,
     Error, Peer,
 };
@@ -21,9 +25,13 @@ use crate::{
 const PAIR_BUFFER: usize = 256 * 1024;
 
 /// Connects over any byte stream (a TLS stream, a pipe, …) and returns the connection.
+///
+/// Off an actix thread the connection is started on netref's default runtime thread, which
+/// then polls `stream`: a stream tied to the caller's tokio runtime (a tokio socket) keeps
+/// working there while that runtime runs.
 pub fn connect_stream<S>(stream: S, service: Service, config: Config) -> Peer
 where
-    S: AsyncRead + AsyncWrite + Unpin + 'static,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     connect_stream_with(stream, service, config, ConnInfo::labelled("stream"))
 }
@@ -31,9 +39,16 @@ where
 /// [`connect_stream`] with what is known about the other end (label, address, credentials).
 pub fn connect_stream_with<S>(stream: S, service: Service, config: Config, info: ConnInfo) -> Peer
 where
-    S: AsyncRead + AsyncWrite + Unpin + 'static,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    start_stream(stream, service, Arc::new(config), info)
+    let config = Arc::new(config);
+    expect_started(hosting::start_actors(move || start_stream(stream, service, config, info)))
+}
+
+/// The result of starting actors on the default runtime: that runtime is started on first use
+/// and never stopped, so only a failure to start its thread at all ends up here.
+fn expect_started<T>(started: Result<T, Error>) -> T {
+    started.unwrap_or_else(|e| panic!("netref cannot start its default runtime thread: {e}"))
 }
 
 /// [`connect_stream_with`] with a shared configuration (accept loops).
@@ -53,6 +68,11 @@ pub fn connect_pair(service_a: Service, service_b: Service) -> (Peer, Peer) {
 
 /// [`connect_pair`] with a configuration for each side.
 pub fn connect_pair_with(service_a: Service, config_a: Config, service_b: Service, config_b: Config) -> (Peer, Peer) {
+    expect_started(hosting::start_actors(move || start_pair(service_a, config_a, service_b, config_b)))
+}
+
+/// [`connect_pair_with`] on the current (actix) thread.
+fn start_pair(service_a: Service, config_a: Config, service_b: Service, config_b: Config) -> (Peer, Peer) {
     let (left, right) = tokio::io::duplex(PAIR_BUFFER);
     let (lr, lw) = tokio::io::split(left);
     let (rr, rw) = tokio::io::split(right);
@@ -61,9 +81,12 @@ pub fn connect_pair_with(service_a: Service, config_a: Config, service_b: Servic
     (a, b)
 }
 
-/// Starts a connection over an accepted or connected TCP socket (sets `TCP_NODELAY`).
+/// Starts a connection over an accepted or connected TCP socket (sets `TCP_NODELAY`). Off an
+/// actix thread the socket moves to netref's default runtime thread.
 pub fn from_tcp(stream: TcpStream, service: Service, config: Config) -> Result<Peer, Error> {
-    start_tcp(stream, None, service, Arc::new(config))
+    let peer = stream.peer_addr().ok();
+    let (stream, config) = (stream.into_std()?, Arc::new(config));
+    hosting::start_actors(move || start_tcp(TcpStream::from_std(stream)?, peer, service, config))?
 }
 
 /// [`from_tcp`] with a shared configuration (accept loops) and, when known, the peer's address
@@ -81,7 +104,8 @@ pub(crate) fn start_tcp(
 
 /// [`from_tcp`] with what is known about the other end.
 pub fn from_tcp_with(stream: TcpStream, service: Service, config: Config, info: ConnInfo) -> Result<Peer, Error> {
-    start_tcp_with(stream, service, Arc::new(config), info)
+    let (stream, config) = (stream.into_std()?, Arc::new(config));
+    hosting::start_actors(move || start_tcp_with(TcpStream::from_std(stream)?, service, config, info))?
 }
 
 /// [`from_tcp_with`] with a shared configuration (accept loops).
@@ -110,8 +134,25 @@ pub(crate) fn start_unix(
 }
 
 /// Connects to a TCP address, exposing `service` to the server (for callbacks), within
-/// `connect_timeout`.
+/// `connect_timeout`. [`connect`](crate::connect) is the same with defaults and options.
 pub async fn connect_tcp(
+    addr: impl ToSocketAddrs,
+    service: Service,
+    config: Config,
+    connect_timeout: Duration,
+) -> Result<Peer, Error> {
+    if hosting::on_actor_thread() {
+        return connect_tcp_here(addr, service, config, connect_timeout).await;
+    }
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(addr).await?.collect();
+    hosting::run_on_actor_thread(
+        move || async move { connect_tcp_here(&addrs[..], service, config, connect_timeout).await },
+    )
+    .await
+}
+
+/// [`connect_tcp`] with the connection on this (actix) thread.
+pub(crate) async fn connect_tcp_here(
     addr: impl ToSocketAddrs,
     service: Service,
     config: Config,
@@ -171,7 +212,8 @@ where
 
 /// Accepts connections on `listener` (a `tokio::net::TcpListener`) until `max_connections`
 /// have been accepted (`None`: forever), serving `service` on each. The accept loop runs on the
-/// current arbiter.
+/// current actix arbiter, or off an actix thread on netref's default runtime thread (the
+/// listener moves there).
 ///
 /// A failed accept does not end the loop: one that concerns a single connection (reset,
 /// aborted or refused before it was accepted) is skipped at once, and any other (out of file
@@ -180,6 +222,23 @@ where
 /// is logged (a warning, or a debug event for a single connection's failure). (The `Result`
 /// stays for compatibility; it is always `Ok`.)
 pub async fn serve_tcp(
+    listener: TcpListener,
+    service: Service,
+    config: Config,
+    max_connections: Option<usize>,
+) -> Result<(), Error> {
+    if !hosting::on_actor_thread() {
+        let listener = listener.into_std()?;
+        return hosting::run_on_actor_thread(move || async move {
+            serve_tcp_here(TcpListener::from_std(listener)?, service, config, max_connections).await
+        })
+        .await;
+    }
+    serve_tcp_here(listener, service, config, max_connections).await
+}
+
+/// [`serve_tcp`] with the accept loop on this (actix) thread.
+async fn serve_tcp_here(
     listener: TcpListener,
     service: Service,
     config: Config,
@@ -254,7 +313,24 @@ pub async fn connect_unix(
     config: Config,
     connect_timeout: Duration,
 ) -> Result<Peer, Error> {
-    let path = path.as_ref();
+    if !hosting::on_actor_thread() {
+        let path = path.as_ref().to_path_buf();
+        return hosting::run_on_actor_thread(move || async move {
+            connect_unix_here(&path, service, config, connect_timeout).await
+        })
+        .await;
+    }
+    connect_unix_here(path.as_ref(), service, config, connect_timeout).await
+}
+
+/// [`connect_unix`] with the connection on this (actix) thread.
+#[cfg(unix)]
+async fn connect_unix_here(
+    path: &std::path::Path,
+    service: Service,
+    config: Config,
+    connect_timeout: Duration,
+) -> Result<Peer, Error> {
     let early = config.early_requests;
     connect_within(connect_timeout, early, async move {
         let stream = tokio::net::UnixStream::connect(path)

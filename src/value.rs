@@ -18,6 +18,7 @@ mod ser;
 mod shared_bytes;
 
 pub use convert_error::ConvertError;
+pub(crate) use de::from_reply;
 pub use de::{from_value, ValueDeserializer};
 pub(crate) use refs::BYTES_TOKEN;
 pub use refs::{deserialize_ref, serialize_ref, REF_TOKEN};

@@ -94,7 +94,17 @@ async fn tokio_app_uses_every_feature_through_send_handles() {
     slow.set_expiry(Some(Duration::from_millis(50)));
     assert!(matches!(within("expiry", slow).await, Err(netref::Error::Timeout(_))));
     let pending = calc.call_method::<i64>("add", (20, 22));
-    assert!(matches!(pending.value(), Err(netref::Error::BlockingInRuntime)));
+    // Blocking refuses on the runtime thread, where it would stop the connection itself.
+    let (pending, refused) = within(
+        "value() on the runtime thread",
+        rt.spawn(move || async move {
+            let refused = pending.value();
+            (pending, refused)
+        }),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(refused, Err(netref::Error::BlockingInRuntime)), "{refused:?}");
     let (tx, rx) = oneshot::channel();
     pending.add_callback(move |r| {
         let _ = tx.send(r);
@@ -197,12 +207,25 @@ fn plain_threads_block_on_results() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn blocking_client_refuses_on_runtime_threads() {
-    let err = BlockingClient::connect("127.0.0.1:9", Duration::from_millis(10)).unwrap_err();
-    assert!(matches!(err, netref::Error::BlockingInRuntime), "{err}");
+async fn blocking_client_refuses_on_actix_threads_only() {
     let rt = Runtime::new().unwrap();
-    let err = rt.block_on(|| async { 1 }).unwrap_err();
-    assert!(matches!(err, netref::Error::BlockingInRuntime), "{err}");
+    // On the runtime's own (actix) thread, blocking would stop the runtime: refused.
+    let refused = rt
+        .spawn(|| async {
+            let client = BlockingClient::connect("127.0.0.1:9", Duration::from_millis(10)).map(|_| ());
+            let inner = Runtime::new().unwrap();
+            let block_on = inner.block_on(|| async { 1 });
+            (client, block_on)
+        })
+        .await
+        .unwrap();
+    assert!(matches!(refused.0, Err(netref::Error::BlockingInRuntime)), "{:?}", refused.0);
+    assert!(matches!(refused.1, Err(netref::Error::BlockingInRuntime)), "{:?}", refused.1);
+    // A tokio worker thread runs no connection: blocking there is allowed (here the connect is
+    // refused by the closed port instead).
+    let err = BlockingClient::connect("127.0.0.1:9", Duration::from_secs(5)).unwrap_err();
+    assert!(!matches!(err, netref::Error::BlockingInRuntime), "{err}");
+    assert_eq!(rt.block_on(|| async { 1 }).unwrap(), 1);
     tokio::task::spawn_blocking(move || rt.shutdown()).await.unwrap();
 }
 

@@ -150,6 +150,8 @@ impl Connection {
         config: Arc<Config>,
         info: ConnInfo,
     ) -> Peer {
+        // Blocking waits on this thread would stop this connection: `AsyncResult::wait` refuses.
+        crate::hosting::mark_connection_thread();
         let id = next_connection_id();
         let span = tracing::info_span!("netref.conn", conn = id, peer = %info.label);
         // `Config::max_frame_len` (the setter) keeps to the minimum; the public field may not.

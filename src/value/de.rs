@@ -76,17 +76,25 @@ pub fn from_value<T: DeserializeOwned>(value: Value<impl Any + Send>) -> Result<
     T::deserialize(ValueDeserializer::new(value))
 }
 
+/// [`from_value`] for a request's reply: a reply read as `()` is discarded, whatever it holds
+/// (the caller said it does not want it), instead of failing on anything but `None`.
+pub(crate) fn from_reply<T: DeserializeOwned>(value: Value<impl Any + Send>) -> Result<T, ConvertError> {
+    T::deserialize(ValueDeserializer { value, discard_unit: true })
+}
+
 /// The serde `Deserializer` that reads a [`Value`] with references of type `R`.
 ///
 /// Usually reached through [`from_value`]; `Value` also implements [`IntoDeserializer`].
 pub struct ValueDeserializer<R> {
     value: Value<R>,
+    /// Read as `()`, any value is accepted and dropped (a reply nobody wants).
+    discard_unit: bool,
 }
 
 impl<R> ValueDeserializer<R> {
     /// A deserializer reading `value`.
     pub fn new(value: Value<R>) -> Self {
-        ValueDeserializer { value }
+        ValueDeserializer { value, discard_unit: false }
     }
 
     /// The value back.
@@ -237,6 +245,9 @@ impl<'de, R: Any + Send> Deserializer<'de> for ValueDeserializer<R> {
     }
 
     fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
+        if self.discard_unit {
+            return visitor.visit_unit();
+        }
         match self.value {
             Value::None => visitor.visit_unit(),
             _ => Err(self.invalid_type(&visitor)),
