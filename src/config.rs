@@ -41,11 +41,18 @@ pub struct Config {
     pub close_grace: Duration,
     /// How long to wait for the peer's `Hello` before closing. Default 10 s.
     pub hello_timeout: Duration,
-    /// Send a PING after this much silence from the peer; `None` (the default) disables
-    /// heartbeats.
-    pub heartbeat: Option<Duration>,
-    /// Declare the peer lost after this many heartbeat intervals of silence. Default 3.
-    pub heartbeat_misses: u32,
+    /// How long the peer may stay silent before it is declared lost: its pending calls fail
+    /// with [`Error::ConnectionClosed`](crate::Error::ConnectionClosed) ("peer lost"), its
+    /// exports are freed and the service's `on_disconnect` runs. Default 15 s; `None` never
+    /// declares a peer lost (only the transport's end does).
+    ///
+    /// Every third of it, a side that has heard nothing sends a PING request (the peer answers
+    /// it whatever its own settings), and a side that has sent nothing sends a one-way PING:
+    /// on an idle connection at most one small frame per interval each way. These bypass the
+    /// in-flight caps, and a side whose reading is stopped for back-pressure does not count
+    /// that time as silence, so a busy peer is not declared lost. A peer is declared lost after
+    /// at most `peer_timeout` of silence, and not before two thirds of it.
+    pub peer_timeout: Option<Duration>,
     /// Early requests: the `connect_*` functions return as soon as the transport is up,
     /// without waiting for the peer's `Hello`, and [`Peer::root`](crate::Peer::root) answers at
     /// once with a *root alias* (a netref that names the peer's root without knowing its
@@ -70,8 +77,7 @@ impl Default for Config {
             policy: AccessPolicy::default(),
             close_grace: Duration::from_secs(5),
             hello_timeout: Duration::from_secs(10),
-            heartbeat: None,
-            heartbeat_misses: 3,
+            peer_timeout: Some(Duration::from_secs(15)),
             early_requests: false,
         }
     }
@@ -133,12 +139,16 @@ impl Config {
         self
     }
 
-    /// Enables heartbeats: a PING after `interval` of silence; the peer is declared lost after
-    /// `misses` silent intervals.
-    pub fn heartbeat(mut self, interval: Duration, misses: u32) -> Self {
-        self.heartbeat = Some(interval);
-        self.heartbeat_misses = misses.max(1);
+    /// Sets [`peer_timeout`](Config::peer_timeout).
+    pub fn peer_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.peer_timeout = timeout;
         self
+    }
+
+    /// The former heartbeat setting: a peer silent for `interval × misses` is declared lost.
+    #[deprecated(note = "use `peer_timeout(Some(interval * misses))`: liveness is on by default (15 s)")]
+    pub fn heartbeat(self, interval: Duration, misses: u32) -> Self {
+        self.peer_timeout(Some(interval.saturating_mul(misses.max(1))))
     }
 
     /// Sets [`early_requests`](Config::early_requests).

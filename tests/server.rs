@@ -276,7 +276,7 @@ async fn one_shot_serves_one_connection() {
 
 #[actix_rt::test]
 async fn heartbeat_declares_a_silent_peer_lost() {
-    let config = Config::default().heartbeat(Duration::from_millis(20), 3);
+    let config = Config::default().peer_timeout(Some(Duration::from_millis(60)));
     let (peer, mut raw) = RawPeer::start(Service::void(), config);
     raw.handshake().await;
     // The raw side reads the pings but never answers.
@@ -289,7 +289,7 @@ async fn heartbeat_declares_a_silent_peer_lost() {
 
 #[actix_rt::test]
 async fn heartbeat_keeps_an_answering_peer() {
-    let config = Config::default().heartbeat(Duration::from_millis(20), 3);
+    let config = Config::default().peer_timeout(Some(Duration::from_millis(60)));
     let (server, client) =
         netref::connect_pair_with(Service::shared(calculator(Arc::default())), config.clone(), Service::void(), config);
     let calc = client.root().await.unwrap();

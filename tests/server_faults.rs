@@ -14,7 +14,8 @@ use tokio::{io::AsyncWriteExt, net::TcpStream};
 const T: Duration = Duration::from_secs(10);
 
 async fn start() -> (Server, Peer, NetRef) {
-    let config = Config::default().hello_timeout(Duration::from_millis(300)).heartbeat(Duration::from_millis(200), 3);
+    let config =
+        Config::default().hello_timeout(Duration::from_millis(300)).peer_timeout(Some(Duration::from_millis(600)));
     let server = Server::builder(Service::shared(calculator(Arc::default())))
         .config(config)
         .bind_tcp("127.0.0.1:0")

@@ -122,8 +122,14 @@ pub struct Connection {
     deferring: bool,
     /// The actor task's waker, to run the [`Driver`] for frames queued outside it.
     waker: Option<Waker>,
-    /// When the peer last sent anything (for heartbeats).
-    last_seen: Instant,
+    /// Liveness (see [`tick`](Connection::tick)): when the peer was last known to be alive, at
+    /// the granularity of ticks; whether anything was read, anything written, and whether
+    /// reading stopped for back-pressure since the last tick; when the next tick is due.
+    last_heard: Instant,
+    heard: bool,
+    sent: bool,
+    gate_was_shut: std::cell::Cell<bool>,
+    tick_due: Option<Instant>,
     /// The peer sent `Close`: it will answer what it already received, then hang up; we keep
     /// reading its replies.
     peer_closing: bool,
@@ -200,7 +206,11 @@ impl Connection {
                 flush_due: false,
                 deferring: false,
                 waker: None,
-                last_seen: Instant::now(),
+                last_heard: Instant::now(),
+                heard: false,
+                sent: false,
+                gate_was_shut: std::cell::Cell::new(false),
+                tick_due: None,
                 peer_closing: false,
                 one_way_running: 0,
                 span,
@@ -323,7 +333,10 @@ impl Connection {
                         let e = std::io::Error::from(std::io::ErrorKind::WriteZero);
                         return self.write_failed(e, ctx);
                     }
-                    Poll::Ready(Ok(_)) => progressed = true,
+                    Poll::Ready(Ok(_)) => {
+                        progressed = true;
+                        self.sent = true;
+                    }
                     Poll::Ready(Err(e)) => return self.write_failed(e, ctx),
                 }
             }
@@ -352,6 +365,9 @@ impl Connection {
             trace!(parent: &self.span, busy, "read gate");
         }
         self.gate.set_shut(busy);
+        if busy {
+            self.gate_was_shut.set(true);
+        }
     }
 
     fn has_room(&self) -> bool {
@@ -786,7 +802,8 @@ impl Connection {
     /// Serves a `Notify`: like a request, but the outcome is only logged. Dispatch happens now,
     /// in frame order, so one-way messages to an actor keep their order.
     fn serve_one_way(&mut self, handle: Handle, request: ObjectRequest<'_>, ctx: &mut Context<Self>) {
-        if self.state != State::Open {
+        // A one-way PING is a liveness frame: reading it was its whole purpose.
+        if self.state != State::Open || handle == Handle::Ping {
             return;
         }
         let span = self.span.clone();
@@ -935,39 +952,81 @@ impl Connection {
                 self.hello_overdue(ctx);
             }
         }
+        if self.tick_due.is_some_and(|due| due <= Instant::now()) {
+            self.tick(ctx);
+        }
         self.timer = None;
         self.expire(ctx);
     }
 
-    /// One heartbeat tick: declare a silent peer lost, or ping a quiet one.
-    fn heartbeat(&mut self, interval: Duration, ctx: &mut Context<Self>) {
+    /// Arms the next liveness tick, a third of `peer_timeout` from now, on the alarm (no runtime
+    /// timer per connection); without a `peer_timeout` there are no ticks.
+    fn schedule_tick(&mut self, ctx: &mut Context<Self>) {
+        let Some(interval) = self.config.peer_timeout.map(tick_interval) else { return };
+        let due = Instant::now() + interval;
+        self.tick_due = Some(due);
+        if !self.alarm.set(due) {
+            ctx.run_later(interval, |act, ctx| act.tick(ctx));
+        }
+    }
+
+    /// One liveness tick (every third of `peer_timeout`): declares a silent peer lost, and
+    /// keeps the peer's own check satisfied.
+    ///
+    /// The peer counts as heard up to the start of the last interval in which anything was
+    /// read, so a peer is declared lost after at most `peer_timeout` of real silence (and at
+    /// least two intervals). While reading was stopped for back-pressure, silence says nothing
+    /// about the peer: it counts as heard. If nothing was heard, a PING request asks the peer
+    /// for a reply (it answers whatever its own settings); else, if nothing was sent, a one-way
+    /// PING lets the peer hear from this side. Both go out directly, outside the in-flight caps.
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        self.tick_due = None;
+        let Some(limit) = self.config.peer_timeout else { return };
         if self.state != State::Open {
             return;
         }
-        let silent = self.last_seen.elapsed();
-        let limit = interval.saturating_mul(self.config.heartbeat_misses);
+        let interval = tick_interval(limit);
+        let now = Instant::now();
+        let heard = std::mem::take(&mut self.heard) | self.gate_was_shut.take() | self.gate.is_shut();
+        if heard {
+            self.last_heard = now.checked_sub(interval).unwrap_or(now).max(self.last_heard);
+        }
+        let silent = now.saturating_duration_since(self.last_heard);
         if silent >= limit {
-            let error = Error::ConnectionClosed(format!(
-                "peer lost: nothing received for {silent:?} ({} heartbeat intervals of {interval:?})",
-                self.config.heartbeat_misses
-            ));
+            let error =
+                Error::ConnectionClosed(format!("peer lost: nothing received for {silent:?} (peer_timeout {limit:?})"));
             return self.fail(error, ctx);
         }
-        // Ping from half an interval of silence: a tick may come a little early, and the reply
-        // must be back before the next check.
-        if silent >= interval / 2 {
-            let (result, completer) = crate::AsyncResult::<Value>::pending(Some(limit));
-            // Nobody awaits a heartbeat: the callback keeps it from being cancelled on drop.
-            result.add_callback(|_| {});
-            self.submit(
-                Submit {
-                    handle: Handle::Ping,
-                    args: Payload::Value(Value::Tuple(vec![Value::None])),
-                    completer,
-                    one_way: false,
-                },
-                ctx,
-            );
+        if !heard {
+            self.send_liveness_ping(limit);
+        } else if !std::mem::take(&mut self.sent) {
+            let frame = Frame::Notify { handle: Handle::Ping, args: Value::Tuple(Vec::new()) };
+            if let Err(e) = self.write_frame(&frame) {
+                debug!(parent: &self.span, error = %e, "cannot send a liveness frame");
+            }
+        }
+        self.sent = false;
+        self.schedule_tick(ctx);
+    }
+
+    /// A PING request the peer must answer, outside the in-flight caps and the backlog;
+    /// nobody waits for its result (it expires with `peer_timeout`).
+    fn send_liveness_ping(&mut self, limit: Duration) {
+        let (result, completer) = crate::AsyncResult::<Value>::pending(Some(limit));
+        result.detach();
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let owner: Arc<dyn ResultOwner> = self.shared.clone();
+        if completer.shared.register(seq, owner).is_err() {
+            return;
+        }
+        let frame =
+            Frame::Request { seq, handle: Handle::Ping, args: Value::Tuple(vec![Value::None]), deadline: Some(limit) };
+        match self.write_frame(&frame) {
+            Ok(()) => {
+                self.pending.insert(seq, completer);
+            }
+            Err(e) => debug!(parent: &self.span, error = %e, "cannot send a liveness ping"),
         }
     }
 
@@ -1143,9 +1202,7 @@ impl Actor for Connection {
             });
             Some((due, Some(handle)))
         };
-        if let Some(interval) = self.config.heartbeat {
-            ctx.run_interval(interval, move |act, ctx| act.heartbeat(interval, ctx));
-        }
+        self.schedule_tick(ctx);
         let peer = Peer::from_shared(self.shared.clone());
         debug!(parent: &self.span, "connection started");
         self.service.connected(&peer);
@@ -1200,10 +1257,8 @@ impl Connection {
             }
             Err(e) => return self.fail(Error::Protocol(e), ctx),
         };
-        if self.config.heartbeat.is_some() {
-            // Only heartbeats read it; a clock read per frame is measurable when pipelining.
-            self.last_seen = Instant::now();
-        }
+        // No clock read per frame (measurable when pipelining): the tick turns this into time.
+        self.heard = true;
         if self.peer_hello.is_some() && self.on_plain_body(&body, ctx) {
             self.update_gate();
             return;
@@ -1449,6 +1504,11 @@ fn release_chunk(config: &Config, peer_max: Option<usize>) -> usize {
     let max_frame_len = peer_max.map_or(config.max_frame_len, |peer| peer.min(config.max_frame_len));
     let by_bytes = max_frame_len.saturating_sub(16) / 20;
     by_values.min(by_bytes).clamp(1, 1 << 16)
+}
+
+/// The time between liveness ticks: a third of `peer_timeout` (see [`Connection::tick`]).
+fn tick_interval(peer_timeout: Duration) -> Duration {
+    (peer_timeout / 3).max(Duration::from_millis(1))
 }
 
 /// The longest message of the error sent in place of a reply that could not be sent: with
