@@ -1,4 +1,4 @@
-//! [`NetRef`]: the `Send + Sync` handle to an object, local or on a peer (DESIGN §4).
+//! [`NetRef`]: the `Send + Sync` handle to an object, local or on a peer.
 //!
 //! A netref to a remote object holds the connection and the object's [`IdPack`]. Its local
 //! attributes — `Debug`, identity equality and hash, [`id_pack`](NetRef::id_pack),

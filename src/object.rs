@@ -1,4 +1,4 @@
-//! The exported-object model (DESIGN §7): what a peer can reach through a netref.
+//! The exported-object model: what a peer can reach through a netref.
 //!
 //! An [`Object`] has a type name, methods, attributes, and optional call, iteration and
 //! context-manager behaviour. Build one with [`Object::builder`]; methods are plain functions or

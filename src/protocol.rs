@@ -1,4 +1,5 @@
-//! The native wire protocol: constants, frames and the frame codec (DESIGN §3, PROTOCOL.md).
+//! The native wire protocol: constants, frames and the frame codec (byte by byte in the
+//! repository's `PROTOCOL.md`).
 //!
 //! A frame is a 4-byte big-endian length followed by a postcard body encoding one [`Frame`].
 //! Decoding treats every byte as hostile: it never panics, never allocates more than

@@ -1,4 +1,4 @@
-//! Typed remote actors (DESIGN §7): expose an actix [`Addr<A>`]; a peer holds an
+//! Typed remote actors: expose an actix [`Addr<A>`](actix::Addr); a peer holds an
 //! [`ActorRef<A>`] and sends it the actor's messages as if it were local.
 //!
 //! A message that crosses the wire implements [`RemoteMessage`] (serde, with a stable name);
@@ -160,7 +160,7 @@ where
 }
 
 /// A typed handle to an actor, local or remote. `Send + Sync + Clone`; it travels inside
-/// messages and replies, and one sent back to its owner resolves to the local [`Addr`]
+/// messages and replies, and one sent back to its owner resolves to the local [actix `Addr`](actix::Addr)
 /// ([`local_addr`](ActorRef::local_addr)).
 pub struct ActorRef<A> {
     netref: NetRef,

@@ -1,11 +1,11 @@
-//! Hosting mode D: netref on its own actix thread, for any tokio application (or none).
+//! netref on its own actix thread, for any tokio application (or none).
 //!
 //! netref's connections are actix actors, and actors need an actix system on the thread that
 //! starts them. An actix-native program already has one (`#[actix_rt::main]`,
 //! `#[actix_rt::test]`) and calls [`connect_tcp`](crate::connect_tcp),
 //! [`connect_pair`](crate::connect_pair) and friends directly. Every other program — a
 //! `#[tokio::main]` service, a thread-pool application, a plain `fn main` — starts a
-//! [`Runtime`]: one named OS thread running an actix [`System`], where the connections live.
+//! [`Runtime`]: one named OS thread running an [actix `System`](actix::System), where the connections live.
 //!
 //! Everything a connection hands out is `Send + Sync` and wraps an address, never the actor:
 //! [`Peer`], [`NetRef`] and [`AsyncResult`] can be used from any thread. `.await` them on any
@@ -76,9 +76,10 @@ fn stopped_error() -> Error {
     Error::ConnectionClosed("the netref runtime has stopped".into())
 }
 
-/// A handle to netref's own actix thread (hosting mode D). Cheap to clone, `Send + Sync`.
+/// A handle to netref's own actix thread, for programs without an actix system of their own.
+/// Cheap to clone, `Send + Sync`.
 ///
-/// [`Runtime::new`] starts a thread named `netref-rt-N` running an actix [`System`]. Connections
+/// [`Runtime::new`] starts a thread named `netref-rt-N` running an [actix `System`](actix::System). Connections
 /// started through the runtime ([`connect_tcp`](Runtime::connect_tcp),
 /// [`connect_pair`](Runtime::connect_pair), [`serve_tcp`](Runtime::serve_tcp)) live there, and
 /// are closed gracefully when the runtime shuts down. [`spawn`](Runtime::spawn) runs any code
@@ -311,7 +312,9 @@ impl Runtime {
     ///
     /// Resolves once the listener is registered with the runtime; accepting then goes on in the
     /// background until the runtime shuts down (which also closes the accepted connections).
-    /// Bind the listener yourself (`std::net::TcpListener::bind`), so you know its address.
+    /// `listener` is a `std::net::TcpListener` (not tokio's: the runtime thread registers it
+    /// with its own reactor); bind it yourself with `std::net::TcpListener::bind`, so you know
+    /// its address.
     pub fn serve_tcp(
         &self,
         listener: StdTcpListener,

@@ -52,9 +52,21 @@ fn tls_error(message: impl Into<String>) -> Error {
 }
 
 /// The crypto provider of every config this module builds: rustls's `ring` provider, passed
-/// explicitly so that no process-wide default is needed.
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+/// explicitly so that no process-wide default is needed. A `rustls::ClientConfig` or
+/// `rustls::ServerConfig` built by hand for [`TlsClientConfig::from_rustls`] or
+/// [`TlsServerConfig::from_rustls`] can use the same one:
+/// `rustls::ClientConfig::builder_with_provider(netref::tls::crypto_provider())`.
+///
+/// The `ring` provider offers no post-quantum key exchange (rustls 0.23.48 deprecated its
+/// constructor for that reason; it still works). netref keeps it because `aws-lc-rs`, the
+/// provider that has one, builds a large C library. For post-quantum key exchange, build the
+/// rustls config with the `aws-lc-rs` provider and pass it to `from_rustls`.
+pub fn crypto_provider() -> Arc<CryptoProvider> {
+    // Deprecated from rustls 0.23.48 only for the missing post-quantum key exchange (above);
+    // the allowance keeps a build against the newest rustls 0.23 free of warnings.
+    #[allow(deprecated)]
+    let provider = rustls::crypto::ring::default_provider();
+    Arc::new(provider)
 }
 
 /// A root store holding `roots`; at least one root is required, each must parse.
@@ -100,7 +112,7 @@ impl TlsServerConfig {
         if cert_chain.is_empty() {
             return Err(tls_error("the server certificate chain is empty"));
         }
-        let config = ServerConfig::builder_with_provider(provider())
+        let config = ServerConfig::builder_with_provider(crypto_provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| tls_error(format!("cannot set up TLS protocol versions: {e}")))?
             .with_no_client_auth()
@@ -122,7 +134,7 @@ impl TlsServerConfig {
                  build the rustls ServerConfig with a client certificate verifier (WebPkiClientVerifier) instead",
             ));
         }
-        let provider = provider();
+        let provider = crypto_provider();
         let roots = Arc::new(root_store(roots, "client authentication")?);
         let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider.clone())
             .build()
@@ -178,7 +190,7 @@ impl TlsClientConfig {
     /// no client certificate.
     pub fn new(roots: Vec<CertificateDer<'static>>) -> Result<Self, Error> {
         let roots = root_store(roots, "a TLS client (it always verifies the server)")?;
-        let config = ClientConfig::builder_with_provider(provider())
+        let config = ClientConfig::builder_with_provider(crypto_provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| tls_error(format!("cannot set up TLS protocol versions: {e}")))?
             .with_root_certificates(roots)

@@ -1,4 +1,4 @@
-//! The value model: what travels by value, what by reference (DESIGN §2).
+//! The value model: what travels by value, what by reference.
 //!
 //! [`Value`] mirrors what RPyC's brine can carry by value, plus a reference variant for objects
 //! that travel by reference. [`to_value`] and [`from_value`] bridge any serde type to `Value`

@@ -222,12 +222,11 @@ async fn a_tls12_client_from_rustls_is_verified_and_refused_alike() {
     let tls12_client = |roots: &Ca| {
         let mut store = rustls::RootCertStore::empty();
         store.add(roots.cert.clone()).unwrap();
-        let config =
-            rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
-                .with_protocol_versions(&[&rustls::version::TLS12])
-                .unwrap()
-                .with_root_certificates(store)
-                .with_no_client_auth();
+        let config = rustls::ClientConfig::builder_with_provider(netref::tls::crypto_provider())
+            .with_protocol_versions(&[&rustls::version::TLS12])
+            .unwrap()
+            .with_root_certificates(store)
+            .with_no_client_auth();
         TlsClientConfig::from_rustls(std::sync::Arc::new(config))
     };
     let mut server = TlsServer::start(ca.server_config(), calculator()).await;
