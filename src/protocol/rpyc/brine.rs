@@ -207,9 +207,10 @@ impl Brine {
             Brine::Tuple(items) | Brine::FrozenSet(items) => {
                 items.iter().fold(1usize, |n, item| n.saturating_add(item.count_values()))
             }
-            Brine::Slice { start, stop, step } => {
-                1usize.saturating_add(start.count_values()).saturating_add(stop.count_values()).saturating_add(step.count_values())
-            }
+            Brine::Slice { start, stop, step } => 1usize
+                .saturating_add(start.count_values())
+                .saturating_add(stop.count_values())
+                .saturating_add(step.count_values()),
             _ => 1,
         }
     }
@@ -651,7 +652,8 @@ impl Reader<'_> {
                 Brine::slice(start, stop, step)
             }
             TAG_INT_L1 | TAG_INT_L4 => {
-                let len = if tag == TAG_INT_L1 { usize::from(self.u8("int length")?) } else { self.u32_len("int length")? };
+                let len =
+                    if tag == TAG_INT_L1 { usize::from(self.u8("int length")?) } else { self.u32_len("int length")? };
                 let max_digits = self.limits.max_int_digits;
                 let text = self.take(len, "int text")?;
                 parse_python_int(text, max_digits)?

@@ -144,10 +144,7 @@ impl RpycChannelCodec {
         let compressed = self.compress_above.is_some_and(|threshold| plain_len > threshold);
         if compressed {
             let plain = dst.split_off(payload_start);
-            let mut encoder = flate2::write::ZlibEncoder::new(
-                dst.writer(),
-                Compression::new(STOCK_COMPRESSION_LEVEL),
-            );
+            let mut encoder = flate2::write::ZlibEncoder::new(dst.writer(), Compression::new(STOCK_COMPRESSION_LEVEL));
             encoder.write_all(&plain)?;
             encoder.finish()?;
         }

@@ -98,9 +98,7 @@ pub fn decode_message(payload: &Bytes, limits: &BrineLimits) -> Result<Message, 
         Brine::BigInt(v) => v.to_u128().and_then(|v| u64::try_from(v).ok()),
         _ => None,
     }
-    .ok_or_else(|| {
-        ProtocolError::Malformed(format!("rpyc seq must be an int in 0..2^64, found {}", describe(&seq)))
-    })?;
+    .ok_or_else(|| ProtocolError::Malformed(format!("rpyc seq must be an int in 0..2^64, found {}", describe(&seq))))?;
     Ok(Message { msg, seq, args })
 }
 
