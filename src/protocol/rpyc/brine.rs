@@ -522,6 +522,22 @@ fn fits_i64(text: &str) -> Option<i64> {
 ///
 /// Byte strings are zero-copy slices of `src`. No length field makes it reserve more than the
 /// bytes left in `src` can fill.
+///
+/// ```
+/// use bytes::{Bytes, BytesMut};
+/// use netref::protocol::rpyc::{dump, load, Brine, BrineLimits};
+///
+/// // slice(1, None, 2), as rpyc 6 writes it.
+/// let bytes = Bytes::from_static(b"\x19\x12\x51\x00\x52");
+/// let value = load(&bytes, &BrineLimits::default()).unwrap();
+/// assert_eq!(value, Brine::slice(Brine::Int(1), Brine::None, Brine::Int(2)));
+/// let mut again = BytesMut::new();
+/// dump(&value, &mut again).unwrap();
+/// assert_eq!(again, bytes);
+/// // True is not 1, and 0xff is no tag.
+/// assert_eq!(load(&Bytes::from_static(b"\x03"), &BrineLimits::default()).unwrap(), Brine::Bool(true));
+/// assert!(load(&Bytes::from_static(b"\xff"), &BrineLimits::default()).is_err());
+/// ```
 pub fn load(src: &Bytes, limits: &BrineLimits) -> Result<Brine, ProtocolError> {
     let mut reader = Reader { src, pos: 0, limits, values: 0 };
     let value = reader.value(0)?;
