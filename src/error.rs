@@ -286,6 +286,20 @@ pub enum ProtocolError {
     /// The body does not decode (truncated, bad varint, invalid UTF-8, …).
     #[error("malformed frame: {0}")]
     Malformed(String),
+    /// A compressed frame (RPyC's channel) inflates to more than `max_frame_len` bytes;
+    /// inflating stopped there, nothing larger was allocated.
+    #[error("compressed frame inflates to more than max_frame_len ({max} bytes)")]
+    InflatedTooLarge {
+        /// The configured limit.
+        max: usize,
+    },
+    /// An RPyC payload whose first byte is not a message type (1 REQUEST, 2 REPLY, 3 EXCEPTION).
+    #[error("unknown rpyc message type {0} (1 REQUEST, 2 REPLY and 3 EXCEPTION are the only ones)")]
+    UnknownMessageType(u8),
+    /// An RPyC payload that starts with `0x12`, a brine 3-tuple: the `(msg, seq, args)` layout of
+    /// rpyc 5.x and older, which rpyc 6 replaced and cannot talk to.
+    #[error("the peer looks like rpyc 5.x or older (payload starts with 0x12, the old (msg, seq, args) layout); rpyc 6 cannot talk to it: upgrade the peer to rpyc 6")]
+    LegacyRpycPeer,
     /// The transport failed.
     #[error("i/o error ({kind:?}): {message}")]
     Io {

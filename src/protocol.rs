@@ -12,6 +12,7 @@ mod codec;
 mod consts;
 mod frame;
 mod plain;
+pub mod rpyc;
 mod wire;
 
 pub use codec::FrameCodec;
