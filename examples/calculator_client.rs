@@ -5,14 +5,11 @@ use std::time::Duration;
 
 use netref::prelude::*;
 
-#[actix_rt::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), netref::Error> {
     let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:18812".into());
-    let timeout = Duration::from_secs(5);
-    let peer = match addr.strip_prefix("unix:") {
-        Some(path) => netref::connect_unix(path, Service::void(), Config::default(), timeout).await?,
-        None => netref::connect_tcp(addr.as_str(), Service::void(), Config::default(), timeout).await?,
-    };
+    // TCP or `unix:PATH`; from a plain tokio program, netref runs the connection on its own thread.
+    let peer = netref::connect(addr).timeout(Duration::from_secs(5)).await?;
     let calc = peer.root().await?;
     let sum: i64 = calc.call_method("add", (1, 2)).await?;
     println!("add(1, 2) = {sum}");

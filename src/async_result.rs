@@ -143,8 +143,33 @@ impl Drop for Completer {
 /// [`wait`](AsyncResult::wait) / [`value`](AsyncResult::value). [`ready`](AsyncResult::ready),
 /// [`error`](AsyncResult::error) and [`expired`](AsyncResult::expired) never block.
 ///
-/// `AsyncResult<()>` accepts any reply and discards it, so a call whose result does not matter
-/// reads `calc.call_method::<()>("incr", ()).await?`.
+/// `AsyncResult<()>` accepts any reply and discards it. A call whose result does not matter
+/// names `()` as its result type (compiles in editions 2021 and 2024):
+///
+/// ```edition2024
+/// # async fn demo(calc: netref::NetRef) -> Result<(), netref::Error> {
+/// calc.call_method::<()>("incr", ()).await?; // `incr` returns an int: discarded
+/// # Ok(()) }
+/// ```
+///
+/// ```edition2021
+/// # async fn demo(calc: netref::NetRef) -> Result<(), netref::Error> {
+/// calc.call_method::<()>("incr", ()).await?;
+/// let sum: i64 = calc.call_method("add", (1, 2)).await?; // the result type comes from the binding
+/// # Ok(()) }
+/// ```
+///
+/// The type is needed: `call_method` is generic in its result so that
+/// `let sum: i64 = calc.call_method(..).await?` works, and a bare `calc.call_method(..).await?;`
+/// leaves that type to Rust's fallback, which in edition 2024 is `!` ("the trait bound `!:
+/// Deserialize` is not satisfied"; in 2021, "this function depends on never type fallback
+/// being `()`"):
+///
+/// ```compile_fail,edition2024
+/// # async fn demo(calc: netref::NetRef) -> Result<(), netref::Error> {
+/// calc.call_method("incr", ()).await?;
+/// # Ok(()) }
+/// ```
 ///
 /// **Dropping an unsettled result cancels the request** (the peer is told to drop the work),
 /// unless it has callbacks or was [`detach`](AsyncResult::detach)ed. So `let _ = call;`

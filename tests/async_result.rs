@@ -1,7 +1,9 @@
 //! Guards `AsyncResult`: ready/error/expired never block; callbacks run exactly once (at once
 //! if already settled); expiry gives `Timeout`, cancels the peer's work and frees the pending
-//! entry, `wait`/`value` work from plain threads and refuse on a
-//! runtime thread; dropping an unawaited result cancels the request.
+//! entry, and an expired result has not arrived (only `expired()` is true); `wait`/`value` work
+//! from plain threads and refuse on an actix thread; dropping an unawaited result cancels the
+//! request, `detach()` lets it run; a result read as `()` discards any reply; an `AsyncResult`
+//! is a `Future` that composes with tokio and futures combinators.
 
 mod common;
 
@@ -207,7 +209,48 @@ async fn expiries_come_due_whatever_their_order(t: Transport) {
     assert_eq!((stats.pending, stats.scheduled_expiries), (0, 0), "{stats:?}");
 }
 
+async fn a_detached_result_runs_to_completion(t: Transport) {
+    let counters = Arc::new(Counters::default());
+    let (server, client) = connect_default(t, Service::shared(calculator(counters.clone()))).await;
+    let calc = client.root().await.unwrap();
+    calc.call_method::<u64>("slow", (30u64,)).detach();
+    wait_until(Duration::from_secs(5), "the detached call finished", || async {
+        counters.slow_finished.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    assert_eq!(server.stats().await.unwrap().inbound, 0);
+}
+
+async fn a_result_read_as_unit_discards_any_reply(t: Transport) {
+    let (_server, client) = connect_default(t, Service::shared(calculator(Arc::default()))).await;
+    let calc = client.root().await.unwrap();
+    // `add` returns an int; the caller does not want it.
+    calc.call_method::<()>("add", (1, 2)).await.unwrap();
+    let discarded: () = calc.call_method("concat", ("a", "b")).await.unwrap();
+    assert_eq!(discarded, ());
+    // An error is still an error.
+    assert!(calc.call_method::<()>("div", (1, 0)).await.is_err());
+}
+
+async fn an_async_result_is_a_future_for_combinators(t: Transport) {
+    let (_server, client) = connect_default(t, Service::shared(calculator(Arc::default()))).await;
+    let calc = client.root().await.unwrap();
+    let sum = tokio::time::timeout(Duration::from_secs(5), calc.call_method::<i64>("add", (1, 2))).await.unwrap();
+    assert_eq!(sum.unwrap(), 3);
+    let all = futures::future::join_all((0..5).map(|i| calc.call_method::<i64>("add", (i, i)))).await;
+    assert_eq!(all.into_iter().map(Result::unwrap).collect::<Vec<_>>(), vec![0, 2, 4, 6, 8]);
+    let slow = calc.call_method::<u64>("slow", (60_000u64,));
+    let fast = calc.call_method::<i64>("add", (20, 22));
+    tokio::select! {
+        _ = slow => panic!("the slow call won"),
+        r = fast => assert_eq!(r.unwrap(), 42),
+    }
+}
+
 over_both_transports!(
+    a_detached_result_runs_to_completion,
+    a_result_read_as_unit_discards_any_reply,
+    an_async_result_is_a_future_for_combinators,
     expiries_come_due_whatever_their_order,
     rescheduled_expiries_keep_one_deadline,
     huge_expiries_mean_no_limit,

@@ -1179,7 +1179,8 @@ fn start_isolated(target: Target, span: &tracing::Span, run: impl FnOnce() -> Se
 
 fn panic_error(object: &Target, panic: Box<dyn std::any::Any + Send>) -> RemoteError {
     let message = crate::error::panic_message(&*panic).to_owned();
-    let traceback = crate::error::traceback_text(&format!("panic while serving a request on '{object}'"), kinds::PANIC, &message);
+    let traceback =
+        crate::error::traceback_text(&format!("panic while serving a request on '{object}'"), kinds::PANIC, &message);
     RemoteError::new(kinds::PANIC, message).with_traceback(traceback)
 }
 
