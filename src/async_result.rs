@@ -98,6 +98,15 @@ impl Shared {
         Ok(state.expiry.map(|at| (at, state.timeout.unwrap_or_default())))
     }
 
+    /// Records the owner of a request that waits to be sent (no number yet), so that a new
+    /// expiry or a cancellation reaches it.
+    pub(crate) fn attach(&self, owner: Arc<dyn ResultOwner>) {
+        let mut state = self.lock();
+        if state.outcome.is_none() {
+            state.owner = Some(owner);
+        }
+    }
+
     pub(crate) fn seq(&self) -> Option<u64> {
         self.lock().seq
     }

@@ -37,6 +37,7 @@ use crate::{
 };
 
 pub(crate) use crate::hash::SeqMap;
+use crate::session::{Payload, Submit};
 
 static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -105,7 +106,7 @@ pub(crate) type StopHook = Box<dyn FnOnce() + Send>;
 
 #[derive(Default)]
 pub(crate) struct RequestQueue {
-    items: Vec<actor::Submit>,
+    items: Vec<Submit>,
     /// Proxies whose last handle dropped (instance id, generation): the actor owes `Release`s.
     dropped: Vec<(u64, u64)>,
     /// The actor has been woken for what is queued.
@@ -138,7 +139,7 @@ impl ConnShared {
     /// Queues a request for the actor, waking it if the queue was empty. Requests queued
     /// before any actor message is sent are handled before that message, so a request made
     /// before `close()` is sent before the `Close` frame.
-    fn enqueue(&self, msg: actor::Submit) {
+    fn enqueue(&self, msg: Submit) {
         if let Err(msg) = self.push(msg, |queue, msg| queue.items.push(msg)) {
             msg.completer.settle(Err(self.closed_error()));
         }
@@ -170,7 +171,7 @@ impl ConnShared {
 
     /// Takes the queued requests into `batch` and the dropped proxies into `dropped` (empty
     /// vectors whose allocations are reused).
-    pub(crate) fn take_requests(&self, batch: &mut Vec<actor::Submit>, dropped: &mut Vec<(u64, u64)>) {
+    pub(crate) fn take_requests(&self, batch: &mut Vec<Submit>, dropped: &mut Vec<(u64, u64)>) {
         if !self.requests_waiting() {
             return;
         }
@@ -271,7 +272,7 @@ impl ConnShared {
         let (result, completer) = AsyncResult::pending(self.config.request_timeout);
         // If the actor is gone the message is dropped, and the completer's drop settles the
         // result with ConnectionClosed.
-        self.enqueue(actor::Submit { handle, args: actor::Payload::Value(args), completer, one_way: false });
+        self.enqueue(Submit { handle, args: Payload::Value(args), completer, one_way: false });
         result
     }
 
@@ -282,32 +283,32 @@ impl ConnShared {
             return AsyncResult::settled(Err(self.closed_error()));
         }
         let (result, completer) = AsyncResult::pending(self.config.request_timeout);
-        let args = actor::Payload::Call { target, tail };
-        self.enqueue(actor::Submit { handle, args, completer, one_way: false });
+        let args = Payload::Call { target, tail };
+        self.enqueue(Submit { handle, args, completer, one_way: false });
         result
     }
 
     /// Sends a one-way request (`Notify`): no reply, no pending entry. Fails only if the
     /// connection is already closed; ordered with every other request of this connection.
     pub(crate) fn notify(self: &Arc<Self>, handle: Handle, args: Value) -> Result<(), Error> {
-        self.notify_payload(handle, actor::Payload::Value(args))
+        self.notify_payload(handle, Payload::Value(args))
     }
 
     /// [`notify`](ConnShared::notify) for a CALLATTR or CALL (`handle`) on `target` whose name
     /// (CALLATTR) and arguments were encoded by
     /// [`encode_call_tail`](crate::protocol::encode_call_tail).
     pub(crate) fn notify_call(self: &Arc<Self>, handle: Handle, target: NetRef, tail: CallTail) -> Result<(), Error> {
-        self.notify_payload(handle, actor::Payload::Call { target, tail })
+        self.notify_payload(handle, Payload::Call { target, tail })
     }
 
-    fn notify_payload(self: &Arc<Self>, handle: Handle, args: actor::Payload) -> Result<(), Error> {
+    fn notify_payload(self: &Arc<Self>, handle: Handle, args: Payload) -> Result<(), Error> {
         if self.is_closed() {
             return Err(self.closed_error());
         }
         let (result, completer) = AsyncResult::<Value>::pending(None);
         // Nobody awaits it: a callback keeps the drop from cancelling it.
         result.add_callback(|_| {});
-        self.enqueue(actor::Submit { handle, args, completer, one_way: true });
+        self.enqueue(Submit { handle, args, completer, one_way: true });
         Ok(())
     }
 

@@ -15,6 +15,7 @@ pub mod remote_actor;
 pub mod runtime;
 pub mod server;
 pub mod service;
+mod session;
 pub mod tls;
 pub mod transport;
 pub mod value;

@@ -84,8 +84,12 @@ fn start_pair(service_a: Service, config_a: Config, service_b: Service, config_b
 /// Starts a connection over an accepted or connected TCP socket (sets `TCP_NODELAY`). Off an
 /// actix thread the socket moves to netref's default runtime thread.
 pub fn from_tcp(stream: TcpStream, service: Service, config: Config) -> Result<Peer, Error> {
+    let config = Arc::new(config);
+    if hosting::on_actor_thread() {
+        return start_tcp(stream, None, service, config);
+    }
     let peer = stream.peer_addr().ok();
-    let (stream, config) = (stream.into_std()?, Arc::new(config));
+    let stream = stream.into_std()?;
     hosting::start_actors(move || start_tcp(TcpStream::from_std(stream)?, peer, service, config))?
 }
 
@@ -104,7 +108,11 @@ pub(crate) fn start_tcp(
 
 /// [`from_tcp`] with what is known about the other end.
 pub fn from_tcp_with(stream: TcpStream, service: Service, config: Config, info: ConnInfo) -> Result<Peer, Error> {
-    let (stream, config) = (stream.into_std()?, Arc::new(config));
+    let config = Arc::new(config);
+    if hosting::on_actor_thread() {
+        return start_tcp_with(stream, service, config, info);
+    }
+    let stream = stream.into_std()?;
     hosting::start_actors(move || start_tcp_with(TcpStream::from_std(stream)?, service, config, info))?
 }
 

@@ -247,7 +247,35 @@ async fn an_async_result_is_a_future_for_combinators(t: Transport) {
     }
 }
 
+async fn a_queued_request_times_out_on_its_own_expiry(t: Transport) {
+    let counters = Arc::new(Counters::default());
+    let client_cfg = Config::default().max_in_flight(1);
+    let (_server, client) =
+        connect(t, Service::shared(calculator(counters.clone())), Config::default(), Service::void(), client_cfg).await;
+    let calc = client.root().await.unwrap();
+    // The only in-flight slot is taken for 3 s; the second call waits in the backlog.
+    let first = calc.call_method::<u64>("slow", (3_000u64,));
+    wait_until(Duration::from_secs(5), "the first call runs", || async {
+        counters.slow_started.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let second = calc.call_method::<i64>("add", (1, 2));
+    // Queued with the default expiry (30 s); the new one must reach the queued request.
+    wait_until(Duration::from_secs(5), "the second call is queued", || async {
+        client.stats().await.unwrap().queued == 1
+    })
+    .await;
+    second.set_expiry(Some(Duration::from_millis(150)));
+    assert!(matches!(second.await, Err(netref::Error::Timeout(d)) if d == Duration::from_millis(150)));
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_millis(1500), "timed out after {waited:?}, not at its own expiry");
+    assert_eq!(client.stats().await.unwrap().queued, 0);
+    drop(first);
+}
+
 over_both_transports!(
+    a_queued_request_times_out_on_its_own_expiry,
     a_detached_result_runs_to_completion,
     a_result_read_as_unit_discards_any_reply,
     an_async_result_is_a_future_for_combinators,

@@ -6,7 +6,6 @@
 
 use std::{
     cell::RefCell,
-    collections::VecDeque,
     panic::AssertUnwindSafe,
     pin::Pin,
     rc::Rc,
@@ -33,14 +32,15 @@ use super::{
     outbox::{Outbox, Segments, SPILL_PLAIN, SPILL_VECTORED},
     ConnInfo, ConnShared, Peer, SeqMap,
 };
+use crate::session::{Outbound, Payload, Submit};
 use crate::{
-    async_result::{Completer, ResultOwner, Shared},
+    async_result::{ResultOwner, Shared},
     config::Config,
     error::{kinds, RemoteError},
     object::{dispatch, dispatch_call, dispatch_callable, ExportTable, MethodFuture, Object, Served},
     protocol::{
-        read_call, read_reply, CallFrame, CallTail, FrameCodec, Hello, Limits, PlainRef, PlainReply, RefUnboxer,
-        KIND_NOTIFY, KIND_REPLY, KIND_REQUEST, MIN_MAX_FRAME_LEN, ROOT_ALIAS,
+        read_call, read_reply, CallFrame, FrameCodec, Hello, Limits, PlainRef, PlainReply, RefUnboxer, KIND_NOTIFY,
+        KIND_REPLY, KIND_REQUEST, MIN_MAX_FRAME_LEN, ROOT_ALIAS,
     },
     service::Service,
     Error, Frame, Handle, NetRef, ProtocolError, RefLabel, Value,
@@ -94,14 +94,13 @@ pub struct Connection {
     state: State,
     exports: ExportTable,
     imports: ImportCache,
-    next_seq: u64,
-    pending: SeqMap<Completer>,
+    /// This side's requests: numbering, replies awaited, the backlog, their expiry.
+    outbound: Outbound,
     /// The earliest request expiry the timer is armed for; the runtime timer's handle when
     /// the alarm thread is not available.
     timer: Option<(Instant, Option<SpawnHandle>)>,
     /// Request expiries come due through this (see [`alarm`](super::alarm)).
     alarm: Alarm,
-    backlog: VecDeque<Submit>,
     /// The request queue's last batch, kept for its allocation.
     batch: Vec<Submit>,
     /// The request queue's last dropped proxies, kept for the allocation.
@@ -188,11 +187,9 @@ impl Connection {
                 state: State::Open,
                 exports,
                 imports: ImportCache::default(),
-                next_seq: 0,
-                pending: SeqMap::default(),
+                outbound: Outbound::default(),
                 timer: None,
                 alarm: Alarm::default(),
-                backlog: VecDeque::new(),
                 batch: Vec::new(),
                 dropped: Vec::new(),
                 inbound: SeqMap::default(),
@@ -369,7 +366,7 @@ impl Connection {
     }
 
     fn has_room(&self) -> bool {
-        self.pending.len() < self.config.max_in_flight && self.queued_bytes() <= self.config.max_write_buffer
+        self.outbound.in_flight() < self.config.max_in_flight && self.queued_bytes() <= self.config.max_write_buffer
     }
 
     fn submit(&mut self, msg: Submit, ctx: &mut Context<Self>) {
@@ -377,22 +374,33 @@ impl Connection {
             msg.completer.settle(Err(self.shared.closed_error()));
             return;
         }
-        if self.backlog.is_empty() && self.has_room() {
-            self.start_request(msg, true, ctx);
-        } else if self.backlog.len() >= self.config.max_queued_requests {
-            let limit = self.config.max_queued_requests;
-            msg.completer.settle(Err(Error::LimitReached(format!(
-                "{limit} requests already queued on connection {}; raise max_queued_requests or wait",
-                self.shared.id
-            ))));
-        } else {
-            self.backlog.push_back(msg);
+        if !self.outbound.has_queued() && self.has_room() {
+            return self.start_request(msg, true, ctx);
+        }
+        // Waiting for a slot, it keeps its own expiry: the timer must come for it, and a new
+        // expiry (or its caller's cancellation) must reach this connection.
+        let expiry = msg.completer.shared.expiry();
+        let shared = msg.completer.shared.clone();
+        match self.outbound.queue(msg, self.config.max_queued_requests) {
+            Ok(()) => {
+                shared.attach(self.shared.clone());
+                if let Some(at) = expiry {
+                    self.arm_timer(at, ctx);
+                }
+            }
+            Err(msg) => {
+                let limit = self.config.max_queued_requests;
+                msg.completer.settle(Err(Error::LimitReached(format!(
+                    "{limit} requests already queued on connection {}; raise max_queued_requests or wait",
+                    self.shared.id
+                ))));
+            }
         }
     }
 
     fn drain_backlog(&mut self, ctx: &mut Context<Self>) {
         while self.state == State::Open && self.has_room() {
-            let Some(msg) = self.backlog.pop_front() else { break };
+            let Some(msg) = self.outbound.next_queued() else { break };
             self.start_request(msg, false, ctx);
         }
     }
@@ -423,8 +431,7 @@ impl Connection {
             completer.settle(sent.map(|()| Value::None));
             return;
         }
-        let seq = self.next_seq;
-        self.next_seq += 1;
+        let seq = self.outbound.next_seq();
         let owner: Arc<dyn ResultOwner> = self.shared.clone();
         let Ok(registered) = completer.shared.register(seq, owner) else {
             // Cancelled before it was sent.
@@ -448,7 +455,7 @@ impl Connection {
         };
         match self.write_request(Some(seq), handle, args, deadline) {
             Ok(()) => {
-                self.pending.insert(seq, completer);
+                self.outbound.sent(seq, completer);
                 if let Some(at) = expiry {
                     self.arm_timer(at, ctx);
                 }
@@ -519,24 +526,12 @@ impl Connection {
     fn expire(&mut self, ctx: &mut Context<Self>) {
         let now = Instant::now();
         let mut expired = Vec::new();
-        let mut earliest: Option<Instant> = None;
-        let mut note = |at: Instant| earliest = Some(earliest.map_or(at, |e| e.min(at)));
-        for (&seq, completer) in &self.pending {
-            // The result's own expiry is the truth (`set_expiry` may have moved it).
-            match completer.shared.expiry() {
-                Some(at) if at <= now => expired.push(seq),
-                Some(at) => note(at),
-                None => {}
-            }
-        }
+        let mut earliest = self.outbound.expire(now, &mut expired);
         for seq in expired.drain(..) {
-            if let Some(completer) = self.pending.remove(&seq) {
-                let timeout = completer.shared.timeout();
-                completer.settle(Err(Error::Timeout(timeout)));
-                debug!(parent: &self.span, seq, ?timeout, "request expired; cancelling");
-                let _ = self.write_frame(&Frame::Cancel { seq });
-            }
+            debug!(parent: &self.span, seq, "request expired; cancelling");
+            let _ = self.write_frame(&Frame::Cancel { seq });
         }
+        let mut note = |at: Instant| earliest = Some(earliest.map_or(at, |e| e.min(at)));
         // Inbound requests past their caller's deadline: the work is dropped, no reply.
         for (&seq, inbound) in &self.inbound {
             match inbound.deadline {
@@ -658,7 +653,7 @@ impl Connection {
     }
 
     fn settle(&mut self, seq: u64, outcome: Result<Value, Error>, ctx: &mut Context<Self>) {
-        match self.pending.remove(&seq) {
+        match self.outbound.take(seq) {
             Some(completer) => {
                 completer.settle(outcome);
                 self.drain_backlog(ctx);
@@ -846,12 +841,7 @@ impl Connection {
     }
 
     fn fail_all_pending(&mut self, error: &Error) {
-        for (_, completer) in self.pending.drain() {
-            completer.settle(Err(error.clone()));
-        }
-        for msg in self.backlog.drain(..) {
-            msg.completer.settle(Err(error.clone()));
-        }
+        self.outbound.fail_all(error);
     }
 
     /// Graceful close: no new requests; replies already due and queued writes are flushed.
@@ -863,9 +853,7 @@ impl Connection {
         self.shared.mark_closed(reason.clone());
         if self.peer_closing {
             // The peer answers what it received before its Close: keep those; fail the rest.
-            for msg in self.backlog.drain(..) {
-                msg.completer.settle(Err(reason.clone()));
-            }
+            self.outbound.fail_queued(&reason);
         } else {
             self.fail_all_pending(&reason);
         }
@@ -909,7 +897,9 @@ impl Connection {
     /// shuts down.
     fn closes_after_write(&self) -> bool {
         // With the peer closing too, its replies to what is pending are still awaited.
-        self.state == State::Closing && self.inbound.is_empty() && (!self.peer_closing || self.pending.is_empty())
+        self.state == State::Closing
+            && self.inbound.is_empty()
+            && (!self.peer_closing || self.outbound.nothing_awaited())
     }
 
     fn maybe_finish_close(&mut self, ctx: &mut Context<Self>) {
@@ -1012,8 +1002,7 @@ impl Connection {
     fn send_liveness_ping(&mut self, limit: Duration) {
         let (result, completer) = crate::AsyncResult::<Value>::pending(Some(limit));
         result.detach();
-        let seq = self.next_seq;
-        self.next_seq += 1;
+        let seq = self.outbound.next_seq();
         let owner: Arc<dyn ResultOwner> = self.shared.clone();
         if completer.shared.register(seq, owner).is_err() {
             return;
@@ -1021,9 +1010,7 @@ impl Connection {
         let frame =
             Frame::Request { seq, handle: Handle::Ping, args: Value::Tuple(vec![Value::None]), deadline: Some(limit) };
         match self.write_frame(&frame) {
-            Ok(()) => {
-                self.pending.insert(seq, completer);
-            }
+            Ok(()) => self.outbound.sent(seq, completer),
             Err(e) => debug!(parent: &self.span, error = %e, "cannot send a liveness ping"),
         }
     }
@@ -1214,7 +1201,7 @@ impl Actor for Connection {
         if !self.shared.is_closed() {
             self.shared.mark_closed(Error::ConnectionClosed("the connection stopped".into()));
         }
-        if !self.pending.is_empty() || !self.backlog.is_empty() {
+        if !self.outbound.is_idle() {
             let error = self.shared.closed_error();
             self.fail_all_pending(&error);
         }
@@ -1368,27 +1355,6 @@ impl Connection {
     }
 }
 
-/// Send a request (internal; netrefs and the public request messages use it).
-pub(crate) struct Submit {
-    pub(crate) handle: Handle,
-    pub(crate) args: Payload,
-    pub(crate) completer: Completer,
-    /// Send as a one-way `Notify`: no pending entry, no reply; the completer settles with
-    /// `None` once the frame is queued.
-    pub(crate) one_way: bool,
-}
-
-/// A request's arguments on their way to the actor.
-pub(crate) enum Payload {
-    /// A value tree, boxed by the encoder.
-    Value(Value),
-    /// A CALLATTR or CALL (the `Submit`'s handle) on `target` whose name (CALLATTR) and plain
-    /// arguments were encoded where the call was made
-    /// ([`encode_call_tail`](crate::protocol::encode_call_tail)); the target is boxed when the
-    /// frame is written.
-    Call { target: NetRef, tail: CallTail },
-}
-
 /// Frames read per turn at most before the driver lets the other futures of the arbiter run.
 /// The turn's replies go out in one write, so a larger budget means fewer writes for a
 /// pipelining peer: pinned, 300,000 pipelined calls ran at ~830k/s with 64 and ~900k/s with
@@ -1538,8 +1504,8 @@ impl Handler<Reschedule> for Connection {
 
     fn handle(&mut self, msg: Reschedule, ctx: &mut Self::Context) {
         self.drain_requests(ctx);
-        let Some(seq) = msg.0.seq() else { return };
-        if !self.pending.contains_key(&seq) {
+        // Awaited or still queued, a request's new expiry needs the timer.
+        if msg.0.seq().is_some_and(|seq| !self.outbound.awaits(seq)) {
             return;
         }
         if let Some(at) = msg.0.expiry() {
@@ -1562,7 +1528,7 @@ impl Handler<CancelOutbound> for Connection {
         self.drain_requests(ctx);
         match msg.0.seq() {
             Some(seq) => {
-                if let Some(completer) = self.pending.remove(&seq) {
+                if let Some(completer) = self.outbound.take(seq) {
                     completer.settle(Err(Error::ConnectionClosed("cancelled".into())));
                     if self.state == State::Open {
                         let _ = self.write_frame(&Frame::Cancel { seq });
@@ -1570,7 +1536,7 @@ impl Handler<CancelOutbound> for Connection {
                     self.drain_backlog(ctx);
                 }
             }
-            None => self.backlog.retain(|m| !Arc::ptr_eq(&m.completer.shared, &msg.0)),
+            None => self.outbound.forget_queued(&msg.0),
         }
     }
 }
@@ -1610,11 +1576,11 @@ impl Handler<GetStats> for Connection {
             exports: self.exports.len(),
             unpinned_exports: self.exports.unpinned(),
             imports: self.imports.len(),
-            pending: self.pending.len(),
-            queued: self.backlog.len(),
+            pending: self.outbound.in_flight(),
+            queued: self.outbound.queued(),
             inbound: self.inbound.len(),
             write_buffer: self.queued_bytes(),
-            scheduled_expiries: self.pending.values().filter(|c| c.shared.expiry().is_some()).count(),
+            scheduled_expiries: self.outbound.scheduled_expiries(),
         })
     }
 }

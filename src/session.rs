@@ -1,0 +1,14 @@
+//! The protocol state of one connection, kept apart from its I/O.
+//!
+//! What a connection must remember between frames lives here, in parts named for their
+//! concept; the connection actor (`connection`) feeds them what it reads and the time, and
+//! writes what they decide. This module must never touch a socket, a timer, a waker, an actix
+//! type or the clock: every `now` is passed in, so each part is tested by calling it with
+//! values and instants of the test's choosing.
+//!
+//! Parts so far: [`outbound`] — this side's requests (numbering, the replies awaited, the
+//! backlog waiting for an in-flight slot, and their expiry).
+
+mod outbound;
+
+pub(crate) use outbound::{Outbound, Payload, Submit};
