@@ -36,7 +36,6 @@ use crate::{
     Error, Handle, IdPack, NetRef, Value,
 };
 
-pub(crate) use crate::hash::SeqMap;
 use crate::session::{Payload, Submit};
 
 static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);

@@ -7,8 +7,11 @@
 //! values and instants of the test's choosing.
 //!
 //! Parts so far: [`outbound`] — this side's requests (numbering, the replies awaited, the
-//! backlog waiting for an in-flight slot, and their expiry).
+//! backlog waiting for an in-flight slot, and their expiry); [`inbound`] — the peer's requests
+//! running here (the table by number, the concurrency cap, deadlines, cancellation).
 
+mod inbound;
 mod outbound;
 
+pub(crate) use inbound::{Inbound, SeqInUse};
 pub(crate) use outbound::{Outbound, Payload, Submit};

@@ -30,9 +30,9 @@ use super::{
     io::{Bodies, Gate, Gated, ReadWake, Writer, READ_BUFFER_MIN},
     next_connection_id,
     outbox::{Outbox, Segments, SPILL_PLAIN, SPILL_VECTORED},
-    ConnInfo, ConnShared, Peer, SeqMap,
+    ConnInfo, ConnShared, Peer,
 };
-use crate::session::{Outbound, Payload, Submit};
+use crate::session::{Inbound, Outbound, Payload, SeqInUse, Submit};
 use crate::{
     async_result::{ResultOwner, Shared},
     config::Config,
@@ -105,7 +105,8 @@ pub struct Connection {
     batch: Vec<Submit>,
     /// The request queue's last dropped proxies, kept for the allocation.
     dropped: Vec<(u64, u64)>,
-    inbound: SeqMap<Inbound>,
+    /// The peer's requests running here, by number.
+    inbound: Inbound<SpawnHandle>,
     gate: Rc<Gate>,
     /// Encoded frames waiting for the writer.
     outbox: Outbox,
@@ -122,8 +123,9 @@ pub struct Connection {
     /// The actor task's waker, to run the [`Driver`] for frames queued outside it.
     waker: Option<Waker>,
     /// Liveness (see [`tick`](Connection::tick)): when the peer was last known to be alive, at
-    /// the granularity of ticks; whether anything was read, anything written, and whether
-    /// reading stopped for back-pressure since the last tick; when the next tick is due.
+    /// the granularity of ticks; whether anything was read, any frame other than a liveness
+    /// frame queued, and whether reading stopped for back-pressure since the last tick; when
+    /// the next tick is due.
     last_heard: Instant,
     heard: bool,
     sent: bool,
@@ -132,8 +134,6 @@ pub struct Connection {
     /// The peer sent `Close`: it will answer what it already received, then hang up; we keep
     /// reading its replies.
     peer_closing: bool,
-    /// One-way requests still running (they count against `max_concurrent_requests`).
-    one_way_running: usize,
     span: tracing::Span,
 }
 
@@ -192,7 +192,7 @@ impl Connection {
                 alarm: Alarm::default(),
                 batch: Vec::new(),
                 dropped: Vec::new(),
-                inbound: SeqMap::default(),
+                inbound: Inbound::default(),
                 gate,
                 outbox: Outbox::default(),
                 spill_at,
@@ -207,7 +207,6 @@ impl Connection {
                 gate_was_shut: std::cell::Cell::new(false),
                 tick_due: None,
                 peer_closing: false,
-                one_way_running: 0,
                 span,
             };
             let limits = Limits {
@@ -268,6 +267,7 @@ impl Connection {
             boxer.roll_back();
             return Err(e.into());
         }
+        self.sent = true;
         Ok(())
     }
 
@@ -328,10 +328,7 @@ impl Connection {
                         let e = std::io::Error::from(std::io::ErrorKind::WriteZero);
                         return self.write_failed(e, ctx);
                     }
-                    Poll::Ready(Ok(_)) => {
-                        progressed = true;
-                        self.sent = true;
-                    }
+                    Poll::Ready(Ok(_)) => progressed = true,
                     Poll::Ready(Err(e)) => return self.write_failed(e, ctx),
                 }
             }
@@ -353,7 +350,7 @@ impl Connection {
     }
 
     fn update_gate(&self) {
-        let busy = self.inbound.len() + self.one_way_running >= self.config.max_concurrent_requests
+        let busy = self.inbound.is_full(self.config.max_concurrent_requests)
             || self.queued_bytes() > self.config.max_write_buffer
             || (self.state != State::Open && !self.peer_closing);
         if busy != self.gate.is_shut() {
@@ -531,21 +528,15 @@ impl Connection {
             debug!(parent: &self.span, seq, "request expired; cancelling");
             let _ = self.write_frame(&Frame::Cancel { seq });
         }
-        let mut note = |at: Instant| earliest = Some(earliest.map_or(at, |e| e.min(at)));
         // Inbound requests past their caller's deadline: the work is dropped, no reply.
-        for (&seq, inbound) in &self.inbound {
-            match inbound.deadline {
-                Some(at) if at <= now => expired.push(seq),
-                Some(at) => note(at),
-                None => {}
-            }
+        let mut dropped = Vec::new();
+        if let Some(at) = self.inbound.expire(now, &mut dropped) {
+            earliest = Some(earliest.map_or(at, |e| e.min(at)));
         }
-        if !expired.is_empty() {
-            for seq in expired {
-                if let Some(inbound) = self.inbound.remove(&seq) {
-                    ctx.cancel_future(inbound.handle);
-                    debug!(parent: &self.span, seq, "the caller's deadline passed; work dropped");
-                }
+        if !dropped.is_empty() {
+            for (seq, work) in dropped {
+                ctx.cancel_future(work);
+                debug!(parent: &self.span, seq, "the caller's deadline passed; work dropped");
             }
             self.update_gate();
             self.maybe_finish_close(ctx);
@@ -624,9 +615,9 @@ impl Connection {
                 self.serve_one_way(handle, ObjectRequest::Items(request_items(args)), ctx)
             }
             Frame::Cancel { seq } => {
-                if let Some(handle) = self.inbound.remove(&seq) {
+                if let Some(work) = self.inbound.cancel(seq) {
                     debug!(parent: &self.span, seq, "peer cancelled a request");
-                    ctx.cancel_future(handle.handle);
+                    ctx.cancel_future(work);
                     self.update_gate();
                     self.maybe_finish_close(ctx);
                 }
@@ -642,8 +633,8 @@ impl Connection {
                 debug!(parent: &self.span, %reason, "peer is closing");
                 self.peer_closing = true;
                 // The peer failed its own calls when it closed: nobody waits for these replies.
-                for (_, handle) in self.inbound.drain() {
-                    ctx.cancel_future(handle.handle);
+                for work in self.inbound.take_all() {
+                    ctx.cancel_future(work);
                 }
                 let grace = self.config.close_grace;
                 let reason = Error::ConnectionClosed(format!("the peer closed the connection: {reason}"));
@@ -678,7 +669,7 @@ impl Connection {
             debug!(parent: &self.span, seq, %handle, "request after Close ignored");
             return;
         }
-        if self.inbound.contains_key(&seq) {
+        if let Err(SeqInUse(seq)) = self.inbound.check_free(seq) {
             // Two running requests under one seq would share one slot of the concurrency cap
             // (and one Cancel): a peer could run any number of them. It is a protocol error.
             let e = ProtocolError::Unexpected(format!("request seq {seq} reused while that request is still running"));
@@ -776,14 +767,14 @@ impl Connection {
                 let deadline = deadline.and_then(|limit| Instant::now().checked_add(limit));
                 let fut = if span.is_disabled() { fut } else { fut.instrument(span.clone()).boxed() };
                 let handle = ctx.spawn(wrap_future::<_, Self>(fut).map(move |r, act, ctx| {
-                    if act.inbound.remove(&seq).is_some() {
+                    if act.inbound.finish(seq) {
                         trace!(parent: &span, elapsed = ?started.map(|t| t.elapsed()), ok = r.is_ok(), "served");
                         act.reply(seq, r);
                         act.update_gate();
                         act.maybe_finish_close(ctx);
                     }
                 }));
-                self.inbound.insert(seq, Inbound { handle, long_poll, deadline });
+                self.inbound.start(seq, handle, long_poll, deadline);
                 if let Some(at) = deadline {
                     self.arm_timer(at, ctx);
                 }
@@ -805,10 +796,10 @@ impl Connection {
             Started::Done(Ok(_)) => {}
             Started::Done(Err(e)) => debug!(parent: &span, %handle, %object, error = %e, "one-way request failed"),
             Started::Running(fut, _) => {
-                self.one_way_running += 1;
+                self.inbound.start_one_way();
                 self.update_gate();
                 ctx.spawn(wrap_future::<_, Self>(fut).map(move |r, act, ctx| {
-                    act.one_way_running -= 1;
+                    act.inbound.finish_one_way();
                     if let Err(e) = r {
                         debug!(parent: &span, %handle, %object, error = %e, "one-way request failed");
                     }
@@ -859,14 +850,10 @@ impl Connection {
         }
         // Requests that wait for an event (a watch) would hold the close for its whole grace:
         // drop them; the peer sees them fail when the connection ends.
-        let span = &self.span;
-        self.inbound.retain(|&seq, inbound| {
-            if inbound.long_poll {
-                debug!(parent: span, seq, "closing: long poll dropped");
-                ctx.cancel_future(inbound.handle);
-            }
-            !inbound.long_poll
-        });
+        for (seq, work) in self.inbound.take_long_polls() {
+            debug!(parent: &self.span, seq, "closing: long poll dropped");
+            ctx.cancel_future(work);
+        }
         if send_close {
             let text = match reason {
                 Error::ConnectionClosed(t) => t,
@@ -987,12 +974,14 @@ impl Connection {
         }
         if !heard {
             self.send_liveness_ping(limit);
-        } else if !std::mem::take(&mut self.sent) {
+        } else if !self.sent {
             let frame = Frame::Notify { handle: Handle::Ping, args: Value::Tuple(Vec::new()) };
             if let Err(e) = self.write_frame(&frame) {
                 debug!(parent: &self.span, error = %e, "cannot send a liveness frame");
             }
         }
+        // A liveness frame does not count as traffic: the next interval sends its own unless
+        // something else goes out, so the peer hears from this side at least once an interval.
         self.sent = false;
         self.schedule_tick(ctx);
     }
@@ -1029,8 +1018,8 @@ impl Connection {
         self.state = State::Closing;
         self.shared.mark_closed(error.clone());
         self.fail_all_pending(&error);
-        for (_, handle) in self.inbound.drain() {
-            ctx.cancel_future(handle.handle);
+        for work in self.inbound.take_all() {
+            ctx.cancel_future(work);
         }
         self.update_gate();
         let act_grace = self.config.close_grace;
@@ -1125,14 +1114,6 @@ enum Started {
     /// It is still running; the future is panic-isolated. `long_poll`: it waits for an event
     /// (a graceful close drops it rather than waiting for it).
     Running(futures::future::BoxFuture<'static, Result<Value, RemoteError>>, bool),
-}
-
-/// An inbound request still running.
-struct Inbound {
-    handle: SpawnHandle,
-    long_poll: bool,
-    /// The caller's deadline: past it the work is dropped without a reply.
-    deadline: Option<Instant>,
 }
 
 /// Dispatches a request on an exported object (`run`) and polls it once, with user code
