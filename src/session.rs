@@ -8,10 +8,13 @@
 //!
 //! Parts so far: [`outbound`] — this side's requests (numbering, the replies awaited, the
 //! backlog waiting for an in-flight slot, and their expiry); [`inbound`] — the peer's requests
-//! running here (the table by number, the concurrency cap, deadlines, cancellation).
+//! running here (the table by number, the concurrency cap, deadlines, cancellation);
+//! [`liveness`] — when a silent peer is lost and what to send so the peer hears from this side.
 
 mod inbound;
+mod liveness;
 mod outbound;
 
 pub(crate) use inbound::{Inbound, SeqInUse};
+pub(crate) use liveness::{Liveness, Tick};
 pub(crate) use outbound::{Outbound, Payload, Submit};

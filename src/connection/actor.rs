@@ -32,7 +32,7 @@ use super::{
     outbox::{Outbox, Segments, SPILL_PLAIN, SPILL_VECTORED},
     ConnInfo, ConnShared, Peer,
 };
-use crate::session::{Inbound, Outbound, Payload, SeqInUse, Submit};
+use crate::session::{Inbound, Liveness, Outbound, Payload, SeqInUse, Submit, Tick};
 use crate::{
     async_result::{ResultOwner, Shared},
     config::Config,
@@ -122,15 +122,13 @@ pub struct Connection {
     deferring: bool,
     /// The actor task's waker, to run the [`Driver`] for frames queued outside it.
     waker: Option<Waker>,
-    /// Liveness (see [`tick`](Connection::tick)): when the peer was last known to be alive, at
-    /// the granularity of ticks; whether anything was read, any frame other than a liveness
-    /// frame queued, and whether reading stopped for back-pressure since the last tick; when
-    /// the next tick is due.
-    last_heard: Instant,
-    heard: bool,
-    sent: bool,
-    gate_was_shut: std::cell::Cell<bool>,
+    /// Whether a silent peer is lost, and what to send so it hears from this side (`None`
+    /// without a `peer_timeout`); when its next tick is due.
+    liveness: Option<Liveness>,
     tick_due: Option<Instant>,
+    /// Reading stopped for back-pressure since the last tick (the gate is set where `self` is
+    /// shared).
+    gate_was_shut: std::cell::Cell<bool>,
     /// The peer sent `Close`: it will answer what it already received, then hang up; we keep
     /// reading its replies.
     peer_closing: bool,
@@ -201,11 +199,9 @@ impl Connection {
                 flush_due: false,
                 deferring: false,
                 waker: None,
-                last_heard: Instant::now(),
-                heard: false,
-                sent: false,
-                gate_was_shut: std::cell::Cell::new(false),
+                liveness: config.peer_timeout.map(|t| Liveness::new(t, Instant::now())),
                 tick_due: None,
+                gate_was_shut: std::cell::Cell::new(false),
                 peer_closing: false,
                 span,
             };
@@ -267,7 +263,9 @@ impl Connection {
             boxer.roll_back();
             return Err(e.into());
         }
-        self.sent = true;
+        if let Some(live) = &mut self.liveness {
+            live.sent();
+        }
         Ok(())
     }
 
@@ -937,7 +935,7 @@ impl Connection {
     /// Arms the next liveness tick, a third of `peer_timeout` from now, on the alarm (no runtime
     /// timer per connection); without a `peer_timeout` there are no ticks.
     fn schedule_tick(&mut self, ctx: &mut Context<Self>) {
-        let Some(interval) = self.config.peer_timeout.map(tick_interval) else { return };
+        let Some(interval) = self.liveness.as_ref().map(Liveness::interval) else { return };
         let due = Instant::now() + interval;
         self.tick_due = Some(due);
         if !self.alarm.set(due) {
@@ -945,44 +943,39 @@ impl Connection {
         }
     }
 
-    /// One liveness tick (every third of `peer_timeout`): declares a silent peer lost, and
-    /// keeps the peer's own check satisfied.
-    ///
-    /// The peer counts as heard up to the start of the last interval in which anything was
-    /// read, so a peer is declared lost after at most `peer_timeout` of real silence (and at
-    /// least two intervals). While reading was stopped for back-pressure, silence says nothing
-    /// about the peer: it counts as heard. If nothing was heard, a PING request asks the peer
-    /// for a reply (it answers whatever its own settings); else, if nothing was sent, a one-way
-    /// PING lets the peer hear from this side. Both go out directly, outside the in-flight caps.
+    /// One liveness tick (see [`Liveness::tick`]): a silent peer is lost; otherwise a PING
+    /// request or a one-way PING goes out directly, outside the in-flight caps and the backlog.
     fn tick(&mut self, ctx: &mut Context<Self>) {
         self.tick_due = None;
-        let Some(limit) = self.config.peer_timeout else { return };
         if self.state != State::Open {
             return;
         }
-        let interval = tick_interval(limit);
-        let now = Instant::now();
-        let heard = std::mem::take(&mut self.heard) | self.gate_was_shut.take() | self.gate.is_shut();
-        if heard {
-            self.last_heard = now.checked_sub(interval).unwrap_or(now).max(self.last_heard);
+        let reading_paused = self.gate_was_shut.take() || self.gate.is_shut();
+        let Some(live) = &mut self.liveness else { return };
+        if reading_paused {
+            live.reading_paused();
         }
-        let silent = now.saturating_duration_since(self.last_heard);
-        if silent >= limit {
-            let error =
-                Error::ConnectionClosed(format!("peer lost: nothing received for {silent:?} (peer_timeout {limit:?})"));
-            return self.fail(error, ctx);
-        }
-        if !heard {
-            self.send_liveness_ping(limit);
-        } else if !self.sent {
-            let frame = Frame::Notify { handle: Handle::Ping, args: Value::Tuple(Vec::new()) };
-            if let Err(e) = self.write_frame(&frame) {
-                debug!(parent: &self.span, error = %e, "cannot send a liveness frame");
+        let timeout = self.config.peer_timeout.unwrap_or_default();
+        match live.tick(Instant::now()) {
+            Tick::Lost { silent } => {
+                let error = Error::ConnectionClosed(format!(
+                    "peer lost: nothing received for {silent:?} (peer_timeout {timeout:?})"
+                ));
+                return self.fail(error, ctx);
             }
+            Tick::Ping => self.send_liveness_ping(timeout),
+            Tick::Notify => {
+                let frame = Frame::Notify { handle: Handle::Ping, args: Value::Tuple(Vec::new()) };
+                if let Err(e) = self.write_frame(&frame) {
+                    debug!(parent: &self.span, error = %e, "cannot send a liveness frame");
+                }
+            }
+            Tick::Quiet => {}
         }
-        // A liveness frame does not count as traffic: the next interval sends its own unless
-        // something else goes out, so the peer hears from this side at least once an interval.
-        self.sent = false;
+        // The liveness frame just queued does not count as traffic (see `Liveness::tick`).
+        if let Some(live) = &mut self.liveness {
+            live.tick_sent_nothing();
+        }
         self.schedule_tick(ctx);
     }
 
@@ -1225,7 +1218,9 @@ impl Connection {
             Err(e) => return self.fail(Error::Protocol(e), ctx),
         };
         // No clock read per frame (measurable when pipelining): the tick turns this into time.
-        self.heard = true;
+        if let Some(live) = &mut self.liveness {
+            live.heard();
+        }
         if self.peer_hello.is_some() && self.on_plain_body(&body, ctx) {
             self.update_gate();
             return;
@@ -1450,11 +1445,6 @@ fn release_chunk(config: &Config, peer_max: Option<usize>) -> usize {
     let max_frame_len = peer_max.map_or(config.max_frame_len, |peer| peer.min(config.max_frame_len));
     let by_bytes = max_frame_len.saturating_sub(16) / 20;
     by_values.min(by_bytes).clamp(1, 1 << 16)
-}
-
-/// The time between liveness ticks: a third of `peer_timeout` (see [`Connection::tick`]).
-fn tick_interval(peer_timeout: Duration) -> Duration {
-    (peer_timeout / 3).max(Duration::from_millis(1))
 }
 
 /// The longest message of the error sent in place of a reply that could not be sent: with
