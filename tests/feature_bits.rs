@@ -93,7 +93,8 @@ async fn replies_a_peer_did_not_announce_become_an_exception_and_the_connection_
             Frame::Exception { seq: s, error } => {
                 assert_eq!(s, seq);
                 assert_eq!(error.kind, "builtins.ValueError");
-                let expected = format!("the peer does not accept {what} values (it did not announce feature py-values)");
+                let expected =
+                    format!("the peer does not accept {what} values (it did not announce feature py-values)");
                 assert!(error.message.contains(&expected), "{}", error.message);
             }
             other => panic!("expected an exception for `{name}`, got {other:?}"),
