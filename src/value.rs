@@ -65,21 +65,21 @@ pub enum Value<R = crate::NetRef> {
     ///
     /// netref does not hash or deduplicate: equality of two `FrozenSet`s is order-sensitive
     /// (the same members in another order compare unequal), and a sender is expected not to
-    /// repeat a member. Typed code produces one with [`FrozenSet`](crate::FrozenSet) and reads
+    /// repeat a member. Typed code produces one with [`FrozenSet`] and reads
     /// one as any sequence or set (`Vec<T>`, `HashSet<T>`, `BTreeSet<T>`). Its members are
     /// plain data: a `FrozenSet` holding a reference cannot be sent (RPyC sends such a set by
     /// reference, never by value). On the native wire it needs the peer's
     /// [`FEATURE_PY_VALUES`](crate::protocol::FEATURE_PY_VALUES).
     FrozenSet(Vec<Value<R>>),
     /// Python's `slice(start, stop, step)`: the three values in that order, any values (usually
-    /// ints or `None`). Typed code produces one with [`Slice`](crate::Slice) and reads one as a
+    /// ints or `None`). Typed code produces one with [`Slice`] and reads one as a
     /// 3-tuple. Plain data only, like [`FrozenSet`](Value::FrozenSet); needs
     /// [`FEATURE_PY_VALUES`](crate::protocol::FEATURE_PY_VALUES) on the native wire.
     Slice(Box<[Value<R>; 3]>),
-    /// Python's `Ellipsis` (`...`); [`Ellipsis`](crate::Ellipsis) in typed code. Reads as unit.
+    /// Python's `Ellipsis` (`...`); [`Ellipsis`] in typed code. Reads as unit.
     /// Needs [`FEATURE_PY_VALUES`](crate::protocol::FEATURE_PY_VALUES) on the native wire.
     Ellipsis,
-    /// Python's `NotImplemented`; [`NotImplemented`](crate::NotImplemented) in typed code. Reads
+    /// Python's `NotImplemented`; [`NotImplemented`] in typed code. Reads
     /// as unit. Needs [`FEATURE_PY_VALUES`](crate::protocol::FEATURE_PY_VALUES) on the native
     /// wire.
     NotImplemented,

@@ -279,6 +279,9 @@ fn assert_row(number: impl std::fmt::Display, name: &str) {
     assert!(DOC.contains(&row), "PROTOCOL.md has no table row starting {row:?}");
 }
 
+/// Every feature bit the code defines, with its constant's name.
+const FEATURE_BITS: &[(u64, &str)] = &[(FEATURE_PY_VALUES, "FEATURE_PY_VALUES")];
+
 #[test]
 fn constant_tables_match_the_code() {
     for h in Handle::ALL {
@@ -318,7 +321,7 @@ fn constant_tables_match_the_code() {
     }
     // The feature bits: `| bit | value | constant | name |`, and every bit of `FEATURES` listed.
     let mut listed = 0;
-    for (bit, name) in [(FEATURE_PY_VALUES, "FEATURE_PY_VALUES")] {
+    for &(bit, name) in FEATURE_BITS {
         let row = format!("| {} | `{:#x}` | `{name}` | `{}` |", bit.trailing_zeros(), bit, feature_name(bit));
         assert!(DOC.contains(&row), "PROTOCOL.md has no feature row starting {row:?}");
         listed |= bit;
