@@ -277,6 +277,16 @@ pub enum ProtocolError {
         /// The smallest limit accepted.
         min: usize,
     },
+    /// A value this side was about to send needs a feature bit the peer's `Hello` did not
+    /// announce (or the peer's `Hello` has not arrived yet): the send fails locally and nothing
+    /// is written. It never comes from the peer's bytes.
+    #[error("the peer does not accept {what} values (it did not announce feature {feature})")]
+    PeerLacksFeature {
+        /// The feature's name (e.g. `"py-values"`).
+        feature: &'static str,
+        /// What was refused (e.g. `"frozenset"`).
+        what: &'static str,
+    },
     /// A frame arrived that is not valid at this point (e.g. a request before `Hello`).
     #[error("unexpected frame: {0}")]
     Unexpected(String),

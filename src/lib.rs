@@ -38,6 +38,7 @@ pub use transport::{
     from_tcp_with, serve_tcp, ACCEPT_BACKOFF,
 };
 pub use value::{from_value, BigInt, ConvertError, Data, IdPack, RefLabel, SharedBytes, Value, WireRef};
+pub use value::{Ellipsis, FrozenSet, NotImplemented, Slice};
 
 /// Converts any serde value to a [`Value`], the form arguments and results take on the wire.
 /// Objects and netrefs inside it stay references. (`netref::value::to_value` is the same,

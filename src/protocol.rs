@@ -17,12 +17,13 @@ mod wire;
 
 pub use codec::FrameCodec;
 pub use consts::*;
-pub use frame::{Frame, Hello, Limits, FEATURES};
+pub use frame::{feature_name, Frame, Hello, Limits, FEATURES, FEATURE_PY_VALUES};
 pub(crate) use plain::{
     encode_call_tail, read_call, read_reply, CallTail, PlainRef, PlainReply, KIND_NOTIFY, KIND_REPLY, KIND_REQUEST,
 };
 pub use wire::{
     decode_frame, encode_frame, DecodeLimits, IdPackRef, RefBoxer, RefUnboxer, WireRefs, TAG_BIGINT, TAG_BOOL,
-    TAG_BYTES, TAG_COMPLEX, TAG_FLOAT, TAG_INT, TAG_LIST, TAG_MAP, TAG_NONE, TAG_STR, TAG_TUPLE,
+    TAG_BYTES, TAG_COMPLEX, TAG_ELLIPSIS, TAG_FLOAT, TAG_FROZENSET, TAG_INT, TAG_LIST, TAG_MAP, TAG_NONE,
+    TAG_NOT_IMPLEMENTED, TAG_SLICE, TAG_STR, TAG_TUPLE,
 };
 pub(crate) use wire::{local_ref_box, CallFrame};

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 mod convert_error;
 mod de;
+mod py;
 mod refs;
 mod ser;
 mod shared_bytes;
@@ -20,6 +21,7 @@ mod shared_bytes;
 pub use convert_error::ConvertError;
 pub(crate) use de::from_reply;
 pub use de::{from_value, ValueDeserializer};
+pub use py::{Ellipsis, FrozenSet, NotImplemented, Slice};
 pub(crate) use refs::BYTES_TOKEN;
 pub use refs::{deserialize_ref, serialize_ref, REF_TOKEN};
 pub(crate) use ser::into_value;
@@ -31,7 +33,8 @@ pub use shared_bytes::SharedBytes;
 /// `R` is the type of an object reference: user code sees [`crate::NetRef`]; the protocol layer
 /// sees [`WireRef`] (a boxing label plus an [`IdPack`]).
 ///
-/// Equality is structural; floats compare by their bits, so `NaN == NaN` and `0.0 != -0.0`.
+/// Equality is structural; floats compare by their bits, so `NaN == NaN` and `0.0 != -0.0`;
+/// a [`FrozenSet`](Value::FrozenSet)'s members compare in order.
 #[derive(Clone, Debug)]
 pub enum Value<R = crate::NetRef> {
     /// Python's `None`, Rust's `()` and `Option::None`.
@@ -58,6 +61,28 @@ pub enum Value<R = crate::NetRef> {
     Map(Vec<(Value<R>, Value<R>)>),
     /// An object that travels by reference.
     Ref(R),
+    /// Python's `frozenset`: a set by contract, its members kept in the order given.
+    ///
+    /// netref does not hash or deduplicate: equality of two `FrozenSet`s is order-sensitive
+    /// (the same members in another order compare unequal), and a sender is expected not to
+    /// repeat a member. Typed code produces one with [`FrozenSet`] and reads
+    /// one as any sequence or set (`Vec<T>`, `HashSet<T>`, `BTreeSet<T>`). Its members are
+    /// plain data: a `FrozenSet` holding a reference cannot be sent (RPyC sends such a set by
+    /// reference, never by value). On the native wire it needs the peer's
+    /// [`FEATURE_PY_VALUES`](crate::protocol::FEATURE_PY_VALUES).
+    FrozenSet(Vec<Value<R>>),
+    /// Python's `slice(start, stop, step)`: the three values in that order, any values (usually
+    /// ints or `None`). Typed code produces one with [`Slice`] and reads one as a
+    /// 3-tuple. Plain data only, like [`FrozenSet`](Value::FrozenSet); needs
+    /// [`FEATURE_PY_VALUES`](crate::protocol::FEATURE_PY_VALUES) on the native wire.
+    Slice(Box<[Value<R>; 3]>),
+    /// Python's `Ellipsis` (`...`); [`Ellipsis`] in typed code. Reads as unit.
+    /// Needs [`FEATURE_PY_VALUES`](crate::protocol::FEATURE_PY_VALUES) on the native wire.
+    Ellipsis,
+    /// Python's `NotImplemented`; [`NotImplemented`] in typed code. Reads
+    /// as unit. Needs [`FEATURE_PY_VALUES`](crate::protocol::FEATURE_PY_VALUES) on the native
+    /// wire.
+    NotImplemented,
 }
 
 impl<R> Value<R> {
@@ -77,6 +102,10 @@ impl<R> Value<R> {
             Value::List(_) => "list",
             Value::Map(_) => "map",
             Value::Ref(_) => "ref",
+            Value::FrozenSet(_) => "frozenset",
+            Value::Slice(_) => "slice",
+            Value::Ellipsis => "ellipsis",
+            Value::NotImplemented => "notimplemented",
         }
     }
 
@@ -84,7 +113,8 @@ impl<R> Value<R> {
     pub fn has_refs(&self) -> bool {
         match self {
             Value::Ref(_) => true,
-            Value::Tuple(items) | Value::List(items) => items.iter().any(Value::has_refs),
+            Value::Tuple(items) | Value::List(items) | Value::FrozenSet(items) => items.iter().any(Value::has_refs),
+            Value::Slice(parts) => parts.iter().any(Value::has_refs),
             Value::Map(pairs) => pairs.iter().any(|(k, v)| k.has_refs() || v.has_refs()),
             _ => false,
         }
@@ -110,6 +140,13 @@ impl<R> Value<R> {
                     .collect::<Result<_, E>>()?,
             ),
             Value::Ref(r) => Value::Ref(f(r)?),
+            Value::FrozenSet(items) => Value::FrozenSet(map_items(items, f)?),
+            Value::Slice(parts) => {
+                let [start, stop, step] = *parts;
+                Value::Slice(Box::new([start.try_map_refs(f)?, stop.try_map_refs(f)?, step.try_map_refs(f)?]))
+            }
+            Value::Ellipsis => Value::Ellipsis,
+            Value::NotImplemented => Value::NotImplemented,
         })
     }
 }
@@ -133,6 +170,9 @@ impl<R: PartialEq> PartialEq for Value<R> {
             (Tuple(a), Tuple(b)) | (List(a), List(b)) => a == b,
             (Map(a), Map(b)) => a == b,
             (Ref(a), Ref(b)) => a == b,
+            (FrozenSet(a), FrozenSet(b)) => a == b,
+            (Slice(a), Slice(b)) => a == b,
+            (Ellipsis, Ellipsis) | (NotImplemented, NotImplemented) => true,
             _ => false,
         }
     }

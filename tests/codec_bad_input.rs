@@ -1,13 +1,16 @@
 //! Guards the decoder against hostile bytes: random input never panics, oversized length
 //! prefixes are refused before any allocation, truncated frames wait or fail at EOF, unknown
-//! kinds/handles/labels/tags are typed errors, nesting and value counts are bounded, and a
-//! `Hello` from another protocol version names both versions.
+//! kinds/handles/labels/tags are typed errors, nesting and value counts are bounded (the Python
+//! values' tags included), and a `Hello` from another protocol version names both versions.
 
 mod common;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use netref::{
-    protocol::{decode_frame, DecodeLimits, Frame, FrameCodec, Hello, Limits, WireRefs, PROTOCOL_VERSION},
+    protocol::{
+        decode_frame, DecodeLimits, Frame, FrameCodec, Hello, Limits, WireRefs, FEATURES, PROTOCOL_VERSION,
+        TAG_ELLIPSIS, TAG_FROZENSET, TAG_NONE, TAG_NOT_IMPLEMENTED, TAG_SLICE,
+    },
     ProtocolError, Value, WireRef,
 };
 use proptest::prelude::*;
@@ -51,7 +54,7 @@ proptest! {
     #[test]
     fn mutated_valid_frames_never_panic(frame in common::strategies::frame(), flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4)) {
         let mut buf = BytesMut::new();
-        FrameCodec::new().encode(&frame, &mut buf).unwrap();
+        FrameCodec::new().with_peer_features(FEATURES).encode(&frame, &mut buf).unwrap();
         let mut body = buf[4..].to_vec();
         if !body.is_empty() {
             for (at, byte) in flips {
@@ -351,4 +354,98 @@ fn the_encoder_refuses_values_the_decoder_would_refuse() {
     let mut buf = BytesMut::new();
     FrameCodec::new().encode(&frame, &mut buf).unwrap();
     assert_eq!(FrameCodec::new().decode(&mut buf).unwrap(), Some(frame));
+}
+
+/// A reply (seq 0) holding one plain value: `02 00 01` then `plain`.
+fn reply_plain(plain: &[u8]) -> Vec<u8> {
+    let mut body = vec![2, 0, 1];
+    body.extend_from_slice(plain);
+    body
+}
+
+#[test]
+fn the_python_value_tags_decode_whatever_this_side_announced() {
+    let decoded = decode_body(&reply_plain(&[TAG_FROZENSET, 2, 2, 2, TAG_NONE])).unwrap();
+    assert_eq!(decoded, Frame::Reply { seq: 0, value: Value::FrozenSet(vec![Value::Int(1), Value::None]) });
+    let decoded = decode_body(&reply_plain(&[TAG_SLICE, TAG_NONE, 2, 4, TAG_ELLIPSIS])).unwrap();
+    assert_eq!(
+        decoded,
+        Frame::Reply { seq: 0, value: Value::Slice(Box::new([Value::None, Value::Int(2), Value::Ellipsis])) }
+    );
+    let decoded = decode_body(&reply_plain(&[TAG_NOT_IMPLEMENTED])).unwrap();
+    assert_eq!(decoded, Frame::Reply { seq: 0, value: Value::NotImplemented });
+}
+
+#[test]
+fn truncated_python_values_are_errors() {
+    for plain in [
+        &[TAG_FROZENSET][..],
+        &[TAG_FROZENSET, 3, TAG_NONE, TAG_NONE],
+        &[TAG_FROZENSET, 1, 2],
+        &[TAG_SLICE],
+        &[TAG_SLICE, TAG_NONE, TAG_NONE],
+        &[TAG_SLICE, 2, 2, 2],
+    ] {
+        let err = decode_body(&reply_plain(plain)).unwrap_err();
+        assert!(
+            matches!(err, ProtocolError::Malformed(ref m) if m.contains("ends early") || m.contains("end")),
+            "{plain:?}: {err}"
+        );
+    }
+    // Nothing follows Ellipsis or NotImplemented: a byte more is trailing.
+    assert_eq!(decode_body(&reply_plain(&[TAG_ELLIPSIS, 0])), Err(ProtocolError::TrailingBytes(1)));
+    assert_eq!(decode_body(&reply_plain(&[TAG_NOT_IMPLEMENTED, 0])), Err(ProtocolError::TrailingBytes(1)));
+}
+
+#[test]
+fn python_values_nested_past_the_depth_limit_are_refused_without_exhausting_the_stack() {
+    let max = DecodeLimits::default().max_depth;
+    // 100,000 nested one-member frozensets.
+    let mut plain = Vec::new();
+    for _ in 0..100_000 {
+        plain.extend_from_slice(&[TAG_FROZENSET, 1]);
+    }
+    plain.push(TAG_NONE);
+    assert_eq!(decode_body(&reply_plain(&plain)), Err(ProtocolError::TooDeep { max }));
+    // 100,000 slices nested in their start.
+    let mut plain = vec![TAG_SLICE; 100_000];
+    plain.push(TAG_NONE);
+    assert_eq!(decode_body(&reply_plain(&plain)), Err(ProtocolError::TooDeep { max }));
+    // Just within the limit: `max` frozensets around a None (the None at depth `max`).
+    let mut plain = Vec::new();
+    for _ in 0..max {
+        plain.extend_from_slice(&[TAG_FROZENSET, 1]);
+    }
+    plain.push(TAG_NONE);
+    assert!(decode_body(&reply_plain(&plain)).is_ok());
+}
+
+#[test]
+fn python_values_count_against_the_value_budget() {
+    let limits = DecodeLimits { max_depth: 64, max_values: 1000 };
+    let decode = |plain: &[u8]| decode_frame(&Bytes::from(reply_plain(plain)), &limits, &WireRefs);
+    // A frozenset announcing 2^40 members fails on the count, before any allocation.
+    let err = decode(&[TAG_FROZENSET, 0x80, 0x80, 0x80, 0x80, 0x80, 0x20]).unwrap_err();
+    assert_eq!(err, ProtocolError::TooManyValues { max: 1000 });
+    // 2,000 real Ellipsis members: refused by the count.
+    let mut plain = vec![TAG_FROZENSET, 0xd0, 0x0f];
+    plain.extend(std::iter::repeat_n(TAG_ELLIPSIS, 2000));
+    assert_eq!(decode(&plain).unwrap_err(), ProtocolError::TooManyValues { max: 1000 });
+    // A slice is four values (itself and its three parts): 250 of them fill the budget.
+    let slices = |n: u16| {
+        let mut plain = vec![9];
+        let mut n7 = n;
+        while n7 >= 0x80 {
+            plain.push((n7 as u8) | 0x80);
+            n7 >>= 7;
+        }
+        plain.push(n7 as u8);
+        for _ in 0..n {
+            plain.extend_from_slice(&[TAG_SLICE, TAG_NONE, TAG_NONE, TAG_NONE]);
+        }
+        plain
+    };
+    // The list counts one: 249 slices are 997 values, 250 are 1001.
+    assert!(decode(&slices(249)).is_ok());
+    assert_eq!(decode(&slices(250)).unwrap_err(), ProtocolError::TooManyValues { max: 1000 });
 }

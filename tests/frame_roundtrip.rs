@@ -7,15 +7,16 @@ mod common;
 use bytes::{Bytes, BytesMut};
 use common::strategies;
 use netref::{
-    protocol::{Frame, FrameCodec},
+    protocol::{Frame, FrameCodec, FEATURES},
     Value, WireRef,
 };
 use proptest::prelude::*;
 use tokio_util::codec::{Decoder, Encoder};
 
+/// Encodes for a peer that announced every feature this build knows (the Python values).
 fn encode(frame: &Frame<WireRef>) -> BytesMut {
     let mut buf = BytesMut::new();
-    FrameCodec::new().encode(frame, &mut buf).expect("encodes");
+    FrameCodec::new().with_peer_features(FEATURES).encode(frame, &mut buf).expect("encodes");
     buf
 }
 

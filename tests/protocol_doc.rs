@@ -9,9 +9,10 @@ use std::{collections::BTreeMap, time::Duration};
 use bytes::{Bytes, BytesMut};
 use netref::{
     protocol::{
-        Frame, FrameCodec, Hello, Limits, EXC_STOP_ITERATION, LABEL_LIST, LABEL_LOCAL_REF, LABEL_MAP, LABEL_REMOTE_REF,
-        LABEL_TUPLE, LABEL_VALUE, MSG_EXCEPTION, MSG_REPLY, MSG_REQUEST, TAG_BIGINT, TAG_BOOL, TAG_BYTES, TAG_COMPLEX,
-        TAG_FLOAT, TAG_INT, TAG_LIST, TAG_MAP, TAG_NONE, TAG_STR, TAG_TUPLE,
+        feature_name, Frame, FrameCodec, Hello, Limits, EXC_STOP_ITERATION, FEATURES, FEATURE_PY_VALUES, LABEL_LIST,
+        LABEL_LOCAL_REF, LABEL_MAP, LABEL_REMOTE_REF, LABEL_TUPLE, LABEL_VALUE, MSG_EXCEPTION, MSG_REPLY, MSG_REQUEST,
+        TAG_BIGINT, TAG_BOOL, TAG_BYTES, TAG_COMPLEX, TAG_ELLIPSIS, TAG_FLOAT, TAG_FROZENSET, TAG_INT, TAG_LIST,
+        TAG_MAP, TAG_NONE, TAG_NOT_IMPLEMENTED, TAG_SLICE, TAG_STR, TAG_TUPLE,
     },
     BigInt, Handle, IdPack, RefLabel, RemoteError, Value, WireRef,
 };
@@ -158,6 +159,13 @@ fn table() -> BTreeMap<&'static str, Frame<WireRef>> {
                 },
             },
         ),
+        ("reply-frozenset", Frame::Reply { seq: 10, value: Value::FrozenSet(vec![Value::Int(1), Value::Int(2)]) }),
+        (
+            "reply-slice",
+            Frame::Reply { seq: 11, value: Value::Slice(Box::new([Value::Int(1), Value::None, Value::Int(-1)])) },
+        ),
+        ("reply-ellipsis", Frame::Reply { seq: 12, value: Value::Ellipsis }),
+        ("reply-not-implemented", Frame::Reply { seq: 13, value: Value::NotImplemented }),
         ("exception-stop-iteration", Frame::Exception { seq: 9, error: RemoteError::stop_iteration() }),
         ("cancel", Frame::Cancel { seq: 4 }),
         ("release", Frame::Release { refs: vec![(9, 1), (300, 2)] }),
@@ -177,6 +185,11 @@ fn table() -> BTreeMap<&'static str, Frame<WireRef>> {
     ])
 }
 
+/// The examples are between two peers of this build: each announced every feature it knows.
+fn codec() -> FrameCodec {
+    FrameCodec::new().with_peer_features(FEATURES)
+}
+
 #[test]
 fn every_example_is_what_the_codec_writes_and_reads() {
     let table = table();
@@ -189,7 +202,7 @@ fn every_example_is_what_the_codec_writes_and_reads() {
             continue;
         };
         let mut encoded = BytesMut::new();
-        FrameCodec::new().encode(frame, &mut encoded).expect("the table's frames encode");
+        codec().encode(frame, &mut encoded).expect("the table's frames encode");
         if encoded[..] != ex.bytes[..] {
             failures.push(format!(
                 "line {}: `{}` differs from the encoder\n  document: {}\n  encoder:  {}",
@@ -249,7 +262,7 @@ fn every_frame_kind_has_a_row_and_an_example() {
         let (kind, kind_name) = kind_of(frame);
         assert_eq!(kind_name, frame.kind(), "kind_of disagrees with Frame::kind for `{name}`");
         let mut encoded = BytesMut::new();
-        FrameCodec::new().encode(frame, &mut encoded).expect("the table's frames encode");
+        codec().encode(frame, &mut encoded).expect("the table's frames encode");
         assert_eq!(encoded[4], kind, "`{name}`: the body should start with frame kind {kind}");
     }
     for kind in 0..FRAME_KINDS {
@@ -265,6 +278,9 @@ fn assert_row(number: impl std::fmt::Display, name: &str) {
     let row = format!("| {number} | `{name}` |");
     assert!(DOC.contains(&row), "PROTOCOL.md has no table row starting {row:?}");
 }
+
+/// Every feature bit the code defines, with its constant's name.
+const FEATURE_BITS: &[(u64, &str)] = &[(FEATURE_PY_VALUES, "FEATURE_PY_VALUES")];
 
 #[test]
 fn constant_tables_match_the_code() {
@@ -296,8 +312,20 @@ fn constant_tables_match_the_code() {
         (TAG_TUPLE, "TAG_TUPLE"),
         (TAG_LIST, "TAG_LIST"),
         (TAG_MAP, "TAG_MAP"),
+        (TAG_FROZENSET, "TAG_FROZENSET"),
+        (TAG_SLICE, "TAG_SLICE"),
+        (TAG_ELLIPSIS, "TAG_ELLIPSIS"),
+        (TAG_NOT_IMPLEMENTED, "TAG_NOT_IMPLEMENTED"),
     ] {
         assert_row(n, name);
     }
+    // The feature bits: `| bit | value | constant | name |`, and every bit of `FEATURES` listed.
+    let mut listed = 0;
+    for &(bit, name) in FEATURE_BITS {
+        let row = format!("| {} | `{:#x}` | `{name}` | `{}` |", bit.trailing_zeros(), bit, feature_name(bit));
+        assert!(DOC.contains(&row), "PROTOCOL.md has no feature row starting {row:?}");
+        listed |= bit;
+    }
+    assert_eq!(listed, FEATURES, "every feature bit this build announces has a row in PROTOCOL.md §15");
     assert_row(EXC_STOP_ITERATION, "EXC_STOP_ITERATION");
 }

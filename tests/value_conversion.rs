@@ -178,12 +178,18 @@ fn value() -> BoxedStrategy<V> {
         ".{0,12}".prop_map(Value::Str),
         proptest::collection::vec(any::<u8>(), 0..32).prop_map(|b| Value::Bytes(Bytes::from(b))),
         any::<u32>().prop_map(|id| Value::Ref(TestRef { id })),
+        Just(Value::Ellipsis),
+        Just(Value::NotImplemented),
     ];
     leaf.prop_recursive(4, 48, 6, |inner| {
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Tuple),
             proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::List),
-            proptest::collection::vec((inner.clone(), inner), 0..4).prop_map(Value::Map),
+            proptest::collection::vec((inner.clone(), inner.clone()), 0..4).prop_map(Value::Map),
+            // (A `Value` may hold references anywhere; it is the native wire that refuses them
+            // inside a frozenset or slice.)
+            proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::FrozenSet),
+            (inner.clone(), inner.clone(), inner).prop_map(|(a, b, c)| Value::Slice(Box::new([a, b, c]))),
         ]
     })
     .boxed()
@@ -255,6 +261,32 @@ proptest! {
     #[test]
     fn enums_round_trip(s in proptest::collection::vec(shape(), 0..6)) {
         prop_assert_eq!(round_trip(&s)?, s);
+    }
+
+    #[test]
+    fn python_values_round_trip_typed(
+        members in proptest::collection::vec((any::<i32>(), ".{0,6}"), 0..8),
+        bounds in (any::<Option<i64>>(), any::<Option<i64>>(), any::<Option<i64>>()),
+    ) {
+        let set = netref::FrozenSet(members.clone());
+        let v: V = to_value(&set)?;
+        prop_assert_eq!(v.kind(), "frozenset");
+        prop_assert_eq!(from_value::<netref::FrozenSet<(i32, String)>>(v.clone())?, set);
+        // As any sequence or set.
+        prop_assert_eq!(from_value::<Vec<(i32, String)>>(v.clone())?, members.clone());
+        prop_assert_eq!(
+            from_value::<std::collections::BTreeSet<(i32, String)>>(v.clone())?,
+            members.iter().cloned().collect::<std::collections::BTreeSet<_>>()
+        );
+        prop_assert_eq!(
+            from_value::<std::collections::HashSet<(i32, String)>>(v)?,
+            members.iter().cloned().collect::<std::collections::HashSet<_>>()
+        );
+        let slice = netref::Slice { start: bounds.0, stop: bounds.1, step: bounds.2 };
+        let v: V = to_value(&slice)?;
+        prop_assert_eq!(v.kind(), "slice");
+        prop_assert_eq!(round_trip(&slice)?, slice);
+        prop_assert_eq!(from_value::<(Option<i64>, Option<i64>, Option<i64>)>(v)?, bounds);
     }
 
     #[test]
@@ -410,6 +442,103 @@ fn a_value_with_another_reference_type_converts_its_plain_data() {
         Value::List(vec![Value::Int(1)]),
         Value::BigInt(BigInt::from(u128::MAX)),
         Value::Complex(1.0, 2.0),
+    ]);
+    assert_eq!(to_value::<TestRef, _>(&v).unwrap(), expected);
+}
+
+#[test]
+fn python_values_convert_as_documented() {
+    use netref::{Ellipsis, FrozenSet, NotImplemented, Slice};
+    // Produced by the typed newtypes, also nested in other types.
+    let v: V = to_value(&(
+        FrozenSet(vec![2u8, 1]),
+        Slice { start: None, stop: Some(3), step: None },
+        Ellipsis,
+        NotImplemented,
+    ))
+    .unwrap();
+    assert_eq!(
+        v,
+        Value::Tuple(vec![
+            Value::FrozenSet(vec![Value::Int(2), Value::Int(1)]),
+            Value::Slice(Box::new([Value::None, Value::Int(3), Value::None])),
+            Value::Ellipsis,
+            Value::NotImplemented,
+        ])
+    );
+    assert_eq!(
+        from_value::<(FrozenSet<u8>, Slice, Ellipsis, NotImplemented)>(v).unwrap(),
+        (FrozenSet(vec![2, 1]), Slice { start: None, stop: Some(3), step: None }, Ellipsis, NotImplemented)
+    );
+    // A slice of any values.
+    let s = Slice { start: "a".to_owned(), stop: "b".to_owned(), step: "c".to_owned() };
+    assert_eq!(round_trip(&s).unwrap(), s);
+    // Ellipsis and NotImplemented read as unit.
+    from_value::<()>(V::Ellipsis).unwrap();
+    from_value::<()>(V::NotImplemented).unwrap();
+    // The typed newtypes read only from their own variant.
+    let err = |e: ConvertError| e.to_string();
+    assert_eq!(
+        err(from_value::<FrozenSet<u8>>(V::List(vec![])).unwrap_err()),
+        "invalid type: list, expected a frozenset"
+    );
+    assert_eq!(
+        err(from_value::<Slice>(V::Tuple(vec![V::None, V::None, V::None])).unwrap_err()),
+        "invalid type: tuple, expected a slice"
+    );
+    assert_eq!(err(from_value::<Ellipsis>(V::None).unwrap_err()), "invalid type: unit value, expected Ellipsis");
+    assert_eq!(
+        err(from_value::<NotImplemented>(V::Ellipsis).unwrap_err()),
+        "invalid type: Ellipsis, expected NotImplemented"
+    );
+    assert_eq!(err(from_value::<i64>(V::FrozenSet(vec![])).unwrap_err()), "invalid type: sequence, expected i64");
+    // Kinds.
+    let kinds: Vec<&str> =
+        [V::FrozenSet(vec![]), V::Slice(Box::new([V::None, V::None, V::None])), V::Ellipsis, V::NotImplemented]
+            .iter()
+            .map(Value::kind)
+            .collect();
+    assert_eq!(kinds, ["frozenset", "slice", "ellipsis", "notimplemented"]);
+    // References inside are found and mapped.
+    let with_ref: V = Value::Slice(Box::new([V::None, V::Ref(TestRef { id: 1 }), V::None]));
+    assert!(with_ref.has_refs());
+    assert!(V::FrozenSet(vec![V::Ref(TestRef { id: 2 })]).has_refs());
+    assert!(!V::FrozenSet(vec![V::Int(1)]).has_refs());
+    let mapped: Value<u32> = with_ref.try_map_refs(&mut |r| Ok::<_, ()>(r.id)).unwrap();
+    assert_eq!(mapped, Value::Slice(Box::new([Value::None, Value::Ref(1), Value::None])));
+    // Equality is order-sensitive.
+    assert_ne!(V::FrozenSet(vec![V::Int(1), V::Int(2)]), V::FrozenSet(vec![V::Int(2), V::Int(1)]));
+    assert_ne!(V::FrozenSet(vec![]), V::List(vec![]));
+    assert_ne!(V::Ellipsis, V::NotImplemented);
+}
+
+#[test]
+fn other_serializers_see_the_plain_shape_of_python_values() {
+    use netref::{Ellipsis, FrozenSet, NotImplemented, Slice};
+    let set = postcard::to_allocvec(&FrozenSet(vec![1u8, 2])).unwrap();
+    assert_eq!(set, postcard::to_allocvec(&vec![1u8, 2]).unwrap());
+    assert_eq!(postcard::from_bytes::<FrozenSet<u8>>(&set).unwrap(), FrozenSet(vec![1, 2]));
+    let slice = Slice { start: Some(1i64), stop: None, step: Some(2) };
+    let bytes = postcard::to_allocvec(&slice).unwrap();
+    assert_eq!(bytes, postcard::to_allocvec(&(Some(1i64), None::<i64>, Some(2i64))).unwrap());
+    assert_eq!(postcard::from_bytes::<Slice>(&bytes).unwrap(), slice);
+    assert!(postcard::to_allocvec(&(Ellipsis, NotImplemented)).unwrap().is_empty());
+    assert_eq!(postcard::from_bytes::<(Ellipsis, NotImplemented)>(&[]).unwrap(), (Ellipsis, NotImplemented));
+}
+
+#[test]
+fn python_values_with_another_reference_type_convert_losslessly() {
+    let v: Value<OtherRef> = Value::List(vec![
+        Value::FrozenSet(vec![Value::Int(1)]),
+        Value::Slice(Box::new([Value::None, Value::Str("x".into()), Value::None])),
+        Value::Ellipsis,
+        Value::NotImplemented,
+    ]);
+    let expected: V = Value::List(vec![
+        Value::FrozenSet(vec![Value::Int(1)]),
+        Value::Slice(Box::new([Value::None, Value::Str("x".into()), Value::None])),
+        Value::Ellipsis,
+        Value::NotImplemented,
     ]);
     assert_eq!(to_value::<TestRef, _>(&v).unwrap(), expected);
 }

@@ -601,6 +601,9 @@ impl Connection {
                 if let Some(root) = &hello.root {
                     self.shared.set_peer_root(root.clone());
                 }
+                // From now on the encoder may send what the peer announced (until now: nothing
+                // beyond version 1's baseline).
+                self.codec.set_peer_features(hello.features);
                 self.peer_hello = Some(hello);
                 self.shared.mark_greeted();
             }

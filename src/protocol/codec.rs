@@ -8,7 +8,7 @@ use super::{
         decode_frame, encode_call_frame, encode_frame_spilling, CallFrame, DecodeLimits, RefBoxer, RefUnboxer, Spill,
         WireRefs,
     },
-    DEFAULT_MAX_FRAME_LEN,
+    DEFAULT_MAX_FRAME_LEN, FEATURES,
 };
 use crate::{value::WireRef, Frame, ProtocolError};
 
@@ -50,6 +50,9 @@ const GROWTH: usize = 16;
 pub struct FrameCodec {
     max_frame_len: usize,
     limits: DecodeLimits,
+    /// The feature bits the peer announced that this build knows: what the encoder may send
+    /// beyond version 1's baseline.
+    peer_features: u64,
 }
 
 impl Default for FrameCodec {
@@ -66,7 +69,30 @@ impl FrameCodec {
 
     /// A codec with the given largest body and decode limits.
     pub fn with_limits(max_frame_len: usize, limits: DecodeLimits) -> Self {
-        FrameCodec { max_frame_len: max_frame_len.min(u32::MAX as usize), limits }
+        FrameCodec { max_frame_len: max_frame_len.min(u32::MAX as usize), limits, peer_features: 0 }
+    }
+
+    /// This codec, encoding for a peer whose `Hello` announced `features` (see
+    /// [`set_peer_features`](FrameCodec::set_peer_features)).
+    pub fn with_peer_features(mut self, features: u64) -> Self {
+        self.set_peer_features(features);
+        self
+    }
+
+    /// Encodes from now on for a peer whose `Hello` announced `features`: a value that needs a
+    /// feature bit outside them (and outside this build's [`FEATURES`]) is refused with
+    /// [`ProtocolError::PeerLacksFeature`], nothing written. A new codec assumes a peer that
+    /// announced nothing (only version 1's baseline is sent), as a connection must before the
+    /// peer's `Hello` has arrived. Decoding is not affected: every value this build knows is
+    /// accepted.
+    pub fn set_peer_features(&mut self, features: u64) {
+        self.peer_features = features & FEATURES;
+    }
+
+    /// The feature bits the encoder assumes the peer accepts (what it announced, intersected
+    /// with this build's [`FEATURES`]).
+    pub fn peer_features(&self) -> u64 {
+        self.peer_features
     }
 
     /// The largest frame body this codec accepts or produces.
@@ -119,7 +145,9 @@ impl FrameCodec {
     }
 
     /// Appends `frame` (length prefix and body) to `dst`, boxing references with `boxer`.
-    /// On error `dst` is left as it was.
+    /// On error `dst` is left as it was: a value past the decode limits (`TooDeep`,
+    /// `TooManyValues`) or one the peer did not announce it accepts (`PeerLacksFeature`, see
+    /// [`set_peer_features`](FrameCodec::set_peer_features)) is refused.
     pub fn encode_with<R, B: RefBoxer<R>>(
         &self,
         frame: &Frame<R>,
@@ -148,8 +176,9 @@ impl FrameCodec {
         // The peer would refuse a value nested deeper than the limit, or a frame holding more
         // values than the limit, and close the connection: the encoder refuses them instead
         // (failing only this frame), in the same pass. The limits are this side's own decode
-        // limits: the peer does not announce its own.
-        let spill = Spill::with_limits(spill_at, self.limits);
+        // limits: the peer does not announce its own. A value the peer did not announce it
+        // accepts (a feature bit, see `set_peer_features`) is refused the same way.
+        let spill = Spill::with_limits(spill_at, self.limits).for_peer(self.peer_features);
         let result = encode_frame_spilling(frame, boxer, dst, &spill).and_then(|()| {
             let spilled = spill.into_strings();
             let len = spilled.iter().fold(dst.len() - start - HEADER_LEN, |len, (_, b)| len.saturating_add(b.len()));

@@ -7,9 +7,26 @@ use serde::{Deserialize, Serialize};
 use super::{Handle, DEFAULT_MAX_FRAME_LEN, MIN_MAX_FRAME_LEN, PROTOCOL_VERSION};
 use crate::{error::RemoteError, value::Value, IdPack, ProtocolError};
 
-/// Feature bits this build announces in [`Hello::features`]. None are defined yet; unknown bits
+/// Feature bit: the sender accepts the plain values Python has beyond version 1's —
+/// `frozenset`, `slice`, `Ellipsis`, `NotImplemented` (value tags 11–14: `TAG_FROZENSET`,
+/// `TAG_SLICE`, `TAG_ELLIPSIS`, `TAG_NOT_IMPLEMENTED`). Named `py-values` in messages.
+///
+/// A side never sends one of these values to a peer whose `Hello` did not announce this bit:
+/// the encoder refuses it ([`ProtocolError::PeerLacksFeature`]) and nothing is written.
+pub const FEATURE_PY_VALUES: u64 = 1 << 0;
+
+/// Feature bits this build announces in [`Hello::features`]: [`FEATURE_PY_VALUES`]. Unknown bits
 /// from a peer are ignored.
-pub const FEATURES: u64 = 0;
+pub const FEATURES: u64 = FEATURE_PY_VALUES;
+
+/// The name of a feature bit, for messages (`"py-values"`); `"unknown"` for a bit this build
+/// does not define.
+pub fn feature_name(bit: u64) -> &'static str {
+    match bit {
+        FEATURE_PY_VALUES => "py-values",
+        _ => "unknown",
+    }
+}
 
 /// One unit on the wire. The postcard variant index is the frame kind; `Request`, `Reply` and
 /// `Exception` have indices 1, 2 and 3, equal to RPyC's `MSG_*` numbers.
@@ -92,7 +109,8 @@ impl<R> Frame<R> {
 pub struct Hello {
     /// The protocol version the sender speaks ([`PROTOCOL_VERSION`]).
     pub version: u32,
-    /// Feature bits the sender supports ([`FEATURES`]).
+    /// Feature bits the sender supports ([`FEATURES`]): what the peer may send it beyond
+    /// version 1's baseline (see PROTOCOL.md, "Wire versioning").
     pub features: u64,
     /// The sender's limits, so the peer can stay within them.
     pub limits: Limits,

@@ -22,8 +22,8 @@ use serde::{
 };
 
 use super::{
-    frame::Hello, Handle, EXC_STOP_ITERATION, LABEL_LIST, LABEL_LOCAL_REF, LABEL_MAP, LABEL_REMOTE_REF, LABEL_TUPLE,
-    LABEL_VALUE,
+    frame::{feature_name, Hello, FEATURES, FEATURE_PY_VALUES},
+    Handle, EXC_STOP_ITERATION, LABEL_LIST, LABEL_LOCAL_REF, LABEL_MAP, LABEL_REMOTE_REF, LABEL_TUPLE, LABEL_VALUE,
 };
 use crate::{
     error::{ProtocolError, RemoteError},
@@ -53,6 +53,18 @@ pub const TAG_TUPLE: u8 = 8;
 pub const TAG_LIST: u8 = 9;
 /// Plain-value tag: a map (varint count + key/value plain pairs).
 pub const TAG_MAP: u8 = 10;
+/// Plain-value tag: Python's `frozenset` (varint count + plain values, in the order sent).
+/// Only to a peer that announced [`FEATURE_PY_VALUES`].
+pub const TAG_FROZENSET: u8 = 11;
+/// Plain-value tag: Python's `slice` (three plain values: start, stop, step). Only to a peer
+/// that announced [`FEATURE_PY_VALUES`].
+pub const TAG_SLICE: u8 = 12;
+/// Plain-value tag: Python's `Ellipsis` (nothing follows). Only to a peer that announced
+/// [`FEATURE_PY_VALUES`].
+pub const TAG_ELLIPSIS: u8 = 13;
+/// Plain-value tag: Python's `NotImplemented` (nothing follows). Only to a peer that announced
+/// [`FEATURE_PY_VALUES`].
+pub const TAG_NOT_IMPLEMENTED: u8 = 14;
 
 /// Turns a reference into its wire form when a value is sent (the exporter's side of boxing).
 pub trait RefBoxer<R> {
@@ -179,19 +191,30 @@ pub(crate) struct Spill {
     max_values: usize,
     /// Values admitted so far.
     values: Cell<usize>,
+    /// The feature bits the receiver announced: a value needing another is refused.
+    peer_features: u64,
     /// The limit a value went past, if one did.
     exceeded: Cell<Option<Limit>>,
 }
 
-/// One of the decode limits an encoder keeps to.
+/// One of the decode limits an encoder keeps to, or another reason it refuses a value (so that
+/// both encoders report the same error).
 #[derive(Clone, Copy, Debug)]
 enum Limit {
     Depth,
     Values,
+    /// A value the receiver did not announce it accepts: needs feature `bit`.
+    Feature {
+        bit: u64,
+        what: &'static str,
+    },
+    /// A reference inside a value that travels plain (a frozenset or a slice).
+    RefInPlain,
 }
 
 impl Spill {
-    /// Sets aside byte strings of at least `threshold` bytes (`usize::MAX`: none).
+    /// Sets aside byte strings of at least `threshold` bytes (`usize::MAX`: none). No limits,
+    /// and every value this build knows is accepted (see [`Spill::for_peer`]).
     pub(crate) fn new(threshold: usize) -> Spill {
         Spill::with_limits(threshold, DecodeLimits { max_depth: usize::MAX, max_values: usize::MAX })
     }
@@ -208,8 +231,30 @@ impl Spill {
             max_depth: limits.max_depth,
             max_values: limits.max_values,
             values: Cell::new(0),
+            peer_features: FEATURES,
             exceeded: Cell::new(None),
         }
+    }
+
+    /// This `Spill`, refusing the values that need a feature bit outside `features` (what the
+    /// receiver announced): [`ProtocolError::PeerLacksFeature`].
+    pub(crate) fn for_peer(mut self, features: u64) -> Spill {
+        self.peer_features = features;
+        self
+    }
+
+    /// Admits a value that needs feature `bit` (`what` names it in the error).
+    fn require(&self, bit: u64, what: &'static str) -> Result<(), ProtocolError> {
+        if self.peer_features & bit == bit {
+            Ok(())
+        } else {
+            Err(self.exceed(Limit::Feature { bit, what }))
+        }
+    }
+
+    /// Refuses a reference met inside a plain value.
+    fn ref_in_plain(&self) -> ProtocolError {
+        self.exceed(Limit::RefInPlain)
     }
 
     /// How many levels may nest below a value at `depth`.
@@ -251,6 +296,10 @@ impl Spill {
         match limit {
             Limit::Depth => ProtocolError::TooDeep { max: self.max_depth },
             Limit::Values => ProtocolError::TooManyValues { max: self.max_values },
+            Limit::Feature { bit, what } => ProtocolError::PeerLacksFeature { feature: feature_name(bit), what },
+            Limit::RefInPlain => ProtocolError::BadReference(
+                "an object reference inside a frozenset or slice: they carry plain values only".into(),
+            ),
         }
     }
 
@@ -324,7 +373,8 @@ fn encode_frame_serde<R, B: RefBoxer<R>>(
 // the bytes the serde route (`FrameSer`) gives — a unit test holds the two to that.
 
 /// Whether `value` is boxed item by item rather than sent as one plain value: it holds a
-/// reference, or it nests more than `budget` levels further (the depth check then refuses it on
+/// reference (outside a frozenset or slice, which are always plain), or it nests more than
+/// `budget` levels further (the depth check then refuses it on
 /// the boxed path). The walk stops at `budget`, so a careless depth cannot exhaust the stack
 /// here before the depth check sees it.
 fn needs_boxing<R>(value: &Value<R>, budget: usize) -> bool {
@@ -591,7 +641,31 @@ fn put_plain<R>(dst: &mut BytesMut, value: &Value<R>, depth: usize, spill: &Spil
                 put_plain(dst, v, depth + 1, spill)?;
             }
         }
-        Value::Ref(_) => return Err(ProtocolError::Malformed("a reference inside a plain value".into())),
+        Value::FrozenSet(items) => {
+            spill.require(FEATURE_PY_VALUES, "frozenset")?;
+            dst.put_u8(TAG_FROZENSET);
+            put_varint(dst, items.len() as u64);
+            for item in items {
+                put_plain(dst, item, depth + 1, spill)?;
+            }
+        }
+        Value::Slice(parts) => {
+            spill.require(FEATURE_PY_VALUES, "slice")?;
+            dst.put_u8(TAG_SLICE);
+            for part in parts.iter() {
+                put_plain(dst, part, depth + 1, spill)?;
+            }
+        }
+        Value::Ellipsis => {
+            spill.require(FEATURE_PY_VALUES, "Ellipsis")?;
+            dst.put_u8(TAG_ELLIPSIS);
+        }
+        Value::NotImplemented => {
+            spill.require(FEATURE_PY_VALUES, "NotImplemented")?;
+            dst.put_u8(TAG_NOT_IMPLEMENTED);
+        }
+        // Only inside a frozenset or slice (everything else holding a reference is boxed).
+        Value::Ref(_) => return Err(spill.ref_in_plain()),
     }
     Ok(())
 }
@@ -841,7 +915,27 @@ impl<R> Serialize for PlainSer<'_, R> {
                 t.serialize_element(&TAG_MAP)?;
                 t.serialize_element(&PlainPairsSer(pairs, self.1, self.2 + 1))?;
             }
-            Value::Ref(_) => return Err(ser::Error::custom("a reference inside a plain value")),
+            Value::FrozenSet(items) => {
+                self.1.require(FEATURE_PY_VALUES, "frozenset").map_err(ser::Error::custom)?;
+                t.serialize_element(&TAG_FROZENSET)?;
+                t.serialize_element(&PlainSeqSer(items, self.1, self.2 + 1))?;
+            }
+            Value::Slice(parts) => {
+                self.1.require(FEATURE_PY_VALUES, "slice").map_err(ser::Error::custom)?;
+                t.serialize_element(&TAG_SLICE)?;
+                for part in parts.iter() {
+                    t.serialize_element(&PlainSer(part, self.1, self.2 + 1))?;
+                }
+            }
+            Value::Ellipsis => {
+                self.1.require(FEATURE_PY_VALUES, "Ellipsis").map_err(ser::Error::custom)?;
+                t.serialize_element(&TAG_ELLIPSIS)?;
+            }
+            Value::NotImplemented => {
+                self.1.require(FEATURE_PY_VALUES, "NotImplemented").map_err(ser::Error::custom)?;
+                t.serialize_element(&TAG_NOT_IMPLEMENTED)?;
+            }
+            Value::Ref(_) => return Err(ser::Error::custom(self.1.ref_in_plain())),
         }
         t.end()
     }
@@ -1235,6 +1329,23 @@ impl<'de, U, R> Visitor<'de> for PlainSeed<'_, '_, U, R> {
                 }
                 Value::Map(pairs)
             }
+            TAG_FROZENSET => {
+                let n: u64 = next(&mut seq)?;
+                ctx.check_announced(n)?;
+                let mut items = Vec::with_capacity(cautious(n));
+                for _ in 0..n {
+                    items.push(next_seed(&mut seq, child())?);
+                }
+                Value::FrozenSet(items)
+            }
+            TAG_SLICE => {
+                let start = next_seed(&mut seq, child())?;
+                let stop = next_seed(&mut seq, child())?;
+                let step = next_seed(&mut seq, child())?;
+                Value::Slice(Box::new([start, stop, step]))
+            }
+            TAG_ELLIPSIS => Value::Ellipsis,
+            TAG_NOT_IMPLEMENTED => Value::NotImplemented,
             other => return Err(ctx.fail(ProtocolError::UnknownValueTag(other))),
         })
     }
@@ -1308,14 +1419,37 @@ mod tests {
                 label: if local { RefLabel::Local } else { RefLabel::Remote },
                 id
             })),
+            Just(Value::Ellipsis),
+            Just(Value::NotImplemented),
         ];
         leaf.prop_recursive(5, 64, 5, |inner| {
             prop_oneof![
                 prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Tuple),
                 prop::collection::vec(inner.clone(), 0..5).prop_map(Value::List),
-                prop::collection::vec((inner.clone(), inner), 0..4).prop_map(Value::Map),
+                prop::collection::vec((inner.clone(), inner.clone()), 0..4).prop_map(Value::Map),
+                // Frozensets and slices carry plain values only.
+                prop::collection::vec(inner.clone().prop_map(plain), 0..4).prop_map(Value::FrozenSet),
+                (inner.clone(), inner.clone(), inner).prop_map(|(a, b, c)| Value::Slice(Box::new([
+                    plain(a),
+                    plain(b),
+                    plain(c)
+                ]))),
             ]
         })
+    }
+
+    /// `v` with every reference replaced by `None`.
+    fn plain(v: Value<WireRef>) -> Value<WireRef> {
+        let items = |items: Vec<Value<WireRef>>| items.into_iter().map(plain).collect();
+        match v {
+            Value::Ref(_) => Value::None,
+            Value::Tuple(i) => Value::Tuple(items(i)),
+            Value::List(i) => Value::List(items(i)),
+            Value::FrozenSet(i) => Value::FrozenSet(items(i)),
+            Value::Map(pairs) => Value::Map(pairs.into_iter().map(|(k, v)| (plain(k), plain(v))).collect()),
+            Value::Slice(parts) => Value::Slice(Box::new((*parts).map(plain))),
+            other => other,
+        }
     }
 
     fn frame() -> impl Strategy<Value = Frame<WireRef>> {
@@ -1417,6 +1551,73 @@ mod tests {
                 (Err(ProtocolError::TooDeep { .. } | ProtocolError::TooManyValues { .. }), Err(ProtocolError::TooDeep { .. } | ProtocolError::TooManyValues { .. })) => {}
                 _ => prop_assert!(false, "encoder {:?} vs decoder {:?}", direct, decoded),
             }
+        }
+    }
+
+    #[test]
+    fn both_encoders_refuse_python_values_the_peer_did_not_announce() {
+        let refs = |v: Value<WireRef>| Value::Tuple(vec![Value::Int(1), v]);
+        let values = [
+            (Value::FrozenSet(vec![Value::Int(1)]), "frozenset"),
+            (Value::Slice(Box::new([Value::None, Value::Int(2), Value::None])), "slice"),
+            (Value::Ellipsis, "Ellipsis"),
+            (Value::NotImplemented, "NotImplemented"),
+        ];
+        for (value, what) in values {
+            for frame in [
+                Frame::Reply { seq: 1, value: value.clone() },
+                Frame::Request { seq: 2, handle: Handle::Call, args: refs(value.clone()), deadline: None },
+                Frame::Exception {
+                    seq: 3,
+                    error: RemoteError {
+                        kind: "k".into(),
+                        message: "m".into(),
+                        args: vec![value.clone().try_map_refs(&mut |_| Err(())).unwrap()],
+                        traceback: String::new(),
+                    },
+                },
+            ] {
+                let run = |direct: bool, features: u64| {
+                    let mut dst = BytesMut::new();
+                    let spill = Spill::new(usize::MAX).for_peer(features);
+                    if direct && !matches!(frame, Frame::Exception { .. }) {
+                        encode_value_frame(&frame, &WireRefs, &mut dst, &spill)
+                    } else {
+                        encode_frame_serde(&frame, &WireRefs, &mut dst, &spill)
+                    }
+                    .map(|()| dst.to_vec())
+                };
+                let expected = ProtocolError::PeerLacksFeature { feature: "py-values", what };
+                assert_eq!(run(true, 0), Err(expected.clone()));
+                assert_eq!(run(false, 0), Err(expected.clone()));
+                assert_eq!(
+                    expected.to_string(),
+                    format!("the peer does not accept {what} values (it did not announce feature py-values)")
+                );
+                let sent = run(true, FEATURE_PY_VALUES).unwrap();
+                assert_eq!(run(false, FEATURE_PY_VALUES).unwrap(), sent);
+                let decoded = decode_frame(&Bytes::from(sent), &DecodeLimits::default(), &WireRefs).unwrap();
+                assert_eq!(decoded, frame);
+            }
+        }
+    }
+
+    #[test]
+    fn a_reference_inside_a_frozenset_or_slice_is_refused_by_both_encoders() {
+        let r = Value::Ref(WireRef {
+            label: RefLabel::Remote,
+            id: IdPack { type_name: "t.T".into(), class_id: 1, instance_id: 2 },
+        });
+        for value in [
+            Value::FrozenSet(vec![r.clone()]),
+            Value::List(vec![Value::Slice(Box::new([Value::None, r.clone(), Value::None]))]),
+        ] {
+            let [direct, serde] = both(&Frame::Reply { seq: 1, value }, usize::MAX, UNLIMITED);
+            assert!(
+                matches!(&direct, Err(ProtocolError::BadReference(m)) if m.contains("frozenset or slice")),
+                "{direct:?}"
+            );
+            assert_eq!(direct, serde);
         }
     }
 

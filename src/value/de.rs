@@ -6,7 +6,11 @@
 //! - `deserialize_any` dispatches on the variant: `None` → unit, `Int` → `i64`, `BigInt` →
 //!   `i64`/`u64`/`i128`/`u128` when it fits (else an error), `Float` → `f64`, `Complex` → a
 //!   seq of two floats, `Str` → string, `Bytes` → byte buffer, `Tuple`/`List` → seq, `Map` →
-//!   map; a `Ref` only deserializes through [`deserialize_ref`](super::deserialize_ref).
+//!   map, `FrozenSet` → seq (so it reads as `Vec<T>`, `HashSet<T>`, `BTreeSet<T>`), `Slice` →
+//!   seq of three (a 3-tuple), `Ellipsis` and `NotImplemented` → unit (so `()` reads them too);
+//!   a `Ref` only deserializes through [`deserialize_ref`](super::deserialize_ref).
+//! - [`FrozenSet`](super::FrozenSet), [`Slice`](super::Slice), [`Ellipsis`](super::Ellipsis)
+//!   and [`NotImplemented`](super::NotImplemented) read only from the matching variant.
 //! - `Option`: `None` → `None`, anything else → `Some`.
 //! - Bytes (`serde_bytes`, `bytes::Bytes`) from `Bytes`, or from a `List`/`Tuple` of ints in
 //!   `0..=255`; a `Vec<u8>` (a seq to serde) from `Bytes` too.
@@ -34,7 +38,10 @@ use serde::de::{
 use serde::forward_to_deserialize_any;
 use serde::Deserialize;
 
-use super::refs::{self, BYTES_TOKEN, DE_SLOT, REF_TOKEN, VALUE_TOKEN};
+use super::refs::{
+    self, BYTES_TOKEN, DE_SLOT, ELLIPSIS_TOKEN, FROZENSET_TOKEN, NOT_IMPLEMENTED_TOKEN, REF_TOKEN, SLICE_TOKEN,
+    VALUE_TOKEN,
+};
 use super::{ConvertError, Value};
 
 /// Converts a [`Value`] whose references are `R` to any `DeserializeOwned` type.
@@ -49,7 +56,11 @@ use super::{ConvertError, Value};
 /// - structs from a `Map` by field name or from a `Tuple`/`List` by position; unit and unit
 ///   structs from `None`;
 /// - a reference (a type whose `Deserialize` calls [`deserialize_ref`](super::deserialize_ref))
-///   from `Ref`, and only from it; nothing else reads a `Ref`.
+///   from `Ref`, and only from it; nothing else reads a `Ref`;
+/// - a `FrozenSet` as any sequence or set (`Vec<T>`, `HashSet<T>`, `BTreeSet<T>`), a `Slice` as
+///   a 3-tuple, `Ellipsis` and `NotImplemented` as unit; the typed
+///   [`FrozenSet`](super::FrozenSet), [`Slice`](super::Slice), [`Ellipsis`](super::Ellipsis)
+///   and [`NotImplemented`](super::NotImplemented) read only from the matching variant.
 ///
 /// A `Value<R>` converts to an equal `Value<R>` without copying, also when nested inside another
 /// serde type. It never panics, and allocates no more than the value holds.
@@ -140,6 +151,10 @@ fn unexpected<R>(value: &Value<R>) -> Unexpected<'_> {
         Value::List(_) => Unexpected::Other("list"),
         Value::Map(_) => Unexpected::Map,
         Value::Ref(_) => Unexpected::Other("object reference"),
+        Value::FrozenSet(_) => Unexpected::Other("frozenset"),
+        Value::Slice(_) => Unexpected::Other("slice"),
+        Value::Ellipsis => Unexpected::Other("Ellipsis"),
+        Value::NotImplemented => Unexpected::Other("NotImplemented"),
     }
 }
 
@@ -231,8 +246,10 @@ impl<'de, R: Any + Send> Deserializer<'de> for ValueDeserializer<R> {
             Value::Complex(re, im) => Self::visit_items(vec![Value::Float(re), Value::Float(im)], visitor),
             Value::Str(s) => visitor.visit_string(s),
             Value::Bytes(b) => visitor.visit_byte_buf(Vec::from(b)),
-            Value::Tuple(items) | Value::List(items) => Self::visit_items(items, visitor),
+            Value::Tuple(items) | Value::List(items) | Value::FrozenSet(items) => Self::visit_items(items, visitor),
+            Value::Slice(parts) => Self::visit_items(Vec::from(*parts), visitor),
             Value::Map(pairs) => Self::visit_pairs(pairs, visitor),
+            Value::Ellipsis | Value::NotImplemented => visitor.visit_unit(),
             Value::Ref(_) => Err(self.invalid_type(&visitor)),
         }
     }
@@ -249,7 +266,7 @@ impl<'de, R: Any + Send> Deserializer<'de> for ValueDeserializer<R> {
             return visitor.visit_unit();
         }
         match self.value {
-            Value::None => visitor.visit_unit(),
+            Value::None | Value::Ellipsis | Value::NotImplemented => visitor.visit_unit(),
             _ => Err(self.invalid_type(&visitor)),
         }
     }
@@ -281,6 +298,16 @@ impl<'de, R: Any + Send> Deserializer<'de> for ValueDeserializer<R> {
                 // `SharedBytes` takes the `Bytes` itself (no copy).
                 let parked = refs::put(&DE_SLOT, Box::new(bytes), type_name::<Bytes>());
                 visitor.visit_newtype_struct(BytesHandover::<R> { token: parked.token, _refs: PhantomData })
+            }
+            // The typed Python values read only from their own variant.
+            (FROZENSET_TOKEN, value @ Value::FrozenSet(_)) | (SLICE_TOKEN, value @ Value::Slice(_)) => {
+                visitor.visit_newtype_struct(ValueDeserializer::new(value))
+            }
+            (ELLIPSIS_TOKEN, Value::Ellipsis) | (NOT_IMPLEMENTED_TOKEN, Value::NotImplemented) => {
+                visitor.visit_newtype_struct(ValueDeserializer::<R>::new(Value::None))
+            }
+            (FROZENSET_TOKEN | SLICE_TOKEN | ELLIPSIS_TOKEN | NOT_IMPLEMENTED_TOKEN, value) => {
+                Err(de::Error::invalid_type(unexpected(&value), &visitor))
             }
             (_, value) => visitor.visit_newtype_struct(ValueDeserializer::new(value)),
         }

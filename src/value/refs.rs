@@ -49,6 +49,18 @@ pub(super) const COMPLEX_TOKEN: &str = "$netref::Complex";
 /// The newtype-struct name under which a [`SharedBytes`](super::SharedBytes) crosses serde
 /// (its `Bytes` handed over, not copied).
 pub(crate) const BYTES_TOKEN: &str = "$netref::Bytes";
+/// The newtype-struct name under which a `Value::FrozenSet` and a
+/// [`FrozenSet`](super::FrozenSet) serialize (a seq of the members inside).
+pub(super) const FROZENSET_TOKEN: &str = "$netref::FrozenSet";
+/// The newtype-struct name under which a `Value::Slice` and a [`Slice`](super::Slice)
+/// serialize (the tuple `(start, stop, step)` inside).
+pub(super) const SLICE_TOKEN: &str = "$netref::Slice";
+/// The newtype-struct name under which a `Value::Ellipsis` and an
+/// [`Ellipsis`](super::Ellipsis) serialize (unit inside).
+pub(super) const ELLIPSIS_TOKEN: &str = "$netref::Ellipsis";
+/// The newtype-struct name under which a `Value::NotImplemented` and a
+/// [`NotImplemented`](super::NotImplemented) serialize (unit inside).
+pub(super) const NOT_IMPLEMENTED_TOKEN: &str = "$netref::NotImplemented";
 
 /// Serializes a reference so that [`to_value`](super::to_value) turns it into `Value::Ref`.
 ///

@@ -21,17 +21,26 @@
 //! | struct                                   | `Map` with `Str` keys in field order       |
 //! | struct variant `E::A { f }`              | `Map[(Str("A"), Map[(Str("f"), f)])]`      |
 //! | a reference ([`serialize_ref`])          | `Ref`                                      |
+//! | [`FrozenSet`]`(vec)`                     | `FrozenSet`, members in the `Vec`'s order  |
+//! | [`Slice`]` { start, stop, step }`        | `Slice`                                    |
+//! | [`Ellipsis`], [`NotImplemented`]         | `Ellipsis`, `NotImplemented`               |
 //!
 //! Skipped fields (`#[serde(skip_serializing_if = …)]`) are left out. `Vec<u8>` is a seq to
 //! serde, so it becomes a `List` of `Int`s; wrap it in `serde_bytes` to get `Bytes`.
 //!
 //! `Value` itself serializes losslessly into a `Value` with the same reference type (a clone,
 //! no walk), also when nested inside another serde type. Other serializers see it as plain data:
-//! `Tuple` and `List` as sequences, `BigInt` as its decimal text, `Complex` as `(re, im)`.
+//! `Tuple` and `List` as sequences, `BigInt` as its decimal text, `Complex` as `(re, im)`,
+//! `FrozenSet` as a sequence, `Slice` as `(start, stop, step)`, `Ellipsis` and `NotImplemented`
+//! as unit.
 //!
 //! This module must never depend on a connection: it is pure data conversion.
 //!
 //! [`serialize_ref`]: super::serialize_ref
+//! [`FrozenSet`]: super::FrozenSet
+//! [`Slice`]: super::Slice
+//! [`Ellipsis`]: super::Ellipsis
+//! [`NotImplemented`]: super::NotImplemented
 
 use std::any::{type_name, Any};
 use std::fmt;
@@ -40,7 +49,10 @@ use std::marker::PhantomData;
 use bytes::Bytes;
 use serde::ser::{self, Serialize, SerializeMap as _, SerializeSeq as _, SerializeTuple as _, Serializer};
 
-use super::refs::{self, BIGINT_TOKEN, BYTES_TOKEN, COMPLEX_TOKEN, REF_TOKEN, SER_SLOT, VALUE_TOKEN};
+use super::refs::{
+    self, BIGINT_TOKEN, BYTES_TOKEN, COMPLEX_TOKEN, ELLIPSIS_TOKEN, FROZENSET_TOKEN, NOT_IMPLEMENTED_TOKEN, REF_TOKEN,
+    SER_SLOT, SLICE_TOKEN, VALUE_TOKEN,
+};
 use super::{BigInt, ConvertError, Value};
 
 /// Converts any `Serialize` value to a [`Value`] whose references are `R`.
@@ -64,6 +76,9 @@ use super::{BigInt, ConvertError, Value};
 /// | struct                                   | `Map` with `Str` keys in field order       |
 /// | struct variant `E::A { f }`              | `Map[(Str("A"), Map[(Str("f"), f)])]`      |
 /// | a reference (`serialize_ref`)            | `Ref`                                      |
+/// | `netref::FrozenSet(vec)`                 | `FrozenSet`, members in the `Vec`'s order  |
+/// | `netref::Slice { start, stop, step }`    | `Slice`                                    |
+/// | `netref::Ellipsis`, `NotImplemented`     | `Ellipsis`, `NotImplemented`               |
 ///
 /// Skipped fields are left out. `Vec<u8>` is a seq to serde, so it becomes a `List` of `Int`s;
 /// wrap it in `serde_bytes` to get `Bytes`. A `Value<R>` converts to an equal `Value<R>` (a
@@ -326,6 +341,20 @@ impl<R: Any + Send> Serializer for ValueSerializer<R> {
                 },
                 other => Ok(other),
             },
+            // The Python values (`value::py`): what is inside is the plain shape.
+            FROZENSET_TOKEN => match value.serialize(self)? {
+                Value::List(items) | Value::Tuple(items) => Ok(Value::FrozenSet(items)),
+                other => Ok(other),
+            },
+            SLICE_TOKEN => match value.serialize(self)? {
+                Value::Tuple(parts) | Value::List(parts) => match <[Value<R>; 3]>::try_from(parts) {
+                    Ok(parts) => Ok(Value::Slice(Box::new(parts))),
+                    Err(parts) => Ok(Value::Tuple(parts)),
+                },
+                other => Ok(other),
+            },
+            ELLIPSIS_TOKEN => Ok(Value::Ellipsis),
+            NOT_IMPLEMENTED_TOKEN => Ok(Value::NotImplemented),
             _ => value.serialize(self),
         }
     }
@@ -555,8 +584,9 @@ impl<R: Any + Send> ser::SerializeStructVariant for SerializePairs<R> {
 /// `Value` serializes losslessly into [`ValueSerializer`] with the same `R` (as a clone of
 /// itself), and as plain data into any other serializer: `None` as unit, `Tuple` as a tuple,
 /// `List` as a seq, `Map` as a map in order, `Bytes` as bytes, `BigInt` as a newtype around its
-/// decimal text, `Complex` as a newtype around `(re, im)`, and `Ref(r)` as `r` serializes
-/// itself.
+/// decimal text, `Complex` as a newtype around `(re, im)`, `FrozenSet` as a newtype around a
+/// seq, `Slice` as a newtype around `(start, stop, step)`, `Ellipsis` and `NotImplemented` as
+/// newtypes around unit, and `Ref(r)` as `r` serializes itself.
 impl<R: Serialize + Clone + Any + Send> Serialize for Value<R> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_newtype_struct(VALUE_TOKEN, &Contents(self))
@@ -604,6 +634,13 @@ impl<R: Serialize + Clone + Any + Send> Serialize for Contents<'_, R> {
                 map.end()
             }
             Value::Ref(r) => r.serialize(s),
+            Value::FrozenSet(items) => s.serialize_newtype_struct(FROZENSET_TOKEN, items),
+            Value::Slice(parts) => {
+                let [start, stop, step] = &**parts;
+                s.serialize_newtype_struct(SLICE_TOKEN, &(start, stop, step))
+            }
+            Value::Ellipsis => s.serialize_newtype_struct(ELLIPSIS_TOKEN, &()),
+            Value::NotImplemented => s.serialize_newtype_struct(NOT_IMPLEMENTED_TOKEN, &()),
         }
     }
 }

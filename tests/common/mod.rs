@@ -202,10 +202,13 @@ impl RawPeer {
     }
 
     /// Reads the real side's `Hello` (panics if the first frame is anything else) and returns
-    /// the root it announced.
+    /// the root it announced. From then on the raw end may send what that `Hello` announced.
     pub async fn recv_hello(&mut self) -> Option<netref::IdPack> {
         match self.recv().await {
-            netref::Frame::Hello(hello) => hello.root,
+            netref::Frame::Hello(hello) => {
+                self.framed.codec_mut().set_peer_features(hello.features);
+                hello.root
+            }
             other => panic!("first frame must be Hello, got {other:?}"),
         }
     }

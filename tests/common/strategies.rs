@@ -39,7 +39,22 @@ fn scalar<R: Clone + std::fmt::Debug + 'static>() -> impl Strategy<Value = Value
     ]
 }
 
-fn nest<R: Clone + std::fmt::Debug + 'static>(leaf: BoxedStrategy<Value<R>>) -> BoxedStrategy<Value<R>> {
+/// The Python values (frozenset, slice, `Ellipsis`, `NotImplemented`): plain data only.
+pub fn py_value<R: Clone + std::fmt::Debug + 'static>() -> BoxedStrategy<Value<R>> {
+    let plain = nest(scalar().boxed(), false);
+    prop_oneof![
+        Just(Value::Ellipsis),
+        Just(Value::NotImplemented),
+        proptest::collection::vec(plain.clone(), 0..5).prop_map(Value::FrozenSet),
+        (plain.clone(), plain.clone(), plain).prop_map(|(a, b, c)| Value::Slice(Box::new([a, b, c]))),
+    ]
+    .boxed()
+}
+
+/// `leaf` nested in tuples, lists and maps, and (`py`) in the Python values, which hold plain
+/// data only.
+fn nest<R: Clone + std::fmt::Debug + 'static>(leaf: BoxedStrategy<Value<R>>, py: bool) -> BoxedStrategy<Value<R>> {
+    let leaf = if py { prop_oneof![6 => leaf, 1 => py_value()].boxed() } else { leaf };
     leaf.prop_recursive(4, 48, 6, |inner| {
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Tuple),
@@ -50,14 +65,14 @@ fn nest<R: Clone + std::fmt::Debug + 'static>(leaf: BoxedStrategy<Value<R>>) -> 
     .boxed()
 }
 
-/// Plain data, no references.
+/// Plain data, no references (the Python values included).
 pub fn data() -> BoxedStrategy<Data> {
-    nest(scalar().boxed())
+    nest(scalar().boxed(), true)
 }
 
 /// Values with wire references anywhere inside.
 pub fn wire_value() -> BoxedStrategy<Value<WireRef>> {
-    nest(prop_oneof![4 => scalar(), 1 => wire_ref().prop_map(Value::Ref)].boxed())
+    nest(prop_oneof![4 => scalar(), 1 => wire_ref().prop_map(Value::Ref)].boxed(), true)
 }
 
 pub fn handle() -> impl Strategy<Value = Handle> {

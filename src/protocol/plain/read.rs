@@ -344,6 +344,8 @@ impl<'a, 'l> Reader<'a, 'l> {
                 }
                 Value::Map(pairs)
             }
+            // The Python values (`TAG_FROZENSET`, `TAG_SLICE`, `TAG_ELLIPSIS`,
+            // `TAG_NOT_IMPLEMENTED`) and any unknown tag: left to the general decoder.
             _ => return None,
         })
     }

@@ -59,6 +59,11 @@ enum Shape {
     StructShort(Vec<Shape>),
     BigInt(i128),
     Ref(u64),
+    /// The Python values: `netref::FrozenSet`, `Slice`, `Ellipsis`, `NotImplemented`.
+    FrozenSet(Vec<Shape>),
+    Slice(Box<[Shape; 3]>),
+    Ellipsis,
+    NotImplemented,
 }
 
 const FIELDS: [&str; 4] = ["a", "b", "c", "d"];
@@ -152,6 +157,13 @@ impl Serialize for Shape {
             }
             Shape::BigInt(v) => BigInt::from(*v).serialize(s),
             Shape::Ref(id) => crate::value::serialize_ref(&wire_ref(*id), s),
+            Shape::FrozenSet(items) => crate::value::FrozenSet(items.clone()).serialize(s),
+            Shape::Slice(parts) => {
+                let [start, stop, step] = (**parts).clone();
+                crate::value::Slice { start, stop, step }.serialize(s)
+            }
+            Shape::Ellipsis => crate::value::Ellipsis.serialize(s),
+            Shape::NotImplemented => crate::value::NotImplemented.serialize(s),
         }
     }
 }
@@ -189,6 +201,8 @@ fn shape() -> impl Strategy<Value = Shape> {
         Just(Shape::UnitVariant),
         any::<i128>().prop_map(Shape::BigInt),
         any::<u64>().prop_map(Shape::Ref),
+        Just(Shape::Ellipsis),
+        Just(Shape::NotImplemented),
     ];
     leaf.prop_recursive(4, 48, 4, |inner| {
         let items = prop::collection::vec(inner.clone(), 0..4);
@@ -201,10 +215,12 @@ fn shape() -> impl Strategy<Value = Shape> {
             items.clone().prop_map(Shape::Tuple),
             items.clone().prop_map(Shape::TupleStruct),
             items.clone().prop_map(Shape::TupleVariant),
-            prop::collection::vec((inner.clone(), inner), 0..3).prop_map(Shape::Map),
+            prop::collection::vec((inner.clone(), inner.clone()), 0..3).prop_map(Shape::Map),
             items.clone().prop_map(Shape::Struct),
             items.clone().prop_map(Shape::StructVariant),
-            items.prop_map(Shape::StructShort),
+            items.clone().prop_map(Shape::StructShort),
+            items.prop_map(Shape::FrozenSet),
+            (inner.clone(), inner.clone(), inner).prop_map(|(a, b, c)| Shape::Slice(Box::new([a, b, c]))),
         ]
     })
 }
@@ -213,6 +229,8 @@ fn shape() -> impl Strategy<Value = Shape> {
 fn writable(shape: &Shape) -> bool {
     match shape {
         Shape::SeqUnknownLen(_) | Shape::StructShort(_) | Shape::BigInt(_) | Shape::Ref(_) => false,
+        // The Python values are left to the general route.
+        Shape::FrozenSet(_) | Shape::Slice(_) | Shape::Ellipsis | Shape::NotImplemented => false,
         Shape::Some(s) | Shape::Newtype(s) | Shape::NewtypeVariant(s) => writable(s),
         Shape::Seq(items)
         | Shape::Tuple(items)
@@ -392,7 +410,7 @@ proptest! {
                 let readable = match as_call(frame.clone()) {
                     Some((_, _, Value::Tuple(parts), _)) => match parts.get(1) {
                         Some(Value::Tuple(positional)) => {
-                            positional.iter().all(|v| matches!(v, Value::Ref(_)) || !value_needs_boxing(v))
+                            positional.iter().all(|v| matches!(v, Value::Ref(_)) || !value_needs_boxing(v) && !has_py_values(v))
                         }
                         _ => false,
                     },
@@ -496,12 +514,23 @@ proptest! {
             (Some((seq, value)), Ok(frame)) => prop_assert_eq!(Frame::Reply { seq, value }, frame),
             (Some(read), Err(e)) => prop_assert!(false, "read {:?}, but the general decoder says {:?}", read, e),
             (None, Ok(Frame::Reply { value, .. })) if intact => prop_assert!(
-                value_needs_boxing(&value) && !matches!(value, Value::Ref(_)),
+                value_needs_boxing(&value) && !matches!(value, Value::Ref(_)) || has_py_values(&value),
                 "reply not read: {:?}",
                 value
             ),
             (None, _) => {}
         }
+    }
+}
+
+/// Whether `value` holds a frozenset, slice, `Ellipsis` or `NotImplemented`: the reader leaves
+/// those to the general decoder.
+fn has_py_values(value: &Value<WireRef>) -> bool {
+    match value {
+        Value::FrozenSet(_) | Value::Slice(_) | Value::Ellipsis | Value::NotImplemented => true,
+        Value::Tuple(items) | Value::List(items) => items.iter().any(has_py_values),
+        Value::Map(pairs) => pairs.iter().any(|(k, v)| has_py_values(k) || has_py_values(v)),
+        _ => false,
     }
 }
 

@@ -346,8 +346,9 @@ impl<'w, 'o> ser::Serializer for &'w mut Writer<'o> {
     }
 
     fn serialize_newtype_struct<T: Serialize + ?Sized>(self, name: &'static str, value: &T) -> Result<(), Unsupported> {
-        // netref's own newtypes (references, `Value`s, big integers, complex numbers) are
-        // converted specially by `to_value`: the general route takes them. `SharedBytes` is
+        // netref's own newtypes (references, `Value`s, big integers, complex numbers, the
+        // Python values `FrozenSet`, `Slice`, `Ellipsis`, `NotImplemented`) are converted
+        // specially by `to_value`: the general route takes them. `SharedBytes` is
         // plain bytes to any other serializer.
         if name.starts_with("$netref::") && name != crate::value::BYTES_TOKEN {
             return Err(Unsupported);
