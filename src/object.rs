@@ -43,13 +43,11 @@ use serde::Serialize;
 mod dispatch;
 mod method;
 mod policy;
-mod table;
 
 pub(crate) use dispatch::{dispatch, dispatch_call, dispatch_callable};
 pub(crate) use method::{reply, reply_owned, MethodFn, Served};
 pub use method::{Args, FromArgs, MethodFuture};
 pub use policy::{Access, AccessPolicy, NameSet, SAFE_ATTRS};
-pub(crate) use table::ExportTable;
 
 use crate::{error::RemoteError, Value};
 

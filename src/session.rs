@@ -9,12 +9,15 @@
 //! Parts so far: [`outbound`] — this side's requests (numbering, the replies awaited, the
 //! backlog waiting for an in-flight slot, and their expiry); [`inbound`] — the peer's requests
 //! running here (the table by number, the concurrency cap, deadlines, cancellation);
-//! [`liveness`] — when a silent peer is lost and what to send so the peer hears from this side.
+//! [`liveness`] — when a silent peer is lost and what to send so the peer hears from this side;
+//! [`references`] — the counted exports and imports, and the releases owed.
 
 mod inbound;
 mod liveness;
 mod outbound;
+mod references;
 
 pub(crate) use inbound::{Inbound, SeqInUse};
 pub(crate) use liveness::{Liveness, Tick};
 pub(crate) use outbound::{Outbound, Payload, Submit};
+pub(crate) use references::{ExportTable, ImportCache};

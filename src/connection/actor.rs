@@ -26,18 +26,18 @@ use tracing::{debug, error, trace, warn, Instrument};
 
 use super::{
     alarm::Alarm,
-    boxing::{Boxer, ImportCache, Unboxer},
+    boxing::{import, Boxer, Imports, Unboxer},
     io::{Bodies, Gate, Gated, ReadWake, Writer, READ_BUFFER_MIN},
     next_connection_id,
     outbox::{Outbox, Segments, SPILL_PLAIN, SPILL_VECTORED},
     ConnInfo, ConnShared, Peer,
 };
-use crate::session::{Inbound, Liveness, Outbound, Payload, SeqInUse, Submit, Tick};
+use crate::session::{ExportTable, Inbound, Liveness, Outbound, Payload, SeqInUse, Submit, Tick};
 use crate::{
     async_result::{ResultOwner, Shared},
     config::Config,
     error::{kinds, RemoteError},
-    object::{dispatch, dispatch_call, dispatch_callable, ExportTable, MethodFuture, Object, Served},
+    object::{dispatch, dispatch_call, dispatch_callable, MethodFuture, Object, Served},
     protocol::{
         read_call, read_reply, CallFrame, FrameCodec, Hello, Limits, PlainRef, PlainReply, RefUnboxer, KIND_NOTIFY,
         KIND_REPLY, KIND_REQUEST, MIN_MAX_FRAME_LEN, ROOT_ALIAS,
@@ -93,7 +93,7 @@ pub struct Connection {
     hello_deadline: Option<(Instant, Option<SpawnHandle>)>,
     state: State,
     exports: ExportTable,
-    imports: ImportCache,
+    imports: Imports,
     /// This side's requests: numbering, replies awaited, the backlog, their expiry.
     outbound: Outbound,
     /// The earliest request expiry the timer is armed for; the runtime timer's handle when
@@ -184,7 +184,7 @@ impl Connection {
                 hello_deadline: None,
                 state: State::Open,
                 exports,
-                imports: ImportCache::default(),
+                imports: Imports::default(),
                 outbound: Outbound::default(),
                 timer: None,
                 alarm: Alarm::default(),
@@ -406,7 +406,7 @@ impl Connection {
         if handle == Handle::GetRoot && matches!(&args, Payload::Value(Value::Tuple(items)) if items.is_empty()) {
             // The peer announced its root in its Hello: no round trip needed.
             if let Some(root) = self.peer_hello.as_ref().and_then(|h| h.root.clone()) {
-                let proxy = self.imports.proxy(&self.shared, root.instance_id, || root, false);
+                let proxy = import(&mut self.imports, &self.shared, root.instance_id, || root, false);
                 completer.settle(Ok(Value::Ref(proxy)));
                 return;
             }

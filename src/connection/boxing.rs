@@ -4,91 +4,32 @@
 //! connection goes back as `LOCAL_REF`. Receiving: `LOCAL_REF` resolves to the exported object
 //! itself; `REMOTE_REF` finds or creates the one proxy for that object and counts the receipt.
 
-use std::{
-    borrow::Cow,
-    cell::RefCell,
-    collections::HashMap,
-    sync::{Arc, Weak},
-};
+use std::{borrow::Cow, cell::RefCell, sync::Arc};
 
 use super::ConnShared;
 use crate::{
     netref::{RefInner, RemoteRef},
-    object::{ExportTable, Object},
+    object::Object,
     protocol::{local_ref_box, IdPackRef, RefBoxer, RefUnboxer, ROOT_ALIAS},
+    session::{ExportTable, ImportCache},
     IdPack, NetRef, RefLabel,
 };
 
-struct Import {
-    proxy: Weak<RefInner>,
-    generation: u64,
-    /// Times the object was received while this proxy lived.
-    received: u64,
-}
+/// This connection's imports: one weak proxy per remote object.
+pub(crate) type Imports = ImportCache<RefInner>;
 
-/// The importer's side of the distributed refcount: one weak proxy per remote object.
-#[derive(Default)]
-pub(crate) struct ImportCache {
-    entries: HashMap<u64, Import>,
-    next_generation: u64,
-    /// Releases owed to the peer, not yet sent.
-    pub(crate) owed: Vec<(u64, u64)>,
-}
-
-impl ImportCache {
-    /// The last proxy of generation `generation` for `instance_id` dropped: owe a release.
-    pub(crate) fn dropped(&mut self, instance_id: u64, generation: u64) {
-        if let Some(entry) = self.entries.get(&instance_id) {
-            if entry.generation == generation && entry.proxy.strong_count() == 0 {
-                let received = self.entries.remove(&instance_id).map(|e| e.received).unwrap_or(0);
-                self.owe(instance_id, received);
-            }
-        }
-    }
-
-    /// The one proxy for the peer's object `id`, created if there is none. `counted`: the
-    /// peer counted this send (a `REMOTE_REF` in a frame), so a `Release` is owed for it; the
-    /// root announced in `Hello` is not counted.
-    pub(crate) fn proxy(
-        &mut self,
-        shared: &Arc<ConnShared>,
-        instance_id: u64,
-        id: impl FnOnce() -> IdPack,
-        counted: bool,
-    ) -> NetRef {
-        let n = u64::from(counted);
-        if let Some(entry) = self.entries.get_mut(&instance_id) {
-            if let Some(proxy) = entry.proxy.upgrade() {
-                entry.received += n;
-                return NetRef(proxy);
-            }
-        }
-        // A proxy whose drop is still on its way: its receipts are owed now.
-        if let Some(old) = self.entries.remove(&instance_id) {
-            self.owe(instance_id, old.received);
-        }
-        self.next_generation += 1;
-        let generation = self.next_generation;
-        let inner = Arc::new(RefInner::Remote(RemoteRef::new(shared.clone(), id(), generation)));
-        self.entries.insert(instance_id, Import { proxy: Arc::downgrade(&inner), generation, received: n });
-        NetRef(inner)
-    }
-
-    fn owe(&mut self, instance_id: u64, count: u64) {
-        if count > 0 {
-            self.owed.push((instance_id, count));
-        }
-    }
-
-    /// Live proxies.
-    pub(crate) fn len(&self) -> usize {
-        self.entries.values().filter(|e| e.proxy.strong_count() > 0).count()
-    }
-
-    pub(crate) fn clear(&mut self) {
-        self.entries.clear();
-        self.owed.clear();
-    }
+/// The one netref for the peer's object `instance_id` on `shared`'s connection (see
+/// [`ImportCache::proxy`]).
+pub(crate) fn import(
+    imports: &mut Imports,
+    shared: &Arc<ConnShared>,
+    instance_id: u64,
+    id: impl FnOnce() -> IdPack,
+    counted: bool,
+) -> NetRef {
+    NetRef(imports.proxy(instance_id, counted, |generation| {
+        Arc::new(RefInner::Remote(RemoteRef::new(shared.clone(), id(), generation)))
+    }))
 }
 
 pub(crate) struct Boxer<'a> {
@@ -148,7 +89,7 @@ pub(crate) struct Unboxer<'a> {
     /// This side's root: what the root alias names.
     pub(crate) root: &'a Object,
     pub(crate) exports: &'a ExportTable,
-    pub(crate) imports: RefCell<&'a mut ImportCache>,
+    pub(crate) imports: RefCell<&'a mut Imports>,
 }
 
 impl RefUnboxer for Unboxer<'_> {
@@ -166,7 +107,9 @@ impl RefUnboxer for Unboxer<'_> {
                     Err(format!("LOCAL_REF to object #{id} ({}), which this side has not exported", wire_id.type_name))
                 }
             },
-            RefLabel::Remote => Ok(self.imports.borrow_mut().proxy(self.shared, id, || wire_id.to_id_pack(), true)),
+            RefLabel::Remote => {
+                Ok(import(&mut self.imports.borrow_mut(), self.shared, id, || wire_id.to_id_pack(), true))
+            }
         }
     }
 }
