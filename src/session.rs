@@ -10,14 +10,17 @@
 //! backlog waiting for an in-flight slot, and their expiry); [`inbound`] — the peer's requests
 //! running here (the table by number, the concurrency cap, deadlines, cancellation);
 //! [`liveness`] — when a silent peer is lost and what to send so the peer hears from this side;
-//! [`references`] — the counted exports and imports, and the releases owed.
+//! [`references`] — the counted exports and imports, and the releases owed; [`lifecycle`] — the
+//! handshake and the phases open → closing → closed.
 
 mod inbound;
+mod lifecycle;
 mod liveness;
 mod outbound;
 mod references;
 
 pub(crate) use inbound::{Inbound, SeqInUse};
+pub(crate) use lifecycle::{Lifecycle, Phase};
 pub(crate) use liveness::{Liveness, Tick};
 pub(crate) use outbound::{Outbound, Payload, Submit};
 pub(crate) use references::{ExportTable, ImportCache};

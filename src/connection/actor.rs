@@ -32,7 +32,7 @@ use super::{
     outbox::{Outbox, Segments, SPILL_PLAIN, SPILL_VECTORED},
     ConnInfo, ConnShared, Peer,
 };
-use crate::session::{ExportTable, Inbound, Liveness, Outbound, Payload, SeqInUse, Submit, Tick};
+use crate::session::{ExportTable, Inbound, Lifecycle, Liveness, Outbound, Payload, Phase, SeqInUse, Submit, Tick};
 use crate::{
     async_result::{ResultOwner, Shared},
     config::Config,
@@ -48,13 +48,6 @@ use crate::{
 
 pub(crate) type BoxRead = Box<dyn AsyncRead + Unpin>;
 pub(crate) type BoxWrite = Box<dyn Writer>;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum State {
-    Open,
-    Closing,
-    Closed,
-}
 
 /// Counters of one connection.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -86,12 +79,12 @@ pub struct Connection {
     codec: FrameCodec,
     service: Service,
     root: Object,
-    peer_hello: Option<Hello>,
+    /// The handshake and the phases open → closing → closed.
+    life: Lifecycle,
     /// When the peer's `Hello` is due, until it arrives. It comes due through the alarm
     /// (no runtime timer per connection); the handle is the runtime timer's when the alarm
     /// thread is not available.
     hello_deadline: Option<(Instant, Option<SpawnHandle>)>,
-    state: State,
     exports: ExportTable,
     imports: Imports,
     /// This side's requests: numbering, replies awaited, the backlog, their expiry.
@@ -129,15 +122,15 @@ pub struct Connection {
     /// Reading stopped for back-pressure since the last tick (the gate is set where `self` is
     /// shared).
     gate_was_shut: std::cell::Cell<bool>,
-    /// The peer sent `Close`: it will answer what it already received, then hang up; we keep
-    /// reading its replies.
-    peer_closing: bool,
     span: tracing::Span,
 }
 
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connection").field("id", &self.shared.id).field("state", &self.state).finish_non_exhaustive()
+        f.debug_struct("Connection")
+            .field("id", &self.shared.id)
+            .field("phase", &self.life.phase())
+            .finish_non_exhaustive()
     }
 }
 
@@ -180,9 +173,8 @@ impl Connection {
                 codec,
                 service,
                 root,
-                peer_hello: None,
+                life: Lifecycle::default(),
                 hello_deadline: None,
-                state: State::Open,
                 exports,
                 imports: Imports::default(),
                 outbound: Outbound::default(),
@@ -202,7 +194,6 @@ impl Connection {
                 liveness: config.peer_timeout.map(|t| Liveness::new(t, Instant::now())),
                 tick_due: None,
                 gate_was_shut: std::cell::Cell::new(false),
-                peer_closing: false,
                 span,
             };
             let limits = Limits {
@@ -246,7 +237,7 @@ impl Connection {
     /// The largest frame the peer's `Hello` said it accepts, once it has arrived (at least
     /// `MIN_MAX_FRAME_LEN`: a `Hello` announcing less closes the connection).
     fn peer_max_frame_len(&self) -> Option<usize> {
-        self.peer_hello.as_ref().map(|h| usize::try_from(h.limits.max_frame_len).unwrap_or(usize::MAX))
+        self.life.peer_max_frame_len()
     }
 
     /// Queues a frame with `push`, references boxed against this connection's exports and
@@ -350,7 +341,7 @@ impl Connection {
     fn update_gate(&self) {
         let busy = self.inbound.is_full(self.config.max_concurrent_requests)
             || self.queued_bytes() > self.config.max_write_buffer
-            || (self.state != State::Open && !self.peer_closing);
+            || !self.life.reads_frames();
         if busy != self.gate.is_shut() {
             trace!(parent: &self.span, busy, "read gate");
         }
@@ -365,7 +356,7 @@ impl Connection {
     }
 
     fn submit(&mut self, msg: Submit, ctx: &mut Context<Self>) {
-        if self.state != State::Open {
+        if !self.life.is_open() {
             msg.completer.settle(Err(self.shared.closed_error()));
             return;
         }
@@ -394,7 +385,7 @@ impl Connection {
     }
 
     fn drain_backlog(&mut self, ctx: &mut Context<Self>) {
-        while self.state == State::Open && self.has_room() {
+        while self.life.is_open() && self.has_room() {
             let Some(msg) = self.outbound.next_queued() else { break };
             self.start_request(msg, false, ctx);
         }
@@ -405,14 +396,14 @@ impl Connection {
         let Submit { handle, args, completer, one_way } = msg;
         if handle == Handle::GetRoot && matches!(&args, Payload::Value(Value::Tuple(items)) if items.is_empty()) {
             // The peer announced its root in its Hello: no round trip needed.
-            if let Some(root) = self.peer_hello.as_ref().and_then(|h| h.root.clone()) {
+            if let Some(root) = self.life.peer_root().cloned() {
                 let proxy = import(&mut self.imports, &self.shared, root.instance_id, || root, false);
                 completer.settle(Ok(Value::Ref(proxy)));
                 return;
             }
             // Early requests and no Hello yet (`Peer::root` makes the alias itself; this is for
             // a `GetRoot` message sent to the actor directly).
-            if self.peer_hello.is_none() && self.config.early_requests {
+            if !self.life.greeted() && self.config.early_requests {
                 completer.settle(Ok(Value::Ref(NetRef::root_alias(self.shared.clone()))));
                 return;
             }
@@ -556,7 +547,7 @@ impl Connection {
     }
 
     fn write_releases(&mut self) {
-        if self.state == State::Open {
+        if self.life.is_open() {
             let refs = std::mem::take(&mut self.imports.owed);
             trace!(parent: &self.span, count = refs.len(), "sending releases");
             // Nearly always one frame; many proxies dropped in one turn go in several, each
@@ -580,31 +571,27 @@ impl Connection {
     }
 
     fn on_frame(&mut self, frame: Frame<NetRef>, ctx: &mut Context<Self>) {
-        if self.peer_hello.is_none() && !matches!(frame, Frame::Hello(_)) {
-            let e = ProtocolError::Unexpected(format!("{} frame before Hello", frame.kind()));
+        if let Err(e) = self.life.check_before_hello(matches!(frame, Frame::Hello(_)), frame.kind()) {
             return self.fail(Error::Protocol(e), ctx);
         }
         match frame {
             Frame::Hello(hello) => {
-                if self.peer_hello.is_some() {
-                    return self.fail(Error::Protocol(ProtocolError::Unexpected("a second Hello".into())), ctx);
-                }
-                if let Err(e) = hello.check_version().and_then(|()| hello.check_limits()) {
-                    return self.fail(Error::Protocol(e), ctx);
-                }
-                debug!(parent: &self.span, version = hello.version, "peer said hello");
+                let (version, root, features) = match self.life.receive_hello(hello) {
+                    Ok(hello) => (hello.version, hello.root.clone(), hello.features),
+                    Err(e) => return self.fail(Error::Protocol(e), ctx),
+                };
+                debug!(parent: &self.span, version, "peer said hello");
                 // The alarm's entry stays queued until due (it cannot be taken out of the
                 // middle of the queue); it then finds no deadline here and does nothing.
                 if let Some((_, Some(timer))) = self.hello_deadline.take() {
                     ctx.cancel_future(timer);
                 }
-                if let Some(root) = &hello.root {
-                    self.shared.set_peer_root(root.clone());
+                if let Some(root) = root {
+                    self.shared.set_peer_root(root);
                 }
                 // From now on the encoder may send what the peer announced (until now: nothing
                 // beyond version 1's baseline).
-                self.codec.set_peer_features(hello.features);
-                self.peer_hello = Some(hello);
+                self.codec.set_peer_features(features);
                 self.shared.mark_greeted();
             }
             Frame::Request { seq, handle, args, deadline } => {
@@ -632,7 +619,7 @@ impl Connection {
             }
             Frame::Close { reason } => {
                 debug!(parent: &self.span, %reason, "peer is closing");
-                self.peer_closing = true;
+                self.life.peer_closes();
                 // The peer failed its own calls when it closed: nobody waits for these replies.
                 for work in self.inbound.take_all() {
                     ctx.cancel_future(work);
@@ -666,7 +653,7 @@ impl Connection {
         deadline: Option<Duration>,
         ctx: &mut Context<Self>,
     ) {
-        if self.state != State::Open {
+        if !self.life.is_open() {
             debug!(parent: &self.span, seq, %handle, "request after Close ignored");
             return;
         }
@@ -788,7 +775,7 @@ impl Connection {
     /// in frame order, so one-way messages to an actor keep their order.
     fn serve_one_way(&mut self, handle: Handle, request: ObjectRequest<'_>, ctx: &mut Context<Self>) {
         // A one-way PING is a liveness frame: reading it was its whole purpose.
-        if self.state != State::Open || handle == Handle::Ping {
+        if !self.life.is_open() || handle == Handle::Ping {
             return;
         }
         let span = self.span.clone();
@@ -812,7 +799,7 @@ impl Connection {
     }
 
     fn reply(&mut self, seq: u64, r: Result<Value, RemoteError>) {
-        if self.state == State::Closed {
+        if self.life.is_closed() {
             return;
         }
         let frame = match r {
@@ -838,12 +825,11 @@ impl Connection {
 
     /// Graceful close: no new requests; replies already due and queued writes are flushed.
     fn begin_close(&mut self, reason: Error, send_close: bool, grace: Duration, ctx: &mut Context<Self>) {
-        if self.state != State::Open {
+        if !self.life.begin_close() {
             return;
         }
-        self.state = State::Closing;
         self.shared.mark_closed(reason.clone());
-        if self.peer_closing {
+        if self.life.peer_closing() {
             // The peer answers what it received before its Close: keep those; fail the rest.
             self.outbound.fail_queued(&reason);
         } else {
@@ -868,13 +854,13 @@ impl Connection {
         // `Close` frame's write was spawned above and usually completes at once). Registering
         // a timer can cost the runtime a wake-up, and most closes need none.
         after_this_turn(ctx, move |act, ctx| {
-            if act.state != State::Closing {
+            if act.life.phase() != Phase::Closing {
                 return;
             }
             ctx.run_later(grace, |act, ctx| {
-                if act.state == State::Closing {
+                if act.life.phase() == Phase::Closing {
                     debug!(parent: &act.span, "close grace period over; stopping");
-                    act.state = State::Closed;
+                    act.life.finish();
                     ctx.stop();
                 }
             });
@@ -885,16 +871,14 @@ impl Connection {
     /// shuts down.
     fn closes_after_write(&self) -> bool {
         // With the peer closing too, its replies to what is pending are still awaited.
-        self.state == State::Closing
-            && self.inbound.is_empty()
-            && (!self.peer_closing || self.outbound.nothing_awaited())
+        self.life.closes_after_write(self.inbound.is_empty(), self.outbound.nothing_awaited())
     }
 
     fn maybe_finish_close(&mut self, ctx: &mut Context<Self>) {
         if !self.closes_after_write() || self.writing.is_some() || self.flush_due || !self.outbox.is_empty() {
             return;
         }
-        self.state = State::Closed;
+        self.life.finish();
         let Some(mut w) = self.writer.take() else {
             return ctx.stop();
         };
@@ -911,7 +895,7 @@ impl Connection {
 
     /// The peer's `Hello` did not come within `hello_timeout`: the connection fails.
     fn hello_overdue(&mut self, ctx: &mut Context<Self>) {
-        if self.peer_hello.is_none() && self.state == State::Open {
+        if !self.life.greeted() && self.life.is_open() {
             let limit = self.config.hello_timeout;
             self.fail(
                 Error::Protocol(ProtocolError::Unexpected(format!("no Hello from the peer within {limit:?}"))),
@@ -950,7 +934,7 @@ impl Connection {
     /// request or a one-way PING goes out directly, outside the in-flight caps and the backlog.
     fn tick(&mut self, ctx: &mut Context<Self>) {
         self.tick_due = None;
-        if self.state != State::Open {
+        if !self.life.is_open() {
             return;
         }
         let reading_paused = self.gate_was_shut.take() || self.gate.is_shut();
@@ -1003,15 +987,11 @@ impl Connection {
     /// Abrupt close: fail everything now, stop reading and serving; a protocol error is
     /// explained to the peer in a `Close` frame, flushed before the actor stops.
     fn fail(&mut self, error: Error, ctx: &mut Context<Self>) {
-        if self.state == State::Closed {
-            return;
-        }
+        let Some(was_open) = self.life.begin_failing() else { return };
         match &error {
             Error::ConnectionClosed(_) => debug!(parent: &self.span, %error, "connection closed"),
             _ => warn!(parent: &self.span, %error, "closing connection"),
         }
-        let was_open = self.state == State::Open;
-        self.state = State::Closing;
         self.shared.mark_closed(error.clone());
         self.fail_all_pending(&error);
         for work in self.inbound.take_all() {
@@ -1023,14 +1003,14 @@ impl Connection {
         if explain {
             let _ = self.write_frame(&Frame::Close { reason: error.to_string() });
             ctx.run_later(act_grace, |act, ctx| {
-                if act.state != State::Closed {
-                    act.state = State::Closed;
+                if !act.life.is_closed() {
+                    act.life.finish();
                     ctx.stop();
                 }
             });
             self.maybe_finish_close(ctx);
         } else {
-            self.state = State::Closed;
+            self.life.finish();
             ctx.stop();
         }
     }
@@ -1172,7 +1152,7 @@ impl Actor for Connection {
     }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
-        self.state = State::Closed;
+        self.life.finish();
         // Usually the close already gave its reason, and nothing is left to fail: then no error
         // is built (each is a string or two on the heap, per connection).
         if !self.shared.is_closed() {
@@ -1209,7 +1189,7 @@ impl Drop for Connection {
 impl Connection {
     /// One frame body read off the transport (or the read's error).
     fn on_body(&mut self, item: Result<Bytes, ProtocolError>, ctx: &mut Context<Self>) {
-        if self.state != State::Open && !(self.state == State::Closing && self.peer_closing) {
+        if !self.life.reads_frames() {
             return;
         }
         let body = match item {
@@ -1224,7 +1204,7 @@ impl Connection {
         if let Some(live) = &mut self.liveness {
             live.heard();
         }
-        if self.peer_hello.is_some() && self.on_plain_body(&body, ctx) {
+        if self.life.greeted() && self.on_plain_body(&body, ctx) {
             self.update_gate();
             return;
         }
@@ -1322,14 +1302,14 @@ impl Connection {
 
     /// The peer closed its side.
     fn on_read_end(&mut self, ctx: &mut Context<Self>) {
-        match self.state {
-            State::Open => self.fail(Error::ConnectionClosed("the peer closed the connection".into()), ctx),
-            State::Closing => {
+        match self.life.phase() {
+            Phase::Open => self.fail(Error::ConnectionClosed("the peer closed the connection".into()), ctx),
+            Phase::Closing => {
                 // The peer is gone: nothing more can be flushed to it.
-                self.state = State::Closed;
+                self.life.finish();
                 ctx.stop();
             }
-            State::Closed => {}
+            Phase::Closed => {}
         }
     }
 }
@@ -1383,7 +1363,7 @@ impl ActorFuture<Connection> for Driver {
         let mut read = 0;
         let mut read_task = TaskContext::from_waker(read_waker);
         while let Some(frames) = this.frames.as_mut().filter(|_| read > 0 || read_wake.take()) {
-            if act.state == State::Closed {
+            if act.life.is_closed() {
                 break;
             }
             match frames.poll_next_unpin(&mut read_task) {
@@ -1504,7 +1484,7 @@ impl Handler<CancelOutbound> for Connection {
             Some(seq) => {
                 if let Some(completer) = self.outbound.take(seq) {
                     completer.settle(Err(Error::ConnectionClosed("cancelled".into())));
-                    if self.state == State::Open {
+                    if self.life.is_open() {
                         let _ = self.write_frame(&Frame::Cancel { seq });
                     }
                     self.drain_backlog(ctx);
