@@ -53,7 +53,7 @@ fn examples(doc: &str) -> Vec<Example> {
 }
 
 fn parse_hex(digits: &str, line: usize) -> Vec<u8> {
-    assert!(digits.len() % 2 == 0, "PROTOCOL.md line {line}: odd number of hex digits");
+    assert!(digits.len().is_multiple_of(2), "PROTOCOL.md line {line}: odd number of hex digits");
     digits
         .as_bytes()
         .chunks(2)
