@@ -16,6 +16,7 @@ pub const FEATURES: u64 = 0;
 ///
 /// Variants are **append-only**: a new kind gets the next index, old indices never change.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum Frame<R> {
     /// The first frame in each direction: protocol version, features and the sender's limits.
     Hello(Hello),
