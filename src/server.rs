@@ -2,8 +2,8 @@
 //! (IPv4 and IPv6) and Unix-socket listeners, worker arbiters, a connection cap, an
 //! authenticator that runs before the first frame, graceful shutdown and a one-shot mode.
 //!
-//! The accept loop ([`accept`], the one every netref listener runs) runs on the arbiter that
-//! starts the server. With `workers(n)`, accepted sockets are handed to `n` worker arbiters
+//! The accept loop (module `accept`, the one every netref listener runs) runs on the arbiter
+//! that starts the server. With `workers(n)`, accepted sockets are handed to `n` worker arbiters
 //! round-robin as std sockets and re-registered on the worker's runtime; with `workers(0)` (the
 //! default) connections run on the accepting arbiter, started by the accept loop itself (a task
 //! per connection only for a TLS handshake).
