@@ -1,6 +1,6 @@
 //! Callbacks: local closures and objects travel to the peer by reference, and the peer calls
 //! them back during its own call — nested in both directions, or as progress reports. First in
-//! an actix program (hosting mode A), then from plain threads with `netref::runtime` (mode D).
+//! an actix program, then from plain threads with netref's own runtime (`netref::runtime`).
 //! Run it with `cargo run --example callbacks`.
 
 use std::{
@@ -59,9 +59,9 @@ fn progress_bar(step: u32, steps: u32) -> String {
     format!("[{}{}] {step}/{steps}", "#".repeat(done), ".".repeat(20 - done))
 }
 
-/// Hosting mode A: the program is an actix program.
+/// An actix program: the connections live on its own actix system.
 async fn actix_native() -> Result<(), netref::Error> {
-    println!("== mode A: an actix program (connect_pair on the current system) ==\n");
+    println!("== an actix program (connect_pair on the current system) ==\n");
     let (_server_peer, client) = netref::connect_pair(Service::shared(server()), Service::void());
     let remote = client.root().await?;
 
@@ -139,9 +139,9 @@ async fn actix_native() -> Result<(), netref::Error> {
     Ok(())
 }
 
-/// Hosting mode D: plain threads, netref on its own actix thread.
+/// Plain threads with netref's own runtime: the connections live on its actix thread.
 fn plain_threads() -> Result<(), netref::Error> {
-    println!("\n== mode D: plain threads (netref::runtime) ==\n");
+    println!("\n== plain threads with netref's own runtime (netref::runtime) ==\n");
     let server_rt = Runtime::new()?;
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?.to_string();

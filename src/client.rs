@@ -1,8 +1,8 @@
 //! [`connect`]: the one way a client connects, as a builder with defaults.
 //!
 //! `netref::connect("127.0.0.1:18812").await?` connects over TCP with the default settings;
-//! options chain before the `.await`. The same builder reaches Unix sockets (`"unix:PATH"`) and
-//! TLS ([`Connect::tls`]). It works from any caller: on an actix thread the connection lives
+//! options chain before the `.await`. The same builder reaches Unix sockets (`"unix:PATH"`) and,
+//! with the `tls` feature, TLS (`Connect::tls`). It works from any caller: on an actix thread the connection lives
 //! there, anywhere else (`#[tokio::main]`, a plain thread driving a future) on netref's default
 //! runtime thread, started on first use.
 //!
@@ -15,9 +15,9 @@ use std::{
     time::Duration,
 };
 
-use crate::{
-    config::Config, hosting, runtime::Runtime, service::Service, tls::TlsClientConfig, transport, Error, Peer,
-};
+#[cfg(feature = "tls")]
+use crate::tls::TlsClientConfig;
+use crate::{config::Config, hosting, runtime::Runtime, service::Service, transport, Error, Peer};
 
 /// How long [`connect`] waits by default for the transport and the server's `Hello`.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -58,7 +58,9 @@ pub fn connect(addr: impl Into<String>) -> Connect {
         service: Service::void(),
         config: Config::default(),
         timeout: DEFAULT_CONNECT_TIMEOUT,
+        #[cfg(feature = "tls")]
         tls: None,
+        #[cfg(feature = "tls")]
         server_name: None,
         runtime: None,
     }
@@ -71,19 +73,20 @@ pub struct Connect {
     service: Service,
     config: Config,
     timeout: Duration,
+    #[cfg(feature = "tls")]
     tls: Option<TlsClientConfig>,
+    #[cfg(feature = "tls")]
     server_name: Option<String>,
     runtime: Option<Runtime>,
 }
 
 impl fmt::Debug for Connect {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Connect")
-            .field("addr", &self.addr)
-            .field("timeout", &self.timeout)
-            .field("tls", &self.tls.is_some())
-            .field("server_name", &self.server_name)
-            .finish_non_exhaustive()
+        let mut f = f.debug_struct("Connect");
+        f.field("addr", &self.addr).field("timeout", &self.timeout);
+        #[cfg(feature = "tls")]
+        f.field("tls", &self.tls.is_some()).field("server_name", &self.server_name);
+        f.finish_non_exhaustive()
     }
 }
 
@@ -111,6 +114,8 @@ impl Connect {
     /// Connects over TLS (TCP only): the server's certificate must chain to one of `tls`'s
     /// roots and be valid for the server name — by default the host part of the address, or
     /// the one given with [`server_name`](Connect::server_name).
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     pub fn tls(mut self, tls: TlsClientConfig) -> Self {
         self.tls = Some(tls);
         self
@@ -118,6 +123,8 @@ impl Connect {
 
     /// The name the server's TLS certificate must be valid for (a DNS name or an IP address),
     /// when it is not the host part of the address.
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     pub fn server_name(mut self, name: impl Into<String>) -> Self {
         self.server_name = Some(name.into());
         self
@@ -132,6 +139,7 @@ impl Connect {
     /// The address as given, parsed into what to connect to.
     fn endpoint(&self) -> Result<Endpoint, Error> {
         if let Some(path) = self.addr.strip_prefix("unix:") {
+            #[cfg(feature = "tls")]
             if self.tls.is_some() {
                 return Err(Error::Io(format!("TLS is offered over TCP only, not to {}", self.addr)));
             }
@@ -158,8 +166,12 @@ impl Connect {
 
     async fn start(self) -> Result<Peer, Error> {
         let endpoint = self.endpoint()?;
+        #[cfg(feature = "tls")]
         let Connect { service, config, timeout, tls, server_name, .. } = self;
+        #[cfg(not(feature = "tls"))]
+        let Connect { service, config, timeout, .. } = self;
         match endpoint {
+            #[cfg(feature = "tls")]
             Endpoint::Tcp { addr, host } => match tls {
                 None => transport::connect_tcp(addr, service, config, timeout).await,
                 Some(tls) => {
@@ -167,6 +179,8 @@ impl Connect {
                     crate::tls::connect_tls(addr, &name, &tls, service, config, timeout).await
                 }
             },
+            #[cfg(not(feature = "tls"))]
+            Endpoint::Tcp { addr, .. } => transport::connect_tcp(addr, service, config, timeout).await,
             #[cfg(unix)]
             Endpoint::Unix(path) => transport::connect_unix(path, service, config, timeout).await,
             #[cfg(not(unix))]
@@ -177,7 +191,12 @@ impl Connect {
 
 /// What [`Connect`] reaches.
 enum Endpoint {
-    Tcp { addr: String, host: String },
+    Tcp {
+        addr: String,
+        /// The default name a TLS server's certificate must be valid for.
+        #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+        host: String,
+    },
     Unix(String),
 }
 

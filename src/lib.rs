@@ -16,6 +16,8 @@ pub mod runtime;
 pub mod server;
 pub mod service;
 mod session;
+#[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub mod tls;
 pub mod transport;
 pub mod value;
@@ -32,6 +34,8 @@ pub use remote_actor::{expose, ActorRef, RemoteActor, RemoteMessage, Spawner};
 pub use runtime::{blocking::BlockingClient, Runtime};
 pub use server::{ListenAddr, Server, ServerBuilder};
 pub use service::Service;
+#[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub use tls::{accept_tls, connect_tls, PeerCertificates, TlsClientConfig, TlsServerConfig};
 pub use transport::{
     connect_pair, connect_pair_with, connect_stream, connect_stream_with, connect_tcp, connect_unix, from_tcp,

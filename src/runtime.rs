@@ -60,7 +60,7 @@ use actix_rt::{ArbiterHandle, System};
 use tokio::sync::oneshot;
 use tracing::{debug, warn};
 
-use crate::{config::Config, service::Service, transport, Error, Peer};
+use crate::{config::Config, service::Service, transport, Error, Peer, Server};
 #[cfg(doc)]
 use crate::{AsyncResult, NetRef};
 
@@ -322,12 +322,18 @@ impl Runtime {
         config: Config,
     ) -> impl Future<Output = Result<(), Error>> + Send + 'static {
         let peers = self.inner.peers.clone();
-        let runtime = self.inner.id;
         let started = self.spawn(move || async move {
             listener.set_nonblocking(true)?;
             // Sockets stay bound to the runtime that registers them: register it here.
             let listener = tokio::net::TcpListener::from_std(listener)?;
-            actix_rt::spawn(accept_loop(runtime, listener, service, config, peers));
+            // A server's accept loop, with no cap on the connections alive at once; it lists
+            // each connection for the runtime's shutdown, and ends with the runtime's system.
+            let (_server, accepting) = Server::builder(service)
+                .config(config)
+                .max_connections(usize::MAX)
+                .on_started(Box::new(move |peer| peers.add(peer)))
+                .accept_tcp_here(listener)?;
+            actix_rt::spawn(accepting);
             Ok::<_, Error>(())
         });
         async move { started.await? }
@@ -417,24 +423,6 @@ impl Drop for FinishedGuard {
         let (done, cv) = &*self.0;
         *done.lock().unwrap_or_else(|p| p.into_inner()) = true;
         cv.notify_all();
-    }
-}
-
-/// Accepts connections until the runtime stops.
-async fn accept_loop(
-    runtime: usize,
-    listener: tokio::net::TcpListener,
-    service: Service,
-    config: Config,
-    peers: Arc<Registry>,
-) {
-    let config = Arc::new(config);
-    loop {
-        let (stream, peer) = transport::accept_next(&listener).await;
-        match transport::start_accepted(stream, peer, &service, &config) {
-            Ok(peer) => peers.add(&peer),
-            Err(reason) => warn!(runtime, %reason, "cannot start a connection on an accepted socket"),
-        }
     }
 }
 

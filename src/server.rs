@@ -2,10 +2,13 @@
 //! (IPv4 and IPv6) and Unix-socket listeners, worker arbiters, a connection cap, an
 //! authenticator that runs before the first frame, graceful shutdown and a one-shot mode.
 //!
-//! The accept loop runs on the arbiter that starts the server. With `workers(n)`, accepted
-//! sockets are handed to `n` worker arbiters round-robin as std sockets and re-registered on the
-//! worker's runtime; with `workers(0)` (the default) connections run on the accepting arbiter,
-//! started by the accept loop itself (a task per connection only for a TLS handshake).
+//! The accept loop (module `accept`, the one every netref listener runs) runs on the arbiter
+//! that starts the server. With `workers(n)`, accepted sockets are handed to `n` worker arbiters
+//! round-robin as std sockets and re-registered on the worker's runtime; with `workers(0)` (the
+//! default) connections run on the accepting arbiter, started by the accept loop itself (a task
+//! per connection only for a TLS handshake).
+
+mod accept;
 
 use std::{
     any::Any,
@@ -22,12 +25,16 @@ use std::{
 
 use actix_rt::{Arbiter, ArbiterHandle};
 use tokio::{
-    net::{TcpListener, TcpStream, ToSocketAddrs},
+    net::{TcpListener, ToSocketAddrs},
     sync::Notify,
 };
-use tracing::{debug, info, warn};
+use tracing::info;
 
-use crate::{config::Config, connection::ConnInfo, service::Service, tls::TlsServerConfig, Error, Peer};
+pub(crate) use self::accept::StartedHook;
+use self::accept::{accept_loop, Listener, Starter};
+#[cfg(feature = "tls")]
+use crate::tls::TlsServerConfig;
+use crate::{config::Config, connection::ConnInfo, service::Service, Error, Peer};
 
 /// Decides whether a new connection may proceed, before its first frame; what it returns
 /// becomes the connection's credentials ([`Peer::credentials`]).
@@ -41,20 +48,24 @@ pub struct ServerBuilder {
     workers: usize,
     max_connections: usize,
     authenticator: Option<Authenticator>,
-    one_shot: bool,
+    accept_limit: Option<usize>,
+    on_started: Option<StartedHook>,
+    #[cfg(feature = "tls")]
     tls: Option<TlsServerConfig>,
+    #[cfg(feature = "tls")]
     handshake_timeout: Duration,
 }
 
 impl fmt::Debug for ServerBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ServerBuilder")
-            .field("workers", &self.workers)
+        let mut f = f.debug_struct("ServerBuilder");
+        f.field("workers", &self.workers)
             .field("max_connections", &self.max_connections)
             .field("authenticator", &self.authenticator.is_some())
-            .field("one_shot", &self.one_shot)
-            .field("tls", &self.tls.is_some())
-            .finish_non_exhaustive()
+            .field("one_shot", &(self.accept_limit == Some(1)));
+        #[cfg(feature = "tls")]
+        f.field("tls", &self.tls.is_some());
+        f.finish_non_exhaustive()
     }
 }
 
@@ -111,175 +122,6 @@ impl ServerShared {
     }
 }
 
-/// What every accepted connection needs to start.
-struct Starter {
-    service: Service,
-    /// Shared by every connection (cloning a `Config` copies its policy's name set).
-    config: Arc<Config>,
-    authenticator: Option<Authenticator>,
-    shared: Arc<ServerShared>,
-    max_connections: usize,
-    one_shot: bool,
-    tls: Option<TlsServerConfig>,
-    handshake_timeout: Duration,
-}
-
-enum Listener {
-    Tcp(TcpListener),
-    #[cfg(unix)]
-    Unix(tokio::net::UnixListener),
-}
-
-impl Listener {
-    /// Accepts one connection, registered on this arbiter's runtime.
-    async fn accept(&self) -> std::io::Result<Accepted> {
-        match self {
-            Listener::Tcp(l) => {
-                let (stream, addr) = l.accept().await?;
-                Ok(Accepted::Tcp(stream, addr))
-            }
-            #[cfg(unix)]
-            Listener::Unix(l) => {
-                let (stream, _) = l.accept().await?;
-                Ok(Accepted::Unix(stream))
-            }
-        }
-    }
-}
-
-/// An accepted socket, registered on the runtime of the arbiter it runs on.
-enum Accepted {
-    Tcp(TcpStream, SocketAddr),
-    #[cfg(unix)]
-    Unix(tokio::net::UnixStream),
-}
-
-/// An accepted socket taken off the accepting arbiter's runtime, to move to a worker's.
-enum Detached {
-    Tcp(std::net::TcpStream, SocketAddr),
-    #[cfg(unix)]
-    Unix(std::os::unix::net::UnixStream),
-}
-
-impl Accepted {
-    fn detach(self) -> std::io::Result<Detached> {
-        Ok(match self {
-            Accepted::Tcp(stream, addr) => Detached::Tcp(stream.into_std()?, addr),
-            #[cfg(unix)]
-            Accepted::Unix(stream) => Detached::Unix(stream.into_std()?),
-        })
-    }
-}
-
-impl Detached {
-    /// Registers the socket on the runtime of the arbiter this runs on.
-    fn attach(self) -> Result<Accepted, String> {
-        let failed = |e: std::io::Error| format!("cannot register the socket: {e}");
-        Ok(match self {
-            Detached::Tcp(std, addr) => Accepted::Tcp(TcpStream::from_std(std).map_err(failed)?, addr),
-            #[cfg(unix)]
-            Detached::Unix(std) => Accepted::Unix(tokio::net::UnixStream::from_std(std).map_err(failed)?),
-        })
-    }
-}
-
-impl Starter {
-    /// Starts a connection accepted on this arbiter (after its TLS handshake, when the server
-    /// has TLS) and tracks it until it ends. Runs as a task of its own for a TLS handshake or
-    /// on a worker; otherwise the accept loop starts the connection itself, with no task
-    /// ([`start_plain`](Starter::start_plain) and [`track`](Starter::track)).
-    async fn run(self: Arc<Self>, socket: Accepted) {
-        let started = self.start(socket).await;
-        self.track(started);
-    }
-
-    /// [`run`](Starter::run) on a worker arbiter, for a socket the accept loop detached.
-    async fn run_detached(self: Arc<Self>, socket: Detached) {
-        match socket.attach() {
-            Ok(socket) => self.run(socket).await,
-            Err(reason) => self.track(Err(reason)),
-        }
-    }
-
-    /// Counts a refused connection, or lists a started one until its actor stops.
-    fn track(&self, started: Result<Peer, String>) {
-        let peer = match started {
-            Ok(peer) => peer,
-            Err(reason) => {
-                warn!(%reason, "connection refused");
-                self.shared.refused.fetch_add(1, Ordering::Relaxed);
-                return self.shared.connection_ended(None);
-            }
-        };
-        let id = peer.id();
-        self.shared.peers.lock().unwrap_or_else(|p| p.into_inner()).insert(id, peer.clone());
-        self.shared.changed.notify_waiters();
-        // The hook holds the server's shared state (which lists the peer) until the actor
-        // stops; the cycle ends there.
-        let shared = self.shared.clone();
-        peer.when_stopped(Box::new(move || {
-            debug!(conn = id, "connection ended");
-            shared.connection_ended(Some(id));
-        }));
-    }
-
-    async fn start(&self, socket: Accepted) -> Result<Peer, String> {
-        let (tls, stream, addr) = match (&self.tls, socket) {
-            (Some(tls), Accepted::Tcp(stream, addr)) => (tls, stream, addr),
-            (_, plain) => return self.start_plain(plain),
-        };
-        let mut info = ConnInfo { label: format!("tls:{addr}"), peer_addr: Some(addr.to_string()), credentials: None };
-        let (stream, certificates) = tokio::time::timeout(self.handshake_timeout, tls.accept(stream))
-            .await
-            .map_err(|_| format!("TLS handshake with {addr} timed out after {:?}", self.handshake_timeout))?
-            .map_err(|e| e.to_string())?;
-        if let Some(certificates) = certificates {
-            info.credentials = Some(Arc::new(certificates));
-        }
-        crate::error::refuse_on_panic(|| {
-            self.authenticate(&mut info)?;
-            Ok(crate::transport::start_stream(stream, self.service.clone(), self.config.clone(), info))
-        })
-    }
-
-    /// Starts a connection that needs no handshake before its first frame (TCP without TLS,
-    /// Unix sockets): authenticate, then start the actor. User code runs here (the
-    /// authenticator, the service's root factory), in the accept loop itself without workers:
-    /// a panic in it refuses that connection and the loop goes on.
-    fn start_plain(&self, socket: Accepted) -> Result<Peer, String> {
-        crate::error::refuse_on_panic(|| self.start_plain_inner(socket))
-    }
-
-    fn start_plain_inner(&self, socket: Accepted) -> Result<Peer, String> {
-        match socket {
-            Accepted::Tcp(stream, addr) => {
-                let text = addr.to_string();
-                let mut info = ConnInfo { label: text.clone(), peer_addr: Some(text), credentials: None };
-                self.authenticate(&mut info)?;
-                crate::transport::start_tcp_with(stream, self.service.clone(), self.config.clone(), info)
-                    .map_err(|e| e.to_string())
-            }
-            #[cfg(unix)]
-            Accepted::Unix(stream) => {
-                let mut info = ConnInfo::labelled(self.shared.address.to_string());
-                self.authenticate(&mut info)?;
-                Ok(crate::transport::start_unix(stream, self.service.clone(), self.config.clone(), info))
-            }
-        }
-    }
-
-    fn authenticate(&self, info: &mut ConnInfo) -> Result<(), String> {
-        if let Some(auth) = &self.authenticator {
-            let credentials =
-                auth(info).map_err(|reason| format!("authentication failed for {}: {reason}", info.label))?;
-            if credentials.is_some() {
-                info.credentials = credentials;
-            }
-        }
-        Ok(())
-    }
-}
-
 impl Server {
     /// Starts building a server for `service` (shared, or one instance per connection).
     pub fn builder(service: Service) -> ServerBuilder {
@@ -289,8 +131,11 @@ impl Server {
             workers: 0,
             max_connections: 10_000,
             authenticator: None,
-            one_shot: false,
+            accept_limit: None,
+            on_started: None,
+            #[cfg(feature = "tls")]
             tls: None,
+            #[cfg(feature = "tls")]
             handshake_timeout: Duration::from_secs(10),
         }
     }
@@ -409,12 +254,16 @@ impl ServerBuilder {
     /// Serves TCP connections over TLS. With client authentication configured, the client's
     /// certificate chain becomes the connection's credentials
     /// ([`PeerCertificates`](crate::tls::PeerCertificates)), and the authenticator (if any) sees it.
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     pub fn tls(mut self, tls: TlsServerConfig) -> Self {
         self.tls = Some(tls);
         self
     }
 
     /// How long a TLS handshake may take (default 10 s).
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
         self
@@ -422,7 +271,20 @@ impl ServerBuilder {
 
     /// Serves exactly one connection, then stops (RPyC's OneShotServer).
     pub fn one_shot(mut self) -> Self {
-        self.one_shot = true;
+        self.accept_limit = Some(1);
+        self
+    }
+
+    /// Stops accepting after `limit` connections were started (`None`: never), as
+    /// [`transport::serve_tcp`](crate::transport::serve_tcp)'s `max_connections` does.
+    pub(crate) fn accept_limit(mut self, limit: Option<usize>) -> Self {
+        self.accept_limit = limit;
+        self
+    }
+
+    /// Calls `hook` with every connection the server starts.
+    pub(crate) fn on_started(mut self, hook: StartedHook) -> Self {
+        self.on_started = Some(hook);
         self
     }
 
@@ -447,11 +309,20 @@ impl ServerBuilder {
     }
 
     fn serve_tcp_here(self, listener: TcpListener) -> Result<Server, Error> {
+        let (server, accepting) = self.accept_tcp_here(listener)?;
+        actix_rt::spawn(accepting);
+        Ok(server)
+    }
+
+    /// The server on `listener` and its accept loop, for the caller to spawn or await on this
+    /// (actix) thread.
+    pub(crate) fn accept_tcp_here(
+        self,
+        listener: TcpListener,
+    ) -> Result<(Server, impl std::future::Future<Output = ()>), Error> {
         let address = ListenAddr::Tcp(listener.local_addr()?);
         let (server, starter, workers) = self.prepare(address);
-        let shared = server.shared.clone();
-        actix_rt::spawn(accept_loop(shared, starter, workers, Listener::Tcp(listener)));
-        Ok(server)
+        Ok((server, accept_loop(starter, workers, Listener::Tcp(listener))))
     }
 
     /// Listens on a Unix socket at `path` and starts serving, where
@@ -467,8 +338,7 @@ impl ServerBuilder {
         let listener = tokio::net::UnixListener::bind(&path)
             .map_err(|e| Error::Io(format!("cannot listen on {}: {e}", path.display())))?;
         let (server, starter, workers) = self.prepare(ListenAddr::Unix(path));
-        let shared = server.shared.clone();
-        actix_rt::spawn(accept_loop(shared, starter, workers, Listener::Unix(listener)));
+        actix_rt::spawn(accept_loop(starter, workers, Listener::Unix(listener)));
         Ok(server)
     }
 
@@ -492,81 +362,13 @@ impl ServerBuilder {
             authenticator: self.authenticator,
             shared: shared.clone(),
             max_connections: self.max_connections,
-            one_shot: self.one_shot,
+            accept_limit: self.accept_limit,
+            on_started: self.on_started,
+            #[cfg(feature = "tls")]
             tls: self.tls,
+            #[cfg(feature = "tls")]
             handshake_timeout: self.handshake_timeout,
         });
         (Server { shared }, starter, handles)
     }
-}
-
-/// Accepts until told to stop (or after one connection in one-shot mode), handing each socket
-/// to the next worker, or starting it here without workers.
-async fn accept_loop(
-    shared: Arc<ServerShared>,
-    starter: Arc<Starter>,
-    workers: Vec<ArbiterHandle>,
-    listener: Listener,
-) {
-    info!(address = %shared.address, workers = workers.len(), "server listening");
-    let mut next_worker = 0usize;
-    while shared.accepting.load(Ordering::Acquire) {
-        let stop = shared.stop_accepting.notified();
-        let socket = tokio::select! {
-            _ = stop => break,
-            r = listener.accept() => r,
-        };
-        let socket = match socket {
-            Ok(socket) => socket,
-            Err(e) => {
-                // A connection reset before accept, or out of descriptors: keep serving (after
-                // a pause for the latter, unless told to stop meanwhile).
-                let pause = crate::transport::accept_pause(&e);
-                if !pause.is_zero() {
-                    let stop = shared.stop_accepting.notified();
-                    tokio::select! {
-                        _ = stop => break,
-                        _ = tokio::time::sleep(pause) => {}
-                    }
-                }
-                continue;
-            }
-        };
-        if !shared.accepting.load(Ordering::Acquire) {
-            break;
-        }
-        if shared.active.load(Ordering::Acquire) >= starter.max_connections {
-            shared.refused.fetch_add(1, Ordering::Relaxed);
-            warn!(max = starter.max_connections, "max_connections reached; closing a new connection");
-            continue;
-        }
-        shared.active.fetch_add(1, Ordering::AcqRel);
-        shared.accepted.fetch_add(1, Ordering::Relaxed);
-        if !workers.is_empty() {
-            let worker = &workers[next_worker % workers.len()];
-            next_worker = next_worker.wrapping_add(1);
-            match socket.detach() {
-                Ok(socket) => {
-                    if !worker.spawn(starter.clone().run_detached(socket)) {
-                        warn!("a worker arbiter is gone; connection dropped");
-                        starter.shared.connection_ended(None);
-                    }
-                }
-                Err(e) => starter.track(Err(format!("cannot move the socket to a worker: {e}"))),
-            }
-        } else if starter.tls.is_some() {
-            // The TLS handshake takes round trips: not in the accept loop.
-            actix_rt::spawn(starter.clone().run(socket));
-        } else {
-            // Nothing to wait for before the first frame: start the actor here, with no task
-            // of its own for the connection.
-            starter.track(starter.start_plain(socket));
-        }
-        if starter.one_shot {
-            break;
-        }
-    }
-    shared.accepting.store(false, Ordering::Release);
-    shared.changed.notify_waiters();
-    debug!(address = %shared.address, "accept loop ended");
 }

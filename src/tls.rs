@@ -21,6 +21,8 @@
 //!
 //! Like the rest of [`transport`](crate::transport), the functions that start a connection
 //! must run inside an actix system.
+//!
+//! Needs the cargo feature `tls` (on by default).
 
 use std::{io, sync::Arc, time::Duration};
 

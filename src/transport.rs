@@ -227,8 +227,9 @@ where
 /// aborted or refused before it was accepted) is skipped at once, and any other (out of file
 /// descriptors, out of memory) pauses accepting for [`ACCEPT_BACKOFF`] rather than retrying
 /// in a busy loop. A panic in the service's root factory refuses that connection only. Each
-/// is logged (a warning, or a debug event for a single connection's failure). (The `Result`
-/// stays for compatibility; it is always `Ok`.)
+/// is logged (a warning, or a debug event for a single connection's failure). It runs the same
+/// accept loop as a [`Server`](crate::Server); it fails only when the listener cannot be moved
+/// to the runtime thread or its address cannot be read.
 pub async fn serve_tcp(
     listener: TcpListener,
     service: Service,
@@ -245,22 +246,20 @@ pub async fn serve_tcp(
     serve_tcp_here(listener, service, config, max_connections).await
 }
 
-/// [`serve_tcp`] with the accept loop on this (actix) thread.
+/// [`serve_tcp`] with the accept loop on this (actix) thread: a [`Server`](crate::Server)'s,
+/// with no cap on the connections alive at once, awaited here.
 async fn serve_tcp_here(
     listener: TcpListener,
     service: Service,
     config: Config,
     max_connections: Option<usize>,
 ) -> Result<(), Error> {
-    let config = Arc::new(config);
-    let mut accepted = 0usize;
-    while max_connections.map_or(true, |max| accepted < max) {
-        let (stream, peer) = accept_next(&listener).await;
-        accepted += 1;
-        if let Err(reason) = start_accepted(stream, peer, &service, &config) {
-            tracing::warn!(%reason, "cannot start a connection on an accepted socket");
-        }
-    }
+    let (_server, accepting) = crate::Server::builder(service)
+        .config(config)
+        .max_connections(usize::MAX)
+        .accept_limit(max_connections)
+        .accept_tcp_here(listener)?;
+    accepting.await;
     Ok(())
 }
 
@@ -268,49 +267,6 @@ async fn serve_tcp_here(
 /// descriptors, memory): such a failure repeats until something is freed, and retrying at once
 /// would spin the arbiter's thread meanwhile.
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
-
-/// Logs a failed accept and says how long to wait before the next: nothing when the failure
-/// concerned one incoming connection only (reset, aborted or refused before it was accepted),
-/// [`ACCEPT_BACKOFF`] otherwise. Shared by every accept loop.
-pub(crate) fn accept_pause(e: &std::io::Error) -> Duration {
-    use std::io::ErrorKind::*;
-    if matches!(e.kind(), ConnectionAborted | ConnectionReset | ConnectionRefused | Interrupted | WouldBlock) {
-        tracing::debug!(error = %e, "accept failed for one connection");
-        Duration::ZERO
-    } else {
-        tracing::warn!(error = %e, pause = ?ACCEPT_BACKOFF, "accept failed; pausing before the next attempt");
-        ACCEPT_BACKOFF
-    }
-}
-
-/// The next connection `listener` accepts: failed accepts are logged and retried, after
-/// [`accept_pause`].
-pub(crate) async fn accept_next(listener: &TcpListener) -> (TcpStream, SocketAddr) {
-    loop {
-        match listener.accept().await {
-            Ok(accepted) => return accepted,
-            Err(e) => {
-                let pause = accept_pause(&e);
-                if !pause.is_zero() {
-                    tokio::time::sleep(pause).await;
-                }
-            }
-        }
-    }
-}
-
-/// Starts a connection on a socket an accept loop took, in that loop: a panic in user code
-/// run here (the service's root factory) refuses this connection instead of ending the loop.
-pub(crate) fn start_accepted(
-    stream: TcpStream,
-    peer: SocketAddr,
-    service: &Service,
-    config: &Arc<Config>,
-) -> Result<Peer, String> {
-    crate::error::refuse_on_panic(|| {
-        start_tcp(stream, Some(peer), service.clone(), config.clone()).map_err(|e| e.to_string())
-    })
-}
 
 /// Connects to a Unix socket at `path`, exposing `service` to the server, within
 /// `connect_timeout`.

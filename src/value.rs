@@ -36,6 +36,7 @@ pub use shared_bytes::SharedBytes;
 /// Equality is structural; floats compare by their bits, so `NaN == NaN` and `0.0 != -0.0`;
 /// a [`FrozenSet`](Value::FrozenSet)'s members compare in order.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub enum Value<R = crate::NetRef> {
     /// Python's `None`, Rust's `()` and `Option::None`.
     None,

@@ -1,6 +1,6 @@
-//! Guards the accept loops against failed accepts: with no file descriptor left, `serve_tcp`
-//! used to end with the error (the server stopped accepting for good). Now it logs the failure,
-//! pauses for `ACCEPT_BACKOFF` and goes on, and serves new clients once descriptors are free.
+//! Guards the accept loop against failed accepts: with no file descriptor left, `serve_tcp`
+//! logs the failure, pauses for `ACCEPT_BACKOFF` and goes on (it does not end: the server would
+//! stop accepting for good), and serves new clients once descriptors are free.
 //!
 //! The test runs itself again in a child process whose descriptor limit is lowered with the
 //! shell's `ulimit -n`, so that running out of descriptors touches no other test.

@@ -219,7 +219,7 @@ fn value_count_is_bounded() {
     assert_eq!(err, ProtocolError::TooManyValues { max: 1000 });
     // 5,000 real one-byte values in a list of a valid frame: refused by the count.
     let mut body = vec![2, 0, 1, 9, 0x88, 0x27];
-    body.extend(std::iter::repeat(0).take(5000));
+    body.extend(std::iter::repeat_n(0, 5000));
     let err = decode_frame(&Bytes::from(body), &limits, &WireRefs).unwrap_err();
     assert_eq!(err, ProtocolError::TooManyValues { max: 1000 });
 }

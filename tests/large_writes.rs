@@ -52,7 +52,7 @@ impl Trickle {
     /// How many bytes this call may take, or `None` to make it wait.
     fn budget(&mut self, cx: &mut Context<'_>) -> Option<usize> {
         self.calls += 1;
-        if self.calls % 5 == 0 {
+        if self.calls.is_multiple_of(5) {
             cx.waker().wake_by_ref();
             return None;
         }

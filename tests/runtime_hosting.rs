@@ -1,4 +1,4 @@
-//! Guards hosting mode D (`netref::runtime`): a plain tokio application with no actix system
+//! Guards netref's own runtime (`netref::runtime`): a plain tokio application with no actix system
 //! uses every feature through `Send` handles, plain threads use `BlockingClient` and
 //! `wait()`/`value()`, and after a runtime shuts down (or its last handle drops) netrefs fail
 //! fast with `ConnectionClosed` instead of hanging.

@@ -214,7 +214,7 @@ fn generate_text(words: usize, seed: u64) -> String {
         let x = rng.next_f64() * total;
         let word = VOCABULARY[cumulative.partition_point(|&c| c <= x).min(VOCABULARY.len() - 1)];
         if i > 0 {
-            text.push(if rng.next_u64() % 12 == 0 { '\n' } else { ' ' });
+            text.push(if rng.next_u64().is_multiple_of(12) { '\n' } else { ' ' });
         }
         if sentence_left == 0 {
             sentence_left = 4 + rng.next_u64() % 12;
@@ -229,7 +229,7 @@ fn generate_text(words: usize, seed: u64) -> String {
         sentence_left -= 1;
         if sentence_left == 0 || i + 1 == words {
             text.push('.');
-        } else if rng.next_u64() % 10 == 0 {
+        } else if rng.next_u64().is_multiple_of(10) {
             text.push(',');
         }
     }

@@ -30,8 +30,8 @@ done
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
-cargo build --release -q -p netref-compare
-exe=$root/target/release/compare
+cargo build --release -q --manifest-path benches/compare/Cargo.toml
+exe=$root/benches/compare/target/release/compare
 kind=$("$exe" --client 2>&1 | awk -v op="$op" '$1 == op { print $2 }' || true)
 [ -n "$kind" ] || { echo "unknown operation $op; the list:" >&2; "$exe" --client 2>&1 | sed -n '/^operations/,$p' >&2; exit 2; }
 

@@ -40,8 +40,8 @@ n2=${counts[1]:-${defaults[1]}}
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
-cargo build --release -q -p netref-compare
-exe=$root/target/release/compare
+cargo build --release -q --manifest-path benches/compare/Cargo.toml
+exe=$root/benches/compare/target/release/compare
 out=$root/target/profile
 mkdir -p "$out"
 

@@ -137,7 +137,7 @@ impl Clock {
             queue.heap.retain(|e| e.alarm.strong_count() > 0);
             queue.purge_at = (queue.heap.len() * 2).max(PURGE_MIN);
         }
-        let earliest = queue.heap.peek().map_or(true, |e| at < e.at.0);
+        let earliest = queue.heap.peek().is_none_or(|e| at < e.at.0);
         queue.heap.push(Entry { at: Reverse(at), alarm });
         drop(queue);
         if earliest {

@@ -33,6 +33,7 @@ pub fn feature_name(bit: u64) -> &'static str {
 ///
 /// Variants are **append-only**: a new kind gets the next index, old indices never change.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum Frame<R> {
     /// The first frame in each direction: protocol version, features and the sender's limits.
     Hello(Hello),

@@ -148,7 +148,7 @@ impl<A: ToSocketAddrs + fmt::Display + Clone + 'static> Job<A> {
         let timeout = DEFAULT_TIMEOUT.min(self.ttl);
         let mut client: Option<RegistryClient> = None;
         loop {
-            if client.as_ref().map_or(true, RegistryClient::is_closed) {
+            if client.as_ref().is_none_or(RegistryClient::is_closed) {
                 client = match RegistryClient::connect(self.registry.clone(), timeout).await {
                     Ok(c) => Some(c),
                     Err(e) => {

@@ -1,8 +1,8 @@
 //! Side-by-side benchmark of netref against the raw TCP floor and tarpc, over loopback TCP with
 //! client and server in separate processes.
 //!
-//! The binary `compare` (`cargo run --release -p netref-compare -- [--runs N] [--quick]
-//! [--pinned]`) is a thin wrapper around [`run`]; each server is the same binary started with
+//! The binary `compare` (`cargo run --release --manifest-path benches/compare/Cargo.toml --
+//! [--runs N] [--quick] [--pinned]`, from the repository's root) is a thin wrapper around [`run`]; each server is the same binary started with
 //! `--server KIND ADDR` ([`serve`]), which prints `listening on ADDR` and exits when its
 //! standard input closes (so it never outlives the client, even one killed by a signal).
 //! `--client OP ADDR N` ([`client`]) runs a fixed number of one operation against such a

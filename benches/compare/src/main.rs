@@ -1,7 +1,7 @@
 //! `compare`: netref against the raw TCP floor and tarpc, side by side, over loopback TCP.
 //!
 //! ```text
-//! cargo run --release -p netref-compare -- [--runs N] [--quick] [--pinned]
+//! cargo run --release --manifest-path benches/compare/Cargo.toml -- [--runs N] [--quick] [--pinned]
 //! ```
 //!
 //! `--pinned` re-executes this program under `taskset -c 0`, so the client and every server

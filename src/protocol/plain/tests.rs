@@ -170,7 +170,7 @@ impl Serialize for Shape {
 
 /// A reference: the receiver's own object for even ids, the sender's for odd ones.
 fn wire_ref(id: u64) -> WireRef {
-    let label = if id % 2 == 0 { RefLabel::Local } else { RefLabel::Remote };
+    let label = if id.is_multiple_of(2) { RefLabel::Local } else { RefLabel::Remote };
     WireRef { label, id: IdPack { type_name: "t.T".into(), class_id: 1, instance_id: id } }
 }
 

@@ -743,7 +743,7 @@ fn parse_python_int(text: &[u8], max_digits: usize) -> Result<Brine, ProtocolErr
         _ => (false, body),
     };
     // Digits with single underscores between them: no leading, trailing or double underscore.
-    if digits.first().map_or(true, |b| !b.is_ascii_digit()) || digits.last().map_or(true, |b| !b.is_ascii_digit()) {
+    if digits.first().is_none_or(|b| !b.is_ascii_digit()) || digits.last().is_none_or(|b| !b.is_ascii_digit()) {
         return Err(invalid());
     }
     let mut count = 0usize;
