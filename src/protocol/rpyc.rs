@@ -46,6 +46,8 @@ pub mod values;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod values_tests;
 
 pub use brine::{
     dump, dump_to_bytes, load, Brine, BrineLimits, CPYTHON_MAX_INT_DIGITS, IMMEDIATE_MAX, IMMEDIATE_MIN, TAG_BYTES_1,

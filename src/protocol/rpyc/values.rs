@@ -49,7 +49,7 @@ use crate::{
         Handle, IdPackRef, RefBoxer, RefUnboxer, UnknownHandle, WireRefs, EXC_STOP_ITERATION, LABEL_LOCAL_REF,
         LABEL_REMOTE_REF, LABEL_TUPLE, LABEL_VALUE,
     },
-    value::{Data, IdPack, RefLabel, Value, WireRef},
+    value::{BigInt, Data, IdPack, RefLabel, Value, WireRef},
 };
 
 use super::brine::Brine;
@@ -154,6 +154,9 @@ pub fn unbox<U: RefUnboxer>(boxed: Brine, unboxer: &U) -> Result<Value<U::Ref>, 
     };
     let label = match label {
         Brine::Int(n) => n,
+        Brine::BigInt(n) => {
+            return Err(ProtocolError::Malformed(format!("rpyc boxing label {} is not a LABEL_* number (1..=4)", short(&n))))
+        }
         other => {
             return Err(ProtocolError::Malformed(format!(
                 "rpyc boxing label must be an int, found {}",
@@ -228,13 +231,18 @@ fn id_to_u64(brine: &Brine, which: &str) -> Option<Result<u64, ProtocolError>> {
     Some(fits.ok_or_else(|| {
         let text = match brine {
             Brine::Int(v) => v.to_string(),
-            Brine::BigInt(v) => v.as_str().chars().take(40).collect(),
+            Brine::BigInt(v) => short(v),
             _ => String::new(),
         };
         ProtocolError::Malformed(format!(
             "rpyc id_pack {which} {text} is beyond u64 (netref keeps object ids in 0..2^64)"
         ))
     }))
+}
+
+/// A big int's text for an error message, cut at 40 characters.
+fn short(n: &BigInt) -> String {
+    n.as_str().chars().take(40).collect()
 }
 
 fn describe_shape(brine: &Brine) -> String {
@@ -337,6 +345,9 @@ pub fn decode_request<U: RefUnboxer>(args: Brine, unboxer: &U) -> Result<(Handle
             Ok(n) => Handle::try_from(n)?,
             Err(_) => return Err(ProtocolError::Malformed(format!("rpyc request handler {n} is not a HANDLE_* number"))),
         },
+        Brine::BigInt(n) => {
+            return Err(ProtocolError::Malformed(format!("rpyc request handler {} is not a HANDLE_* number", short(&n))))
+        }
         other => {
             return Err(ProtocolError::Malformed(format!(
                 "rpyc request handler must be an int, found {}",
