@@ -155,7 +155,10 @@ pub fn unbox<U: RefUnboxer>(boxed: Brine, unboxer: &U) -> Result<Value<U::Ref>, 
     let label = match label {
         Brine::Int(n) => n,
         Brine::BigInt(n) => {
-            return Err(ProtocolError::Malformed(format!("rpyc boxing label {} is not a LABEL_* number (1..=4)", short(&n))))
+            return Err(ProtocolError::Malformed(format!(
+                "rpyc boxing label {} is not a LABEL_* number (1..=4)",
+                short(&n)
+            )))
         }
         other => {
             return Err(ProtocolError::Malformed(format!(
@@ -218,7 +221,11 @@ fn id_pack_parts(brine: &Brine) -> Result<(&str, u64, u64), ProtocolError> {
         return Err(shape());
     };
     let name = name.as_str().ok_or_else(shape)?;
-    Ok((name, id_to_u64(class_id, "class_id").ok_or_else(shape)??, id_to_u64(instance_id, "instance_id").ok_or_else(shape)??))
+    Ok((
+        name,
+        id_to_u64(class_id, "class_id").ok_or_else(shape)??,
+        id_to_u64(instance_id, "instance_id").ok_or_else(shape)??,
+    ))
 }
 
 /// `None` when `brine` is not an int at all; `Some(Err)` for an int outside `0..2^64`.
@@ -318,6 +325,9 @@ fn labelled(label: u8, payload: Brine) -> Brine {
 // Requests and replies
 // ---------------------------------------------------------------------------------------------
 
+/// A decoded request: its handler and its unboxed arguments (the items of the boxed tuple).
+pub type Request<R> = (Handle, Vec<Value<R>>);
+
 /// A request's `args`, `(handler, boxed_args)`, as the handler and its unboxed arguments.
 ///
 /// Errors: [`ProtocolError::UnknownHandle`] for a handler int in `0..=255` that is no `HANDLE_*`
@@ -325,7 +335,7 @@ fn labelled(label: u8, payload: Brine) -> Brine {
 /// beyond `u8`, boxed args that do not unbox to a tuple), and whatever [`unbox`] refuses. The
 /// connection answers every one of them with an exception under the request's seq
 /// ([`request_refusal`]).
-pub fn decode_request<U: RefUnboxer>(args: Brine, unboxer: &U) -> Result<(Handle, Vec<Value<U::Ref>>), ProtocolError> {
+pub fn decode_request<U: RefUnboxer>(args: Brine, unboxer: &U) -> Result<Request<U::Ref>, ProtocolError> {
     let [handler, boxed] = match args {
         Brine::Tuple(items) => <[Brine; 2]>::try_from(items).map_err(|items| {
             ProtocolError::Malformed(format!(
@@ -343,10 +353,15 @@ pub fn decode_request<U: RefUnboxer>(args: Brine, unboxer: &U) -> Result<(Handle
     let handle = match handler {
         Brine::Int(n) => match u8::try_from(n) {
             Ok(n) => Handle::try_from(n)?,
-            Err(_) => return Err(ProtocolError::Malformed(format!("rpyc request handler {n} is not a HANDLE_* number"))),
+            Err(_) => {
+                return Err(ProtocolError::Malformed(format!("rpyc request handler {n} is not a HANDLE_* number")))
+            }
         },
         Brine::BigInt(n) => {
-            return Err(ProtocolError::Malformed(format!("rpyc request handler {} is not a HANDLE_* number", short(&n))))
+            return Err(ProtocolError::Malformed(format!(
+                "rpyc request handler {} is not a HANDLE_* number",
+                short(&n)
+            )))
         }
         other => {
             return Err(ProtocolError::Malformed(format!(
@@ -357,15 +372,18 @@ pub fn decode_request<U: RefUnboxer>(args: Brine, unboxer: &U) -> Result<(Handle
     };
     match unbox(boxed, unboxer)? {
         Value::Tuple(items) => Ok((handle, items)),
-        other => Err(ProtocolError::Malformed(format!(
-            "rpyc request arguments must box a tuple, found {}",
-            other.kind()
-        ))),
+        other => {
+            Err(ProtocolError::Malformed(format!("rpyc request arguments must box a tuple, found {}", other.kind())))
+        }
     }
 }
 
 /// A request's `args`: `(handler, box(args))`, the arguments boxed as one tuple.
-pub fn encode_request<R, B: RpycBoxer<R>>(handle: Handle, args: &[Value<R>], boxer: &B) -> Result<Brine, ProtocolError> {
+pub fn encode_request<R, B: RpycBoxer<R>>(
+    handle: Handle,
+    args: &[Value<R>],
+    boxer: &B,
+) -> Result<Brine, ProtocolError> {
     Ok(Brine::tuple([Brine::Int(i64::from(u8::from(handle))), box_tuple(args, boxer)?]))
 }
 

@@ -80,7 +80,10 @@ fn the_session_requests_unbox_to_handles_and_references() {
     // INSPECT sends the id_pack by value.
     assert_eq!(
         decode_request(by_seq(1, MsgType::Request), &WireRefs).unwrap(),
-        (Handle::Inspect, vec![Value::Tuple(vec![root_id.0.into(), Value::Int(94092615954304), Value::Int(139705950939600)])])
+        (
+            Handle::Inspect,
+            vec![Value::Tuple(vec![root_id.0.into(), Value::Int(94092615954304), Value::Int(139705950939600)])]
+        )
     );
     // root.add: GETATTR on the root (LOCAL_REF, it is the receiver's), then CALL (1, 2).
     assert_eq!(
@@ -114,7 +117,8 @@ fn the_session_requests_unbox_to_handles_and_references() {
 
 #[test]
 fn the_fail_exception_decodes_to_a_value_error_with_its_traceback() {
-    let (_, _, _, vinegar) = session().into_iter().find(|(_, msg, seq, _)| *msg == MsgType::Exception && *seq == 10).unwrap();
+    let (_, _, _, vinegar) =
+        session().into_iter().find(|(_, msg, seq, _)| *msg == MsgType::Exception && *seq == 10).unwrap();
     let error = decode_exception(vinegar).unwrap();
     assert_eq!(error.kind, "builtins.ValueError");
     assert_eq!(error.message, "('boom', 7)");
@@ -133,12 +137,16 @@ fn the_fail_exception_decodes_to_a_value_error_with_its_traceback() {
     assert!(tb.starts_with("<traceback denied>"), "{tb:?}");
     assert!(tb.ends_with("\nValueError: ('boom', 7)"), "{tb:?}");
     let again = decode_exception(reload(&encoded)).unwrap();
-    assert_eq!((again.kind.as_str(), again.message.as_str(), &again.args), ("builtins.ValueError", "('boom', 7)", &error.args));
+    assert_eq!(
+        (again.kind.as_str(), again.message.as_str(), &again.args),
+        ("builtins.ValueError", "('boom', 7)", &error.args)
+    );
 }
 
 #[test]
 fn stop_iteration_is_the_bare_int_one_both_ways() {
-    let (_, _, _, args) = session().into_iter().find(|(_, msg, seq, _)| *msg == MsgType::Exception && *seq == 12).unwrap();
+    let (_, _, _, args) =
+        session().into_iter().find(|(_, msg, seq, _)| *msg == MsgType::Exception && *seq == 12).unwrap();
     assert_eq!(args, int(1));
     assert!(decode_exception(args).unwrap().is_stop_iteration());
     assert_eq!(encode_exception(&RemoteError::stop_iteration()), int(1));
@@ -162,7 +170,8 @@ fn a_netref_error_encodes_with_its_message_as_the_single_arg_and_a_python_traceb
     assert!(tb.ends_with("\nKeyError: 'x'"), "{tb:?}");
 
     // An existing traceback that already ends right is kept as it is.
-    let kept = RemoteError::new("builtins.ValueError", "bad").with_traceback("Traceback ...\n  here\nValueError: bad\n");
+    let kept =
+        RemoteError::new("builtins.ValueError", "bad").with_traceback("Traceback ...\n  here\nValueError: bad\n");
     assert_eq!(encode_exception(&kept).as_tuple().unwrap()[3], s("Traceback ...\n  here\nValueError: bad\n"));
 
     // No message: no args, the last line is the bare type name.
@@ -229,7 +238,9 @@ fn references_box_by_label_and_ids_beyond_i64_round_trip() {
 
 #[test]
 fn ids_outside_u64_are_refused_by_name() {
-    for (class_id, instance_id) in [(big("18446744073709551616"), int(1)), (int(1), int(-1)), (int(1), big("-99999999999999999999"))] {
+    for (class_id, instance_id) in
+        [(big("18446744073709551616"), int(1)), (int(1), int(-1)), (int(1), big("-99999999999999999999"))]
+    {
         let pack = t([s("m.T"), class_id, instance_id]);
         let err = unbox(boxed(4, pack.clone()), &WireRefs).unwrap_err();
         assert!(matches!(&err, ProtocolError::Malformed(m) if m.contains("beyond u64")), "{err}");
@@ -244,7 +255,8 @@ fn ids_outside_u64_are_refused_by_name() {
 #[test]
 fn tuples_holding_references_box_item_by_item_and_plain_ones_by_value() {
     let r = wire_ref(RefLabel::Remote, "builtins.function", 7, 8);
-    let value: V = Value::Tuple(vec![Value::Int(1), Value::Tuple(vec![r.clone(), "x".into()]), Value::Tuple(vec![Value::Int(2)])]);
+    let value: V =
+        Value::Tuple(vec![Value::Int(1), Value::Tuple(vec![r.clone(), "x".into()]), Value::Tuple(vec![Value::Int(2)])]);
     let fn_pack = id_pack("builtins.function", 7, 8);
     assert_eq!(
         box_value(&value, &WireRefs).unwrap(),
@@ -285,7 +297,11 @@ fn lists_and_maps_are_refused_by_default_and_go_through_the_hook() {
     assert!(matches!(box_value(&map, &Exporting), Err(ProtocolError::BadReference(m)) if m.contains("dict")));
     // A frozenset or slice can only travel by value.
     let r = wire_ref(RefLabel::Local, "m.T", 1, 2);
-    for value in [Value::FrozenSet(vec![r.clone()]), Value::Slice(Box::new([Value::None, r, Value::None])), Value::FrozenSet(vec![list])] {
+    for value in [
+        Value::FrozenSet(vec![r.clone()]),
+        Value::Slice(Box::new([Value::None, r, Value::None])),
+        Value::FrozenSet(vec![list]),
+    ] {
         assert!(matches!(box_value(&value, &Exporting), Err(ProtocolError::BadReference(_))), "{value:?}");
     }
 }
@@ -320,7 +336,14 @@ fn malformed_boxes_are_errors_never_panics() {
     assert!(malformed(t([big("99999999999999999999"), int(2)])).contains("99999999999999999999 is not a LABEL_*"));
     assert!(malformed(boxed(2, s("not a tuple"))).contains("LABEL_TUPLE"));
     assert!(malformed(boxed(2, t([int(5)]))).contains("2-tuple"));
-    for pack in [t([s("m.T"), int(1)]), t([s("m.T"), int(1), int(2), int(3)]), t([Brine::bytes(&b"m.T"[..]), int(1), int(2)]), t([s("m.T"), Brine::Float(1.0), int(2)]), t([s("m.T"), int(1), Brine::Bool(true)]), s("m.T")] {
+    for pack in [
+        t([s("m.T"), int(1)]),
+        t([s("m.T"), int(1), int(2), int(3)]),
+        t([Brine::bytes(&b"m.T"[..]), int(1), int(2)]),
+        t([s("m.T"), Brine::Float(1.0), int(2)]),
+        t([s("m.T"), int(1), Brine::Bool(true)]),
+        s("m.T"),
+    ] {
         assert!(malformed(boxed(3, pack.clone())).contains("id_pack"), "{pack:?}");
     }
     assert_eq!(unbox(t([int(5), int(2)]), &WireRefs), Err(ProtocolError::UnknownLabel(5)));
@@ -408,9 +431,8 @@ fn repr_matches_cpython_for_the_brine_types() {
 // ---------------------------------------------------------------------------------------------
 
 fn reference() -> impl Strategy<Value = V> {
-    (any::<bool>(), "[a-z_]{1,8}\\.[A-Za-z]{1,8}", any::<u64>(), any::<u64>()).prop_map(|(local, name, c, i)| {
-        wire_ref(if local { RefLabel::Local } else { RefLabel::Remote }, &name, c, i)
-    })
+    (any::<bool>(), "[a-z_]{1,8}\\.[A-Za-z]{1,8}", any::<u64>(), any::<u64>())
+        .prop_map(|(local, name, c, i)| wire_ref(if local { RefLabel::Local } else { RefLabel::Remote }, &name, c, i))
 }
 
 /// Values with references: plain brine leaves and references, in tuples.
