@@ -9,6 +9,9 @@
 //!   2 REPLY, 3 EXCEPTION) followed by `brine((seq, args))`.
 //! * [`Brine`], [`dump`], [`load`] (`brine`): RPyC's serializer for immutable values, every tag.
 //!
+//! Above them, [`values`] says what the brine trees mean: boxing and unboxing, id_packs,
+//! request and reply arguments and vinegar, as conversions to and from netref's [`Value`](crate::Value).
+//!
 //! Brine's tags (big-endian throughout; "canonical" is what [`dump`] and stock write):
 //!
 //! | tag | value | after the tag |
@@ -33,15 +36,18 @@
 //! never panic on a peer's bytes; never allocate beyond its limits (`max_frame_len`,
 //! [`BrineLimits`]) or beyond the bytes that actually arrived because a length field said so;
 //! and never unpickle, import, evaluate or execute anything a peer sends. It must not depend on
-//! actix or on a connection. Boxing, id_packs and vinegar (what the values *mean*) belong to the
-//! layer above.
+//! actix or on a connection. Boxing, id_packs and vinegar (what the values *mean*) are in
+//! [`values`], pure conversions that still touch no connection.
 
 mod brine;
 mod channel;
 mod message;
+pub mod values;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod values_tests;
 
 pub use brine::{
     dump, dump_to_bytes, load, Brine, BrineLimits, CPYTHON_MAX_INT_DIGITS, IMMEDIATE_MAX, IMMEDIATE_MIN, TAG_BYTES_1,

@@ -10,7 +10,7 @@ use super::*;
 use crate::{value::BigInt, ProtocolError};
 
 /// Bytes from hex text; spaces and `|` (the reference's frame separators) are ignored.
-fn hex(text: &str) -> Vec<u8> {
+pub(super) fn hex(text: &str) -> Vec<u8> {
     let digits: Vec<u8> = text.bytes().filter(|b| b.is_ascii_hexdigit()).collect();
     assert_eq!(digits.len() % 2, 0, "odd hex digits in {text:?}");
     digits.chunks(2).map(|pair| u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap()).collect()
@@ -24,19 +24,19 @@ fn dumped(value: &Brine) -> Vec<u8> {
     dump_to_bytes(value).unwrap().to_vec()
 }
 
-fn int(v: i64) -> Brine {
+pub(super) fn int(v: i64) -> Brine {
     Brine::Int(v)
 }
 
-fn big(text: &str) -> Brine {
+pub(super) fn big(text: &str) -> Brine {
     Brine::from(BigInt::parse(text).unwrap())
 }
 
-fn t(items: impl IntoIterator<Item = Brine>) -> Brine {
+pub(super) fn t(items: impl IntoIterator<Item = Brine>) -> Brine {
     Brine::tuple(items)
 }
 
-fn s(text: &str) -> Brine {
+pub(super) fn s(text: &str) -> Brine {
     Brine::str(text)
 }
 
@@ -129,15 +129,15 @@ const CALL_ME_ID_PACK: &str = "12 080e0f 6275696c74696e732e6d6574686f64 \
 const LAMBDA_ID_PACK: &str = "12 080e11 6275696c74696e732e66756e6374696f6e \
      160f 313339373035393532303037353532 160f 313339373035393532313131313136";
 
-fn id_pack(name: &str, class_id: i64, instance_id: i64) -> Brine {
+pub(super) fn id_pack(name: &str, class_id: i64, instance_id: i64) -> Brine {
     t([s(name), int(class_id), int(instance_id)])
 }
 
-fn root() -> Brine {
+pub(super) fn root() -> Brine {
     id_pack("__main__.CalcService", 94092615954304, 139705950939600)
 }
 
-fn add_method() -> Brine {
+pub(super) fn add_method() -> Brine {
     id_pack("builtins.method", 139705970889408, 139705950942720)
 }
 
@@ -145,16 +145,16 @@ fn call_me_method() -> Brine {
     id_pack("builtins.method", 139705970889408, 139705950943000)
 }
 
-fn lambda() -> Brine {
+pub(super) fn lambda() -> Brine {
     id_pack("builtins.function", 139705952007552, 139705952111116)
 }
 
-fn boxed(label: i64, value: Brine) -> Brine {
+pub(super) fn boxed(label: i64, value: Brine) -> Brine {
     t([int(label), value])
 }
 
 /// The session's frames with the messages they carry: `(frame hex, msg, seq, args)`.
-fn session() -> Vec<(String, MsgType, u64, Brine)> {
+pub(super) fn session() -> Vec<(String, MsgType, u64, Brine)> {
     use MsgType::*;
     let (value, tuple, local, remote) = (1, 2, 3, 4);
     let request = |handler: i64, args: Brine| t([int(handler), args]);
@@ -841,7 +841,7 @@ fn an_encoded_payload_past_max_frame_len_is_refused_and_the_buffer_left_as_it_wa
 // Properties
 // ---------------------------------------------------------------------------------------------
 
-fn big_int_text() -> impl Strategy<Value = String> {
+pub(super) fn big_int_text() -> impl Strategy<Value = String> {
     // 20 digits or more, the first non-zero: always beyond i64.
     ("-?", "[1-9][0-9]{19,40}|[1-9][0-9]{250,300}").prop_map(|(sign, digits)| format!("{sign}{digits}"))
 }
@@ -865,7 +865,7 @@ fn leaf() -> impl Strategy<Value = Brine> {
     ]
 }
 
-fn brine() -> impl Strategy<Value = Brine> {
+pub(super) fn brine() -> impl Strategy<Value = Brine> {
     leaf().prop_recursive(4, 64, 8, |inner| {
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..8).prop_map(Brine::Tuple),
