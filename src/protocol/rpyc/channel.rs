@@ -36,11 +36,6 @@ pub const STOCK_COMPRESSION_THRESHOLD: usize = 3000;
 /// Stock's zlib level (`Channel.COMPRESSION_LEVEL`).
 pub const STOCK_COMPRESSION_LEVEL: u32 = 1;
 
-/// A partial frame's buffer is grown to hold the whole frame at once up to this size...
-const EAGER_RESERVE: usize = 64 << 10;
-/// ...and beyond it to at most this many times the bytes received so far (the whole frame
-/// once that reaches half of it).
-const GROWTH: usize = 16;
 /// The inflate buffer starts at this many bytes (or the limit, if smaller) and doubles, never
 /// past the limit.
 const INFLATE_FIRST_CHUNK: usize = 16 << 10;
@@ -174,14 +169,7 @@ impl RpycChannelCodec {
         // Checked above: `len` is at most u32::MAX, so this cannot overflow.
         let total = HEADER_LEN + len + 1;
         if src.len() < total {
-            // Room for the rest, but never far more than the peer has sent: a header alone must
-            // not make us hold `max_frame_len` bytes. Up to EAGER_RESERVE at once, beyond that
-            // GROWTH times what has arrived, and the whole frame once that reaches half of it.
-            let allowed = src.len().saturating_mul(GROWTH).max(EAGER_RESERVE);
-            let room = if allowed >= total / 2 { total } else { allowed };
-            if src.capacity() < room {
-                src.reserve(room - src.len());
-            }
+            crate::protocol::codec::reserve_for_partial_frame(src, total);
             return Ok(None);
         }
         src.advance(HEADER_LEN);
