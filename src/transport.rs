@@ -259,8 +259,23 @@ async fn serve_tcp_here(
         .max_connections(usize::MAX)
         .accept_limit(max_connections)
         .accept_tcp_here(listener)?;
-    accepting.await;
+    // The loop runs as a task of its own: awaited inline, it would be polled again on every
+    // wake-up of a caller that drives it inside `block_on` (an actix system's main future is
+    // polled whenever any task of its thread is woken), at every request of every connection.
+    // Dropping this future still stops accepting.
+    let task = actix_rt::spawn(accepting);
+    let _stop_on_drop = AbortOnDrop(task.abort_handle());
+    let _ = task.await;
     Ok(())
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// How long an accept loop pauses after an accept failed for want of a resource (file

@@ -58,6 +58,8 @@ impl ExportTable {
             .pinned = true;
     }
 
+    /// The exported object `instance_id`, if it is exported (every call's target is found here).
+    #[inline]
     pub(crate) fn get(&self, instance_id: u64) -> Option<&Object> {
         self.entries.get(&instance_id).map(|e| &e.object)
     }
