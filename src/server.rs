@@ -12,7 +12,6 @@ mod accept;
 
 use std::{
     any::Any,
-    collections::HashMap,
     fmt,
     net::SocketAddr,
     path::{Path, PathBuf},
@@ -101,7 +100,8 @@ impl fmt::Display for ListenAddr {
 
 struct ServerShared {
     address: ListenAddr,
-    peers: Mutex<HashMap<u64, Peer>>,
+    /// Live connections by id (ids are this process's, so the table needs no keyed hash).
+    peers: Mutex<crate::hash::SeqMap<Peer>>,
     /// Connections accepted and not yet ended (including ones still starting).
     active: AtomicUsize,
     accepted: AtomicU64,
@@ -347,7 +347,7 @@ impl ServerBuilder {
         let handles = workers.iter().map(|w| w.handle()).collect();
         let shared = Arc::new(ServerShared {
             address,
-            peers: Mutex::new(HashMap::new()),
+            peers: Mutex::new(crate::hash::SeqMap::default()),
             active: AtomicUsize::new(0),
             accepted: AtomicU64::new(0),
             refused: AtomicU64::new(0),

@@ -226,10 +226,13 @@ pub(super) async fn accept_loop(starter: Arc<Starter>, workers: Vec<ArbiterHandl
     info!(address = %shared.address, workers = workers.len(), "server listening");
     let mut next_worker = 0usize;
     let mut started = 0usize;
+    // One registration for the whole loop, not one per accepted socket; polled first, so a
+    // stop wins over a socket ready at the same time.
+    let mut stop = std::pin::pin!(shared.stop_accepting.notified());
     while shared.accepting.load(Ordering::Acquire) && starter.accept_limit.is_none_or(|limit| started < limit) {
-        let stop = shared.stop_accepting.notified();
         let socket = tokio::select! {
-            _ = stop => break,
+            biased;
+            _ = &mut stop => break,
             r = listener.accept() => r,
         };
         let socket = match socket {
@@ -239,9 +242,9 @@ pub(super) async fn accept_loop(starter: Arc<Starter>, workers: Vec<ArbiterHandl
                 // a pause for the latter, unless told to stop meanwhile).
                 let pause = accept_pause(&e);
                 if !pause.is_zero() {
-                    let stop = shared.stop_accepting.notified();
                     tokio::select! {
-                        _ = stop => break,
+                        biased;
+                        _ = &mut stop => break,
                         _ = tokio::time::sleep(pause) => {}
                     }
                 }
