@@ -13,7 +13,7 @@ use std::hint::black_box;
 use bytes::{Bytes, BytesMut};
 use criterion::{BenchmarkGroup, Criterion, Throughput};
 use netref::{
-    protocol::{Frame, FrameCodec, WireRefs},
+    dev::{Frame, FrameCodec, WireRefs},
     Handle, IdPack, RefLabel, Value, WireRef,
 };
 use tokio_util::codec::{Decoder, Encoder};

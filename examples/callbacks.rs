@@ -11,10 +11,7 @@ use std::{
     time::Duration,
 };
 
-use netref::{
-    prelude::*,
-    runtime::{blocking::BlockingClient, Runtime},
-};
+use netref::{prelude::*, BlockingClient, Runtime};
 
 /// The server: every method takes a callback from the client.
 fn server() -> Object {

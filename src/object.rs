@@ -291,7 +291,7 @@ impl ObjectBuilder {
     ///   (`my_app::errors::DivError<T>` → `my_app.errors.DivError`).
     ///
     /// ```
-    /// use netref::{error::kinds, prelude::*};
+    /// use netref::{kinds, prelude::*};
     ///
     /// # #[actix_rt::main]
     /// # async fn main() -> Result<(), netref::Error> {
@@ -355,7 +355,7 @@ impl ObjectBuilder {
     /// plain string becomes `builtins.RuntimeError`, with a traceback naming the method):
     ///
     /// ```
-    /// use netref::{error::kinds, prelude::*};
+    /// use netref::{kinds, prelude::*};
     ///
     /// # #[actix_rt::main]
     /// # async fn main() -> Result<(), netref::Error> {

@@ -39,7 +39,7 @@ use crate::{
 /// #[rtype(result = "i64")]
 /// struct Add(i64);
 ///
-/// impl netref::remote_actor::RemoteMessage for Add {
+/// impl netref::RemoteMessage for Add {
 ///     const NAME: &'static str = "counter.Add";
 /// }
 /// ```

@@ -14,7 +14,7 @@
 //! sockets, your own actors — goes through [`Runtime::spawn`] or the convenience methods.
 //!
 //! ```no_run
-//! use netref::{prelude::*, runtime::Runtime};
+//! use netref::{prelude::*, Runtime};
 //!
 //! #[tokio::main]
 //! async fn main() -> Result<(), netref::Error> {
@@ -206,13 +206,14 @@ impl Runtime {
     /// Runs `f()` on the runtime thread and resolves to its output, from any thread or runtime.
     ///
     /// `f` must be `Send`; the future it returns need not be (it runs where actors live, so it
-    /// may start actors and connections with the functions of [`transport`]).
+    /// may start actors and connections with [`connect_stream`](crate::connect_stream) and the other
+    /// connection functions).
     /// The work starts at once and runs to completion even if the returned future is dropped.
     /// Fails with [`Error::ConnectionClosed`] if the runtime is stopping or has stopped (or
     /// stops, or `f` panics, before the output is ready).
     ///
     /// ```no_run
-    /// # async fn demo(rt: netref::runtime::Runtime) -> Result<(), netref::Error> {
+    /// # async fn demo(rt: netref::Runtime) -> Result<(), netref::Error> {
     /// use netref::{Config, Service};
     /// // An in-memory pair with per-side settings, started on the runtime thread.
     /// let (server, client) = rt
@@ -427,7 +428,7 @@ impl Drop for FinishedGuard {
 }
 
 /// A client for plain threads: no async anywhere in the caller's code.
-pub mod blocking {
+pub(crate) mod blocking {
     use std::time::Duration;
 
     use super::Runtime;
@@ -440,7 +441,7 @@ pub mod blocking {
     ///
     /// ```no_run
     /// use std::time::Duration;
-    /// use netref::runtime::blocking::BlockingClient;
+    /// use netref::BlockingClient;
     ///
     /// fn main() -> Result<(), netref::Error> {
     ///     let client = BlockingClient::connect("127.0.0.1:18861", Duration::from_secs(5))?;

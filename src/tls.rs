@@ -19,7 +19,7 @@
 //! A failed handshake closes only that one connection and returns an error saying which side
 //! refused which certificate.
 //!
-//! Like the rest of [`transport`](crate::transport), the functions that start a connection
+//! Like the other connection functions ([`connect_tcp`](crate::connect_tcp), …), the functions that start a connection
 //! must run inside an actix system.
 //!
 //! Needs the cargo feature `tls` (on by default).

@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{calculator, connect, connect_default, Transport};
-use netref::{error::kinds, prelude::*, AccessPolicy};
+use netref::{kinds, prelude::*, AccessPolicy};
 
 fn attribute_error(err: &netref::Error, name: &str) -> bool {
     err.as_remote().is_some_and(|e| e.is(kinds::ATTRIBUTE_ERROR) && e.message.contains(name))

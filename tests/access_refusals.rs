@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{calculator, connect, Transport};
-use netref::{error::kinds, prelude::*, AccessPolicy};
+use netref::{kinds, prelude::*, AccessPolicy};
 
 /// A client connected to a calculator served under `policy`, and its root.
 async fn served_under(policy: AccessPolicy) -> (Peer, Peer, NetRef) {

@@ -7,7 +7,7 @@ mod common;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use netref::{
-    protocol::{
+    dev::{
         decode_frame, DecodeLimits, Frame, FrameCodec, Hello, Limits, WireRefs, FEATURES, PROTOCOL_VERSION,
         TAG_ELLIPSIS, TAG_FROZENSET, TAG_NONE, TAG_NOT_IMPLEMENTED, TAG_SLICE,
     },

@@ -9,8 +9,8 @@ use std::{sync::Arc, time::Duration};
 
 use common::{calculator, wait_until, Counters, RawPeer};
 use netref::{
+    dev::{Hello, Limits, ROOT_ALIAS},
     prelude::*,
-    protocol::{Hello, Limits, ROOT_ALIAS},
     Frame, Handle, IdPack, RefLabel, WireRef,
 };
 

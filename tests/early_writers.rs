@@ -11,8 +11,8 @@ use bytes::BytesMut;
 use common::calculator;
 use futures::StreamExt;
 use netref::{
+    dev::{FrameCodec, Hello, Limits, ROOT_ALIAS},
     prelude::*,
-    protocol::{FrameCodec, Hello, Limits, ROOT_ALIAS},
     Frame, Handle, IdPack, RefLabel, Server, WireRef,
 };
 use tokio_util::codec::{Encoder, FramedRead};

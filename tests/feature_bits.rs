@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use common::{calculator, RawPeer};
 use netref::{
+    dev::{Hello, Limits, FEATURES, FEATURE_PY_VALUES, PROTOCOL_VERSION},
     prelude::*,
-    protocol::{Hello, Limits, FEATURES, FEATURE_PY_VALUES, PROTOCOL_VERSION},
     Ellipsis, Frame, FrozenSet, Handle, IdPack, NotImplemented, ProtocolError, RefLabel, Slice, WireRef,
 };
 

@@ -7,7 +7,7 @@ mod common;
 use bytes::{Bytes, BytesMut};
 use common::strategies;
 use netref::{
-    protocol::{Frame, FrameCodec, FEATURES},
+    dev::{Frame, FrameCodec, FEATURES},
     Value, WireRef,
 };
 use proptest::prelude::*;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use common::{calculator, connect, connect_default, Counters, Transport};
 use futures::StreamExt;
-use netref::{error::kinds, prelude::*, AccessPolicy};
+use netref::{kinds, prelude::*, AccessPolicy};
 
 async fn ping_and_root(t: Transport) {
     let (_s, client) = connect_default(t, Service::shared(calculator(Arc::default()))).await;
@@ -183,12 +183,8 @@ async fn instancecheck_and_oldslicing(t: Transport) {
     assert!(calc.instance_of("demo.Calculator").await.unwrap());
     assert!(calc.instance_of("demo.Base").await.unwrap());
     assert!(!calc.instance_of("demo.Other").await.unwrap());
-    let reply = client
-        .addr()
-        .send(netref::connection::messages::OldSlicing { target: calc.clone() })
-        .await
-        .unwrap()
-        .unwrap_err();
+    let reply =
+        client.addr().send(netref::dev::messages::OldSlicing { target: calc.clone() }).await.unwrap().unwrap_err();
     assert!(
         reply.as_remote().is_some_and(|e| e.is(kinds::NOT_IMPLEMENTED) && e.message.contains("not supported")),
         "{reply}"
@@ -196,7 +192,7 @@ async fn instancecheck_and_oldslicing(t: Transport) {
 }
 
 async fn messages_are_numbered_like_rpyc(t: Transport) {
-    use netref::connection::messages::*;
+    use netref::dev::messages::*;
     assert_eq!(GetAttr::HANDLE as u8, 4);
     assert_eq!(CallAttr::HANDLE as u8, 8);
     assert_eq!(InstanceCheck::HANDLE as u8, 20);

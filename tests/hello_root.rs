@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use common::RawPeer;
 use netref::{
+    dev::{Hello, Limits},
     prelude::*,
-    protocol::{Hello, Limits},
     Frame, Handle, IdPack, RefLabel, WireRef,
 };
 

@@ -127,7 +127,7 @@ async fn frames_past_the_value_limit_fail_only_that_call() {
             .method("make", |n: usize| vec![1u8; n])
             .build(),
     );
-    let limits = netref::protocol::DecodeLimits { max_values: 1000, ..Default::default() };
+    let limits = netref::dev::DecodeLimits { max_values: 1000, ..Default::default() };
     let (_server, client) = netref::connect_pair_with(
         service,
         Config::default().decode_limits(limits),

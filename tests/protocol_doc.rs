@@ -8,7 +8,7 @@ use std::{collections::BTreeMap, time::Duration};
 
 use bytes::{Bytes, BytesMut};
 use netref::{
-    protocol::{
+    dev::{
         feature_name, Frame, FrameCodec, Hello, Limits, EXC_STOP_ITERATION, FEATURES, FEATURE_PY_VALUES, LABEL_LIST,
         LABEL_LOCAL_REF, LABEL_MAP, LABEL_REMOTE_REF, LABEL_TUPLE, LABEL_VALUE, MSG_EXCEPTION, MSG_REPLY, MSG_REQUEST,
         TAG_BIGINT, TAG_BOOL, TAG_BYTES, TAG_COMPLEX, TAG_ELLIPSIS, TAG_FLOAT, TAG_FROZENSET, TAG_INT, TAG_LIST,

@@ -11,8 +11,8 @@ use std::{sync::Arc, time::Duration};
 
 use common::{calculator, wait_until, RawPeer};
 use netref::{
+    dev::{Hello, Limits, MIN_MAX_FRAME_LEN, PROTOCOL_VERSION},
     prelude::*,
-    protocol::{Hello, Limits, MIN_MAX_FRAME_LEN, PROTOCOL_VERSION},
     Frame, Handle, IdPack, ProtocolError, RefLabel, WireRef,
 };
 

@@ -118,7 +118,7 @@ async fn drop_all_at_once(exporter: Config, importer: Config, batches: usize, pe
 async fn releases_of_one_turn_are_split_to_stay_within_the_limits() {
     // A `Release` frame counts two values per pair: with 1000 values per frame, 1200 proxies
     // dropped at once need three frames, or the exporter would close the connection.
-    let limits = netref::protocol::DecodeLimits { max_values: 1000, ..Default::default() };
+    let limits = netref::dev::DecodeLimits { max_values: 1000, ..Default::default() };
     let config = Config::default().decode_limits(limits);
     drop_all_at_once(config.clone(), config, 3, 400).await;
 }

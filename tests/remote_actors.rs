@@ -14,7 +14,7 @@ use std::{
 
 use actix::prelude::*;
 use common::{connect, Transport};
-use netref::{error::kinds, expose, prelude::*, remote_actor::Down, ActorRef, RemoteActor, RemoteMessage, Spawner};
+use netref::{expose, kinds, prelude::*, ActorRef, Down, RemoteActor, RemoteMessage, Spawner};
 use serde::{Deserialize, Serialize};
 
 const T: Duration = Duration::from_secs(5);

@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{calculator, connect_default, Transport};
-use netref::{error::kinds, prelude::*, RemoteError};
+use netref::{kinds, prelude::*, RemoteError};
 
 /// Error types of the test's own, to see the kind a user's type arrives as.
 mod shapes {

@@ -11,7 +11,7 @@ use std::{
 };
 
 use common::{connect_default, wait_until, Transport};
-use netref::{connection::messages, prelude::*};
+use netref::{dev::messages, prelude::*};
 
 /// An object recording the numbers pushed to it, in arrival order.
 fn recorder(log: Arc<Mutex<Vec<i64>>>) -> Object {

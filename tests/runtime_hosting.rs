@@ -16,10 +16,7 @@ use std::{
 
 use common::{calculator, wait_until, Counters};
 use futures::StreamExt;
-use netref::{
-    prelude::*,
-    runtime::{blocking::BlockingClient, Runtime},
-};
+use netref::{prelude::*, BlockingClient, Runtime};
 use tokio::sync::oneshot;
 
 const LIMIT: Duration = Duration::from_secs(10);

@@ -309,13 +309,13 @@ async fn connecting_to_another_protocol_version_fails_at_connect() {
     let fake = actix_rt::spawn(async move {
         let (mut s, _) = listener.accept().await.unwrap();
         let mut buf = bytes::BytesMut::new();
-        let hello: netref::Frame<netref::WireRef> = netref::Frame::Hello(netref::protocol::Hello {
-            version: netref::protocol::PROTOCOL_VERSION + 1,
+        let hello: netref::Frame<netref::WireRef> = netref::Frame::Hello(netref::dev::Hello {
+            version: netref::dev::PROTOCOL_VERSION + 1,
             features: 0,
-            limits: netref::protocol::Limits::default(),
+            limits: netref::dev::Limits::default(),
             root: None,
         });
-        netref::protocol::FrameCodec::new().encode(hello, &mut buf).unwrap();
+        netref::dev::FrameCodec::new().encode(hello, &mut buf).unwrap();
         s.write_all(&buf).await.unwrap();
         // Keep the socket open until the client hangs up.
         let mut sink = [0u8; 256];

@@ -34,8 +34,8 @@ fn hello_bytes() -> Vec<u8> {
     use tokio_util::codec::Encoder;
     let mut buf = bytes::BytesMut::new();
     let hello: netref::Frame<netref::WireRef> =
-        netref::Frame::Hello(netref::protocol::Hello::new(netref::protocol::Limits::default()));
-    netref::protocol::FrameCodec::new().encode(hello, &mut buf).unwrap();
+        netref::Frame::Hello(netref::dev::Hello::new(netref::dev::Limits::default()));
+    netref::dev::FrameCodec::new().encode(hello, &mut buf).unwrap();
     buf.to_vec()
 }
 

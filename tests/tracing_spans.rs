@@ -83,7 +83,7 @@ fn a_notification_that_cannot_be_sent_is_logged() {
     let subscriber = tracing_subscriber::registry().with(LevelFilter::WARN).with(warnings.clone());
     tracing::subscriber::with_default(subscriber, || {
         actix_rt::System::new().block_on(async {
-            let limits = netref::protocol::DecodeLimits { max_values: 100, ..Default::default() };
+            let limits = netref::dev::DecodeLimits { max_values: 100, ..Default::default() };
             let config = Config::default().decode_limits(limits);
             let (_server, client) = netref::connect_pair_with(
                 Service::shared(calculator(Arc::default())),

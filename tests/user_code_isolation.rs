@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{calculator, connect_default, Transport};
-use netref::{error::kinds, prelude::*};
+use netref::{kinds, prelude::*};
 
 async fn panics_become_exceptions(t: Transport) {
     let (server, client) = connect_default(t, Service::shared(calculator(Arc::default()))).await;

@@ -7,7 +7,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use netref::value::{deserialize_ref, from_value, serialize_ref, to_value, BigInt, ConvertError, Value};
+use netref::{
+    dev::{deserialize_ref, serialize_ref, to_value},
+    from_value, BigInt, ConvertError, Value,
+};
 use proptest::prelude::*;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_bytes::ByteBuf;

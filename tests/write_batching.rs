@@ -16,7 +16,7 @@ use std::{
 };
 
 use futures::SinkExt;
-use netref::{prelude::*, protocol::FrameCodec, Frame, Handle, IdPack, RefLabel, WireRef};
+use netref::{dev::FrameCodec, prelude::*, Frame, Handle, IdPack, RefLabel, WireRef};
 use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
 use tokio_util::codec::Framed;
 

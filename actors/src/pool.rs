@@ -53,7 +53,7 @@ use std::{
 };
 
 use actix::Handler;
-use netref::{error::kinds, ActorRef, Error, RemoteActor, RemoteMessage};
+use netref::{kinds, ActorRef, Error, RemoteActor, RemoteMessage};
 use serde::{de::DeserializeOwned, Serialize};
 use tokio::task::AbortHandle;
 

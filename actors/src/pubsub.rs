@@ -70,7 +70,7 @@ use std::{
 };
 
 use actix::{fut::wrap_future, Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, MessageResult};
-use netref::{remote_actor::ActorExport, ActorRef, ConvertError, Error, NetRef, RemoteActor, RemoteMessage, Value};
+use netref::{ActorExport, ActorRef, ConvertError, Error, NetRef, RemoteActor, RemoteMessage, Value};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 /// What a subscriber receives: the topic and the published payload.

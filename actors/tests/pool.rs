@@ -202,10 +202,7 @@ async fn dead_members_are_removed_and_requests_keep_succeeding(t: Transport) {
     // it may have started); then the pool is empty.
     c.members[0].send(Stop).await.unwrap();
     let err = pool.send(Whoami).await.unwrap_err();
-    assert!(
-        matches!(&err, PoolError::Request(Error::Remote(e)) if e.is(netref::error::kinds::ACTOR_STOPPED)),
-        "{err:?}"
-    );
+    assert!(matches!(&err, PoolError::Request(Error::Remote(e)) if e.is(netref::kinds::ACTOR_STOPPED)), "{err:?}");
     assert!(pool.is_empty());
     assert_eq!(pool.dropped(), 3);
     let err = pool.send(Whoami).await.unwrap_err();

@@ -10,7 +10,7 @@ use common::wait_until;
 
 use std::{net::SocketAddr, time::Duration};
 
-use netref::{error::kinds, prelude::*, Server};
+use netref::{kinds, prelude::*, Server};
 use netref_actors::registry::{
     self, connect_by_service, discover, DiscoveryError, Registration, RegistryClient, RegistryConfig, RegistryService,
     REGISTRY_FULL,

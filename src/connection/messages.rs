@@ -13,7 +13,7 @@
 //!
 //! ```no_run
 //! # async fn demo(peer: netref::Peer, calc: netref::NetRef) -> Result<(), netref::Error> {
-//! use netref::connection::messages::CallAttr;
+//! use netref::dev::messages::CallAttr;
 //! let reply = peer
 //!     .addr()
 //!     .send(CallAttr { target: calc, name: "add".into(), args: vec![1.into(), 2.into()], kwargs: vec![] })

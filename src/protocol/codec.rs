@@ -49,7 +49,7 @@ pub(crate) fn reserve_for_partial_frame(src: &mut BytesMut, total: usize) {
 ///
 /// ```
 /// use bytes::BytesMut;
-/// use netref::protocol::{Frame, FrameCodec};
+/// use netref::dev::{Frame, FrameCodec};
 /// use tokio_util::codec::{Decoder, Encoder};
 ///
 /// let mut codec = FrameCodec::new();

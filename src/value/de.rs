@@ -66,7 +66,7 @@ use super::{ConvertError, Value};
 /// serde type. It never panics, and allocates no more than the value holds.
 ///
 /// ```
-/// use netref::value::{from_value, Data, Value};
+/// use netref::{from_value, Data, Value};
 ///
 /// #[derive(serde::Deserialize, Debug, PartialEq)]
 /// struct Point { x: i32, y: i32 }

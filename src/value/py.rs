@@ -24,7 +24,7 @@ use super::refs::{ELLIPSIS_TOKEN, FROZENSET_TOKEN, NOT_IMPLEMENTED_TOKEN, SLICE_
 /// `BTreeSet<T>`); `FrozenSet<T>` reads only a frozenset.
 ///
 /// ```
-/// use netref::{value::{to_value, from_value, Data, Value}, FrozenSet};
+/// use netref::{dev::to_value, from_value, Data, Value, FrozenSet};
 /// use std::collections::BTreeSet;
 ///
 /// let v: Data = to_value(&FrozenSet(vec![1, 2])).unwrap();
@@ -71,7 +71,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for FrozenSet<T> {
 /// default `T = Option<i64>`; a received slice also reads as a 3-tuple.
 ///
 /// ```
-/// use netref::{value::{to_value, from_value, Data, Value}, Slice};
+/// use netref::{dev::to_value, from_value, Data, Value, Slice};
 ///
 /// let s = Slice { start: Some(1), stop: None, step: Some(2) };
 /// let v: Data = to_value(&s).unwrap();
@@ -154,7 +154,7 @@ unit_value! {
     /// [`Value::Ellipsis`](super::Value::Ellipsis) (and reads from nothing else).
     ///
     /// ```
-    /// use netref::{value::{to_value, from_value, Data, Value}, Ellipsis};
+    /// use netref::{dev::to_value, from_value, Data, Value, Ellipsis};
     ///
     /// let v: Data = to_value(&Ellipsis).unwrap();
     /// assert_eq!(v, Value::Ellipsis);
@@ -169,7 +169,7 @@ unit_value! {
     /// [`Value::NotImplemented`](super::Value::NotImplemented) (and reads from nothing else).
     ///
     /// ```
-    /// use netref::{value::{to_value, from_value, Data, Value}, NotImplemented};
+    /// use netref::{dev::to_value, from_value, Data, Value, NotImplemented};
     ///
     /// let v: Data = to_value(&NotImplemented).unwrap();
     /// assert_eq!(v, Value::NotImplemented);

@@ -67,7 +67,7 @@ pub(super) const NOT_IMPLEMENTED_TOKEN: &str = "$netref::NotImplemented";
 /// Use it as the body of `Serialize` for a type that travels by reference:
 ///
 /// ```
-/// # use netref::value::{serialize_ref, to_value, Value};
+/// # use netref::{dev::{serialize_ref, to_value}, Value};
 /// #[derive(Clone, Debug, PartialEq)]
 /// struct Handle(u32);
 /// impl serde::Serialize for Handle {

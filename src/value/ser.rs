@@ -89,7 +89,7 @@ use super::{BigInt, ConvertError, Value};
 /// comes out as a meaningless number.
 ///
 /// ```
-/// use netref::value::{to_value, Data, Value};
+/// use netref::{dev::to_value, Data, Value};
 ///
 /// #[derive(serde::Serialize)]
 /// struct Point { x: i32, y: i32 }
@@ -190,9 +190,7 @@ impl<R: Any + Send> ValueSerializer<R> {
             _ => None,
         };
         let entry = token.and_then(|t| refs::take(&SER_SLOT, t)).ok_or_else(|| {
-            ConvertError::new(
-                "an object reference token with no reference behind it (use netref::value::serialize_ref)",
-            )
+            ConvertError::new("an object reference token with no reference behind it (use netref::dev::serialize_ref)")
         })?;
         let r = entry.downcast::<R>().map_err(|e| ConvertError::new(format!("cannot convert an {e}")))?;
         Ok(Value::Ref(r))

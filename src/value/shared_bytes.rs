@@ -32,7 +32,7 @@ use super::refs::{self, BYTES_TOKEN, DE_SLOT, SER_SLOT};
 ///
 /// ```
 /// use bytes::Bytes;
-/// use netref::value::{from_value, to_value, Data, SharedBytes, Value};
+/// use netref::{dev::to_value, from_value, Data, SharedBytes, Value};
 ///
 /// let payload = Bytes::from(vec![7u8; 1 << 20]);
 /// let v: Data = to_value(&SharedBytes::from(payload.clone())).unwrap();

@@ -160,7 +160,7 @@ pub fn counter_object(start: i64) -> Object {
 /// A hand-driven peer: the test reads and writes raw frames on one end of an in-memory pipe,
 /// and a real connection runs on the other end.
 pub struct RawPeer {
-    pub framed: tokio_util::codec::Framed<tokio::io::DuplexStream, netref::protocol::FrameCodec>,
+    pub framed: tokio_util::codec::Framed<tokio::io::DuplexStream, netref::dev::FrameCodec>,
 }
 
 impl RawPeer {
@@ -168,7 +168,7 @@ impl RawPeer {
     pub fn start(service: Service, config: Config) -> (Peer, RawPeer) {
         let (a, b) = tokio::io::duplex(1 << 20);
         let peer = netref::connect_stream(a, service, config);
-        (peer, RawPeer { framed: tokio_util::codec::Framed::new(b, netref::protocol::FrameCodec::new()) })
+        (peer, RawPeer { framed: tokio_util::codec::Framed::new(b, netref::dev::FrameCodec::new()) })
     }
 
     /// Reads the next frame (panics after 5 s or at the end of the stream).
@@ -216,7 +216,7 @@ impl RawPeer {
     /// Exchanges Hellos; returns the root the real side announced.
     pub async fn handshake(&mut self) -> Option<netref::IdPack> {
         let root = self.recv_hello().await;
-        self.send(netref::Frame::Hello(netref::protocol::Hello::new(netref::protocol::Limits::default()))).await;
+        self.send(netref::Frame::Hello(netref::dev::Hello::new(netref::dev::Limits::default()))).await;
         root
     }
 

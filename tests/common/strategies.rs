@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use netref::{
-    protocol::{Frame, Hello, Limits},
+    dev::{Frame, Hello, Limits},
     BigInt, Data, Handle, IdPack, RefLabel, RemoteError, Value, WireRef,
 };
 use proptest::prelude::*;

@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use netref::{error::kinds, Object, RemoteError, Server, Service};
+use netref::{kinds, Object, RemoteError, Server, Service};
 use tokio::net::ToSocketAddrs;
 
 use super::{REGISTRY_FULL, TYPE_NAME};

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use netref::{
-    protocol::{decode_frame, DecodeLimits, FrameCodec, Hello, Limits, WireRefs},
+    dev::{decode_frame, DecodeLimits, FrameCodec, Hello, Limits, WireRefs},
     Frame, Handle, IdPack, RefLabel, Value, WireRef,
 };
 use tokio::{

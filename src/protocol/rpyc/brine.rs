@@ -525,7 +525,7 @@ fn fits_i64(text: &str) -> Option<i64> {
 ///
 /// ```
 /// use bytes::{Bytes, BytesMut};
-/// use netref::protocol::rpyc::{dump, load, Brine, BrineLimits};
+/// use netref::dev::rpyc::{dump, load, Brine, BrineLimits};
 ///
 /// // slice(1, None, 2), as rpyc 6 writes it.
 /// let bytes = Bytes::from_static(b"\x19\x12\x51\x00\x52");

@@ -50,7 +50,7 @@ const INFLATE_FIRST_CHUNK: usize = 16 << 10;
 ///
 /// ```
 /// use bytes::BytesMut;
-/// use netref::protocol::rpyc::{Brine, MsgType, RpycChannelCodec};
+/// use netref::dev::rpyc::{Brine, MsgType, RpycChannelCodec};
 /// use tokio_util::codec::Decoder;
 ///
 /// let codec = RpycChannelCodec::new();
