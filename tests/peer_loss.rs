@@ -20,7 +20,7 @@ const T: Duration = Duration::from_secs(10);
 
 #[test]
 fn a_silent_peer_is_declared_lost_by_default_within_fifteen_seconds() {
-    assert_eq!(Config::default().peer_timeout, Some(Duration::from_secs(15)));
+    assert!(format!("{:?}", Config::default()).contains("peer_timeout: Some(15s)"), "{:?}", Config::default());
 }
 
 #[actix_rt::test]

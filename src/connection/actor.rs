@@ -40,7 +40,7 @@ use crate::{
     object::{dispatch, dispatch_call, dispatch_callable, MethodFuture, Object, Served},
     protocol::{
         read_call, read_reply, CallFrame, FrameCodec, Hello, Limits, PlainRef, PlainReply, RefUnboxer, KIND_NOTIFY,
-        KIND_REPLY, KIND_REQUEST, MIN_MAX_FRAME_LEN, ROOT_ALIAS,
+        KIND_REPLY, KIND_REQUEST, ROOT_ALIAS,
     },
     service::Service,
     Error, Frame, Handle, NetRef, ProtocolError, RefLabel, Value,
@@ -148,12 +148,6 @@ impl Connection {
     ) -> Peer {
         let id = next_connection_id();
         let span = tracing::info_span!("netref.conn", conn = id, peer = %info.label);
-        // `Config::max_frame_len` (the setter) keeps to the minimum; the public field may not.
-        let config = if config.max_frame_len < MIN_MAX_FRAME_LEN {
-            Arc::new(Config { max_frame_len: MIN_MAX_FRAME_LEN, ..(*config).clone() })
-        } else {
-            config
-        };
         let mut started_peer = None;
         Connection::create(|ctx| {
             let shared = Arc::new(ConnShared::new(id, ctx.address(), config.clone(), info));
