@@ -43,6 +43,7 @@ mod brine;
 mod channel;
 mod message;
 pub mod values;
+mod vinegar;
 
 #[cfg(test)]
 mod tests;
