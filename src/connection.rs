@@ -22,10 +22,8 @@ use std::any::Any;
 
 mod actor;
 mod alarm;
-mod boxing;
 mod io;
 pub mod messages;
-mod outbox;
 
 pub use actor::{ConnStats, Connection};
 
@@ -36,7 +34,7 @@ use crate::{
     Error, Handle, IdPack, NetRef, Value,
 };
 
-use crate::session::{Payload, Submit};
+use crate::session::{CallEncoding, Payload, Submit};
 
 static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -80,6 +78,8 @@ pub(crate) struct ConnShared {
     pub(crate) info: ConnInfo,
     pub(crate) addr: Addr<Connection>,
     pub(crate) config: Arc<Config>,
+    /// How handles encode a call where it is made, as the connection's dialect says.
+    pub(crate) call_encoding: CallEncoding,
     closed: AtomicBool,
     stopped: AtomicBool,
     greeted: AtomicBool,
@@ -103,9 +103,21 @@ pub(crate) struct ConnShared {
 /// What [`ConnShared::when_stopped`] runs.
 pub(crate) type StopHook = Box<dyn FnOnce() + Send>;
 
+/// What handles hand the connection, in order, through its one way in (the request queue).
+pub(crate) enum Control {
+    /// A request to send.
+    Submit(Submit),
+    /// A result's expiry changed.
+    Reschedule(Arc<Shared>),
+    /// The caller dropped its result: forget the request and tell the peer.
+    Cancel(Arc<Shared>),
+    /// Close gracefully, letting the peer's requests finish for up to `grace`.
+    Close { reason: String, grace: Duration },
+}
+
 #[derive(Default)]
 pub(crate) struct RequestQueue {
-    items: Vec<Submit>,
+    items: Vec<Control>,
     /// Proxies whose last handle dropped (instance id, generation): the actor owes `Release`s.
     dropped: Vec<(u64, u64)>,
     /// The actor has been woken for what is queued.
@@ -115,12 +127,19 @@ pub(crate) struct RequestQueue {
 }
 
 impl ConnShared {
-    pub(crate) fn new(id: u64, addr: Addr<Connection>, config: Arc<Config>, info: ConnInfo) -> Self {
+    pub(crate) fn new(
+        id: u64,
+        addr: Addr<Connection>,
+        config: Arc<Config>,
+        info: ConnInfo,
+        call_encoding: CallEncoding,
+    ) -> Self {
         ConnShared {
             id,
             info,
             addr,
             config,
+            call_encoding,
             closed: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             greeted: AtomicBool::new(false),
@@ -138,10 +157,16 @@ impl ConnShared {
     /// Queues a request for the actor, waking it if the queue was empty. Requests queued
     /// before any actor message is sent are handled before that message, so a request made
     /// before `close()` is sent before the `Close` frame.
-    fn enqueue(&self, msg: Submit) {
-        if let Err(msg) = self.push(msg, |queue, msg| queue.items.push(msg)) {
+    pub(crate) fn enqueue(&self, msg: Submit) {
+        if let Err(msg) = self.push(msg, |queue, msg| queue.items.push(Control::Submit(msg))) {
             msg.completer.settle(Err(self.closed_error()));
         }
+    }
+
+    /// Queues a control item (anything but a request) behind what is queued; dropped if the
+    /// actor is gone, when there is nothing left to control.
+    fn control(&self, item: Control) {
+        let _ = self.push(item, |queue, item| queue.items.push(item));
     }
 
     /// Puts something in the queue with `put` and wakes the actor if it was not woken yet for
@@ -170,7 +195,7 @@ impl ConnShared {
 
     /// Takes the queued requests into `batch` and the dropped proxies into `dropped` (empty
     /// vectors whose allocations are reused).
-    pub(crate) fn take_requests(&self, batch: &mut Vec<Submit>, dropped: &mut Vec<(u64, u64)>) {
+    pub(crate) fn take_requests(&self, batch: &mut Vec<Control>, dropped: &mut Vec<(u64, u64)>) {
         if !self.requests_waiting() {
             return;
         }
@@ -190,8 +215,10 @@ impl ConnShared {
             queue.closed = true;
             std::mem::take(&mut queue.items)
         };
-        for msg in items {
-            msg.completer.settle(Err(self.closed_error()));
+        for item in items {
+            if let Control::Submit(msg) = item {
+                msg.completer.settle(Err(self.closed_error()));
+            }
         }
     }
 
@@ -225,6 +252,11 @@ impl ConnShared {
     /// The peer's root as its `Hello` announced it, once that has arrived.
     pub(crate) fn peer_root(&self) -> Option<&IdPack> {
         self.peer_root.get()
+    }
+
+    /// Whether the connection is ready: the peer's `Hello` arrived (or the wire has none).
+    pub(crate) fn is_greeted(&self) -> bool {
+        self.greeted.load(Ordering::Acquire)
     }
 
     /// The peer's `Hello` arrived and its version matched.
@@ -334,11 +366,11 @@ impl ConnShared {
 
 impl ResultOwner for ConnShared {
     fn reschedule(&self, shared: &Arc<Shared>) {
-        self.addr.do_send(actor::Reschedule(shared.clone()));
+        self.control(Control::Reschedule(shared.clone()));
     }
 
     fn cancel(&self, shared: &Arc<Shared>) {
-        self.addr.do_send(actor::CancelOutbound(shared.clone()));
+        self.control(Control::Cancel(shared.clone()));
     }
 }
 
@@ -408,7 +440,7 @@ impl Peer {
     /// has announced its root; before that, with [`Config::early_requests`], it is a root
     /// alias ([`NetRef::is_root_alias`]) made on the spot, so a first call can follow at once.
     pub fn root(&self) -> AsyncResult<NetRef> {
-        if self.shared.config.early_requests && !self.shared.greeted.load(Ordering::Acquire) && !self.is_closed() {
+        if self.shared.config.early_requests && !self.shared.is_greeted() && !self.is_closed() {
             return AsyncResult::settled(Ok(Value::Ref(NetRef::root_alias(self.shared.clone()))));
         }
         self.shared.submit(Handle::GetRoot, Value::Tuple(Vec::new()))
@@ -445,7 +477,7 @@ impl Peer {
     /// finish for up to `grace` before the connection is dropped.
     pub async fn close_within(&self, reason: &str, grace: Duration) {
         if !self.is_closed() {
-            self.shared.addr.do_send(actor::CloseNow { reason: reason.to_owned(), grace });
+            self.shared.control(Control::Close { reason: reason.to_owned(), grace });
         }
         self.closed().await;
     }
@@ -456,7 +488,7 @@ impl Peer {
     pub async fn ready(&self) -> Result<(), Error> {
         loop {
             let notified = self.shared.closed_notify.notified();
-            if self.shared.greeted.load(Ordering::Acquire) {
+            if self.shared.is_greeted() {
                 return Ok(());
             }
             if self.is_closed() || self.shared.is_stopped() {
@@ -470,9 +502,7 @@ impl Peer {
     /// [`closed`](Peer::closed) tells when it is done.
     pub fn start_close(&self, reason: &str) {
         if !self.is_closed() {
-            self.shared
-                .addr
-                .do_send(actor::CloseNow { reason: reason.to_owned(), grace: self.shared.config.close_grace });
+            self.shared.control(Control::Close { reason: reason.to_owned(), grace: self.shared.config.close_grace });
         }
     }
 

@@ -23,6 +23,7 @@ use crate::{
     error::RemoteError,
     object::{dispatch, AccessPolicy, Object, Served},
     protocol::{encode_call_tail, CallTail},
+    session::CallEncoding,
     to_value, Error, Handle, IdPack, Value,
 };
 
@@ -111,6 +112,9 @@ fn plain_call<'a>(
     args: &impl Serialize,
 ) -> Option<Result<PlainCall<'a>, Error>> {
     let RefInner::Remote(r) = &*target.0 else { return None };
+    if r.conn.call_encoding != CallEncoding::Native {
+        return None;
+    }
     let mut tail = CallTail::new();
     match encode_call_tail(name, args, &r.conn.config.decode_limits, &mut tail) {
         Ok(true) => {}

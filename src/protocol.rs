@@ -11,6 +11,7 @@
 mod codec;
 mod consts;
 mod frame;
+mod outbox;
 mod plain;
 pub mod rpyc;
 mod wire;
@@ -18,6 +19,7 @@ mod wire;
 pub use codec::FrameCodec;
 pub use consts::*;
 pub use frame::{feature_name, Frame, Hello, Limits, FEATURES, FEATURE_PY_VALUES};
+pub(crate) use outbox::{Outbox, Segments, SPILL_PLAIN, SPILL_VECTORED};
 pub(crate) use plain::{
     encode_call_tail, read_call, read_reply, CallTail, PlainRef, PlainReply, KIND_NOTIFY, KIND_REPLY, KIND_REQUEST,
 };

@@ -12,12 +12,14 @@ use std::{
     task::{Context, Poll, Wake, Waker},
 };
 
-use bytes::{Bytes, BytesMut};
+use std::io::{self, IoSlice};
+
+use bytes::{Buf, Bytes, BytesMut};
 use futures::Stream;
 use tokio::io::AsyncWrite;
 use tokio_util::codec::Decoder;
 
-use crate::{protocol::FrameCodec, ProtocolError};
+use crate::{protocol::Segments, session::Framer, ProtocolError};
 
 /// Smallest and largest read buffer: a connection starts small (idle connections stay cheap)
 /// and grows while reads keep filling it (a pipelining peer's frames then arrive in a few
@@ -25,17 +27,17 @@ use crate::{protocol::FrameCodec, ProtocolError};
 pub(crate) const READ_BUFFER_MIN: usize = 512;
 const READ_BUFFER_MAX: usize = 64 << 10;
 
-/// Splits the byte stream into frame bodies; decoding the body happens in the actor, which owns
-/// the tables references resolve against.
+/// Splits the byte stream into frame bodies with the dialect's framing; decoding the body
+/// happens in the session, which owns the tables references resolve against.
 pub(crate) struct Bodies {
-    codec: FrameCodec,
+    framer: Box<dyn Framer>,
     /// Room to offer the next read.
     read_hint: usize,
 }
 
 impl Bodies {
-    pub(crate) fn new(codec: FrameCodec) -> Self {
-        Bodies { codec, read_hint: READ_BUFFER_MIN }
+    pub(crate) fn new(framer: Box<dyn Framer>) -> Self {
+        Bodies { framer, read_hint: READ_BUFFER_MIN }
     }
 }
 
@@ -48,7 +50,7 @@ impl Decoder for Bodies {
             // The last read filled all the room it had: offer more next time.
             self.read_hint = (self.read_hint * 2).min(READ_BUFFER_MAX);
         }
-        let body = self.codec.decode_body(src)?;
+        let body = self.framer.body(src)?;
         if body.is_none() && src.capacity() - src.len() < self.read_hint / 2 {
             // Waiting for more bytes: make room for a read of about `read_hint`.
             src.reserve(self.read_hint);
@@ -57,7 +59,7 @@ impl Decoder for Bodies {
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, ProtocolError> {
-        match self.codec.decode_body(src)? {
+        match self.framer.body(src)? {
             Some(body) => Ok(Some(body)),
             None if src.is_empty() => Ok(None),
             None => Err(ProtocolError::TruncatedAtEof { buffered: std::mem::take(src).len() }),
@@ -132,6 +134,29 @@ impl Wake for ReadWake {
     }
 }
 
+/// Writes `segments` from the front and advances past what the transport took: a single
+/// buffer with a plain write (a `send`, cheaper than a one-slice `writev`), several with one
+/// vectored write where the transport supports it.
+pub(crate) fn poll_write_segments<W: AsyncWrite + ?Sized>(
+    segments: &mut Segments,
+    mut w: Pin<&mut W>,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<usize>> {
+    let n = match segments {
+        Segments::Many { bufs, .. } if bufs.len() > 1 && w.is_write_vectored() => {
+            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+            let count = segments.chunks_vectored(&mut slices);
+            std::task::ready!(w.as_mut().poll_write_vectored(cx, &slices[..count]))?
+        }
+        _ => std::task::ready!(w.as_mut().poll_write(cx, segments.chunk()))?,
+    };
+    segments.advance(n);
+    Poll::Ready(Ok(n))
+}
+
+/// Slices offered to one vectored write (Linux takes up to 1024).
+const MAX_SLICES: usize = 64;
+
 /// Open or shut: while shut, the gated stream yields nothing and remembers who to wake.
 #[derive(Default)]
 pub(crate) struct Gate {
@@ -172,9 +197,12 @@ impl<S: Stream + Unpin> Stream for Gated<S> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::VecDeque;
+
     use bytes::BufMut;
 
     use super::*;
+    use crate::protocol::FrameCodec;
 
     /// Fills `src`'s spare room with whole 8-byte frames (a 4-byte length, 4 body bytes) and
     /// as much of one more as fits, as a read that fills the buffer would.
@@ -202,7 +230,7 @@ mod tests {
 
     #[test]
     fn read_room_grows_while_reads_fill_it_and_stops_at_the_cap() {
-        let mut bodies = Bodies::new(FrameCodec::new());
+        let mut bodies = Bodies::new(Box::new(FrameCodec::new()));
         let mut src = BytesMut::with_capacity(READ_BUFFER_MIN);
         let mut rooms = Vec::new();
         for _ in 0..12 {
@@ -218,7 +246,7 @@ mod tests {
 
     #[test]
     fn reads_that_do_not_fill_the_room_keep_it_small() {
-        let mut bodies = Bodies::new(FrameCodec::new());
+        let mut bodies = Bodies::new(Box::new(FrameCodec::new()));
         let mut src = BytesMut::with_capacity(READ_BUFFER_MIN);
         for n in 0..100u32 {
             // One small frame per read, as a request–reply peer sends.
@@ -227,6 +255,89 @@ mod tests {
             assert_eq!(drain(&mut bodies, &mut src), 1);
         }
         assert!(src.capacity() <= 2 * READ_BUFFER_MIN, "capacity {}", src.capacity());
+    }
+
+    /// A transport that takes at most `take` bytes per write and notes how each was asked.
+    struct Trickle {
+        vectored: bool,
+        take: usize,
+        out: Vec<u8>,
+        calls: Vec<&'static str>,
+    }
+
+    impl AsyncWrite for Trickle {
+        fn poll_write(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+            let n = buf.len().min(self.take);
+            self.out.extend_from_slice(&buf[..n]);
+            self.calls.push("write");
+            Poll::Ready(Ok(n))
+        }
+
+        fn poll_write_vectored(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            let mut n = 0;
+            for b in bufs {
+                let k = b.len().min(self.take - n);
+                self.out.extend_from_slice(&b[..k]);
+                n += k;
+            }
+            self.calls.push("writev");
+            Poll::Ready(Ok(n))
+        }
+
+        fn is_write_vectored(&self) -> bool {
+            self.vectored
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn segments(parts: &[&'static [u8]]) -> Segments {
+        match parts {
+            [one] => Segments::One(Bytes::from_static(one)),
+            _ => Segments::Many {
+                bufs: parts.iter().map(|p| Bytes::from_static(p)).collect::<VecDeque<_>>(),
+                remaining: parts.iter().map(|p| p.len()).sum(),
+            },
+        }
+    }
+
+    #[test]
+    fn one_buffer_is_a_plain_write_and_several_a_vectored_one() {
+        let parts: [&'static [u8]; 3] = [b"first segment", b"second", b"the third and last"];
+        for (vectored, take, n) in [(true, 1000, 3), (true, 7, 3), (false, 1000, 3), (true, 1000, 1)] {
+            let mut s = segments(&parts[..n]);
+            let expected: Vec<u8> = parts[..n].concat();
+            let mut w = Trickle { vectored, take, out: Vec::new(), calls: Vec::new() };
+            let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+            while s.has_remaining() {
+                let before = s.remaining();
+                let Poll::Ready(Ok(k)) = poll_write_segments(&mut s, Pin::new(&mut w), &mut cx) else {
+                    panic!("the mock never blocks")
+                };
+                assert_eq!(s.remaining(), before - k, "advanced past what was written");
+            }
+            assert_eq!(w.out, expected, "vectored {vectored}, take {take}, segments {n}");
+            if n > 1 && vectored {
+                // Vectored while several segments are left, then plain for the last one.
+                let plain_from = w.calls.iter().position(|c| *c == "write").unwrap_or(w.calls.len());
+                assert!(plain_from > 0 && w.calls[plain_from..].iter().all(|c| *c == "write"), "{:?}", w.calls);
+                if take == 1000 {
+                    assert_eq!(w.calls, ["writev"], "all segments in one write");
+                }
+            } else {
+                assert!(w.calls.iter().all(|c| *c == "write"), "{:?}", w.calls);
+            }
+        }
     }
 }
 

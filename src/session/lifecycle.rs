@@ -28,15 +28,23 @@ pub(crate) struct Lifecycle {
     /// The peer sent `Close`: it answers what it already received, then hangs up; its replies
     /// are still read.
     peer_closing: bool,
+    /// The wire has no handshake: the connection is ready from the start and a `Hello` is
+    /// never expected.
+    no_handshake: bool,
 }
 
 impl Default for Lifecycle {
     fn default() -> Self {
-        Lifecycle { phase: Phase::Open, peer_hello: None, peer_closing: false }
+        Lifecycle { phase: Phase::Open, peer_hello: None, peer_closing: false, no_handshake: false }
     }
 }
 
 impl Lifecycle {
+    /// The life of a connection whose wire has no handshake: greeted from the start.
+    pub(crate) fn without_handshake() -> Self {
+        Lifecycle { no_handshake: true, ..Lifecycle::default() }
+    }
+
     /// The current phase.
     pub(crate) fn phase(&self) -> Phase {
         self.phase
@@ -65,7 +73,7 @@ impl Lifecycle {
 
     /// Whether the peer's `Hello` arrived.
     pub(crate) fn greeted(&self) -> bool {
-        self.peer_hello.is_some()
+        self.no_handshake || self.peer_hello.is_some()
     }
 
     /// The root the peer announced in its `Hello`.
@@ -80,7 +88,7 @@ impl Lifecycle {
 
     /// Refuses any frame but `Hello` before the peer's `Hello` (`kind` names the frame).
     pub(crate) fn check_before_hello(&self, is_hello: bool, kind: &str) -> Result<(), ProtocolError> {
-        if self.peer_hello.is_none() && !is_hello {
+        if !self.greeted() && !is_hello {
             return Err(ProtocolError::Unexpected(format!("{kind} frame before Hello")));
         }
         Ok(())
@@ -89,6 +97,9 @@ impl Lifecycle {
     /// Accepts the peer's `Hello`: refused if one came already, or if it speaks another
     /// protocol version or announces frames too small to answer.
     pub(crate) fn receive_hello(&mut self, hello: Hello) -> Result<&Hello, ProtocolError> {
+        if self.no_handshake {
+            return Err(ProtocolError::Unexpected("a Hello on a wire without a handshake".into()));
+        }
         if self.peer_hello.is_some() {
             return Err(ProtocolError::Unexpected("a second Hello".into()));
         }

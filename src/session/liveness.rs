@@ -7,7 +7,15 @@
 //! intervals). While this side's reading was stopped for back-pressure, silence says nothing
 //! about the peer: it counts as heard. Nothing here performs I/O or reads the clock.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use tracing::debug;
+
+use super::{Host, Session};
+use crate::{async_result::ResultOwner, Error, Frame, Handle, Value};
 
 /// What a tick asks of the connection.
 #[derive(Debug, PartialEq, Eq)]
@@ -89,6 +97,74 @@ impl Liveness {
             Tick::Notify
         } else {
             Tick::Quiet
+        }
+    }
+}
+
+impl<W> Session<W> {
+    /// Arms the next liveness tick, a third of `peer_timeout` from `now`; without a
+    /// `peer_timeout` there are no ticks.
+    pub(super) fn schedule_tick(&mut self, now: Instant, host: &mut impl Host<Work = W>) {
+        let Some(interval) = self.liveness.as_ref().map(Liveness::interval) else { return };
+        let due = now + interval;
+        self.tick_due = Some(due);
+        host.wake_at(due);
+    }
+
+    /// One liveness tick (see [`Liveness::tick`]): a silent peer is lost; otherwise a PING
+    /// request or a one-way PING goes out directly, outside the in-flight caps and the backlog.
+    pub(super) fn tick(&mut self, now: Instant, host: &mut impl Host<Work = W>) {
+        self.tick_due = None;
+        if !self.life.is_open() {
+            return;
+        }
+        let reading_paused = std::mem::take(&mut self.reads_were_paused) || self.reads_paused();
+        let Some(live) = &mut self.liveness else { return };
+        if reading_paused {
+            live.reading_paused();
+        }
+        let timeout = self.config.peer_timeout.unwrap_or_default();
+        match live.tick(now) {
+            Tick::Lost { silent } => {
+                let error = Error::ConnectionClosed(format!(
+                    "peer lost: nothing received for {silent:?} (peer_timeout {timeout:?})"
+                ));
+                return self.fail(error, host);
+            }
+            Tick::Ping => self.send_liveness_ping(timeout, host),
+            Tick::Notify => {
+                let frame = Frame::Notify { handle: Handle::Ping, args: Value::Tuple(Vec::new()) };
+                if let Err(e) = self.queue_frame(&frame) {
+                    debug!(parent: &self.span, error = %e, "cannot send a liveness frame");
+                }
+            }
+            Tick::Quiet => {}
+        }
+        // The liveness frame just queued does not count as traffic (see `Liveness::tick`).
+        if let Some(live) = &mut self.liveness {
+            live.tick_sent_nothing();
+        }
+        self.schedule_tick(now, host);
+    }
+
+    /// A PING request the peer must answer, outside the in-flight caps and the backlog;
+    /// nobody waits for its result (it expires with `peer_timeout`).
+    pub(super) fn send_liveness_ping(&mut self, limit: Duration, host: &mut impl Host<Work = W>) {
+        let (result, completer) = crate::AsyncResult::<Value>::pending(Some(limit));
+        result.detach();
+        let seq = self.outbound.next_seq();
+        let owner: Arc<dyn ResultOwner> = self.link.clone();
+        let Ok(registered) = completer.shared.register(seq, owner) else { return };
+        let frame =
+            Frame::Request { seq, handle: Handle::Ping, args: Value::Tuple(vec![Value::None]), deadline: Some(limit) };
+        match self.queue_frame(&frame) {
+            Ok(()) => {
+                self.outbound.sent(seq, completer);
+                if let Some((at, _)) = registered {
+                    self.arm_expiry(at, host);
+                }
+            }
+            Err(e) => debug!(parent: &self.span, error = %e, "cannot send a liveness ping"),
         }
     }
 }

@@ -10,20 +10,13 @@
 //! Invariants: every queued segment goes before everything in the tail; no segment is empty;
 //! a frame that fails to encode leaves nothing behind.
 
-use std::{
-    collections::VecDeque,
-    io::{self, IoSlice},
-    pin::Pin,
-    task::{ready, Context, Poll},
-};
-
-use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::AsyncWrite;
+use std::{collections::VecDeque, io::IoSlice};
 
 use crate::{
     protocol::{CallFrame, FrameCodec, RefBoxer},
     Frame, ProtocolError,
 };
+use bytes::{Buf, Bytes, BytesMut};
 
 /// Smallest byte string sent out of line over a transport with vectored writes: below it, the
 /// copy costs less than keeping a segment (measured on loopback TCP; a 16 KiB copy takes about a
@@ -121,6 +114,12 @@ impl Outbox {
         }
     }
 
+    /// Where a dialect appends small frames (they go out after every queued segment).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn tail_mut(&mut self) -> &mut BytesMut {
+        &mut self.tail
+    }
+
     fn push_segment(&mut self, segment: Bytes) {
         if !segment.is_empty() {
             self.segments_len += segment.len();
@@ -154,31 +153,6 @@ pub(crate) enum Segments {
     /// Several, in order, none empty.
     Many { bufs: VecDeque<Bytes>, remaining: usize },
 }
-
-impl Segments {
-    /// Writes from the front and advances past what the transport took: a single buffer with
-    /// a plain write (a `send`, cheaper than a one-slice `writev`), several with one vectored
-    /// write where the transport supports it.
-    pub(crate) fn poll_write<W: AsyncWrite + ?Sized>(
-        &mut self,
-        mut w: Pin<&mut W>,
-        cx: &mut Context<'_>,
-    ) -> Poll<io::Result<usize>> {
-        let n = match self {
-            Segments::Many { bufs, .. } if bufs.len() > 1 && w.is_write_vectored() => {
-                let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-                let count = self.chunks_vectored(&mut slices);
-                ready!(w.as_mut().poll_write_vectored(cx, &slices[..count]))?
-            }
-            _ => ready!(w.as_mut().poll_write(cx, self.chunk()))?,
-        };
-        self.advance(n);
-        Poll::Ready(Ok(n))
-    }
-}
-
-/// Slices offered to one vectored write (Linux takes up to 1024).
-const MAX_SLICES: usize = 64;
 
 impl Buf for Segments {
     fn remaining(&self) -> usize {
@@ -405,84 +379,5 @@ mod tests {
         }
         assert_eq!(got, expected);
         assert_eq!(s.chunk(), &[] as &[u8]);
-    }
-
-    /// A transport that takes at most `take` bytes per write and notes how each was asked.
-    struct Trickle {
-        vectored: bool,
-        take: usize,
-        out: Vec<u8>,
-        calls: Vec<&'static str>,
-    }
-
-    impl AsyncWrite for Trickle {
-        fn poll_write(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-            let n = buf.len().min(self.take);
-            self.out.extend_from_slice(&buf[..n]);
-            self.calls.push("write");
-            Poll::Ready(Ok(n))
-        }
-
-        fn poll_write_vectored(
-            mut self: Pin<&mut Self>,
-            _: &mut Context<'_>,
-            bufs: &[IoSlice<'_>],
-        ) -> Poll<io::Result<usize>> {
-            let mut n = 0;
-            for b in bufs {
-                let k = b.len().min(self.take - n);
-                self.out.extend_from_slice(&b[..k]);
-                n += k;
-            }
-            self.calls.push("writev");
-            Poll::Ready(Ok(n))
-        }
-
-        fn is_write_vectored(&self) -> bool {
-            self.vectored
-        }
-
-        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Poll::Ready(Ok(()))
-        }
-
-        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Poll::Ready(Ok(()))
-        }
-    }
-
-    fn write_all(mut s: Segments, w: &mut Trickle) {
-        let mut cx = Context::from_waker(futures::task::noop_waker_ref());
-        while s.has_remaining() {
-            let before = s.remaining();
-            let Poll::Ready(Ok(n)) = s.poll_write(Pin::new(&mut *w), &mut cx) else { panic!("the mock never blocks") };
-            assert_eq!(s.remaining(), before - n, "advanced past what was written");
-        }
-    }
-
-    #[test]
-    fn one_buffer_is_a_plain_write_and_several_a_vectored_one() {
-        let frames: Vec<_> = (0..4u8).map(|i| reply(u64::from(i), big(i, 60))).collect();
-        for (vectored, spill_at, take) in [(true, 40, 1000), (true, 40, 7), (false, 40, 1000), (true, 1000, 1000)] {
-            let mut outbox = Outbox::default();
-            for f in &frames {
-                outbox.push_frame(&codec(), f, &WireRefs, spill_at, None).unwrap();
-            }
-            let segments = outbox.take();
-            let several = matches!(&segments, Segments::Many { bufs, .. } if bufs.len() > 1);
-            let mut w = Trickle { vectored, take, out: Vec::new(), calls: Vec::new() };
-            write_all(segments, &mut w);
-            assert_eq!(w.out, copied(&frames), "vectored {vectored}, spill_at {spill_at}, take {take}");
-            if several && vectored {
-                // Vectored while several segments are left, then plain for the last one.
-                let plain_from = w.calls.iter().position(|c| *c == "write").unwrap_or(w.calls.len());
-                assert!(plain_from > 0 && w.calls[plain_from..].iter().all(|c| *c == "write"), "{:?}", w.calls);
-                if take == 1000 {
-                    assert_eq!(w.calls, ["writev"], "all segments in one write");
-                }
-            } else {
-                assert!(w.calls.iter().all(|c| *c == "write"), "{:?} (several: {several})", w.calls);
-            }
-        }
     }
 }

@@ -6,12 +6,12 @@
 
 use std::{borrow::Cow, cell::RefCell, sync::Arc};
 
-use super::ConnShared;
+use super::{ExportTable, ImportCache};
 use crate::{
+    connection::ConnShared,
     netref::{RefInner, RemoteRef},
     object::Object,
     protocol::{local_ref_box, IdPackRef, RefBoxer, RefUnboxer, ROOT_ALIAS},
-    session::{ExportTable, ImportCache},
     IdPack, NetRef, RefLabel,
 };
 

@@ -1,0 +1,142 @@
+//! The seam between the session and a wire format: what the session asks of a dialect, and
+//! what a dialect tells the session about its wire.
+//!
+//! The session decides *what* is said (a request, a reply, a release, a close); a dialect
+//! decides *how* it looks in bytes: its framing, its value encoding, its reference boxing. A
+//! dialect also says which of the session's optional frames its wire has — a handshake, a
+//! cancel, batched releases — so that the session never asks it for one it lacks: a wire
+//! without a handshake starts greeted, one without a cancel lets an expired request's late
+//! reply be dropped, one without batched releases gets each release as a numbered request
+//! whose reply is discarded (RPyC's `HANDLE_DEL`).
+//!
+//! A dialect never touches I/O or the session's tables: the boxer and unboxer it is handed
+//! resolve references, and what it encodes goes into the session's [`Outbox`].
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+
+use super::boxing::{Boxer, Unboxer};
+use crate::{
+    object::Object,
+    protocol::{CallFrame, Outbox},
+    Frame, NetRef, ProtocolError, Value,
+};
+
+mod native;
+#[cfg(test)]
+pub(crate) mod sequenced;
+
+pub(crate) use native::NativeDialect;
+
+/// Splits a byte stream into frame bodies (the read side of a dialect's framing).
+pub(crate) trait Framer {
+    /// The next complete body in `src`, taken out of it; `None` when more bytes are needed.
+    /// A frame longer than the dialect allows is an error before any room is reserved for it.
+    fn body(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, ProtocolError>;
+}
+
+/// What a frame body decoded to.
+pub(crate) enum Incoming<'b> {
+    /// A frame, its references unboxed.
+    Frame(Frame<NetRef>),
+    /// A method call (CALLATTR with a `name`, CALL without) whose target the dialect resolved
+    /// to this side's object while decoding (a dialect's fast path); `seq` `None` is one way.
+    Call { seq: Option<u64>, object: Object, name: Option<&'b str>, args: Vec<Value>, deadline: Option<Duration> },
+}
+
+/// How a dialect's wire gives exported objects back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Releases {
+    /// Batched `(instance id, count)` pairs in a frame of their own, no reply.
+    Batched,
+    /// One numbered request per object, which the peer answers (RPyC's `HANDLE_DEL`).
+    Requests,
+}
+
+/// What a dialect's wire has besides requests, replies, exceptions and one-way requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct WireTraits {
+    /// Each side opens with a `Hello` (version, limits, features, root) and nothing else may
+    /// come before it; without one a connection is ready at once.
+    pub(crate) handshake: bool,
+    /// A `Cancel` frame tells the peer to drop a request's work.
+    pub(crate) cancel: bool,
+    pub(crate) releases: Releases,
+}
+
+/// A wire format as the session uses it.
+pub(crate) trait Dialect {
+    /// The dialect's name in errors and logs (`"native"`, `"rpyc"`).
+    fn name(&self) -> &'static str;
+
+    /// What its wire has besides requests and replies.
+    fn traits(&self) -> WireTraits;
+
+    /// The read side of its framing, for the connection's reader.
+    fn framer(&self) -> Box<dyn Framer>;
+
+    /// The longest frame body it reads (what a `Hello` announces).
+    fn max_frame_len(&self) -> usize;
+
+    /// The feature bits the peer announced: what the encoder may send from now on.
+    fn set_peer_features(&mut self, _features: u64) {}
+
+    /// Encodes `frame` at the end of `out`, references boxed by `boxer`. A frame whose body
+    /// would pass `peer_max` (or the dialect's own limit) is refused, leaving nothing in `out`.
+    fn encode(
+        &mut self,
+        frame: &Frame<NetRef>,
+        boxer: &Boxer<'_>,
+        out: &mut Outbox,
+        peer_max: Option<usize>,
+    ) -> Result<(), ProtocolError>;
+
+    /// Encodes a CALLATTR or CALL whose name and arguments were encoded where the call was made
+    /// (see [`CallEncoding`]); only a dialect whose [`call_encoding`](Dialect::call_encoding)
+    /// is not [`CallEncoding::None`] is handed one.
+    fn encode_call(
+        &mut self,
+        call: &CallFrame<'_, NetRef>,
+        boxer: &Boxer<'_>,
+        out: &mut Outbox,
+        peer_max: Option<usize>,
+    ) -> Result<(), ProtocolError>;
+
+    /// Encodes the release of `count` receipts of the peer's object `instance_id` as request
+    /// `seq` (only for [`Releases::Requests`]).
+    fn encode_release_request(
+        &mut self,
+        _seq: u64,
+        _instance_id: u64,
+        _count: u64,
+        _out: &mut Outbox,
+    ) -> Result<(), ProtocolError> {
+        Err(ProtocolError::Unexpected(format!("the {} dialect batches its releases", self.name())))
+    }
+
+    /// Decodes one frame body, references unboxed by `unboxer`. `greeted`: the handshake is
+    /// over (a fast path may only be taken then).
+    fn decode<'b>(
+        &mut self,
+        body: &'b Bytes,
+        unboxer: &Unboxer<'_>,
+        greeted: bool,
+    ) -> Result<Incoming<'b>, ProtocolError>;
+
+    /// How handles may encode a call's name and arguments on the caller's thread.
+    fn call_encoding(&self) -> CallEncoding {
+        CallEncoding::None
+    }
+}
+
+/// How a connection's handles encode a call where it is made (the caller's thread), before it
+/// reaches the session: [`CallEncoding::Native`] with the native format's call tail, or not at
+/// all. Chosen by the connection's dialect; handles never pick a byte format themselves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CallEncoding {
+    /// Calls go to the session as values, encoded there.
+    None,
+    /// The native format's call tail ([`encode_call_tail`](crate::protocol::encode_call_tail)).
+    Native,
+}
