@@ -25,24 +25,30 @@
 //! Known limit: serde buffers the input of untagged and internally tagged enums and of
 //! `#[serde(flatten)]` fields in its own content type, which cannot hold a reference; a `Ref`
 //! under such an attribute fails to deserialize.
+//!
+//! This file holds the entry points and the `Deserializer` for one value; `access` holds the
+//! seq, map and enum access types through which a visitor reads a container's elements, and
+//! `deserialize_value` holds `impl Deserialize for Value` and the handovers of parked values.
 
 use std::any::{type_name, Any};
 use std::fmt;
 use std::marker::PhantomData;
 
 use bytes::Bytes;
-use serde::de::{
-    self, DeserializeOwned, DeserializeSeed, Deserializer, EnumAccess, Expected, IntoDeserializer, MapAccess,
-    SeqAccess, Unexpected, VariantAccess, Visitor,
-};
+use serde::de::{self, DeserializeOwned, Deserializer, Expected, IntoDeserializer, Unexpected, Visitor};
 use serde::forward_to_deserialize_any;
-use serde::Deserialize;
 
 use super::refs::{
     self, BYTES_TOKEN, DE_SLOT, ELLIPSIS_TOKEN, FROZENSET_TOKEN, NOT_IMPLEMENTED_TOKEN, REF_TOKEN, SLICE_TOKEN,
     VALUE_TOKEN,
 };
 use super::{ConvertError, Value};
+
+mod access;
+mod deserialize_value;
+
+use access::Variant;
+use deserialize_value::{BytesHandover, Handover};
 
 /// Converts a [`Value`] whose references are `R` to any `DeserializeOwned` type.
 ///
@@ -161,50 +167,6 @@ fn unexpected<R>(value: &Value<R>) -> Unexpected<'_> {
 impl<R> ValueDeserializer<R> {
     fn invalid_type(&self, expected: &dyn Expected) -> ConvertError {
         de::Error::invalid_type(unexpected(&self.value), expected)
-    }
-}
-
-impl<R: Any + Send> ValueDeserializer<R> {
-    /// Visits `items` as a seq, failing if the visitor leaves some unread.
-    fn visit_items<'de, V: Visitor<'de>>(items: Vec<Value<R>>, visitor: V) -> Result<V::Value, ConvertError> {
-        let mut seq = Items { items: items.into_iter(), read: 0 };
-        let out = visitor.visit_seq(&mut seq)?;
-        match seq.items.len() {
-            0 => Ok(out),
-            left => Err(de::Error::invalid_length(seq.read + left, &ReadCount(seq.read, "elements in sequence"))),
-        }
-    }
-
-    /// Visits `pairs` as a map, failing if the visitor leaves some unread.
-    fn visit_pairs<'de, V: Visitor<'de>>(
-        pairs: Vec<(Value<R>, Value<R>)>,
-        visitor: V,
-    ) -> Result<V::Value, ConvertError> {
-        let mut map = Pairs { pairs: pairs.into_iter(), pending: None, read: 0 };
-        let out = visitor.visit_map(&mut map)?;
-        match map.pairs.len() {
-            0 => Ok(out),
-            left => Err(de::Error::invalid_length(map.read + left, &ReadCount(map.read, "entries in map"))),
-        }
-    }
-
-    /// Visits the bytes of `bytes` one `u8` at a time (for `Vec<u8>` and other byte seqs).
-    fn visit_byte_seq<'de, V: Visitor<'de>>(bytes: Bytes, visitor: V) -> Result<V::Value, ConvertError> {
-        let mut seq = ByteSeq { bytes, read: 0 };
-        let out = visitor.visit_seq(&mut seq)?;
-        match seq.bytes.len() - seq.read {
-            0 => Ok(out),
-            left => Err(de::Error::invalid_length(seq.read + left, &ReadCount(seq.read, "elements in sequence"))),
-        }
-    }
-}
-
-/// "{n} {what}", for `invalid_length` when a visitor stops early.
-struct ReadCount(usize, &'static str);
-
-impl Expected for ReadCount {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.0, self.1)
     }
 }
 
@@ -432,306 +394,6 @@ fn prefix(text: &str) -> &str {
     }
 }
 
-/// The elements of a `Tuple`/`List` for a seq visitor.
-struct Items<R> {
-    items: std::vec::IntoIter<Value<R>>,
-    read: usize,
-}
-
-impl<'de, R: Any + Send> SeqAccess<'de> for Items<R> {
-    type Error = ConvertError;
-
-    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, ConvertError> {
-        match self.items.next() {
-            Some(value) => {
-                self.read += 1;
-                seed.deserialize(ValueDeserializer::new(value)).map(Some)
-            }
-            None => Ok(None),
-        }
-    }
-
-    fn size_hint(&self) -> Option<usize> {
-        Some(self.items.len())
-    }
-}
-
-/// The bytes of a `Bytes` as a seq of `u8`.
-struct ByteSeq {
-    bytes: Bytes,
-    read: usize,
-}
-
-impl<'de> SeqAccess<'de> for ByteSeq {
-    type Error = ConvertError;
-
-    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, ConvertError> {
-        match self.bytes.get(self.read) {
-            Some(&b) => {
-                self.read += 1;
-                seed.deserialize(b.into_deserializer()).map(Some)
-            }
-            None => Ok(None),
-        }
-    }
-
-    fn size_hint(&self) -> Option<usize> {
-        Some(self.bytes.len() - self.read)
-    }
-}
-
-/// The pairs of a `Map` for a map visitor.
-struct Pairs<R> {
-    pairs: std::vec::IntoIter<(Value<R>, Value<R>)>,
-    pending: Option<Value<R>>,
-    read: usize,
-}
-
-impl<'de, R: Any + Send> MapAccess<'de> for Pairs<R> {
-    type Error = ConvertError;
-
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, ConvertError> {
-        match self.pairs.next() {
-            Some((key, value)) => {
-                self.read += 1;
-                self.pending = Some(value);
-                seed.deserialize(ValueDeserializer::new(key)).map(Some)
-            }
-            None => Ok(None),
-        }
-    }
-
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, ConvertError> {
-        let value = self.pending.take().ok_or_else(|| ConvertError::new("a map value was read before its key"))?;
-        seed.deserialize(ValueDeserializer::new(value))
-    }
-
-    fn next_entry_seed<K: DeserializeSeed<'de>, V: DeserializeSeed<'de>>(
-        &mut self,
-        kseed: K,
-        vseed: V,
-    ) -> Result<Option<(K::Value, V::Value)>, ConvertError> {
-        match self.pairs.next() {
-            Some((key, value)) => {
-                self.read += 1;
-                let key = kseed.deserialize(ValueDeserializer::new(key))?;
-                let value = vseed.deserialize(ValueDeserializer::new(value))?;
-                Ok(Some((key, value)))
-            }
-            None => Ok(None),
-        }
-    }
-
-    fn size_hint(&self) -> Option<usize> {
-        Some(self.pairs.len())
-    }
-}
-
-/// An enum variant: its name (usually a `Str`) and its content, if it has one.
-struct Variant<R> {
-    name: Value<R>,
-    content: Option<Value<R>>,
-}
-
-impl<'de, R: Any + Send> EnumAccess<'de> for Variant<R> {
-    type Error = ConvertError;
-    type Variant = VariantContent<R>;
-
-    fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, VariantContent<R>), ConvertError> {
-        let name = seed.deserialize(ValueDeserializer::new(self.name))?;
-        Ok((name, VariantContent(self.content)))
-    }
-}
-
-/// The content of an enum variant (`None` for a bare `Str(name)`).
-struct VariantContent<R>(Option<Value<R>>);
-
-impl<'de, R: Any + Send> VariantAccess<'de> for VariantContent<R> {
-    type Error = ConvertError;
-
-    fn unit_variant(self) -> Result<(), ConvertError> {
-        match self.0 {
-            None | Some(Value::None) => Ok(()),
-            Some(other) => Err(de::Error::invalid_type(unexpected(&other), &"unit variant")),
-        }
-    }
-
-    fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, ConvertError> {
-        match self.0 {
-            Some(value) => seed.deserialize(ValueDeserializer::new(value)),
-            None => Err(de::Error::invalid_type(Unexpected::UnitVariant, &"newtype variant")),
-        }
-    }
-
-    fn tuple_variant<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, ConvertError> {
-        match self.0 {
-            Some(value) => ValueDeserializer::new(value).deserialize_tuple(len, visitor),
-            None => Err(de::Error::invalid_type(Unexpected::UnitVariant, &"tuple variant")),
-        }
-    }
-
-    fn struct_variant<V: Visitor<'de>>(
-        self,
-        fields: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, ConvertError> {
-        match self.0 {
-            Some(value) => ValueDeserializer::new(value).deserialize_struct("", fields, visitor),
-            None => Err(de::Error::invalid_type(Unexpected::UnitVariant, &"struct variant")),
-        }
-    }
-}
-
-/// Hands a parked `Value<R>` to a visitor that did not take it whole (its reference type
-/// differs): it deserializes the value's contents.
-struct Handover<R> {
-    token: u64,
-    _refs: PhantomData<fn() -> R>,
-}
-
-impl<'de, R: Any + Send> Deserializer<'de> for Handover<R> {
-    type Error = ConvertError;
-
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
-        let value = refs::take(&DE_SLOT, self.token)
-            .ok_or_else(|| ConvertError::new("a value handed over twice"))?
-            .downcast::<Value<R>>()
-            .map_err(de::Error::custom)?;
-        ValueDeserializer::new(value).deserialize_any(visitor)
-    }
-
-    forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-        bytes byte_buf option unit unit_struct newtype_struct seq tuple
-        tuple_struct map struct enum identifier ignored_any
-    }
-}
-
-/// Hands a parked `Bytes` to a visitor that did not take it (not a `SharedBytes`): it
-/// deserializes as `Value::Bytes`.
-struct BytesHandover<R> {
-    token: u64,
-    _refs: PhantomData<fn() -> R>,
-}
-
-impl<'de, R: Any + Send> Deserializer<'de> for BytesHandover<R> {
-    type Error = ConvertError;
-
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
-        let bytes = refs::take(&DE_SLOT, self.token)
-            .ok_or_else(|| ConvertError::new("a value handed over twice"))?
-            .downcast::<Bytes>()
-            .map_err(de::Error::custom)?;
-        ValueDeserializer::<R>::new(Value::Bytes(bytes)).deserialize_any(visitor)
-    }
-
-    forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-        bytes byte_buf option unit unit_struct newtype_struct seq tuple
-        tuple_struct map struct enum identifier ignored_any
-    }
-}
-
-/// `Value` deserializes from any self-describing format; from [`ValueDeserializer`] with the
-/// same `R` it is handed over whole (no walk, no copy), so `Value`s nested in serde types
-/// convert losslessly. From other formats, sequences become `List`, integers beyond `i64`
-/// `BigInt`, and a reference deserializes as `R` does.
-impl<'de, R: Deserialize<'de> + Any + Send> Deserialize<'de> for Value<R> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_newtype_struct(VALUE_TOKEN, ValueVisitor(PhantomData))
-    }
-}
-
-/// Builds a `Value<R>` from whatever a deserializer offers.
-struct ValueVisitor<R>(PhantomData<fn() -> R>);
-
-impl<'de, R: Deserialize<'de> + Any + Send> Visitor<'de> for ValueVisitor<R> {
-    type Value = Value<R>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any value")
-    }
-
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value<R>, E> {
-        Ok(Value::Bool(v))
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value<R>, E> {
-        Ok(Value::Int(v))
-    }
-
-    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Value<R>, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value<R>, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Value<R>, E> {
-        Ok(match i64::try_from(v) {
-            Ok(i) => Value::Int(i),
-            Err(_) => Value::BigInt(super::BigInt::from(v)),
-        })
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value<R>, E> {
-        Ok(Value::Float(v))
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value<R>, E> {
-        Ok(Value::Str(v.to_owned()))
-    }
-
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Value<R>, E> {
-        Ok(Value::Str(v))
-    }
-
-    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Value<R>, E> {
-        Ok(Value::Bytes(Bytes::copy_from_slice(v)))
-    }
-
-    fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Value<R>, E> {
-        Ok(Value::Bytes(Bytes::from(v)))
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<Value<R>, E> {
-        Ok(Value::None)
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Value<R>, E> {
-        Ok(Value::None)
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value<R>, D::Error> {
-        Value::deserialize(d)
-    }
-
-    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Value<R>, D::Error> {
-        // From a `ValueDeserializer` with the same `R`, the whole value is waiting here.
-        match refs::take_if::<Value<R>>(&DE_SLOT) {
-            Some(value) => Ok(value),
-            None => d.deserialize_any(self),
-        }
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value<R>, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
-        while let Some(item) = seq.next_element()? {
-            items.push(item);
-        }
-        Ok(Value::List(items))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value<R>, A::Error> {
-        let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(0).min(4096));
-        while let Some(pair) = map.next_entry()? {
-            pairs.push(pair);
-        }
-        Ok(Value::Map(pairs))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -833,24 +495,6 @@ mod tests {
         assert_eq!(read::<u128>(big(&u128::MAX.to_string())).unwrap(), u128::MAX);
         assert_eq!(read::<BigInt>(big("123")).unwrap(), BigInt::parse("123").unwrap());
         assert!(read::<i64>(big("18446744073709551615")).is_err());
-    }
-
-    #[test]
-    fn a_value_is_handed_over_whole() {
-        #[derive(Clone, Debug, PartialEq, Deserialize)]
-        struct R;
-        let v: Value<R> = Value::Tuple(vec![Value::Complex(1.0, 2.0), Value::BigInt(BigInt::parse("7").unwrap())]);
-        assert_eq!(from_value::<Value<R>>(v.clone()).unwrap(), v);
-        assert!(refs::is_empty(&DE_SLOT));
-
-        // Nested, and without copying the bytes.
-        let payload = Bytes::from(vec![7u8; 1024]);
-        let v: Value<R> = Value::Tuple(vec![Value::Int(1), Value::Bytes(payload.clone())]);
-        let (n, inner): (u8, Value<R>) = from_value(v).unwrap();
-        assert_eq!(n, 1);
-        let Value::Bytes(b) = inner else { panic!("bytes") };
-        assert_eq!(b.as_ptr(), payload.as_ptr(), "the buffer is shared, not copied");
-        assert!(refs::is_empty(&DE_SLOT));
     }
 
     #[test]

@@ -34,7 +34,13 @@
 //! `FrozenSet` as a sequence, `Slice` as `(start, stop, step)`, `Ellipsis` and `NotImplemented`
 //! as unit.
 //!
-//! This module must never depend on a connection: it is pure data conversion.
+//! This module must never depend on a connection: it is pure data conversion. It never
+//! preallocates more than a bounded amount for a length a `Serialize` impl reports.
+//!
+//! This file holds the entry point and the `Serializer` for one value; `compound` holds the
+//! serializers that collect a container's elements, `serialize_value` holds
+//! `impl Serialize for Value`, and `owned` converts a value given up by its owner without a
+//! copy.
 //!
 //! [`serialize_ref`]: super::serialize_ref
 //! [`FrozenSet`]: super::FrozenSet
@@ -47,13 +53,21 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use bytes::Bytes;
-use serde::ser::{self, Serialize, SerializeMap as _, SerializeSeq as _, SerializeTuple as _, Serializer};
+use serde::ser::{Serialize, Serializer};
 
 use super::refs::{
     self, BIGINT_TOKEN, BYTES_TOKEN, COMPLEX_TOKEN, ELLIPSIS_TOKEN, FROZENSET_TOKEN, NOT_IMPLEMENTED_TOKEN, REF_TOKEN,
     SER_SLOT, SLICE_TOKEN, VALUE_TOKEN,
 };
 use super::{BigInt, ConvertError, Value};
+
+mod compound;
+mod owned;
+mod serialize_value;
+
+pub(crate) use owned::into_value;
+
+use compound::{SerializeItems, SerializePairs, Shape};
 
 /// Converts any `Serialize` value to a [`Value`] whose references are `R`.
 ///
@@ -106,41 +120,6 @@ use super::{BigInt, ConvertError, Value};
 /// A reference of another type than `R`, or a `Serialize` impl that reports an error.
 pub fn to_value<R: Any + Send + 'static, T: Serialize + ?Sized>(value: &T) -> Result<Value<R>, ConvertError> {
     value.serialize(ValueSerializer::new())
-}
-
-/// [`to_value`] for a value given up by its owner (a method's result): a byte buffer that
-/// converts to a lone `Value::Bytes` (`serde_bytes::ByteBuf`, `bytes::Bytes`, `BytesMut`,
-/// [`SharedBytes`](super::SharedBytes)), a `String`, or a `Value` itself becomes the value
-/// without a copy; anything else goes through [`to_value`].
-///
-/// serde hands a serializer a byte string or a string as a borrowed slice, so a `ByteBuf`
-/// result would otherwise be copied into a second buffer of its size while the first is still
-/// alive, and on glibc two large buffers freed together can make the allocator trim and
-/// regrow the heap on every call (measured: a 1 MiB `ByteBuf` echo against a fresh server ran
-/// at ~200 echoes/s with ~480 page faults each). A `Value` would be cloned.
-pub(crate) fn into_value<R: Any + Send + 'static, T: Serialize + 'static>(value: T) -> Result<Value<R>, ConvertError> {
-    let mut slot = Some(value);
-    let any = &mut slot as &mut dyn Any;
-    let moved = if let Some(b) = any.downcast_mut::<Option<serde_bytes::ByteBuf>>() {
-        b.take().map(|b| Value::Bytes(Bytes::from(b.into_vec())))
-    } else if let Some(b) = any.downcast_mut::<Option<Bytes>>() {
-        b.take().map(Value::Bytes)
-    } else if let Some(b) = any.downcast_mut::<Option<bytes::BytesMut>>() {
-        b.take().map(|b| Value::Bytes(b.freeze()))
-    } else if let Some(b) = any.downcast_mut::<Option<super::SharedBytes>>() {
-        b.take().map(|b| Value::Bytes(b.into_bytes()))
-    } else if let Some(s) = any.downcast_mut::<Option<String>>() {
-        s.take().map(Value::Str)
-    } else if let Some(v) = any.downcast_mut::<Option<Value<R>>>() {
-        v.take()
-    } else {
-        None
-    };
-    match (moved, slot) {
-        (Some(value), _) => Ok(value),
-        (None, Some(value)) => to_value(&value),
-        (None, None) => unreachable!("the slot is emptied only when its value was taken"),
-    }
 }
 
 /// The serde `Serializer` whose output is a [`Value`] with references of type `R`.
@@ -408,241 +387,6 @@ impl<R: Any + Send> Serializer for ValueSerializer<R> {
     }
 }
 
-/// What a [`SerializeItems`] becomes when it ends.
-#[derive(Debug, Clone, Copy)]
-enum Shape {
-    List,
-    Tuple,
-    Variant(&'static str),
-}
-
-/// Collects the elements of a seq, tuple, tuple struct or tuple variant for [`ValueSerializer`].
-pub struct SerializeItems<R> {
-    shape: Shape,
-    items: Vec<Value<R>>,
-}
-
-impl<R> SerializeItems<R> {
-    fn new(shape: Shape, capacity: usize) -> Self {
-        SerializeItems { shape, items: Vec::with_capacity(capacity) }
-    }
-
-    fn finish(self) -> Value<R> {
-        match self.shape {
-            Shape::List => Value::List(self.items),
-            Shape::Tuple => Value::Tuple(self.items),
-            Shape::Variant(name) => Value::Map(vec![(Value::Str(name.to_owned()), Value::Tuple(self.items))]),
-        }
-    }
-}
-
-impl<R> fmt::Debug for SerializeItems<R> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SerializeItems").field("shape", &self.shape).field("len", &self.items.len()).finish()
-    }
-}
-
-impl<R: Any + Send> ser::SerializeSeq for SerializeItems<R> {
-    type Ok = Value<R>;
-    type Error = ConvertError;
-
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ConvertError> {
-        self.items.push(value.serialize(ValueSerializer::new())?);
-        Ok(())
-    }
-
-    fn end(self) -> Result<Value<R>, ConvertError> {
-        Ok(self.finish())
-    }
-}
-
-impl<R: Any + Send> ser::SerializeTuple for SerializeItems<R> {
-    type Ok = Value<R>;
-    type Error = ConvertError;
-
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ConvertError> {
-        ser::SerializeSeq::serialize_element(self, value)
-    }
-
-    fn end(self) -> Result<Value<R>, ConvertError> {
-        Ok(self.finish())
-    }
-}
-
-impl<R: Any + Send> ser::SerializeTupleStruct for SerializeItems<R> {
-    type Ok = Value<R>;
-    type Error = ConvertError;
-
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ConvertError> {
-        ser::SerializeSeq::serialize_element(self, value)
-    }
-
-    fn end(self) -> Result<Value<R>, ConvertError> {
-        Ok(self.finish())
-    }
-}
-
-impl<R: Any + Send> ser::SerializeTupleVariant for SerializeItems<R> {
-    type Ok = Value<R>;
-    type Error = ConvertError;
-
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ConvertError> {
-        ser::SerializeSeq::serialize_element(self, value)
-    }
-
-    fn end(self) -> Result<Value<R>, ConvertError> {
-        Ok(self.finish())
-    }
-}
-
-/// Collects the entries of a map, struct or struct variant for [`ValueSerializer`].
-pub struct SerializePairs<R> {
-    variant: Option<&'static str>,
-    pairs: Vec<(Value<R>, Value<R>)>,
-    key: Option<Value<R>>,
-}
-
-impl<R> SerializePairs<R> {
-    fn new(variant: Option<&'static str>, capacity: usize) -> Self {
-        SerializePairs { variant, pairs: Vec::with_capacity(capacity), key: None }
-    }
-
-    fn finish(self) -> Value<R> {
-        let map = Value::Map(self.pairs);
-        match self.variant {
-            None => map,
-            Some(name) => Value::Map(vec![(Value::Str(name.to_owned()), map)]),
-        }
-    }
-}
-
-impl<R> fmt::Debug for SerializePairs<R> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SerializePairs").field("variant", &self.variant).field("len", &self.pairs.len()).finish()
-    }
-}
-
-impl<R: Any + Send> ser::SerializeMap for SerializePairs<R> {
-    type Ok = Value<R>;
-    type Error = ConvertError;
-
-    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), ConvertError> {
-        self.key = Some(key.serialize(ValueSerializer::new())?);
-        Ok(())
-    }
-
-    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ConvertError> {
-        let key = self.key.take().ok_or_else(|| ConvertError::new("a map value was serialized before its key"))?;
-        self.pairs.push((key, value.serialize(ValueSerializer::new())?));
-        Ok(())
-    }
-
-    fn serialize_entry<K: Serialize + ?Sized, V: Serialize + ?Sized>(
-        &mut self,
-        key: &K,
-        value: &V,
-    ) -> Result<(), ConvertError> {
-        let key = key.serialize(ValueSerializer::new())?;
-        self.pairs.push((key, value.serialize(ValueSerializer::new())?));
-        Ok(())
-    }
-
-    fn end(self) -> Result<Value<R>, ConvertError> {
-        Ok(self.finish())
-    }
-}
-
-impl<R: Any + Send> ser::SerializeStruct for SerializePairs<R> {
-    type Ok = Value<R>;
-    type Error = ConvertError;
-
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), ConvertError> {
-        self.pairs.push((Value::Str(key.to_owned()), value.serialize(ValueSerializer::new())?));
-        Ok(())
-    }
-
-    fn end(self) -> Result<Value<R>, ConvertError> {
-        Ok(self.finish())
-    }
-}
-
-impl<R: Any + Send> ser::SerializeStructVariant for SerializePairs<R> {
-    type Ok = Value<R>;
-    type Error = ConvertError;
-
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), ConvertError> {
-        ser::SerializeStruct::serialize_field(self, key, value)
-    }
-
-    fn end(self) -> Result<Value<R>, ConvertError> {
-        Ok(self.finish())
-    }
-}
-
-/// `Value` serializes losslessly into [`ValueSerializer`] with the same `R` (as a clone of
-/// itself), and as plain data into any other serializer: `None` as unit, `Tuple` as a tuple,
-/// `List` as a seq, `Map` as a map in order, `Bytes` as bytes, `BigInt` as a newtype around its
-/// decimal text, `Complex` as a newtype around `(re, im)`, `FrozenSet` as a newtype around a
-/// seq, `Slice` as a newtype around `(start, stop, step)`, `Ellipsis` and `NotImplemented` as
-/// newtypes around unit, and `Ref(r)` as `r` serializes itself.
-impl<R: Serialize + Clone + Any + Send> Serialize for Value<R> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_newtype_struct(VALUE_TOKEN, &Contents(self))
-    }
-}
-
-/// The contents of a `Value`, inside the `$netref::Value` newtype.
-struct Contents<'a, R>(&'a Value<R>);
-
-impl<R: Serialize + Clone + Any + Send> Serialize for Contents<'_, R> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if refs::wanted::<Value<R>>() {
-            // A `ValueSerializer<R>` asked for this value whole: park a clone for it.
-            let parked = refs::put(&SER_SLOT, Box::new(self.0.clone()), type_name::<Value<R>>());
-            return s.serialize_newtype_struct(VALUE_TOKEN, &parked.token);
-        }
-        match self.0 {
-            Value::None => s.serialize_unit(),
-            Value::Bool(b) => s.serialize_bool(*b),
-            Value::Int(i) => s.serialize_i64(*i),
-            Value::BigInt(b) => s.serialize_newtype_struct(BIGINT_TOKEN, b.as_str()),
-            Value::Float(x) => s.serialize_f64(*x),
-            Value::Complex(re, im) => s.serialize_newtype_struct(COMPLEX_TOKEN, &(*re, *im)),
-            Value::Str(text) => s.serialize_str(text),
-            Value::Bytes(bytes) => s.serialize_bytes(bytes),
-            Value::Tuple(items) => {
-                let mut t = s.serialize_tuple(items.len())?;
-                for item in items {
-                    t.serialize_element(item)?;
-                }
-                t.end()
-            }
-            Value::List(items) => {
-                let mut seq = s.serialize_seq(Some(items.len()))?;
-                for item in items {
-                    seq.serialize_element(item)?;
-                }
-                seq.end()
-            }
-            Value::Map(pairs) => {
-                let mut map = s.serialize_map(Some(pairs.len()))?;
-                for (k, v) in pairs {
-                    map.serialize_entry(k, v)?;
-                }
-                map.end()
-            }
-            Value::Ref(r) => r.serialize(s),
-            Value::FrozenSet(items) => s.serialize_newtype_struct(FROZENSET_TOKEN, items),
-            Value::Slice(parts) => {
-                let [start, stop, step] = &**parts;
-                s.serialize_newtype_struct(SLICE_TOKEN, &(start, stop, step))
-            }
-            Value::Ellipsis => s.serialize_newtype_struct(ELLIPSIS_TOKEN, &()),
-            Value::NotImplemented => s.serialize_newtype_struct(NOT_IMPLEMENTED_TOKEN, &()),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -689,61 +433,6 @@ mod tests {
     }
 
     #[test]
-    fn owned_buffers_and_values_convert_without_a_copy() {
-        // Each buffer type becomes the very allocation it held, and the same value `to_value`
-        // makes from it.
-        let vec = vec![5u8; 1 << 16];
-        let at = vec.as_ptr();
-        let buf = serde_bytes::ByteBuf::from(vec);
-        let expected = v(&buf);
-        let got: Data = into_value(buf).unwrap();
-        assert_eq!(got, expected);
-        assert!(matches!(&got, Value::Bytes(b) if b.as_ptr() == at));
-
-        let bytes = Bytes::from(vec![6u8; 1 << 16]);
-        let at = bytes.as_ptr();
-        let got: Data = into_value(bytes.clone()).unwrap();
-        assert_eq!(got, v(&bytes));
-        assert!(matches!(&got, Value::Bytes(b) if b.as_ptr() == at));
-
-        let mut bytes_mut = bytes::BytesMut::with_capacity(1 << 16);
-        bytes_mut.extend_from_slice(&[7u8; 1 << 16]);
-        let at = bytes_mut.as_ptr();
-        let expected = v(&bytes_mut);
-        let got: Data = into_value(bytes_mut).unwrap();
-        assert_eq!(got, expected);
-        assert!(matches!(&got, Value::Bytes(b) if b.as_ptr() == at));
-
-        let shared = crate::value::SharedBytes::from(vec![8u8; 1 << 16]);
-        let at = shared.as_ptr();
-        let got: Data = into_value(shared.clone()).unwrap();
-        assert_eq!(got, v(&shared));
-        assert!(matches!(&got, Value::Bytes(b) if b.as_ptr() == at));
-
-        let text = "x".repeat(1 << 16);
-        let at = text.as_ptr();
-        let expected = v(text.as_str());
-        let got: Data = into_value(text).unwrap();
-        assert_eq!(got, expected);
-        assert!(matches!(&got, Value::Str(t) if t.as_ptr() == at));
-
-        // (A `Value` with references of a type that serializes: a method's `netref::Value`.)
-        let list: Value<u8> = Value::List(vec![Value::Int(1), Value::Ref(7), Value::Str("a".repeat(100))]);
-        let Value::List(items) = &list else { unreachable!() };
-        let at = items.as_ptr();
-        let expected: Value<u8> = to_value(&list).unwrap();
-        let got: Value<u8> = into_value(list).unwrap();
-        assert_eq!(got, expected);
-        assert!(matches!(&got, Value::List(items) if items.as_ptr() == at), "moved, not cloned");
-
-        // Anything else, a buffer inside a container included, is converted by `to_value`.
-        let nested = (serde_bytes::ByteBuf::from(vec![1u8, 2]), 3u8);
-        assert_eq!(into_value::<std::convert::Infallible, _>(nested.clone()).unwrap(), v(&nested));
-        assert_eq!(into_value::<std::convert::Infallible, _>(vec![1u8, 2]).unwrap(), v(&vec![1u8, 2]));
-        assert_eq!(into_value::<std::convert::Infallible, _>("text").unwrap(), v("text"));
-    }
-
-    #[test]
     fn containers_and_enums_follow_the_mapping() {
         #[derive(Serialize)]
         struct Unit;
@@ -777,48 +466,5 @@ mod tests {
             Value::Map(vec![(s("Tup"), Value::Tuple(vec![Value::Int(1), Value::Bool(true)]))])
         );
         assert_eq!(v(&E::Rec { a: 1 }), Value::Map(vec![(s("Rec"), Value::Map(vec![(s("a"), Value::Int(1))]))]));
-    }
-
-    #[test]
-    fn a_value_converts_to_itself() {
-        #[derive(Clone, Debug, PartialEq, Serialize)]
-        struct R;
-        let value: Value<R> = Value::Tuple(vec![
-            Value::BigInt(BigInt::parse("5").unwrap()),
-            Value::Complex(1.0, -0.0),
-            Value::List(vec![]),
-            Value::Bytes(Bytes::from_static(b"x")),
-        ]);
-        assert_eq!(to_value::<R, _>(&value).unwrap(), value);
-        // Nested in another type, too.
-        assert_eq!(to_value::<R, _>(&(1, &value)).unwrap(), Value::Tuple(vec![Value::Int(1), value.clone()]));
-        assert!(refs::is_empty(&SER_SLOT));
-    }
-
-    #[test]
-    fn a_value_is_cloned_not_walked() {
-        #[derive(Clone, Debug, PartialEq, Serialize)]
-        struct R;
-        let payload = Bytes::from(vec![7u8; 1024]);
-        let value: Value<R> = Value::List(vec![Value::Bytes(payload.clone())]);
-        let converted = to_value::<R, _>(&(&value,)).unwrap();
-        let Value::Tuple(outer) = converted else { panic!("a tuple") };
-        let [Value::List(inner)] = outer.as_slice() else { panic!("one list") };
-        let [Value::Bytes(b)] = inner.as_slice() else { panic!("one byte string") };
-        assert_eq!(b.as_ptr(), payload.as_ptr(), "the buffer is shared, not copied");
-    }
-
-    #[test]
-    fn a_value_with_another_reference_type_converts_by_its_contents() {
-        #[derive(Clone, Debug, PartialEq, Serialize)]
-        struct R;
-        let value: Value<R> = Value::Tuple(vec![
-            Value::BigInt(BigInt::parse("5").unwrap()),
-            Value::Complex(1.0, -0.0),
-            Value::Map(vec![(Value::None, Value::Bytes(Bytes::from_static(b"x")))]),
-        ]);
-        let data: Data = to_value(&value).unwrap();
-        assert_eq!(data, value.clone().try_map_refs(&mut |_| Err(())).unwrap());
-        assert!(refs::is_empty(&SER_SLOT));
     }
 }
