@@ -1,31 +1,34 @@
-//! The native wire protocol: constants, frames and the frame codec (byte by byte in the
-//! repository's `PROTOCOL.md`).
+//! The wire protocols: what a connection sends and receives, as bytes, in either dialect.
 //!
-//! A frame is a 4-byte big-endian length followed by a postcard body encoding one [`Frame`].
-//! Decoding treats every byte as hostile: it never panics, never allocates more than
-//! `max_frame_len` because a length prefix asked for it, bounds nesting depth and value count,
-//! and reports what was wrong as a typed [`ProtocolError`](crate::ProtocolError).
+//! * Shared by every dialect: the request kinds (`HANDLE_*`, [`Handle`]), the labels of a boxed
+//!   value (`LABEL_*`), message and exception numbers (`MSG_*`, `EXC_*`) and the frame limits, in
+//!   `consts`; the [`Frame`] enum and the `Hello` feature bits, in `frame`; how a read buffer
+//!   grows for a partial frame, in `framing`.
+//! * One module per dialect: `native`, netref's own postcard format (PROTOCOL.md), with
+//!   [`FrameCodec`] and the boxing traits [`RefBoxer`] / [`RefUnboxer`] that both dialects use;
+//!   and [`rpyc`], RPyC 6's wire byte for byte.
 //!
-//! This module must never depend on actix or on a connection.
+//! Every decoder here treats a peer's bytes as hostile: it never panics, never allocates more
+//! than its limits because a length or count asked for it, and reports what was wrong as a
+//! typed [`ProtocolError`](crate::ProtocolError). This module must never depend on actix or on
+//! a connection.
 
-mod codec;
 mod consts;
 mod frame;
+mod framing;
+mod native;
 mod outbox;
-mod plain;
 pub mod rpyc;
-mod wire;
 
-pub use codec::FrameCodec;
 pub use consts::*;
 pub use frame::{feature_name, Frame, Hello, Limits, FEATURES, FEATURE_PY_VALUES};
 pub(crate) use outbox::{Outbox, Segments, SPILL_PLAIN, SPILL_VECTORED};
-pub(crate) use plain::{
-    encode_call_tail, read_call, read_reply, CallTail, PlainRef, PlainReply, KIND_NOTIFY, KIND_REPLY, KIND_REQUEST,
-};
-pub use wire::{
-    decode_frame, encode_frame, DecodeLimits, IdPackRef, RefBoxer, RefUnboxer, WireRefs, TAG_BIGINT, TAG_BOOL,
-    TAG_BYTES, TAG_COMPLEX, TAG_ELLIPSIS, TAG_FLOAT, TAG_FROZENSET, TAG_INT, TAG_LIST, TAG_MAP, TAG_NONE,
+pub use native::{
+    decode_frame, encode_frame, DecodeLimits, FrameCodec, IdPackRef, RefBoxer, RefUnboxer, WireRefs, TAG_BIGINT,
+    TAG_BOOL, TAG_BYTES, TAG_COMPLEX, TAG_ELLIPSIS, TAG_FLOAT, TAG_FROZENSET, TAG_INT, TAG_LIST, TAG_MAP, TAG_NONE,
     TAG_NOT_IMPLEMENTED, TAG_SLICE, TAG_STR, TAG_TUPLE,
 };
-pub(crate) use wire::{local_ref_box, CallFrame};
+pub(crate) use native::{
+    encode_call_tail, local_ref_box, read_call, read_reply, CallFrame, CallTail, PlainRef, PlainReply, KIND_NOTIFY,
+    KIND_REPLY, KIND_REQUEST,
+};

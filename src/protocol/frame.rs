@@ -28,10 +28,12 @@ pub fn feature_name(bit: u64) -> &'static str {
     }
 }
 
-/// One unit on the wire. The postcard variant index is the frame kind; `Request`, `Reply` and
-/// `Exception` have indices 1, 2 and 3, equal to RPyC's `MSG_*` numbers.
+/// One unit on the wire. The postcard variant index is the frame kind (named `KIND_*` in the
+/// native format's constants); `Request`, `Reply` and `Exception` have indices 1, 2 and 3,
+/// equal to RPyC's `MSG_*` numbers.
 ///
-/// Variants are **append-only**: a new kind gets the next index, old indices never change.
+/// Variants are **append-only**: a new kind gets the next index and its `KIND_*` constant, old
+/// indices never change.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum Frame<R> {

@@ -169,7 +169,7 @@ impl RpycChannelCodec {
         // Checked above: `len` is at most u32::MAX, so this cannot overflow.
         let total = HEADER_LEN + len + 1;
         if src.len() < total {
-            crate::protocol::codec::reserve_for_partial_frame(src, total);
+            crate::protocol::framing::reserve_for_partial_frame(src, total);
             return Ok(None);
         }
         src.advance(HEADER_LEN);

@@ -1,40 +1,25 @@
 //! [`FrameCodec`]: length-delimited framing (tokio-util) with a postcard [`Frame`] body.
+//!
+//! The length prefix is a peer's claim: it is checked against `max_frame_len` before any
+//! buffer is reserved for it, and the buffer grows only with the bytes that arrive. Nothing
+//! here may panic on a peer's bytes or depend on actix or on a connection.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::{
-    wire::{
-        decode_frame, encode_call_frame, encode_frame_spilling, CallFrame, DecodeLimits, RefBoxer, RefUnboxer, Spill,
-        WireRefs,
-    },
-    DEFAULT_MAX_FRAME_LEN, FEATURES,
+    boxing::{RefBoxer, RefUnboxer, WireRefs},
+    decode::decode_frame,
+    encode::{encode_call_frame, encode_frame_spilling, CallFrame, Spill},
+    limits::DecodeLimits,
 };
-use crate::{value::WireRef, Frame, ProtocolError};
+use crate::{
+    protocol::{framing::reserve_for_partial_frame, DEFAULT_MAX_FRAME_LEN, FEATURES},
+    value::WireRef,
+    Frame, ProtocolError,
+};
 
 const HEADER_LEN: usize = 4;
-
-/// A partial frame's buffer is grown to hold the whole frame at once up to this size...
-const EAGER_RESERVE: usize = 64 << 10;
-/// ...and beyond it to at most this many times the bytes received so far (twice that when
-/// it completes the frame).
-const GROWTH: usize = 16;
-
-/// Makes room in `src`, which holds the start of a frame of `total` bytes (header included),
-/// for the rest of it — but never far more than the peer has sent: a length prefix alone must
-/// not make a connection hold `max_frame_len` bytes (thousands of connections each announcing
-/// a large frame would). Up to `EAGER_RESERVE` at once, beyond that `GROWTH` times what has
-/// arrived, and the whole frame as soon as that reaches half of it: a step that fell just
-/// short would cost a copy of nearly the whole frame for its last bytes. A large frame then
-/// costs at most a copy of about 1/GROWTH of its bytes as the buffer grows. Shared by every
-/// dialect's framing.
-pub(crate) fn reserve_for_partial_frame(src: &mut BytesMut, total: usize) {
-    let allowed = src.len().saturating_mul(GROWTH).max(EAGER_RESERVE);
-    let room = if allowed >= total / 2 { total } else { allowed };
-    if src.capacity() < room {
-        src.reserve(room - src.len());
-    }
-}
 
 /// Splits a byte stream into frames and frames into bytes.
 ///
@@ -209,7 +194,7 @@ impl FrameCodec {
     }
 
     /// Appends a CALLATTR or CALL request or notification whose arguments were encoded ahead
-    /// (see [`encode_call_frame`](super::wire::encode_call_frame)), length prefix included;
+    /// (see [`encode_call_frame`]), length prefix included;
     /// returns the body's length. On error `dst` is left as it was.
     pub(crate) fn encode_call_with<R, B: RefBoxer<R>>(
         &self,

@@ -4,10 +4,15 @@
 use serde::{ser, Serialize};
 use smallvec::SmallVec;
 
-use super::LARGE_BYTES;
 use crate::protocol::{
-    wire::{TAG_BIGINT, TAG_BOOL, TAG_BYTES, TAG_FLOAT, TAG_INT, TAG_LIST, TAG_MAP, TAG_NONE, TAG_STR, TAG_TUPLE},
-    DecodeLimits, LABEL_VALUE,
+    native::{
+        consts::{
+            LARGE_BYTES, TAG_BIGINT, TAG_BOOL, TAG_BYTES, TAG_FLOAT, TAG_INT, TAG_LIST, TAG_MAP, TAG_NONE, TAG_STR,
+            TAG_TUPLE,
+        },
+        limits::DecodeLimits,
+    },
+    LABEL_VALUE,
 };
 use crate::ProtocolError;
 

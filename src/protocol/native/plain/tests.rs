@@ -9,9 +9,13 @@ use serde::ser::{
     SerializeTupleVariant, Serializer,
 };
 
-use super::{encode_call_tail, read_call, read_reply, CallTail, PlainRef, PlainReply, LARGE_BYTES};
+use super::{encode_call_tail, read_call, read_reply, CallTail, PlainRef, PlainReply};
 use crate::protocol::{
-    wire::{local_ref_box, CallFrame, DecodeLimits},
+    native::{
+        consts::LARGE_BYTES,
+        encode::{encode_call_frame, local_ref_box, CallFrame},
+        limits::DecodeLimits,
+    },
     Handle,
 };
 use crate::value::{BigInt, Value};
@@ -306,10 +310,10 @@ fn short_request(seq: Option<u64>, name: Option<&str>, args: &Shape, deadline: O
     let handle = if name.is_some() { Handle::CallAttr } else { Handle::Call };
     let mut dst = BytesMut::new();
     let call = CallFrame { seq, handle, target: &target(), tail: &tail[1..], deadline };
-    crate::protocol::wire::encode_call_frame(&call, &WireRefs, &mut dst).unwrap();
+    encode_call_frame(&call, &WireRefs, &mut dst).unwrap();
     // A boxer that keeps the target's box gives the same bytes.
     let mut kept = BytesMut::new();
-    crate::protocol::wire::encode_call_frame(&call, &KeptRefs::new(&[target()]), &mut kept).unwrap();
+    encode_call_frame(&call, &KeptRefs::new(&[target()]), &mut kept).unwrap();
     assert_eq!(kept, dst, "the kept target box writes the boxer's bytes");
     Some(dst.to_vec())
 }
@@ -451,7 +455,7 @@ proptest! {
             let handle = if callable { Handle::Call } else { Handle::CallAttr };
             let call = CallFrame { seq: Some(1), handle, target: &target(), tail: &tail, deadline: None };
             let mut dst = BytesMut::new();
-            crate::protocol::wire::encode_call_frame(&call, &WireRefs, &mut dst).unwrap();
+            encode_call_frame(&call, &WireRefs, &mut dst).unwrap();
             let decoded = decode(&dst, &limits);
             prop_assert!(decoded.is_ok(), "wrote {:?}, which the decoder refuses: {:?}", args, decoded);
         } else if written.is_err() || writable(&args) {
@@ -550,7 +554,7 @@ fn the_common_call_is_written_and_read() {
     let mut dst = BytesMut::new();
     let deadline = Some(Duration::from_secs(30));
     let call = CallFrame { seq: Some(5), handle: Handle::CallAttr, target: &target(), tail: &tail, deadline };
-    crate::protocol::wire::encode_call_frame(&call, &WireRefs, &mut dst).unwrap();
+    encode_call_frame(&call, &WireRefs, &mut dst).unwrap();
     let body = dst.freeze();
     let call = read_call::<WireRef>(&body, &DecodeLimits::default()).expect("read");
     assert_eq!(call.seq, Some(5));
@@ -566,7 +570,7 @@ fn a_callback_call_is_written_and_read() {
     assert_eq!(encode_call_tail(None, &(4,), &DecodeLimits::default(), &mut tail), Ok(true));
     let mut dst = BytesMut::new();
     let frame = CallFrame { seq: Some(6), handle: Handle::Call, target: &target(), tail: &tail, deadline: None };
-    crate::protocol::wire::encode_call_frame(&frame, &WireRefs, &mut dst).unwrap();
+    encode_call_frame(&frame, &WireRefs, &mut dst).unwrap();
     let body = dst.freeze();
     let call = read_call::<WireRef>(&body, &DecodeLimits::default()).expect("read");
     assert_eq!(call.seq, Some(6));
@@ -574,8 +578,7 @@ fn a_callback_call_is_written_and_read() {
     assert_eq!(call.args, vec![Value::Int(4)]);
     // Only CALLATTR and CALL are pre-encoded.
     let mut dst = BytesMut::new();
-    let refused =
-        crate::protocol::wire::encode_call_frame(&CallFrame { handle: Handle::GetAttr, ..frame }, &WireRefs, &mut dst);
+    let refused = encode_call_frame(&CallFrame { handle: Handle::GetAttr, ..frame }, &WireRefs, &mut dst);
     assert!(refused.is_err());
 }
 

@@ -21,12 +21,3 @@ mod write;
 
 pub(crate) use read::{read_call, read_reply, PlainRef, PlainReply};
 pub(crate) use write::{encode_call_tail, CallTail};
-
-/// Byte strings from this size on are left to the general route, which sends a shared buffer
-/// from where it is instead of copying it (see `wire::Spill`).
-pub(crate) const LARGE_BYTES: usize = 16 << 10;
-
-/// Frame kinds (postcard variant indexes of `Frame`).
-pub(crate) const KIND_REQUEST: u8 = 1;
-pub(crate) const KIND_REPLY: u8 = 2;
-pub(crate) const KIND_NOTIFY: u8 = 7;

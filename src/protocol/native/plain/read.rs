@@ -3,12 +3,15 @@
 
 use bytes::Bytes;
 
-use super::{KIND_NOTIFY, KIND_REPLY, KIND_REQUEST};
 use crate::{
     protocol::{
-        wire::{
-            DecodeLimits, IdPackRef, TAG_BIGINT, TAG_BOOL, TAG_BYTES, TAG_COMPLEX, TAG_FLOAT, TAG_INT, TAG_LIST,
-            TAG_MAP, TAG_NONE, TAG_STR, TAG_TUPLE,
+        native::{
+            boxing::IdPackRef,
+            consts::{
+                KIND_NOTIFY, KIND_REPLY, KIND_REQUEST, TAG_BIGINT, TAG_BOOL, TAG_BYTES, TAG_COMPLEX, TAG_FLOAT,
+                TAG_INT, TAG_LIST, TAG_MAP, TAG_NONE, TAG_STR, TAG_TUPLE,
+            },
+            limits::DecodeLimits,
         },
         Handle, LABEL_LOCAL_REF, LABEL_REMOTE_REF, LABEL_TUPLE, LABEL_VALUE,
     },
