@@ -22,7 +22,6 @@ pub mod rpyc;
 
 pub use consts::*;
 pub use frame::{feature_name, Frame, Hello, Limits, FEATURES, FEATURE_PY_VALUES};
-pub(crate) use outbox::{Outbox, Segments, SPILL_PLAIN, SPILL_VECTORED};
 pub use native::{
     decode_frame, encode_frame, DecodeLimits, FrameCodec, IdPackRef, RefBoxer, RefUnboxer, WireRefs, TAG_BIGINT,
     TAG_BOOL, TAG_BYTES, TAG_COMPLEX, TAG_ELLIPSIS, TAG_FLOAT, TAG_FROZENSET, TAG_INT, TAG_LIST, TAG_MAP, TAG_NONE,
@@ -32,3 +31,4 @@ pub(crate) use native::{
     encode_call_tail, local_ref_box, read_call, read_reply, CallFrame, CallTail, PlainRef, PlainReply, KIND_NOTIFY,
     KIND_REPLY, KIND_REQUEST,
 };
+pub(crate) use outbox::{Outbox, Segments, SPILL_PLAIN, SPILL_VECTORED};
