@@ -46,7 +46,7 @@ mod tests;
 pub(crate) use boxing::{import, Boxer, Imports, Unboxer};
 #[cfg(test)]
 pub(crate) use dialect::sequenced::Sequenced;
-pub(crate) use dialect::{CallEncoding, Dialect, Framer, Incoming, NativeDialect, Releases, WireTraits};
+pub(crate) use dialect::{AnyDialect, CallEncoding, Dialect, Framer, Incoming, NativeDialect, Releases, WireTraits};
 pub(crate) use inbound::{Inbound, SeqInUse};
 pub(crate) use lifecycle::{Lifecycle, Phase};
 pub(crate) use liveness::Liveness;
@@ -95,7 +95,7 @@ pub(crate) trait Host {
 pub(crate) struct Session<W> {
     link: Arc<ConnShared>,
     config: Arc<Config>,
-    dialect: Box<dyn Dialect>,
+    dialect: AnyDialect,
     wire: WireTraits,
     service: Service,
     root: Object,
@@ -134,7 +134,7 @@ impl<W> Session<W> {
     /// for this connection is `root`). Nothing is sent until [`start`](Session::start).
     pub(crate) fn new(
         link: Arc<ConnShared>,
-        dialect: Box<dyn Dialect>,
+        dialect: AnyDialect,
         service: Service,
         root: Object,
         span: tracing::Span,
@@ -196,6 +196,7 @@ impl<W> Session<W> {
     }
 
     /// The session's phase.
+    #[inline]
     pub(crate) fn phase(&self) -> Phase {
         self.life.phase()
     }
@@ -217,6 +218,7 @@ impl<W> Session<W> {
 
     /// Whether the host should stop reading for now (back-pressure: too much running or
     /// queued for writing, or the connection no longer reads).
+    #[inline]
     pub(crate) fn reads_paused(&mut self) -> bool {
         let paused = self.inbound.is_full(self.config.max_concurrent_requests)
             || self.queued_bytes() > self.config.max_write_buffer
@@ -227,13 +229,17 @@ impl<W> Session<W> {
 
     /// Whether the close waits for nothing but the host's writes: once the outbox is written,
     /// the host shuts the transport down and calls [`closed`](Session::closed).
+    #[inline]
     pub(crate) fn shutdown_due(&self) -> bool {
-        // With the peer closing too, its replies to what is pending are still awaited.
-        self.outbox.is_empty() && self.closes_after_write()
+        self.life.phase() == Phase::Closing && self.outbox.is_empty() && self.closes_after_write()
     }
 
+    /// Whether the close waits only for what is queued for writing: closing, nothing of the
+    /// peer's running here, and — when the peer closes too — no reply of its awaited.
+    #[inline]
     pub(crate) fn closes_after_write(&self) -> bool {
-        self.life.closes_after_write(self.inbound.is_empty(), self.outbound.nothing_awaited())
+        self.life.phase() == Phase::Closing
+            && self.life.closes_after_write(self.inbound.is_empty(), self.outbound.nothing_awaited())
     }
 
     /// One frame body the host read (or the read's error).
@@ -264,6 +270,7 @@ impl<W> Session<W> {
             self.dialect.decode(&body, &unboxer, greeted)
         };
         match decoded {
+            Ok(Incoming::Reply { seq, value }) => self.settle(seq, Ok(value)),
             Ok(Incoming::Frame(frame)) => self.on_frame(frame, host),
             Ok(Incoming::Call { seq, object, name, args, deadline }) => {
                 let handle = if name.is_some() { Handle::CallAttr } else { Handle::Call };
@@ -383,12 +390,12 @@ impl<W> Session<W> {
     /// queued and the exports the frame counted are taken back.
     pub(super) fn queue_with(
         &mut self,
-        push: impl FnOnce(&mut dyn Dialect, &Boxer<'_>, &mut Outbox, Option<usize>) -> Result<(), ProtocolError>,
+        push: impl FnOnce(&mut AnyDialect, &Boxer<'_>, &mut Outbox, Option<usize>) -> Result<(), ProtocolError>,
     ) -> Result<(), Error> {
         let peer_max = self.life.peer_max_frame_len();
         let boxer =
             Boxer { conn_id: self.link.id, exports: RefCell::new(&mut self.exports), counted: RefCell::default() };
-        if let Err(e) = push(&mut *self.dialect, &boxer, &mut self.outbox, peer_max) {
+        if let Err(e) = push(&mut self.dialect, &boxer, &mut self.outbox, peer_max) {
             boxer.roll_back();
             return Err(e.into());
         }

@@ -35,7 +35,7 @@ use crate::{
     error::RemoteError,
     protocol::{FrameCodec, Segments, SPILL_PLAIN, SPILL_VECTORED},
     service::Service,
-    session::{Dialect, Finish, Host, NativeDialect, Payload, Phase, Session, Submit},
+    session::{AnyDialect, Dialect, Finish, Host, NativeDialect, Payload, Phase, Session, Submit},
     Handle, Value,
 };
 
@@ -64,7 +64,8 @@ pub struct ConnStats {
     pub scheduled_expiries: usize,
 }
 
-/// Makes a connection's dialect from its settings and whether its transport writes vectored.
+/// Makes a connection's dialect (other than the native one) from its settings and whether its
+/// transport writes vectored.
 pub(crate) type MakeDialect = Box<dyn FnOnce(&Config, bool) -> Box<dyn Dialect>>;
 
 /// Which wire a connection speaks (see `session::dialect`).
@@ -182,13 +183,13 @@ impl Connection {
         let id = next_connection_id();
         let span = tracing::info_span!("netref.conn", conn = id, peer = %info.label);
         let vectored = writer.is_write_vectored();
-        let dialect: Box<dyn Dialect> = match dialect {
+        let dialect = match dialect {
             DialectChoice::Native => {
                 let spill_at = if vectored { SPILL_VECTORED } else { SPILL_PLAIN };
                 let codec = FrameCodec::with_limits(config.max_frame_len, config.decode_limits);
-                Box::new(NativeDialect::new(codec, spill_at))
+                AnyDialect::Native(NativeDialect::new(codec, spill_at))
             }
-            DialectChoice::Custom(make) => make(&config, vectored),
+            DialectChoice::Custom(make) => AnyDialect::Other(make(&config, vectored)),
         };
         let mut started_peer = None;
         Connection::create(|ctx| {
@@ -321,8 +322,15 @@ impl Connection {
 
     /// Once the close waits for nothing but writes and they are out, the write side shuts
     /// down and the actor stops.
+    #[inline(always)]
     fn maybe_shut_down(&mut self, ctx: &mut Context<Self>) {
-        if self.writing.is_some() || self.flush_due || !self.session.shutdown_due() {
+        if self.session.phase() == Phase::Closing && self.writing.is_none() && !self.flush_due {
+            self.shut_down_if_due(ctx);
+        }
+    }
+
+    fn shut_down_if_due(&mut self, ctx: &mut Context<Self>) {
+        if !self.session.shutdown_due() {
             return;
         }
         self.session.shut_down();
@@ -449,10 +457,11 @@ impl ActorFuture<Connection> for Driver {
         act.link.request_signal.register(task.waker());
         if act.link.requests_waiting() {
             act.drain_requests(ctx);
+            // What they asked may stop reading (a close, a full write buffer).
+            act.update_gate();
         }
         act.with_session(ctx, |session, host| session.end_turn(host));
         act.write_out(ctx, task);
-        act.update_gate();
         act.maybe_shut_down(ctx);
         act.arm_grace(ctx);
         act.deferring = false;

@@ -92,16 +92,27 @@ pub(crate) struct Unboxer<'a> {
     pub(crate) imports: RefCell<&'a mut Imports>,
 }
 
+impl Unboxer<'_> {
+    /// The object of this side a `LOCAL_REF` names: the root for the root alias (the id a
+    /// peer's early requests name this side's root by, before they know its real one), else
+    /// the export `instance_id`. The one place the alias resolves.
+    #[inline]
+    pub(crate) fn local_object(&self, class_id: u64, instance_id: u64) -> Option<&Object> {
+        if instance_id == ROOT_ALIAS && class_id == 0 {
+            Some(self.root)
+        } else {
+            self.exports.get(instance_id)
+        }
+    }
+}
+
 impl RefUnboxer for Unboxer<'_> {
     type Ref = NetRef;
 
     fn unbox_ref(&self, label: RefLabel, wire_id: IdPackRef<'_>) -> Result<NetRef, String> {
         let id = wire_id.instance_id;
         match label {
-            RefLabel::Local if wire_id.instance_id == ROOT_ALIAS && wire_id.class_id == 0 => {
-                Ok(NetRef::from(self.root.clone()))
-            }
-            RefLabel::Local => match self.exports.get(id) {
+            RefLabel::Local => match self.local_object(wire_id.class_id, id) {
                 Some(object) => Ok(NetRef::from(object.clone())),
                 None => {
                     Err(format!("LOCAL_REF to object #{id} ({}), which this side has not exported", wire_id.type_name))

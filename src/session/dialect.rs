@@ -40,6 +40,8 @@ pub(crate) trait Framer {
 pub(crate) enum Incoming<'b> {
     /// A frame, its references unboxed.
     Frame(Frame<NetRef>),
+    /// A reply read by a dialect's fast path (only once the handshake is over).
+    Reply { seq: u64, value: Value },
     /// A method call (CALLATTR with a `name`, CALL without) whose target the dialect resolved
     /// to this side's object while decoding (a dialect's fast path); `seq` `None` is one way.
     Call { seq: Option<u64>, object: Object, name: Option<&'b str>, args: Vec<Value>, deadline: Option<Duration> },
@@ -139,4 +141,88 @@ pub(crate) enum CallEncoding {
     None,
     /// The native format's call tail ([`encode_call_tail`](crate::protocol::encode_call_tail)).
     Native,
+}
+
+/// The dialect a session speaks: the native one called directly (its hot paths inline into the
+/// session's), any other through its trait object.
+pub(crate) enum AnyDialect {
+    Native(NativeDialect),
+    Other(Box<dyn Dialect>),
+}
+
+macro_rules! forward {
+    ($self:ident, $d:ident => $e:expr) => {
+        match $self {
+            AnyDialect::Native($d) => $e,
+            AnyDialect::Other($d) => $e,
+        }
+    };
+}
+
+impl Dialect for AnyDialect {
+    fn name(&self) -> &'static str {
+        forward!(self, d => d.name())
+    }
+
+    fn traits(&self) -> WireTraits {
+        forward!(self, d => d.traits())
+    }
+
+    fn framer(&self) -> Box<dyn Framer> {
+        forward!(self, d => d.framer())
+    }
+
+    fn max_frame_len(&self) -> usize {
+        forward!(self, d => d.max_frame_len())
+    }
+
+    fn set_peer_features(&mut self, features: u64) {
+        forward!(self, d => d.set_peer_features(features))
+    }
+
+    #[inline]
+    fn encode(
+        &mut self,
+        frame: &Frame<NetRef>,
+        boxer: &Boxer<'_>,
+        out: &mut Outbox,
+        peer_max: Option<usize>,
+    ) -> Result<(), ProtocolError> {
+        forward!(self, d => d.encode(frame, boxer, out, peer_max))
+    }
+
+    #[inline]
+    fn encode_call(
+        &mut self,
+        call: &CallFrame<'_, NetRef>,
+        boxer: &Boxer<'_>,
+        out: &mut Outbox,
+        peer_max: Option<usize>,
+    ) -> Result<(), ProtocolError> {
+        forward!(self, d => d.encode_call(call, boxer, out, peer_max))
+    }
+
+    fn encode_release_request(
+        &mut self,
+        seq: u64,
+        instance_id: u64,
+        count: u64,
+        out: &mut Outbox,
+    ) -> Result<(), ProtocolError> {
+        forward!(self, d => d.encode_release_request(seq, instance_id, count, out))
+    }
+
+    #[inline]
+    fn decode<'b>(
+        &mut self,
+        body: &'b Bytes,
+        unboxer: &Unboxer<'_>,
+        greeted: bool,
+    ) -> Result<Incoming<'b>, ProtocolError> {
+        forward!(self, d => d.decode(body, unboxer, greeted))
+    }
+
+    fn call_encoding(&self) -> CallEncoding {
+        forward!(self, d => d.call_encoding())
+    }
 }

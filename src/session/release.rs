@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tracing::{trace, warn};
 
-use super::{Host, Releases, Session};
+use super::{Dialect, Host, Releases, Session};
 use crate::{async_result::ResultOwner, config::Config, Frame, Value};
 
 impl<W> Session<W> {

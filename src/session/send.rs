@@ -11,11 +11,11 @@ use std::{
 
 use tracing::{debug, warn};
 
-use super::{import, Host, Payload, Session, Submit};
+use super::{import, Dialect, Host, Payload, Session, Submit};
 use crate::{
     async_result::{ResultOwner, Shared},
     protocol::CallFrame,
-    Error, Frame, Handle, NetRef, Value,
+    Error, Frame, Handle, Value,
 };
 
 impl<W> Session<W> {
@@ -68,12 +68,6 @@ impl<W> Session<W> {
             if let Some(root) = self.life.peer_root().cloned() {
                 let proxy = import(&mut self.imports, &self.link, root.instance_id, || root, false);
                 completer.settle(Ok(Value::Ref(proxy)));
-                return;
-            }
-            // Early requests and no Hello yet (`Peer::root` makes the alias itself; this is for
-            // a `GetRoot` message sent to the actor directly).
-            if !self.life.greeted() && self.config.early_requests {
-                completer.settle(Ok(Value::Ref(NetRef::root_alias(self.link.clone()))));
                 return;
             }
         }

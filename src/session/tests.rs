@@ -14,7 +14,7 @@ use std::{
 use bytes::{Bytes, BytesMut};
 use futures::{channel::oneshot, future::BoxFuture};
 
-use super::{dialect::sequenced::Sequenced, Dialect, Finish, Framer, Host, NativeDialect, Phase, Session};
+use super::{dialect::sequenced::Sequenced, AnyDialect, Dialect, Finish, Framer, Host, NativeDialect, Phase, Session};
 use crate::{
     config::Config,
     connection::{ConnInfo, ConnShared, Connection, Control, Peer},
@@ -36,13 +36,13 @@ pub(super) enum Kind {
 
 pub(super) const BOTH: [Kind; 2] = [Kind::Native, Kind::Sequenced];
 
-fn dialect(kind: Kind, config: &Config) -> Box<dyn Dialect> {
+fn dialect(kind: Kind, config: &Config) -> AnyDialect {
     match kind {
-        Kind::Native => Box::new(NativeDialect::new(
+        Kind::Native => AnyDialect::Native(NativeDialect::new(
             FrameCodec::with_limits(config.max_frame_len, config.decode_limits),
             SPILL_PLAIN,
         )),
-        Kind::Sequenced => Box::new(Sequenced::new(config.max_frame_len, config.decode_limits)),
+        Kind::Sequenced => AnyDialect::Other(Box::new(Sequenced::new(config.max_frame_len, config.decode_limits))),
     }
 }
 

@@ -10,7 +10,7 @@ use super::{CallEncoding, Dialect, Framer, Incoming, Releases, WireTraits};
 use crate::{
     protocol::{
         read_call, read_reply, CallFrame, FrameCodec, Outbox, PlainRef, PlainReply, KIND_NOTIFY, KIND_REPLY,
-        KIND_REQUEST, ROOT_ALIAS,
+        KIND_REQUEST,
     },
     session::boxing::{Boxer, Unboxer},
     Frame, NetRef, ProtocolError, RefLabel, Value,
@@ -35,22 +35,18 @@ impl NativeDialect {
         let limits = self.codec.limits();
         match body.first() {
             Some(&KIND_REPLY) => match read_reply::<NetRef>(body, limits)? {
-                (seq, PlainReply::Value(value)) => Some(Incoming::Frame(Frame::Reply { seq, value })),
+                (seq, PlainReply::Value(value)) => Some(Incoming::Reply { seq, value }),
                 (seq, PlainReply::Ref(reference)) => {
                     let mut value = Value::None;
                     unbox_plain_refs(unboxer, &[reference], std::slice::from_mut(&mut value))?;
-                    Some(Incoming::Frame(Frame::Reply { seq, value }))
+                    Some(Incoming::Reply { seq, value })
                 }
             },
             Some(&(KIND_REQUEST | KIND_NOTIFY)) => {
                 let mut call = read_call::<NetRef>(body, limits)?;
                 // The target resolves as the unboxer resolves a `LOCAL_REF`; one it cannot
                 // resolve is the general decoder's error to report.
-                let object = if call.instance_id == ROOT_ALIAS && call.class_id == 0 {
-                    unboxer.root.clone()
-                } else {
-                    unboxer.exports.get(call.instance_id)?.clone()
-                };
+                let object = unboxer.local_object(call.class_id, call.instance_id)?.clone();
                 if !call.refs.is_empty() {
                     unbox_plain_refs(unboxer, &call.refs, &mut call.args)?;
                 }
@@ -135,6 +131,7 @@ impl Dialect for NativeDialect {
         out.push_call(&self.codec, call, boxer, peer_max)
     }
 
+    #[inline]
     fn decode<'b>(
         &mut self,
         body: &'b Bytes,
