@@ -1,10 +1,12 @@
-//! The connection: one [`Connection`] actor per transport, and the `Send + Sync` handles users
-//! hold ([`Peer`], and the shared state behind every netref).
+//! The connection: one [`Connection`] actor per transport — the I/O around the connection's
+//! protocol session (`session`) — and the `Send + Sync` handles users hold ([`Peer`], and the
+//! state shared with every netref).
 //!
-//! Each request kind is an actix message numbered like its `HANDLE_*` (see [`messages`]). The
-//! actor never waits on the wire: outbound requests park in a pending table keyed by `seq`;
-//! inbound requests run concurrently; replies correlate by `seq`. So callbacks into the caller
-//! during a call just work.
+//! Handles reach the actor one way: the request queue in [`ConnShared`], which carries requests,
+//! expiry changes, cancellations and closes in the order they were made, and wakes the actor
+//! once per burst. The public request messages ([`messages`]) are actix messages numbered like
+//! `HANDLE_*` for actor code that wants them; their handler puts the request in the same queue.
+//! The actor never waits on the wire, so callbacks into the caller during a call just work.
 
 use std::{
     collections::HashMap,
