@@ -191,7 +191,7 @@ impl Starter {
     fn start_plain_inner(&self, socket: Accepted) -> Result<Peer, String> {
         match socket {
             Accepted::Tcp(stream, addr) => {
-                let text = addr.to_string();
+                let text = transport::addr_text(&addr);
                 let mut info = ConnInfo { label: text.clone(), peer_addr: Some(text), credentials: None };
                 self.authenticate(&mut info)?;
                 transport::start_tcp_with(stream, self.service.clone(), self.config.clone(), info)
