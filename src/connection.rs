@@ -91,6 +91,9 @@ pub(crate) struct ConnShared {
     /// The peer's root as its `Hello` announced it: what a root alias netref reports as its
     /// type (`NetRef::type_name`).
     peer_root: OnceLock<IdPack>,
+    /// The root alias handed out before the peer's `Hello` (see [`Peer::root`]), so that every
+    /// early `root()` gives the same netref and the connection can adopt it.
+    root_alias: Mutex<std::sync::Weak<crate::netref::RefInner>>,
     /// Requests on their way to the actor. A burst of calls costs one wake-up of the actor
     /// (through `request_signal`) instead of a message each: the actor takes the whole batch.
     requests: Mutex<RequestQueue>,
@@ -149,6 +152,7 @@ impl ConnShared {
             closed_notify: tokio::sync::Notify::new(),
             inspect_cache: Mutex::new(HashMap::new()),
             peer_root: OnceLock::new(),
+            root_alias: Mutex::new(std::sync::Weak::new()),
             requests: Mutex::new(RequestQueue::default()),
             requests_signalled: AtomicBool::new(false),
             request_signal: AtomicWaker::new(),
@@ -254,6 +258,22 @@ impl ConnShared {
     /// The peer's root as its `Hello` announced it, once that has arrived.
     pub(crate) fn peer_root(&self) -> Option<&IdPack> {
         self.peer_root.get()
+    }
+
+    /// The root alias of this connection: the live one, or a new one.
+    pub(crate) fn root_alias(self: &Arc<Self>) -> NetRef {
+        let mut slot = self.root_alias.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(alias) = slot.upgrade() {
+            return NetRef(alias);
+        }
+        let alias = NetRef::root_alias(self.clone());
+        *slot = Arc::downgrade(&alias);
+        NetRef(alias)
+    }
+
+    /// The root alias, if one is alive (the session adopts it when the `Hello` arrives).
+    pub(crate) fn live_root_alias(&self) -> Option<Arc<crate::netref::RefInner>> {
+        self.root_alias.lock().unwrap_or_else(|p| p.into_inner()).upgrade()
     }
 
     /// Whether the connection is ready: the peer's `Hello` arrived (or the wire has none).
@@ -443,7 +463,7 @@ impl Peer {
     /// alias ([`NetRef::is_root_alias`]) made on the spot, so a first call can follow at once.
     pub fn root(&self) -> AsyncResult<NetRef> {
         if self.shared.config.early_requests && !self.shared.is_greeted() && !self.is_closed() {
-            return AsyncResult::settled(Ok(Value::Ref(NetRef::root_alias(self.shared.clone()))));
+            return AsyncResult::settled(Ok(Value::Ref(self.shared.root_alias())));
         }
         self.shared.submit(Handle::GetRoot, Value::Tuple(Vec::new()))
     }

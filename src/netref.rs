@@ -66,15 +66,28 @@ impl RemoteRef {
 
 impl Drop for RemoteRef {
     fn drop(&mut self) {
-        // A root alias is no import: nothing was counted, nothing is owed.
-        if self.generation != ALIAS_GENERATION {
-            self.conn.proxy_dropped(self.id.instance_id, self.generation);
+        match self.alias_of() {
+            // The root alias, adopted as the root's proxy when the `Hello` arrived: the
+            // receipts of the root counted on it meanwhile are owed.
+            Some(root) => self.conn.proxy_dropped(root.instance_id, ALIAS_GENERATION),
+            // An alias never adopted counted nothing; nothing is owed.
+            None if self.is_alias() => {}
+            None => self.conn.proxy_dropped(self.id.instance_id, self.generation),
         }
     }
 }
 
 /// The generation of root aliases; import generations start at 1.
-const ALIAS_GENERATION: u64 = 0;
+pub(crate) const ALIAS_GENERATION: u64 = 0;
+
+impl RemoteRef {
+    /// The instance id that identifies the object: a root alias's is the root's once the
+    /// peer's `Hello` has named it (before that, [`ROOT_ALIAS`](crate::protocol::ROOT_ALIAS)).
+    #[inline]
+    pub(crate) fn instance_id(&self) -> u64 {
+        self.alias_of().map_or(self.id.instance_id, |root| root.instance_id)
+    }
+}
 
 impl From<Object> for NetRef {
     fn from(object: Object) -> Self {
@@ -130,14 +143,11 @@ impl NetRef {
     ///
     /// A root alias ([`Peer::root`] with [`Config::early_requests`](crate::Config::early_requests),
     /// before the peer's `Hello`) has `instance_id` [`ROOT_ALIAS`](crate::protocol::ROOT_ALIAS)
-    /// and, once the `Hello` has arrived, the root's type name and class.
+    /// and an empty type name until the `Hello` arrives, then the root's identity.
     pub fn id_pack(&self) -> IdPack {
         match &*self.0 {
             RefInner::Local(o) => o.id_pack(),
-            RefInner::Remote(r) => match r.alias_of() {
-                Some(root) => IdPack { instance_id: r.id.instance_id, ..root.clone() },
-                None => r.id.clone(),
-            },
+            RefInner::Remote(r) => r.alias_of().unwrap_or(&r.id).clone(),
         }
     }
 
@@ -150,17 +160,21 @@ impl NetRef {
         }
     }
 
-    /// A root alias on `conn`: made on the caller's side, outside the import cache (the peer
-    /// counts nothing for it, so no `Release` is owed and none is sent).
-    pub(crate) fn root_alias(conn: Arc<ConnShared>) -> NetRef {
+    /// A root alias on `conn`: made on the caller's side, outside the import cache until the
+    /// peer's `Hello` arrives; then the connection adopts it as the root's proxy (see
+    /// `ImportCache::adopt`), so the root received later is this same netref.
+    pub(crate) fn root_alias(conn: Arc<ConnShared>) -> Arc<RefInner> {
         let id = IdPack { type_name: String::new(), class_id: 0, instance_id: crate::protocol::ROOT_ALIAS };
-        NetRef(Arc::new(RefInner::Remote(RemoteRef::new(conn, id, ALIAS_GENERATION))))
+        Arc::new(RefInner::Remote(RemoteRef::new(conn, id, ALIAS_GENERATION)))
     }
 
     /// Whether this netref is a root alias: the peer's root named before its identity was
-    /// known ([`Config::early_requests`](crate::Config::early_requests)). It reaches the same
-    /// object as the root netref taken after the handshake, but is a different netref
-    /// (identity comparison tells them apart).
+    /// known ([`Config::early_requests`](crate::Config::early_requests), the default). Calls on
+    /// it go out before the handshake is over and reach the root. Once the peer's `Hello` has
+    /// named the root, it is the root's netref in every respect: it compares and hashes as the
+    /// root (before that, by the alias id; keep aliases out of hashed collections until the
+    /// first reply, which always follows the `Hello`), and the root received in a reply is
+    /// this same netref.
     pub fn is_root_alias(&self) -> bool {
         matches!(&*self.0, RefInner::Remote(r) if r.is_alias())
     }
@@ -466,9 +480,7 @@ impl PartialEq for NetRef {
     fn eq(&self, other: &Self) -> bool {
         match (&*self.0, &*other.0) {
             (RefInner::Local(a), RefInner::Local(b)) => a.same(b),
-            (RefInner::Remote(a), RefInner::Remote(b)) => {
-                a.conn.id == b.conn.id && a.id.instance_id == b.id.instance_id
-            }
+            (RefInner::Remote(a), RefInner::Remote(b)) => a.conn.id == b.conn.id && a.instance_id() == b.instance_id(),
             _ => false,
         }
     }
@@ -480,7 +492,7 @@ impl Hash for NetRef {
     fn hash<H: Hasher>(&self, state: &mut H) {
         match &*self.0 {
             RefInner::Local(o) => (0u64, o.instance_id()).hash(state),
-            RefInner::Remote(r) => (r.conn.id, r.id.instance_id).hash(state),
+            RefInner::Remote(r) => (r.conn.id, r.instance_id()).hash(state),
         }
     }
 }

@@ -297,7 +297,12 @@ impl<W> Session<W> {
                 debug!(parent: &self.span, version, "peer said hello");
                 self.hello_due = None;
                 if let Some(root) = root {
+                    let instance_id = root.instance_id;
                     self.link.set_peer_root(root);
+                    // A root alias handed out before now becomes the root's proxy.
+                    if let Some(alias) = self.link.live_root_alias() {
+                        self.imports.adopt(instance_id, &alias, crate::netref::ALIAS_GENERATION);
+                    }
                 }
                 // From now on the encoder may send what the peer announced.
                 self.dialect.set_peer_features(features);

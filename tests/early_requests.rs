@@ -54,18 +54,20 @@ async fn the_first_call_goes_out_before_the_hello_arrives() {
     let sum: i64 = alias.call_method("add", (1, 2)).await.unwrap();
     assert_eq!(sum, 3);
 
-    // The Hello has arrived by now (it came before the reply): the alias names the root.
+    // The Hello has arrived by now (it came before the reply): the alias is the root.
     peer.ready().await.unwrap();
     assert_eq!(alias.type_name(), "demo.Calculator");
-    assert_eq!(alias.id_pack().instance_id, ROOT_ALIAS);
+    assert_ne!(alias.id_pack().instance_id, ROOT_ALIAS, "the alias has the root's identity");
     assert!(format!("{alias:?}").contains("demo.Calculator root alias"), "{alias:?}");
 
-    // Later, root() gives the real root: a different netref, the same object.
+    // Later, root() gives the same netref, and the root received in a reply is it too.
     let root = peer.root().await.unwrap();
-    assert!(!root.is_root_alias());
-    assert_ne!(root, alias, "identity tells the alias and the root apart");
+    assert_eq!(root, alias, "one netref for the root");
+    assert_eq!(root.id_pack(), alias.id_pack());
     let same: NetRef = alias.call_method("identity", (alias.clone(),)).await.unwrap();
     assert_eq!(same, root, "the alias sent as an argument reaches the root itself");
+    assert!(same.is_root_alias(), "the root received is the adopted alias: {same:?}");
+    drop((same, root, alias));
     peer.close().await;
 }
 

@@ -155,6 +155,19 @@ impl<T> ImportCache<T> {
         proxy
     }
 
+    /// Takes `proxy` (made before the peer named the object, with `generation`) as the proxy
+    /// for `instance_id`, unless one is alive already: the peer's root alias, adopted when
+    /// the `Hello` names the root.
+    pub(crate) fn adopt(&mut self, instance_id: u64, proxy: &Arc<T>, generation: u64) {
+        if self.entries.get(&instance_id).is_some_and(|e| e.proxy.strong_count() > 0) {
+            return;
+        }
+        if let Some(old) = self.entries.remove(&instance_id) {
+            self.owe(instance_id, old.received);
+        }
+        self.entries.insert(instance_id, Import { proxy: Arc::downgrade(proxy), generation, received: 0 });
+    }
+
     fn owe(&mut self, instance_id: u64, count: u64) {
         if count > 0 {
             self.owed.push((instance_id, count));
