@@ -243,6 +243,7 @@ impl<W> Session<W> {
     }
 
     /// One frame body the host read (or the read's error).
+    #[inline]
     pub(crate) fn receive(&mut self, item: Result<Bytes, ProtocolError>, host: &mut impl Host<Work = W>) {
         if !self.life.reads_frames() {
             return;
