@@ -297,7 +297,7 @@ impl<T> AsyncResult<T> {
     /// that delivers the reply. Plain threads, tokio
     /// worker threads, `tokio::task::spawn_blocking` and `block_in_place` may wait.
     pub fn wait(&self) -> Result<(), Error> {
-        if !crate::hosting::may_block() {
+        if !crate::actor_thread::may_block() {
             return Err(Error::BlockingInRuntime);
         }
         let mut state = self.shared.lock();

@@ -6,28 +6,14 @@
 //! a plain thread — has its connections started on the process's *default runtime*: one
 //! [`Runtime`] thread, started on first use and kept for the life of the process.
 //!
-//! It also knows which threads must never block on a reply: those that run an actix arbiter,
-//! since a blocked thread there would stop the very actor that delivers the reply.
+//! Which threads run actors (and so must never block on a reply) is `actor_thread`'s to say.
 //!
 //! Nothing here may block the caller for longer than it takes another thread to start an actor.
 
 use std::{future::Future, sync::OnceLock};
 
+pub(crate) use crate::actor_thread::on_actor_thread;
 use crate::{runtime::Runtime, Error};
-
-/// Whether the current thread runs an actix arbiter inside its runtime, so actors can start
-/// here. (A thread whose actix system has ended still names its arbiter, but runs no runtime.)
-pub(crate) fn on_actor_thread() -> bool {
-    actix_rt::Arbiter::try_current().is_some() && tokio::runtime::Handle::try_current().is_ok()
-}
-
-/// Whether blocking the current thread until a reply arrives is safe: not on a thread that runs
-/// an actix arbiter, where every netref connection started from this process lives (netref
-/// starts connections nowhere else). Plain threads, tokio worker threads and tokio's blocking
-/// pool (`spawn_blocking`, `block_in_place`) may block.
-pub(crate) fn may_block() -> bool {
-    !on_actor_thread()
-}
 
 /// The process's default runtime, started on first use.
 pub(crate) fn default_runtime() -> Result<Runtime, Error> {

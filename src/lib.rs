@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod actor_thread;
 mod async_result;
 mod client;
 mod config;
@@ -8,6 +9,7 @@ mod connection;
 mod error;
 mod hash;
 mod hosting;
+mod link;
 mod netref;
 mod object;
 mod protocol;
@@ -25,21 +27,22 @@ mod value;
 pub use async_result::AsyncResult;
 pub use client::{connect, Connect, DEFAULT_CONNECT_TIMEOUT};
 pub use config::Config;
-pub use connection::{ConnInfo, ConnStats, Connection, Peer};
+pub use connection::Connection;
 pub use error::{kinds, Error, ProtocolError, RemoteError};
+pub use link::{ConnInfo, ConnStats, Peer};
 pub use netref::NetRef;
 pub use object::{Access, AccessPolicy, Args, FromArgs, MethodFuture, NameSet, Object, ObjectBuilder, SAFE_ATTRS};
 pub use protocol::{Frame, Handle};
 pub use remote_actor::{expose, ActorExport, ActorRef, Down, RemoteActor, RemoteMessage, Spawner, SPAWNER_EXPORT};
 pub use runtime::{blocking::BlockingClient, Runtime};
-pub use server::{Authenticator, ListenAddr, Server, ServerBuilder};
+pub use server::{serve_tcp, Authenticator, ListenAddr, Server, ServerBuilder};
 pub use service::Service;
 #[cfg(feature = "tls")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub use tls::{accept_tls, connect_tls, PeerCertificates, TlsClientConfig, TlsServerConfig};
 pub use transport::{
     connect_pair, connect_pair_with, connect_stream, connect_stream_with, connect_tcp, connect_unix, from_tcp,
-    from_tcp_with, serve_tcp, ACCEPT_BACKOFF,
+    from_tcp_with, ACCEPT_BACKOFF,
 };
 pub use value::{from_value, BigInt, ConvertError, Data, IdPack, InvalidBigInt, RefLabel, SharedBytes, Value, WireRef};
 pub use value::{Ellipsis, FrozenSet, NotImplemented, Slice};

@@ -19,11 +19,10 @@ use serde::{de::DeserializeOwned, Deserialize, Deserializer, Serialize, Serializ
 
 use crate::{
     async_result::AsyncResult,
-    connection::{ConnShared, Peer},
     error::RemoteError,
+    link::{CallEncoding, ConnShared, Peer},
     object::{dispatch, AccessPolicy, Object, Served},
     protocol::{encode_call_tail, CallTail},
-    session::CallEncoding,
     to_value, Error, Handle, IdPack, Value,
 };
 

@@ -43,11 +43,15 @@
 //! **Peer futures that sleep.** [`Peer::close`] and [`Peer::closed`] use tokio timers, so await
 //! them on a tokio runtime (any flavour) or through [`Runtime::spawn`]. Netref calls and
 //! [`AsyncResult`] need no runtime at all.
+//!
+//! This module must never name a transport or the server (`hosting`, which they use, starts
+//! the default runtime from here): the methods that start connections on a runtime are beside
+//! what they start — [`Runtime::connect_tcp`] and [`Runtime::connect_pair`] in `transport`,
+//! [`Runtime::serve_tcp`] in `server`.
 
 use std::{
     fmt,
     future::Future,
-    net::TcpListener as StdTcpListener,
     sync::{
         atomic::{AtomicBool, AtomicUsize, Ordering},
         Arc, Condvar, Mutex,
@@ -60,9 +64,9 @@ use actix_rt::{ArbiterHandle, System};
 use tokio::sync::oneshot;
 use tracing::{debug, warn};
 
-use crate::{config::Config, service::Service, transport, Error, Peer, Server};
 #[cfg(doc)]
-use crate::{AsyncResult, NetRef};
+use crate::{config::Config, AsyncResult, NetRef};
+use crate::{Error, Peer};
 
 static NEXT_RUNTIME_ID: AtomicUsize = AtomicUsize::new(1);
 
@@ -119,7 +123,7 @@ impl fmt::Debug for Runtime {
 
 /// The connections a runtime started, pruned of closed ones as new ones arrive.
 #[derive(Default)]
-struct Registry {
+pub(crate) struct Registry {
     peers: Mutex<Vec<Peer>>,
     /// Prune when the list grows past this (doubling keeps pruning amortised O(1)).
     prune_at: AtomicUsize,
@@ -130,7 +134,7 @@ impl Registry {
         self.peers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn add(&self, peer: &Peer) {
+    pub(crate) fn add(&self, peer: &Peer) {
         let mut peers = self.lock();
         if peers.len() >= self.prune_at.load(Ordering::Relaxed) {
             peers.retain(|p| !p.is_closed());
@@ -258,86 +262,16 @@ impl Runtime {
         Fut: Future<Output = T> + 'static,
         T: Send + 'static,
     {
-        if !crate::hosting::may_block() {
+        if !crate::actor_thread::may_block() {
             return Err(Error::BlockingInRuntime);
         }
         futures::executor::block_on(self.spawn(f))
     }
 
-    /// Connects to a TCP address from the runtime thread, exposing `service` to the server (for
-    /// callbacks), within `connect_timeout`. The returned future is `Send`.
-    pub fn connect_tcp(
-        &self,
-        addr: impl tokio::net::ToSocketAddrs + Send + 'static,
-        service: Service,
-        config: Config,
-        connect_timeout: Duration,
-    ) -> impl Future<Output = Result<Peer, Error>> + Send + 'static {
-        let peers = self.inner.peers.clone();
-        let started = self.spawn(move || async move {
-            let peer = transport::connect_tcp(addr, service, config, connect_timeout).await?;
-            peers.add(&peer);
-            Ok(peer)
-        });
-        async move { started.await? }
-    }
-
-    /// Two connected peers over an in-memory pipe, living on the runtime thread: `(a, b)`,
-    /// where `a` serves `service_a` to `b` and `b` serves `service_b` to `a`.
-    pub fn connect_pair(
-        &self,
-        service_a: Service,
-        service_b: Service,
-    ) -> impl Future<Output = Result<(Peer, Peer), Error>> + Send + 'static {
-        self.connect_pair_with(service_a, Config::default(), service_b, Config::default())
-    }
-
-    /// [`connect_pair`](Runtime::connect_pair) with a configuration for each side.
-    pub fn connect_pair_with(
-        &self,
-        service_a: Service,
-        config_a: Config,
-        service_b: Service,
-        config_b: Config,
-    ) -> impl Future<Output = Result<(Peer, Peer), Error>> + Send + 'static {
-        let peers = self.inner.peers.clone();
-        self.spawn(move || async move {
-            let (a, b) = transport::connect_pair_with(service_a, config_a, service_b, config_b);
-            peers.add(&a);
-            peers.add(&b);
-            (a, b)
-        })
-    }
-
-    /// Serves `service` on every connection accepted on `listener`, on the runtime thread.
-    ///
-    /// Resolves once the listener is registered with the runtime; accepting then goes on in the
-    /// background until the runtime shuts down (which also closes the accepted connections).
-    /// `listener` is a `std::net::TcpListener` (not tokio's: the runtime thread registers it
-    /// with its own reactor); bind it yourself with `std::net::TcpListener::bind`, so you know
-    /// its address.
-    pub fn serve_tcp(
-        &self,
-        listener: StdTcpListener,
-        service: Service,
-        config: Config,
-    ) -> impl Future<Output = Result<(), Error>> + Send + 'static {
-        let peers = self.inner.peers.clone();
-        let started = self.spawn(move || async move {
-            listener.set_nonblocking(true)?;
-            // Sockets stay bound to the runtime that registers them: register it here.
-            let listener = tokio::net::TcpListener::from_std(listener)?;
-            // A server's accept loop, with no cap on the connections alive at once; it lists
-            // each connection for the runtime's shutdown, and ends with the runtime's system.
-            let (_server, accepting) = Server::builder(service)
-                .config(config)
-                .max_connections(usize::MAX)
-                .on_started(Box::new(move |peer| peers.add(peer)))
-                .accept_tcp_here(listener)?;
-            actix_rt::spawn(accepting);
-            Ok::<_, Error>(())
-        });
-        async move { started.await? }
+    /// The connections this runtime closes on shutdown, for the methods that start connections
+    /// on it (`transport`'s `connect_*`, `server`'s `serve_tcp`), which list theirs there.
+    pub(crate) fn peers(&self) -> Arc<Registry> {
+        self.inner.peers.clone()
     }
 
     /// Stops the runtime and waits until its thread has ended.
@@ -475,7 +409,7 @@ pub(crate) mod blocking {
             config: Config,
             timeout: Duration,
         ) -> Result<BlockingClient, Error> {
-            if !crate::hosting::may_block() {
+            if !crate::actor_thread::may_block() {
                 return Err(Error::BlockingInRuntime);
             }
             let runtime = Runtime::new()?;

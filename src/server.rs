@@ -6,13 +6,18 @@
 //! that starts the server. With `workers(n)`, accepted sockets are handed to `n` worker arbiters
 //! round-robin as std sockets and re-registered on the worker's runtime; with `workers(0)` (the
 //! default) connections run on the accepting arbiter, started by the accept loop itself (a task
-//! per connection only for a TLS handshake).
+//! per connection only for a TLS handshake). [`serve_tcp`] and [`Runtime::serve_tcp`] are
+//! thin ways into the same loop.
+//!
+//! Connections are started through `transport`, which must never name this module (nor must
+//! `runtime`): a listener is built on the transports, not the other way round.
 
 mod accept;
 
 use std::{
     any::Any,
     fmt,
+    future::Future,
     net::SocketAddr,
     path::{Path, PathBuf},
     sync::{
@@ -33,7 +38,7 @@ pub(crate) use self::accept::StartedHook;
 use self::accept::{accept_loop, Listener, Starter};
 #[cfg(feature = "tls")]
 use crate::tls::TlsServerConfig;
-use crate::{config::Config, connection::ConnInfo, service::Service, Error, Peer};
+use crate::{config::Config, link::ConnInfo, runtime::Runtime, service::Service, Error, Peer};
 
 /// Decides whether a new connection may proceed, before its first frame; what it returns
 /// becomes the connection's credentials ([`Peer::credentials`]).
@@ -276,7 +281,7 @@ impl ServerBuilder {
     }
 
     /// Stops accepting after `limit` connections were started (`None`: never), as
-    /// [`transport::serve_tcp`](crate::transport::serve_tcp)'s `max_connections` does.
+    /// [`serve_tcp`]'s `max_connections` does.
     pub(crate) fn accept_limit(mut self, limit: Option<usize>) -> Self {
         self.accept_limit = limit;
         self
@@ -370,5 +375,99 @@ impl ServerBuilder {
             handshake_timeout: self.handshake_timeout,
         });
         (Server { shared }, starter, handles)
+    }
+}
+
+/// Accepts connections on `listener` (a `tokio::net::TcpListener`) until `max_connections`
+/// have been accepted (`None`: forever), serving `service` on each. The accept loop runs on the
+/// current actix arbiter, or off an actix thread on netref's default runtime thread (the
+/// listener moves there).
+///
+/// A failed accept does not end the loop: one that concerns a single connection (reset,
+/// aborted or refused before it was accepted) is skipped at once, and any other (out of file
+/// descriptors, out of memory) pauses accepting for [`ACCEPT_BACKOFF`](crate::ACCEPT_BACKOFF) rather than retrying
+/// in a busy loop. A panic in the service's root factory refuses that connection only. Each
+/// is logged (a warning, or a debug event for a single connection's failure). It runs the same
+/// accept loop as a [`Server`](crate::Server); it fails only when the listener cannot be moved
+/// to the runtime thread or its address cannot be read.
+pub async fn serve_tcp(
+    listener: TcpListener,
+    service: Service,
+    config: Config,
+    max_connections: Option<usize>,
+) -> Result<(), Error> {
+    if !crate::hosting::on_actor_thread() {
+        let listener = listener.into_std()?;
+        return crate::hosting::run_on_actor_thread(move || async move {
+            serve_tcp_here(TcpListener::from_std(listener)?, service, config, max_connections).await
+        })
+        .await;
+    }
+    serve_tcp_here(listener, service, config, max_connections).await
+}
+
+/// [`serve_tcp`] with the accept loop on this (actix) thread: a [`Server`](crate::Server)'s,
+/// with no cap on the connections alive at once, awaited here.
+async fn serve_tcp_here(
+    listener: TcpListener,
+    service: Service,
+    config: Config,
+    max_connections: Option<usize>,
+) -> Result<(), Error> {
+    let (_server, accepting) = Server::builder(service)
+        .config(config)
+        .max_connections(usize::MAX)
+        .accept_limit(max_connections)
+        .accept_tcp_here(listener)?;
+    // The loop runs as a task of its own: awaited inline, it would be polled again on every
+    // wake-up of a caller that drives it inside `block_on` (an actix system's main future is
+    // polled whenever any task of its thread is woken), at every request of every connection.
+    // Dropping this future still stops accepting.
+    let task = actix_rt::spawn(accepting);
+    let _stop_on_drop = AbortOnDrop(task.abort_handle());
+    let _ = task.await;
+    Ok(())
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A server on a [`Runtime`]'s thread, its connections listed for the runtime's shutdown.
+impl Runtime {
+    /// Serves `service` on every connection accepted on `listener`, on the runtime thread.
+    ///
+    /// Resolves once the listener is registered with the runtime; accepting then goes on in the
+    /// background until the runtime shuts down (which also closes the accepted connections).
+    /// `listener` is a `std::net::TcpListener` (not tokio's: the runtime thread registers it
+    /// with its own reactor); bind it yourself with `std::net::TcpListener::bind`, so you know
+    /// its address.
+    pub fn serve_tcp(
+        &self,
+        listener: std::net::TcpListener,
+        service: Service,
+        config: Config,
+    ) -> impl Future<Output = Result<(), Error>> + Send + 'static {
+        let peers = self.peers();
+        let started = self.spawn(move || async move {
+            listener.set_nonblocking(true)?;
+            // Sockets stay bound to the runtime that registers them: register it here.
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            // A server's accept loop, with no cap on the connections alive at once; it lists
+            // each connection for the runtime's shutdown, and ends with the runtime's system.
+            let (_server, accepting) = Server::builder(service)
+                .config(config)
+                .max_connections(usize::MAX)
+                .on_started(Box::new(move |peer| peers.add(peer)))
+                .accept_tcp_here(listener)?;
+            actix_rt::spawn(accepting);
+            Ok::<_, Error>(())
+        });
+        async move { started.await? }
     }
 }

@@ -6,7 +6,7 @@ use std::{
     sync::{Arc, OnceLock},
 };
 
-use crate::{connection::Peer, object::Object};
+use crate::{link::Peer, object::Object};
 
 type RootFactory = Arc<dyn Fn(&Peer) -> Object + Send + Sync>;
 type Hook = Arc<dyn Fn(&Peer) + Send + Sync>;

@@ -46,18 +46,18 @@ mod tests;
 pub(crate) use boxing::{import, Boxer, Imports, Unboxer};
 #[cfg(test)]
 pub(crate) use dialect::sequenced::Sequenced;
-pub(crate) use dialect::{AnyDialect, CallEncoding, Dialect, Framer, Incoming, NativeDialect, Releases, WireTraits};
+pub(crate) use dialect::{AnyDialect, Dialect, Framer, Incoming, NativeDialect, Releases, WireTraits};
 pub(crate) use inbound::{Inbound, SeqInUse};
 pub(crate) use lifecycle::{Lifecycle, Phase};
 pub(crate) use liveness::Liveness;
-pub(crate) use outbound::{Outbound, Payload, Submit};
+pub(crate) use outbound::Outbound;
 pub(crate) use references::{ExportTable, ImportCache};
 pub(crate) use serve::Finish;
 
 use crate::{
     config::Config,
-    connection::{ConnShared, Control},
     error::RemoteError,
+    link::{ConnShared, Control, Payload, Submit},
     object::Object,
     protocol::{Hello, Limits, Outbox},
     service::Service,

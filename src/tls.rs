@@ -38,7 +38,7 @@ use tokio::{
 };
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-use crate::{config::Config, connection::ConnInfo, service::Service, transport::connect_stream_with, Error, Peer};
+use crate::{config::Config, link::ConnInfo, service::Service, transport::connect_stream_with, Error, Peer};
 
 /// The rustls version netref is built with, for [`TlsClientConfig::from_rustls`] and
 /// [`TlsServerConfig::from_rustls`].

@@ -4,21 +4,21 @@
 //! Every function here starts a connection actor: on the caller's thread when it runs an actix
 //! arbiter (`#[actix_rt::main]`, `#[actix_rt::test]`, inside an actor), otherwise on netref's
 //! default runtime thread (see [`Runtime`](crate::Runtime)), so they work from
-//! `#[tokio::main]` and from plain threads as well.
+//! `#[tokio::main]` and from plain threads as well. [`Runtime::connect_tcp`] and
+//! [`Runtime::connect_pair`] start them on a given runtime instead.
+//!
+//! It must never name the server (`server`), which accepts connections through it: serving a
+//! listener is the server's ([`serve_tcp`](crate::serve_tcp)).
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use tokio::{
     io::{AsyncRead, AsyncWrite},
-    net::{TcpListener, TcpStream, ToSocketAddrs},
+    net::{TcpStream, ToSocketAddrs},
 };
 
 use crate::{
-    config::Config,
-    connection::{ConnInfo, Connection},
-    hosting,
-    service::Service,
-    Error, Peer,
+    config::Config, connection::Connection, hosting, link::ConnInfo, runtime::Runtime, service::Service, Error, Peer,
 };
 
 /// Bytes buffered inside an in-memory pair, per direction.
@@ -253,66 +253,6 @@ where
     }
 }
 
-/// Accepts connections on `listener` (a `tokio::net::TcpListener`) until `max_connections`
-/// have been accepted (`None`: forever), serving `service` on each. The accept loop runs on the
-/// current actix arbiter, or off an actix thread on netref's default runtime thread (the
-/// listener moves there).
-///
-/// A failed accept does not end the loop: one that concerns a single connection (reset,
-/// aborted or refused before it was accepted) is skipped at once, and any other (out of file
-/// descriptors, out of memory) pauses accepting for [`ACCEPT_BACKOFF`] rather than retrying
-/// in a busy loop. A panic in the service's root factory refuses that connection only. Each
-/// is logged (a warning, or a debug event for a single connection's failure). It runs the same
-/// accept loop as a [`Server`](crate::Server); it fails only when the listener cannot be moved
-/// to the runtime thread or its address cannot be read.
-pub async fn serve_tcp(
-    listener: TcpListener,
-    service: Service,
-    config: Config,
-    max_connections: Option<usize>,
-) -> Result<(), Error> {
-    if !hosting::on_actor_thread() {
-        let listener = listener.into_std()?;
-        return hosting::run_on_actor_thread(move || async move {
-            serve_tcp_here(TcpListener::from_std(listener)?, service, config, max_connections).await
-        })
-        .await;
-    }
-    serve_tcp_here(listener, service, config, max_connections).await
-}
-
-/// [`serve_tcp`] with the accept loop on this (actix) thread: a [`Server`](crate::Server)'s,
-/// with no cap on the connections alive at once, awaited here.
-async fn serve_tcp_here(
-    listener: TcpListener,
-    service: Service,
-    config: Config,
-    max_connections: Option<usize>,
-) -> Result<(), Error> {
-    let (_server, accepting) = crate::Server::builder(service)
-        .config(config)
-        .max_connections(usize::MAX)
-        .accept_limit(max_connections)
-        .accept_tcp_here(listener)?;
-    // The loop runs as a task of its own: awaited inline, it would be polled again on every
-    // wake-up of a caller that drives it inside `block_on` (an actix system's main future is
-    // polled whenever any task of its thread is woken), at every request of every connection.
-    // Dropping this future still stops accepting.
-    let task = actix_rt::spawn(accepting);
-    let _stop_on_drop = AbortOnDrop(task.abort_handle());
-    let _ = task.await;
-    Ok(())
-}
-
-/// Aborts a task when dropped.
-struct AbortOnDrop(tokio::task::AbortHandle);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// How long an accept loop pauses after an accept failed for want of a resource (file
 /// descriptors, memory): such a failure repeats until something is freed, and retrying at once
 /// would spin the arbiter's thread meanwhile.
@@ -354,6 +294,54 @@ async fn connect_unix_here(
         Ok(start_unix(stream, service, Arc::new(config), info))
     })
     .await
+}
+
+/// Connections on a [`Runtime`]'s thread, listed for its shutdown.
+impl Runtime {
+    /// Connects to a TCP address from the runtime thread, exposing `service` to the server (for
+    /// callbacks), within `connect_timeout`. The returned future is `Send`.
+    pub fn connect_tcp(
+        &self,
+        addr: impl tokio::net::ToSocketAddrs + Send + 'static,
+        service: Service,
+        config: Config,
+        connect_timeout: Duration,
+    ) -> impl Future<Output = Result<Peer, Error>> + Send + 'static {
+        let peers = self.peers();
+        let started = self.spawn(move || async move {
+            let peer = connect_tcp(addr, service, config, connect_timeout).await?;
+            peers.add(&peer);
+            Ok(peer)
+        });
+        async move { started.await? }
+    }
+
+    /// Two connected peers over an in-memory pipe, living on the runtime thread: `(a, b)`,
+    /// where `a` serves `service_a` to `b` and `b` serves `service_b` to `a`.
+    pub fn connect_pair(
+        &self,
+        service_a: Service,
+        service_b: Service,
+    ) -> impl Future<Output = Result<(Peer, Peer), Error>> + Send + 'static {
+        self.connect_pair_with(service_a, Config::default(), service_b, Config::default())
+    }
+
+    /// [`connect_pair`](Runtime::connect_pair) with a configuration for each side.
+    pub fn connect_pair_with(
+        &self,
+        service_a: Service,
+        config_a: Config,
+        service_b: Service,
+        config_b: Config,
+    ) -> impl Future<Output = Result<(Peer, Peer), Error>> + Send + 'static {
+        let peers = self.peers();
+        self.spawn(move || async move {
+            let (a, b) = connect_pair_with(service_a, config_a, service_b, config_b);
+            peers.add(&a);
+            peers.add(&b);
+            (a, b)
+        })
+    }
 }
 
 #[cfg(test)]

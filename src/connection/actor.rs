@@ -28,41 +28,19 @@ use tracing::{debug, trace};
 use super::{
     alarm::Alarm,
     io::{poll_write_segments, Bodies, Gate, Gated, ReadWake, Writer, READ_BUFFER_MIN},
-    next_connection_id, ConnInfo, ConnShared, Control, Peer,
 };
 use crate::{
     config::Config,
     error::RemoteError,
+    link::{next_connection_id, ConnInfo, ConnShared, ConnStats, Control, Payload, Peer, Submit},
     protocol::{FrameCodec, Segments, SPILL_PLAIN, SPILL_VECTORED},
     service::Service,
-    session::{AnyDialect, Dialect, Finish, Host, NativeDialect, Payload, Phase, Session, Submit},
+    session::{AnyDialect, Dialect, Finish, Host, NativeDialect, Phase, Session},
     Handle, Value,
 };
 
 pub(crate) type BoxRead = Box<dyn AsyncRead + Unpin>;
 pub(crate) type BoxWrite = Box<dyn Writer>;
-
-/// Counters of one connection.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ConnStats {
-    /// Objects exported to the peer (the pinned root included).
-    pub exports: usize,
-    /// Exported objects that are not pinned (what the peer's netrefs hold).
-    pub unpinned_exports: usize,
-    /// Live proxies for the peer's objects.
-    pub imports: usize,
-    /// Outbound requests awaiting a reply.
-    pub pending: usize,
-    /// Outbound requests queued behind `max_in_flight`.
-    pub queued: usize,
-    /// Inbound requests running.
-    pub inbound: usize,
-    /// Bytes queued for writing.
-    pub write_buffer: usize,
-    /// Outbound requests awaiting a reply that have an expiry.
-    pub scheduled_expiries: usize,
-}
 
 /// Makes a connection's dialect (other than the native one) from its settings and whether its
 /// transport writes vectored.

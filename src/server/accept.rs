@@ -1,5 +1,5 @@
 //! The one accept loop. Every listener netref serves — a [`Server`](super::Server),
-//! [`transport::serve_tcp`](crate::transport::serve_tcp), [`Runtime::serve_tcp`](crate::Runtime::serve_tcp)
+//! [`serve_tcp`](crate::serve_tcp), [`Runtime::serve_tcp`](crate::Runtime::serve_tcp)
 //! — accepts through [`accept_loop`], so a fix to accepting lands in one place.
 //!
 //! The loop stops when told to (a server's shutdown) or after its accept limit (one-shot); it
@@ -20,7 +20,7 @@ use tracing::{debug, info, warn};
 use super::{Authenticator, ServerShared};
 #[cfg(feature = "tls")]
 use crate::tls::TlsServerConfig;
-use crate::{config::Config, connection::ConnInfo, error::refuse_on_panic, service::Service, transport, Peer};
+use crate::{config::Config, error::refuse_on_panic, link::ConnInfo, service::Service, transport, Peer};
 
 /// Called with every connection the loop starts (a runtime lists them, to close them when it
 /// shuts down).

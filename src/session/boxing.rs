@@ -8,7 +8,7 @@ use std::{borrow::Cow, cell::RefCell, sync::Arc};
 
 use super::{ExportTable, ImportCache};
 use crate::{
-    connection::ConnShared,
+    link::ConnShared,
     netref::{RefInner, RemoteRef},
     object::Object,
     protocol::{local_ref_box, IdPackRef, RefBoxer, RefUnboxer, ROOT_ALIAS},

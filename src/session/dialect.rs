@@ -18,6 +18,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::boxing::{Boxer, Unboxer};
 use crate::{
+    link::CallEncoding,
     object::Object,
     protocol::{CallFrame, Outbox},
     Frame, NetRef, ProtocolError, Value,
@@ -130,17 +131,6 @@ pub(crate) trait Dialect {
     fn call_encoding(&self) -> CallEncoding {
         CallEncoding::None
     }
-}
-
-/// How a connection's handles encode a call where it is made (the caller's thread), before it
-/// reaches the session: [`CallEncoding::Native`] with the native format's call tail, or not at
-/// all. Chosen by the connection's dialect; handles never pick a byte format themselves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum CallEncoding {
-    /// Calls go to the session as values, encoded there.
-    None,
-    /// The native format's call tail ([`encode_call_tail`](crate::protocol::encode_call_tail)).
-    Native,
 }
 
 /// The dialect a session speaks: the native one called directly (its hot paths inline into the

@@ -11,30 +11,9 @@ use std::{collections::VecDeque, sync::Arc, time::Instant};
 use crate::{
     async_result::{Completer, Shared},
     hash::SeqMap,
-    protocol::CallTail,
-    Error, Handle, NetRef, Value,
+    link::Submit,
+    Error,
 };
-
-/// A request on its way out (netrefs and the public request messages make them).
-pub(crate) struct Submit {
-    pub(crate) handle: Handle,
-    pub(crate) args: Payload,
-    pub(crate) completer: Completer,
-    /// Send as a one-way `Notify`: no pending entry, no reply; the completer settles with
-    /// `None` once the frame is queued.
-    pub(crate) one_way: bool,
-}
-
-/// A request's arguments on their way out.
-pub(crate) enum Payload {
-    /// A value tree, boxed by the encoder.
-    Value(Value),
-    /// A CALLATTR or CALL (the `Submit`'s handle) on `target` whose name (CALLATTR) and plain
-    /// arguments were encoded where the call was made
-    /// ([`encode_call_tail`](crate::protocol::encode_call_tail)); the target is boxed when the
-    /// frame is written.
-    Call { target: NetRef, tail: CallTail },
-}
 
 /// This side's requests, sent and not yet sent.
 #[derive(Default)]
@@ -182,7 +161,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::AsyncResult;
+    use crate::{link::Payload, AsyncResult, Handle, Value};
 
     fn request(timeout: Option<Duration>) -> (AsyncResult<Value>, Submit) {
         let (result, completer) = AsyncResult::pending(timeout);

@@ -17,8 +17,8 @@ use futures::{channel::oneshot, future::BoxFuture};
 use super::{dialect::sequenced::Sequenced, AnyDialect, Dialect, Finish, Framer, Host, NativeDialect, Phase, Session};
 use crate::{
     config::Config,
-    connection::{ConnInfo, ConnShared, Connection, Control, Peer},
     error::RemoteError,
+    link::{ConnInfo, ConnShared, Control, Peer},
     object::Object,
     protocol::{FrameCodec, SPILL_PLAIN},
     service::Service,
@@ -108,15 +108,8 @@ impl Side {
     pub(super) fn new(kind: Kind, service: Service, config: Config, now: Instant) -> Side {
         let config = Arc::new(config);
         let dialect = dialect(kind, &config);
-        // An address nobody reads: the session never sends to its actor.
-        let (tx, _rx) = actix::dev::channel::channel::<Connection>(1);
-        let link = Arc::new(ConnShared::new(
-            0,
-            actix::Addr::new(tx),
-            config,
-            ConnInfo::labelled("test"),
-            dialect.call_encoding(),
-        ));
+        // No actor: the session never sends to its actor.
+        let link = Arc::new(ConnShared::new(0, (), config, ConnInfo::labelled("test"), dialect.call_encoding()));
         let root = service.root_for(&Peer::from_shared(link.clone()));
         let framer = dialect.framer();
         let session = Session::new(link.clone(), dialect, service, root, tracing::Span::none());

@@ -58,7 +58,8 @@ async fn the_close_frame_is_held_for_the_shutdown() {
     let writer = Recording { inner: lw, events: events.clone() };
     let config = Arc::new(Config::default());
     let a = Connection::start(Box::new(lr), Box::new(writer), Service::void(), config.clone(), ConnInfo::default());
-    let b = crate::transport::start_stream(right, Service::void(), config, ConnInfo::default());
+    let (rr, rw) = tokio::io::split(right);
+    let b = Connection::start(Box::new(rr), Box::new(rw), Service::void(), config, ConnInfo::default());
     a.ready().await.unwrap();
     b.ready().await.unwrap();
     assert!(!events.borrow().contains(&Event::Hold), "held before the close: {:?}", events.borrow());
