@@ -118,7 +118,9 @@ fn pass_on(fwd: &Forward, handle: Handle, items: Vec<Value>, arrival: Arrival) -
     };
     let conn = &remote.conn;
     if arrival.one_way {
-        return Served::Done(conn.notify(handle, Value::Tuple(items)).map(|()| Value::None).map_err(|e| hop_error(fwd, e)));
+        return Served::Done(
+            conn.notify(handle, Value::Tuple(items)).map(|()| Value::None).map_err(|e| hop_error(fwd, e)),
+        );
     }
     let result: AsyncResult<Value> = conn.submit(handle, Value::Tuple(items));
     // The caller's deadline, not this side's default: a caller that waits without limit (a

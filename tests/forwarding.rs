@@ -310,7 +310,10 @@ async fn losing_the_owner_fails_forwarded_calls_fast_naming_the_hop(t: Transport
     // Later calls fail at once, the same way.
     let started = std::time::Instant::now();
     let err = backend.call_method::<i64>("add", (1, 2)).await.unwrap_err();
-    assert!(err.as_remote().is_some_and(|e| e.is(kinds::CONNECTION_ERROR) && e.message.contains("forwarding hop")), "{err}");
+    assert!(
+        err.as_remote().is_some_and(|e| e.is(kinds::CONNECTION_ERROR) && e.message.contains("forwarding hop")),
+        "{err}"
+    );
     assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
     assert!(!w.client.is_closed(), "only the far leg is lost");
     drop(backend);
@@ -327,6 +330,23 @@ async fn losing_the_client_releases_the_middles_imports(t: Transport) {
     // The middle's forwarding entries went with the connection, and its imports of the owner's
     // objects with them.
     all_released(&[&w.middle_up, &w.owner]).await;
+    drop((backend, counter));
+}
+
+async fn losing_the_middle_frees_both_ends(t: Transport) {
+    let w = world(t, Config::default()).await;
+    let backend = w.backend().await;
+    let counter: NetRef = w.client.root().await.unwrap().call_method("counter", (7,)).await.unwrap();
+    assert_eq!(w.owner.stats().await.unwrap().unpinned_exports, 1);
+    // The middle goes away: both of its connections end.
+    w.middle_down.close_within("the middle goes away", Duration::ZERO).await;
+    w.middle_up.close_within("the middle goes away", Duration::ZERO).await;
+    // The client and the owner see their connections end (the owner frees every export of
+    // its connection then, as for any lost peer).
+    w.client.closed().await;
+    w.owner.closed().await;
+    let err = backend.call_method::<i64>("add", (1, 2)).await.unwrap_err();
+    assert!(matches!(err, Error::ConnectionClosed(_)), "the client's netrefs fail fast: {err}");
     drop((backend, counter));
 }
 
@@ -409,6 +429,7 @@ over_both_transports!(
     expiry_at_the_client_cancels_the_far_leg,
     losing_the_owner_fails_forwarded_calls_fast_naming_the_hop,
     losing_the_client_releases_the_middles_imports,
+    losing_the_middle_frees_both_ends,
     a_chain_of_depth_three,
     a_forwarding_loop_ends_without_leaking,
     forwarding_entries_count_against_max_exports,

@@ -82,7 +82,10 @@ impl RefBoxer<NetRef> for Boxer<'_> {
             RefInner::Remote(remote) => {
                 let forwarder = crate::forward::forwarder(r, remote);
                 let id = self.exports.borrow_mut().export(&forwarder).map_err(|e| {
-                    format!("{r:?} of connection {} cannot be forwarded on connection {}: {e}", remote.conn.id, self.conn_id)
+                    format!(
+                        "{r:?} of connection {} cannot be forwarded on connection {}: {e}",
+                        remote.conn.id, self.conn_id
+                    )
                 })?;
                 self.counted.borrow_mut().push(id.instance_id);
                 Ok((RefLabel::Remote, Cow::Owned(id.clone())))
