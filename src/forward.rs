@@ -126,8 +126,9 @@ fn pass_on(fwd: &Forward, handle: Handle, items: Vec<Value>, arrival: Arrival) -
     // The caller's deadline, not this side's default: a caller that waits without limit (a
     // watch) is not cut short here, and one that gives up sooner cancels the far leg as soon.
     result.set_expiry(arrival.deadline);
-    let hop = HopName::of(fwd);
-    Served::Later(async move { result.await.map_err(|e| hop.error(e)) }.boxed())
+    // The hop is named only if the far leg fails: the common path allocates nothing for it.
+    let target = fwd.target.clone();
+    Served::Later(async move { result.await.map_err(|e| HopName::of(&target).error(e)) }.boxed())
 }
 
 /// Names the forwarding hop in errors: which of this side's connections, to which object.
@@ -138,12 +139,12 @@ struct HopName {
 }
 
 impl HopName {
-    fn of(fwd: &Forward) -> Self {
-        let (conn_id, label) = match fwd.remote() {
-            Some(r) => (r.conn.id, r.conn.info.label.clone()),
-            None => (0, String::new()),
+    fn of(target: &NetRef) -> Self {
+        let (conn_id, label) = match &*target.0 {
+            RefInner::Remote(r) => (r.conn.id, r.conn.info.label.clone()),
+            RefInner::Local(_) => (0, String::new()),
         };
-        let id = fwd.target.id_pack();
+        let id = target.id_pack();
         HopName { conn_id, label, object: format!("{} #{}", id.type_name, id.instance_id) }
     }
 
@@ -176,5 +177,5 @@ impl HopName {
 }
 
 fn hop_error(fwd: &Forward, e: Error) -> RemoteError {
-    HopName::of(fwd).error(e)
+    HopName::of(&fwd.target).error(e)
 }
