@@ -11,7 +11,10 @@
 //! There is one forwarding object per (A connection, A object) in the process, so the same A
 //! object forwarded twice on B is one export counted twice, and B's peer sees one netref. The
 //! forwarding object holds the A netref: when every connection has released it, it drops and
-//! the A import goes with it.
+//! the A import goes with it. If A is lost, the forwarding object stays until B's peer releases
+//! it (its requests fail at once, naming this hop), so B's peer never meets a reference this
+//! side stopped exporting. Sent back on A it is A's own object (`LOCAL_REF`); sent back to this
+//! side on B it arrives as the forwarding object itself, which serves requests as the A netref.
 //!
 //! This module never touches the wire or a session's tables: forwarding objects are exported,
 //! counted and released like any object, and the A leg is an ordinary request. It never applies
