@@ -70,6 +70,21 @@ impl Handler<Add> for Tally {
     }
 }
 
+#[derive(Message, Serialize, Deserialize)]
+#[rtype(result = "()")]
+struct Stop;
+
+impl RemoteMessage for Stop {
+    const NAME: &'static str = "tally.Stop";
+}
+
+impl Handler<Stop> for Tally {
+    type Result = ();
+    fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
 /// The owner's (A's) root object.
 fn owner(probe: Arc<Probe>) -> Object {
     let noted = probe.clone();
@@ -149,7 +164,7 @@ async fn world(t: Transport, middle_down_cfg: Config) -> World {
     let probe = Arc::new(Probe::default());
     let root = owner(probe.clone());
     let owner_id = root.instance_id();
-    let tally = expose(Tally::default().start()).handle::<Add>();
+    let tally = expose(Tally::default().start()).handle::<Add>().handle::<Stop>();
     let owner_service = Service::shared(root).export("tally", tally);
     let (owner, middle_up) = connect(t, owner_service, Config::default(), Service::void(), Config::default()).await;
     let (middle_down, client) =
@@ -236,6 +251,11 @@ async fn typed_actor_messages_through_the_middle(t: Transport) {
     assert_eq!(tally.send(Add(2)).await.unwrap(), 2);
     tally.do_send(Add(3)).unwrap();
     assert_eq!(tally.send(Add(4)).await.unwrap(), 9, "the one-way message arrived first, in order");
+    // A watch (a request without expiry) waits through the middle until the actor stops.
+    let down = tally.watch();
+    tally.send(Stop).await.unwrap();
+    let down = tokio::time::timeout(T, down).await.expect("the watch ends");
+    assert!(matches!(down, netref::Down::Stopped), "{down:?}");
     drop((gw, tally));
     // The tally is a named (pinned) export on the owner; everything else is released.
     w.all_released().await;
