@@ -7,6 +7,7 @@ mod client;
 mod config;
 mod connection;
 mod error;
+mod forward;
 mod hash;
 mod hosting;
 mod link;

@@ -436,7 +436,7 @@ impl NetRef {
 /// Serves a request on a local object directly, with no policy (it is this side's own object).
 fn local_request<T>(handle: Handle, args: Vec<Value>) -> AsyncResult<T> {
     let policy = AccessPolicy::allow_all();
-    let mut fut = match dispatch(handle, args, &policy) {
+    let mut fut = match dispatch(handle, args, &policy, crate::forward::Arrival::default()) {
         Served::Done(out) => return AsyncResult::settled(out.map_err(Error::from)),
         Served::Later(fut) | Served::LongPoll(fut) => fut,
     };

@@ -97,6 +97,9 @@ pub(crate) struct ObjectInner {
     pub(crate) obtain: Option<Getter>,
     pub(crate) instance_of: Vec<String>,
     pub(crate) payload: Option<Arc<dyn std::any::Any + Send + Sync>>,
+    /// Set on a forwarding object: the netref of another connection it stands for (see
+    /// [`crate::forward`]).
+    pub(crate) forward: Option<crate::forward::Forward>,
 }
 
 impl Object {
@@ -118,6 +121,7 @@ impl Object {
                 obtain: None,
                 instance_of: Vec::new(),
                 payload: None,
+                forward: None,
             },
             exposed_prefix: "exposed_".to_owned(),
         }
@@ -187,6 +191,21 @@ impl Object {
     /// The value attached with [`ObjectBuilder::payload`], if it is a `T`.
     pub fn payload<T: std::any::Any + Send + Sync>(&self) -> Option<&T> {
         self.inner.payload.as_deref()?.downcast_ref::<T>()
+    }
+
+    /// A forwarding object standing for a netref of another connection, with that netref's
+    /// type name and class (and an instance id of this process).
+    pub(crate) fn forwarding(id: &crate::IdPack, forward: crate::forward::Forward) -> Object {
+        let mut b = Object::builder(id.type_name.clone());
+        b.inner.id.class_id = id.class_id;
+        b.inner.forward = Some(forward);
+        b.build()
+    }
+
+    /// What this object forwards to, if it is a forwarding object.
+    #[inline]
+    pub(crate) fn forwarded(&self) -> Option<&crate::forward::Forward> {
+        self.inner.forward.as_ref()
     }
 
     /// Whether two handles are the same object.

@@ -135,11 +135,21 @@ fn to_data(v: Value) -> Data {
 
 /// `(server, client, client's write log, server's write log)` over trickling transports.
 fn connect(vectored: bool, steps: &'static [usize], received: Received) -> (Peer, Peer, Arc<Mutex<WriteLog>>) {
+    connect_with(vectored, steps, received, Config::default())
+}
+
+/// [`connect`] with the client's configuration.
+fn connect_with(
+    vectored: bool,
+    steps: &'static [usize],
+    received: Received,
+    client_config: Config,
+) -> (Peer, Peer, Arc<Mutex<WriteLog>>) {
     let (a, b) = tokio::io::duplex(64 << 10);
     let (a, _server_log) = Trickle::new(a, vectored, steps);
     let (b, client_log) = Trickle::new(b, vectored, steps);
     let server = netref::connect_stream(a, service(received), Config::default());
-    let client = netref::connect_stream(b, Service::void(), Config::default());
+    let client = netref::connect_stream(b, Service::void(), client_config);
     (server, client, client_log)
 }
 
@@ -266,14 +276,13 @@ async fn a_frame_over_the_peers_limit_is_dropped_whole_and_its_exports_taken_bac
 
 #[actix_rt::test]
 async fn an_encode_error_after_a_large_string_leaves_nothing_queued() {
-    let (_server, client, _log) = connect(true, TRICKLE, Received::default());
+    let (_server, client, _log) = connect_with(true, TRICKLE, Received::default(), Config::default().max_exports(0));
     let root = client.root().await.unwrap();
-    // A netref of another connection cannot be sent: the encoder fails after it set the large
+    // An object past the export cap cannot be sent: the encoder fails after it set the large
     // string aside.
-    let (_other_server, other_client, _) = connect(true, FREE, Received::default());
-    let foreign = other_client.root().await.unwrap();
-    let err = root.call_method::<Value>("echo", ((bytes(1, 100 << 10), foreign),)).await.unwrap_err();
-    assert!(err.to_string().contains("cannot be sent on connection"), "{err}");
+    let object = Object::builder("demo.Thing").build();
+    let err = root.call_method::<Value>("echo", ((bytes(1, 100 << 10), object),)).await.unwrap_err();
+    assert!(err.to_string().contains("export limit reached"), "{err}");
     assert_eq!(client.stats().await.unwrap().write_buffer, 0);
     // Had any of that frame been written, the peer would have read garbage and hung up.
     let payload = mixed(3);

@@ -12,6 +12,7 @@ use super::{
 };
 use crate::{
     error::{kinds, RemoteError},
+    forward::Arrival,
     from_value, Handle, IdPack, NetRef, Value,
 };
 
@@ -47,6 +48,15 @@ fn target(args: &[Value]) -> Result<&Object, RemoteError> {
             "the request's target must be an object, not {}",
             other.map_or("nothing", Value::kind)
         ))),
+    }
+}
+
+/// The forwarding object a request targets, if it targets one.
+#[inline]
+fn forwarding_target(args: &[Value]) -> Option<Object> {
+    match args.first() {
+        Some(Value::Ref(r)) => r.as_local().filter(|o| o.forwarded().is_some()).cloned(),
+        _ => None,
     }
 }
 
@@ -145,7 +155,14 @@ fn read_member(obj: &Object, stored: &str, name: &str) -> Result<Value, RemoteEr
 }
 
 /// Serves one object request. `args` are the unboxed request arguments (target first).
-pub(crate) fn dispatch(handle: Handle, args: Vec<Value>, policy: &AccessPolicy) -> Served {
+/// `arrival`: how the request came, for a forwarding object to pass it on alike.
+pub(crate) fn dispatch(handle: Handle, args: Vec<Value>, policy: &AccessPolicy, arrival: Arrival) -> Served {
+    if let Some(obj) = forwarding_target(&args) {
+        if let Some(fwd) = obj.forwarded() {
+            // The owner's policy decides, not this side's: the request is passed on as it came.
+            return crate::forward::serve(fwd, handle, args, arrival);
+        }
+    }
     match serve(handle, args, policy) {
         Ok(fut) => fut,
         Err(e) => ready(Err(e)),
@@ -362,7 +379,16 @@ fn call_attr(
 
 /// Serves a CALLATTR whose target is resolved and whose arguments are positional values (a
 /// request read by the plain reader), exactly as [`dispatch`] serves it.
-pub(crate) fn dispatch_call(obj: &Object, name: &str, positional: Vec<Value>, policy: &AccessPolicy) -> Served {
+pub(crate) fn dispatch_call(
+    obj: &Object,
+    name: &str,
+    positional: Vec<Value>,
+    policy: &AccessPolicy,
+    arrival: Arrival,
+) -> Served {
+    if let Some(fwd) = obj.forwarded() {
+        return crate::forward::serve_call(fwd, Some(name), positional, arrival);
+    }
     match call_attr(obj, name, || Ok(Args { positional, kwargs: Vec::new() }), policy) {
         Ok(served) => served,
         Err(e) => ready(Err(e)),
@@ -382,7 +408,15 @@ fn call_object(
 
 /// CALL on `obj` with plain positional arguments, as the plain reader reads it (the same path
 /// as [`dispatch`]'s, so the two cannot drift).
-pub(crate) fn dispatch_callable(obj: &Object, positional: Vec<Value>, policy: &AccessPolicy) -> Served {
+pub(crate) fn dispatch_callable(
+    obj: &Object,
+    positional: Vec<Value>,
+    policy: &AccessPolicy,
+    arrival: Arrival,
+) -> Served {
+    if let Some(fwd) = obj.forwarded() {
+        return crate::forward::serve_call(fwd, None, positional, arrival);
+    }
     match call_object(obj, || Ok(Args { positional, kwargs: Vec::new() }), policy) {
         Ok(served) => served,
         Err(e) => ready(Err(e)),

@@ -1,7 +1,8 @@
 //! Boxing and unboxing references against one connection's tables (RPyC's `_box`/`_unbox`).
 //!
 //! Sending: a local object is exported (counted) and goes as `REMOTE_REF`; a netref of this
-//! connection goes back as `LOCAL_REF`. Receiving: `LOCAL_REF` resolves to the exported object
+//! connection goes back as `LOCAL_REF`; a netref of another connection is forwarded: its
+//! forwarding object (see [`crate::forward`]) is exported in its place. Receiving: `LOCAL_REF` resolves to the exported object
 //! itself; `REMOTE_REF` finds or creates the one proxy for that object and counts the receipt.
 
 use std::{borrow::Cow, cell::RefCell, sync::Arc};
@@ -65,14 +66,30 @@ impl RefBoxer<NetRef> for Boxer<'_> {
         }
         match &*r.0 {
             RefInner::Local(object) => {
+                // A forwarding object going back to the connection of the netref it stands for
+                // names the peer's own object (RPyC's LOCAL_REF rule), never a proxy of a proxy.
+                if let Some(remote) = object.forwarded().and_then(|f| f.remote()) {
+                    if remote.conn.id == self.conn_id {
+                        return Ok((RefLabel::Local, Cow::Borrowed(&remote.id)));
+                    }
+                }
                 let id = self.exports.borrow_mut().export(object)?;
                 self.counted.borrow_mut().push(id.instance_id);
                 Ok((RefLabel::Remote, Cow::Borrowed(id)))
             }
-            RefInner::Remote(remote) => Err(format!(
-                "{r:?} belongs to connection {} and cannot be sent on connection {} (forwarding netrefs between connections is not supported yet)",
-                remote.conn.id, self.conn_id
-            )),
+            // A netref of another connection: this side exports a forwarding object for it
+            // (one per object, counted like any export, within `max_exports`).
+            RefInner::Remote(remote) => {
+                let forwarder = crate::forward::forwarder(r, remote);
+                let id = self.exports.borrow_mut().export(&forwarder).map_err(|e| {
+                    format!(
+                        "{r:?} of connection {} cannot be forwarded on connection {}: {e}",
+                        remote.conn.id, self.conn_id
+                    )
+                })?;
+                self.counted.borrow_mut().push(id.instance_id);
+                Ok((RefLabel::Remote, Cow::Owned(id.clone())))
+            }
         }
     }
 

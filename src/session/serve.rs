@@ -19,6 +19,7 @@ use tracing::{debug, error, trace, warn, Instrument};
 use super::{Host, SeqInUse, Session};
 use crate::{
     error::{kinds, RemoteError},
+    forward::Arrival,
     object::{dispatch, dispatch_call, dispatch_callable, AccessPolicy, MethodFuture, Object, Served},
     Error, Frame, Handle, NetRef, ProtocolError, Value,
 };
@@ -140,7 +141,8 @@ impl<W> Session<W> {
         } else {
             tracing::Span::none()
         };
-        let (object, outcome) = request.start(handle, &self.config.policy, &span);
+        let arrival = Arrival { deadline, one_way: false };
+        let (object, outcome) = request.start(handle, &self.config.policy, arrival, &span);
         if !span.is_disabled() {
             span.record("object", tracing::field::display(&object));
         }
@@ -171,7 +173,8 @@ impl<W> Session<W> {
             return;
         }
         let span = self.span.clone();
-        let (target, outcome) = request.start(handle, &self.config.policy, &span);
+        let arrival = Arrival { deadline: None, one_way: true };
+        let (target, outcome) = request.start(handle, &self.config.policy, arrival, &span);
         match outcome {
             Started::Done(Ok(_)) => {}
             Started::Done(Err(e)) => {
@@ -255,20 +258,20 @@ impl std::fmt::Display for Target {
 impl ObjectRequest<'_> {
     /// Dispatches the request and polls it once, with user code isolated (see
     /// [`start_isolated`]).
-    fn start(self, handle: Handle, policy: &AccessPolicy, span: &tracing::Span) -> (Target, Started) {
+    fn start(self, handle: Handle, policy: &AccessPolicy, arrival: Arrival, span: &tracing::Span) -> (Target, Started) {
         match self {
             ObjectRequest::Items(items) => {
                 let target = match items.first() {
                     Some(Value::Ref(r)) => Target::Ref(r.clone()),
                     _ => Target::Nothing,
                 };
-                start_isolated(target, span, || dispatch(handle, items, policy))
+                start_isolated(target, span, || dispatch(handle, items, policy, arrival))
             }
             ObjectRequest::Call { object, name, args } => {
                 let target = Target::Object(object.clone());
                 start_isolated(target, span, || match name {
-                    Some(name) => dispatch_call(&object, name, args, policy),
-                    None => dispatch_callable(&object, args, policy),
+                    Some(name) => dispatch_call(&object, name, args, policy, arrival),
+                    None => dispatch_callable(&object, args, policy, arrival),
                 })
             }
         }
