@@ -193,6 +193,29 @@ impl Object {
     pub fn same(&self, other: &Object) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
+
+    /// A handle that does not keep the object alive: e.g. to hand the same object out again
+    /// while a peer still holds it, and to learn when every holder (export) is gone.
+    pub fn downgrade(&self) -> WeakObject {
+        WeakObject(Arc::downgrade(&self.inner))
+    }
+}
+
+/// A weak handle on an [`Object`] (see [`Object::downgrade`]).
+#[derive(Clone)]
+pub struct WeakObject(std::sync::Weak<ObjectInner>);
+
+impl WeakObject {
+    /// The object, if anything still holds it.
+    pub fn upgrade(&self) -> Option<Object> {
+        self.0.upgrade().map(|inner| Object { inner })
+    }
+}
+
+impl fmt::Debug for WeakObject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<weak object, alive: {}>", self.0.strong_count() > 0)
+    }
 }
 
 impl fmt::Debug for Object {

@@ -30,12 +30,12 @@ use super::{
     io::{poll_write_segments, Bodies, Gate, Gated, ReadWake, Writer, READ_BUFFER_MIN},
 };
 use crate::{
-    config::Config,
+    config::{Config, Wire},
     error::RemoteError,
     link::{next_connection_id, ConnInfo, ConnShared, ConnStats, Control, Payload, Peer, Submit},
     protocol::{FrameCodec, Segments, SPILL_PLAIN, SPILL_VECTORED},
     service::Service,
-    session::{AnyDialect, Dialect, Finish, Host, NativeDialect, Phase, Session},
+    session::{AnyDialect, Dialect, Finish, Host, NativeDialect, Phase, RpycDialect, Session},
     Handle, Value,
 };
 
@@ -51,7 +51,6 @@ pub(crate) enum DialectChoice {
     /// The native wire.
     Native,
     /// Another dialect.
-    #[cfg_attr(not(test), allow(dead_code))]
     Custom(MakeDialect),
 }
 
@@ -146,7 +145,13 @@ impl Connection {
         config: Arc<Config>,
         info: ConnInfo,
     ) -> Peer {
-        Connection::start_with(reader, writer, service, config, info, DialectChoice::Native)
+        let dialect = match config.wire {
+            Wire::Native => DialectChoice::Native,
+            Wire::Rpyc => DialectChoice::Custom(Box::new(|config: &Config, _vectored: bool| {
+                Box::new(RpycDialect::new(config.max_frame_len)) as Box<dyn Dialect>
+            })),
+        };
+        Connection::start_with(reader, writer, service, config, info, dialect)
     }
 
     /// [`start`](Connection::start) with the wire `dialect`.
