@@ -21,7 +21,7 @@ use std::{
     time::Duration,
 };
 
-use netref::{kinds, prelude::*, Args, Data, MethodFuture, Server, WeakObject};
+use netref::{kinds, prelude::*, AccessPolicy, Args, Data, MethodFuture, Server, WeakObject};
 
 const CONTRACT: &str = "interop-1";
 const SLOW_CAP: f64 = 10.0;
@@ -50,42 +50,119 @@ fn int_arg(args: &Args, i: usize, name: &str) -> Result<i64, RemoteError> {
     }
 }
 
-fn add(a: &Value, b: &Value) -> Result<Value, RemoteError> {
-    Ok(match (a, b) {
-        (Value::Int(a), Value::Int(b)) => match a.checked_add(*b) {
-            Some(n) => Value::Int(n),
-            None => return Err(err("builtins.OverflowError", "int too large for this server")),
-        },
-        (Value::Float(a), Value::Float(b)) => Value::Float(a + b),
-        (Value::Int(a), Value::Float(b)) => Value::Float(*a as f64 + b),
-        (Value::Float(a), Value::Int(b)) => Value::Float(a + *b as f64),
-        (Value::Str(a), Value::Str(b)) => Value::Str(format!("{a}{b}")),
-        (a, b) => {
-            return Err(err(
-                kinds::TYPE_ERROR,
-                format!("unsupported operand type(s) for +: '{}' and '{}'", a.kind(), b.kind()),
-            ))
+/// A signed decimal int: sign and digits (most significant first).
+fn decimal(v: &Value) -> Option<(bool, Vec<u8>)> {
+    let text = match v {
+        Value::Int(n) => n.to_string(),
+        Value::BigInt(b) => b.as_str().to_owned(),
+        _ => return None,
+    };
+    let (neg, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.as_str()),
+    };
+    Some((neg, digits.bytes().map(|d| d - b'0').collect()))
+}
+
+fn cmp_mag(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
+/// `a + b` of magnitudes, or `a - b` when `sub` (with `a >= b`).
+fn mag_op(a: &[u8], b: &[u8], sub: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(a.len() + 1);
+    let mut carry = 0i16;
+    for i in 0..a.len().max(b.len()) {
+        let x = if i < a.len() { a[a.len() - 1 - i] as i16 } else { 0 };
+        let y = if i < b.len() { b[b.len() - 1 - i] as i16 } else { 0 };
+        let mut d = if sub { x - y - carry } else { x + y + carry };
+        carry = 0;
+        if d < 0 {
+            d += 10;
+            carry = 1;
+        } else if d > 9 {
+            d -= 10;
+            carry = 1;
         }
+        out.push(d as u8);
+    }
+    if carry > 0 {
+        out.push(1);
+    }
+    while out.len() > 1 && out.last() == Some(&0) {
+        out.pop();
+    }
+    out.reverse();
+    out
+}
+
+/// Exact int addition of any size.
+fn add_ints(a: &Value, b: &Value) -> Option<Value> {
+    if let (Value::Int(x), Value::Int(y)) = (a, b) {
+        if let Some(n) = x.checked_add(*y) {
+            return Some(Value::Int(n));
+        }
+    }
+    let ((an, ad), (bn, bd)) = (decimal(a)?, decimal(b)?);
+    let (neg, digits) = if an == bn {
+        (an, mag_op(&ad, &bd, false))
+    } else if cmp_mag(&ad, &bd).is_ge() {
+        (an, mag_op(&ad, &bd, true))
+    } else {
+        (bn, mag_op(&bd, &ad, true))
+    };
+    let mut text: String = digits.iter().map(|d| char::from(b'0' + d)).collect();
+    if neg && text != "0" {
+        text.insert(0, '-');
+    }
+    Some(match text.parse::<i64>() {
+        Ok(n) => Value::Int(n),
+        Err(_) => Value::BigInt(netref::BigInt::parse(&text).ok()?),
     })
 }
 
-/// An iterator object named `type_name` over `items`: `__next__` (StopIteration at the end) and
-/// `__iter__` returning the same reference.
+/// An int as a float, or Python's OverflowError.
+fn to_float(v: &Value) -> Result<Option<f64>, RemoteError> {
+    Ok(match v {
+        Value::Float(x) => Some(*x),
+        Value::Int(n) => Some(*n as f64),
+        Value::BigInt(b) => {
+            let x: f64 = b.as_str().parse().unwrap_or(f64::INFINITY);
+            if !x.is_finite() {
+                return Err(err("builtins.OverflowError", "int too large to convert to float"));
+            }
+            Some(x)
+        }
+        _ => None,
+    })
+}
+
+fn add(a: &Value, b: &Value) -> Result<Value, RemoteError> {
+    if let Some(sum) = add_ints(a, b) {
+        return Ok(sum);
+    }
+    if let (Value::Str(a), Value::Str(b)) = (a, b) {
+        return Ok(Value::Str(format!("{a}{b}")));
+    }
+    if let (Some(x), Some(y)) = (to_float(a)?, to_float(b)?) {
+        return Ok(Value::Float(x + y));
+    }
+    Err(err(kinds::TYPE_ERROR, format!("unsupported operand type(s) for +: '{}' and '{}'", a.kind(), b.kind())))
+}
+
+/// An iterator object named `type_name` over `items`: `__next__` (StopIteration at the end),
+/// BUFFITER, and `__iter__` returning the same reference.
 fn iterator(type_name: &str, items: Vec<Value>) -> Object {
-    let items = Arc::new(Mutex::new(items.into_iter()));
-    let this: Arc<OnceLock<Object>> = Arc::new(OnceLock::new());
+    let this: Arc<OnceLock<WeakObject>> = Arc::new(OnceLock::new());
     let me = this.clone();
     let obj = Object::builder(type_name)
-        .raw_method("__next__", move |_| {
-            let next = items.lock().unwrap_or_else(|p| p.into_inner()).next();
-            done(next.ok_or_else(RemoteError::stop_iteration))
-        })
+        .iterator_over(items)
         .raw_method("__iter__", move |_| {
-            done(me.get().cloned().map(|o| Value::Ref(NetRef::from(o))).ok_or_else(|| err(kinds::TYPE_ERROR, "gone")))
+            let me = me.get().and_then(WeakObject::upgrade);
+            done(me.map(|o| Value::Ref(NetRef::from(o))).ok_or_else(|| err(kinds::TYPE_ERROR, "iterator gone")))
         })
         .build();
-    // The cycle lives as long as the iterator's exports: a small, bounded leak per iterator.
-    let _ = this.set(obj.clone());
+    let _ = this.set(obj.downgrade());
     obj
 }
 
@@ -95,21 +172,35 @@ fn index(len: usize, i: i64) -> Option<usize> {
     (0..len as i64).contains(&i).then_some(i as usize)
 }
 
-/// `items[slice]` with Python's rules for start/stop (step 1 only).
+/// `items[slice]` with Python's rules (any non-zero step).
 fn slice(items: &[Value], parts: &[Value; 3]) -> Result<Vec<Value>, RemoteError> {
     let len = items.len() as i64;
+    let step = match &parts[2] {
+        Value::None => 1,
+        Value::Int(0) => return Err(err(kinds::VALUE_ERROR, "slice step cannot be zero")),
+        Value::Int(n) => *n,
+        other => return Err(err(kinds::TYPE_ERROR, format!("slice indices must be integers, not {}", other.kind()))),
+    };
     let bound = |v: &Value, default: i64| -> Result<i64, RemoteError> {
+        let (lo, hi) = if step > 0 { (0, len) } else { (-1, len - 1) };
         match v {
             Value::None => Ok(default),
-            Value::Int(i) => Ok(if *i < 0 { (*i + len).max(0) } else { (*i).min(len) }),
+            Value::Int(i) => Ok(if *i < 0 { (*i + len).max(lo) } else { (*i).min(hi) }),
             other => Err(err(kinds::TYPE_ERROR, format!("slice indices must be integers, not {}", other.kind()))),
         }
     };
-    if !matches!(parts[2], Value::None | Value::Int(1)) {
-        return Err(err(kinds::VALUE_ERROR, "only step 1 slices are supported"));
+    let (start, stop) = if step > 0 {
+        (bound(&parts[0], 0)?, bound(&parts[1], len)?)
+    } else {
+        (bound(&parts[0], len - 1)?, bound(&parts[1], -1)?)
+    };
+    let mut out = Vec::new();
+    let mut i = start;
+    while (step > 0 && i < stop) || (step < 0 && i > stop) {
+        out.push(items[i as usize].clone());
+        i += step;
     }
-    let (start, stop) = (bound(&parts[0], 0)?, bound(&parts[1], len)?);
-    Ok(if start < stop { items[start as usize..stop as usize].to_vec() } else { Vec::new() })
+    Ok(out)
 }
 
 /// A Python list by reference (`builtins.list`, which a stock client proxies without INSPECT).
@@ -402,8 +493,15 @@ fn interop_service() -> Object {
 #[actix_rt::main]
 async fn main() -> Result<(), netref::Error> {
     let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:0".into());
-    let server =
-        Server::builder(Service::per_connection(|_peer| interop_service())).rpyc().bind_tcp(addr.as_str()).await?;
+    // RPyC's stock server reaches these special names too.
+    let mut policy = AccessPolicy::default();
+    policy.safe_attrs.insert("__setitem__");
+    policy.safe_attrs.insert("__getslice__");
+    let server = Server::builder(Service::per_connection(|_peer| interop_service()))
+        .config(Config::default().policy(policy))
+        .rpyc()
+        .bind_tcp(addr.as_str())
+        .await?;
     println!("listening on {}", server.address());
     tokio::select! {
         _ = server.stopped() => {}

@@ -489,6 +489,30 @@ impl ObjectBuilder {
         self.add("__iter__", Member::Method(m))
     }
 
+    /// Makes the object an iterator over `items`, under the type name the builder was given
+    /// (e.g. `builtins.list_iterator`): `__next__` (StopIteration at the end) and
+    /// HANDLE_BUFFITER read the same items. Unlike [`Object::iterator`], other members (an
+    /// `__iter__`) may be added.
+    pub fn iterator_over<I>(self, items: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Serialize,
+        I::IntoIter: Send + 'static,
+    {
+        let it = Arc::new(Mutex::new(items.into_iter()));
+        let chunks = it.clone();
+        let mut b = self;
+        b.inner.next_chunk = Some(Arc::new(move |n| {
+            let mut it = chunks.lock().unwrap_or_else(|p| p.into_inner());
+            it.by_ref().take(n).map(reply).collect()
+        }));
+        let next: MethodFn = Arc::new(move |_args| {
+            let item = it.lock().unwrap_or_else(|p| p.into_inner()).next();
+            method::Served::Done(item.map_or_else(|| Err(RemoteError::stop_iteration()), reply))
+        });
+        b.add("__next__", Member::Method(next))
+    }
+
     /// Makes the object a context manager: `enter` runs on `__enter__` and its result is what
     /// the peer's block receives; `exit` runs on HANDLE_CTXEXIT with the block's error, if any,
     /// and returns whether to suppress it.
