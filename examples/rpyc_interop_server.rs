@@ -356,7 +356,11 @@ fn interop_service() -> Object {
     let released: Arc<Mutex<Vec<String>>> = Arc::default();
     let (log1, log2) = (context_log.clone(), context_log);
     let (tr1, tr2, tr3) = (tracked.clone(), tracked.clone(), tracked);
-    let token_class = Object::builder("interop.Token").callable(|n: i64| NetRef::from(token(n))).build();
+    let token_class = Object::builder("interop.Token")
+        .callable(|n: i64| NetRef::from(token(n)))
+        // A class on RPyC's wire: ('interop.Token', cid, 0), the class id of its instances.
+        .instance_of("builtins.type")
+        .build();
     Object::builder("interop.InteropService")
         .attr("contract", CONTRACT)
         .attr("answer", 42)

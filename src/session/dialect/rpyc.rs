@@ -17,7 +17,7 @@
 //! never allocate past the codec's limits. A request it cannot decode but whose seq it read
 //! is answered with an exception (as stock does); anything worse ends only this connection.
 
-use std::{cell::RefCell, collections::HashMap};
+use std::{borrow::Cow, cell::RefCell, collections::HashMap};
 
 use bytes::{Bytes, BytesMut};
 use tokio_util::codec::Decoder;
@@ -37,7 +37,7 @@ use crate::{
         CallFrame, IdPackRef, Outbox, RefBoxer, RefUnboxer, LABEL_LOCAL_REF, LABEL_TUPLE, LABEL_VALUE,
     },
     session::boxing::{Boxer, Unboxer},
-    Frame, Handle, IdPack, NetRef, ProtocolError, RefLabel, Value,
+    Frame, Handle, IdPack, NetRef, Object, ProtocolError, RefLabel, Value,
 };
 
 /// The first seq of the requests sent for one-way frames (`Notify`, `Close`): far above what
@@ -54,6 +54,9 @@ pub(crate) struct RpycDialect {
     serving: HashMap<u64, Handle>,
     /// The next seq for a one-way request.
     one_way_seq: u64,
+    /// This side's class objects as sent, by class id: RPyC names a class `(name, cid, 0)`, and
+    /// the peer's `LOCAL_REF`s to one come back with instance id 0.
+    classes: RefCell<HashMap<u64, u64>>,
 }
 
 impl RpycDialect {
@@ -65,6 +68,7 @@ impl RpycDialect {
             imported: HashMap::new(),
             serving: HashMap::new(),
             one_way_seq: ONE_WAY_SEQ_BASE,
+            classes: RefCell::default(),
         }
     }
 
@@ -87,7 +91,7 @@ impl RpycDialect {
         out: &mut Outbox,
     ) -> Result<(), ProtocolError> {
         let items = outgoing_args(handle, args);
-        let brine = encode_request(handle, &items, &Refs(boxer))?;
+        let brine = encode_request(handle, &items, &Refs { boxer, classes: &self.classes })?;
         self.message(MsgType::Request, seq, &brine, out)
     }
 }
@@ -102,13 +106,28 @@ impl Framer for RpycFramer {
 }
 
 /// The session's boxer as RPyC's: lists and maps are refused by the default hook (RPyC passes
-/// them by reference; a service returns an object instead).
-struct Refs<'a, 'b>(&'a Boxer<'b>);
+/// them by reference; a service returns an object instead). An object declared an instance of
+/// `builtins.type` (see [`ObjectBuilder::instance_of`](crate::ObjectBuilder::instance_of)) is
+/// a class: it goes as `(name, class_id, 0)`, as RPyC names classes.
+struct Refs<'a, 'b> {
+    boxer: &'a Boxer<'b>,
+    classes: &'a RefCell<HashMap<u64, u64>>,
+}
 
 impl RefBoxer<NetRef> for Refs<'_, '_> {
-    fn box_ref<'r>(&self, r: &'r NetRef) -> Result<(RefLabel, std::borrow::Cow<'r, IdPack>), String> {
-        self.0.box_ref(r)
+    fn box_ref<'r>(&self, r: &'r NetRef) -> Result<(RefLabel, Cow<'r, IdPack>), String> {
+        let (label, id) = self.boxer.box_ref(r)?;
+        if label == RefLabel::Remote && r.as_local().is_some_and(is_class) {
+            self.classes.borrow_mut().insert(id.class_id, id.instance_id);
+            return Ok((label, Cow::Owned(IdPack { instance_id: 0, ..id.into_owned() })));
+        }
+        Ok((label, id))
     }
+}
+
+/// Whether `object` is a class on RPyC's wire.
+fn is_class(object: &Object) -> bool {
+    object.inner.instance_of.iter().any(|t| t == "builtins.type")
 }
 
 impl RpycBoxer<NetRef> for Refs<'_, '_> {}
@@ -117,12 +136,29 @@ impl RpycBoxer<NetRef> for Refs<'_, '_> {}
 struct Recording<'a, 'u> {
     inner: &'a Unboxer<'u>,
     imported: RefCell<&'a mut HashMap<u64, IdPack>>,
+    classes: &'a RefCell<HashMap<u64, u64>>,
+}
+
+impl Recording<'_, '_> {
+    /// The instance id this side's object `(class_id, instance_id)` is exported under: a
+    /// class sent as instance 0 has its own.
+    fn local_id(&self, class_id: u64, instance_id: u64) -> u64 {
+        if instance_id == 0 {
+            if let Some(&id) = self.classes.borrow().get(&class_id) {
+                return id;
+            }
+        }
+        instance_id
+    }
 }
 
 impl RefUnboxer for Recording<'_, '_> {
     type Ref = NetRef;
 
-    fn unbox_ref(&self, label: RefLabel, id: IdPackRef<'_>) -> Result<NetRef, String> {
+    fn unbox_ref(&self, label: RefLabel, mut id: IdPackRef<'_>) -> Result<NetRef, String> {
+        if label == RefLabel::Local {
+            id.instance_id = self.local_id(id.class_id, id.instance_id);
+        }
         let r = self.inner.unbox_ref(label, id)?;
         if label == RefLabel::Remote {
             self.imported.borrow_mut().entry(id.instance_id).or_insert_with(|| id.to_id_pack());
@@ -251,7 +287,7 @@ impl Dialect for RpycDialect {
                     Some(Handle::Dir | Handle::Inspect) => list_to_tuple(value),
                     _ => None,
                 };
-                let brine = encode_reply(shaped.as_ref().unwrap_or(value), &Refs(boxer))?;
+                let brine = encode_reply(shaped.as_ref().unwrap_or(value), &Refs { boxer, classes: &self.classes })?;
                 self.message(MsgType::Reply, *seq, &brine, out)
             }
             Frame::Exception { seq, error } => {
@@ -309,7 +345,7 @@ impl Dialect for RpycDialect {
     ) -> Result<Incoming<'b>, ProtocolError> {
         let message = decode_message(body, &self.limits)?;
         let seq = message.seq;
-        let unboxer = Recording { inner: unboxer, imported: RefCell::new(&mut self.imported) };
+        let unboxer = Recording { inner: unboxer, imported: RefCell::new(&mut self.imported), classes: &self.classes };
         match message.msg {
             MsgType::Reply => Ok(Incoming::Frame(Frame::Reply { seq, value: decode_reply(message.args, &unboxer)? })),
             MsgType::Exception => Ok(Incoming::Frame(Frame::Exception { seq, error: decode_exception(message.args)? })),
@@ -336,7 +372,9 @@ impl Dialect for RpycDialect {
                         let target = match items.first() {
                             Some(Value::Tuple(parts)) => match parts.as_slice() {
                                 [Value::Str(_), cid, iid] => match (id_of(cid), id_of(iid)) {
-                                    (Some(cid), Some(iid)) => unboxer.inner.local_object(cid, iid).cloned(),
+                                    (Some(cid), Some(iid)) => {
+                                        unboxer.inner.local_object(cid, unboxer.local_id(cid, iid)).cloned()
+                                    }
                                     _ => None,
                                 },
                                 _ => None,
