@@ -21,7 +21,7 @@ use actix::{
 };
 use bytes::Buf;
 use futures::{future::BoxFuture, StreamExt};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::codec::FramedRead;
 use tracing::{debug, trace};
 
@@ -387,6 +387,39 @@ struct Driver {
     /// What the frames are polled with (made on the first turn, and again if the task's waker
     /// changes): only turns after it was woken poll them.
     read_wake: Option<(Arc<ReadWake>, Waker)>,
+}
+
+/// How long, and how many bytes, a closed connection keeps reading what its peer still sends.
+const DRAIN_FOR: Duration = Duration::from_millis(500);
+const DRAIN_MAX: usize = 256 << 10;
+
+impl Drop for Driver {
+    /// A connection that ends while its peer may still be sending (a protocol error, a close of
+    /// ours) reads and discards what arrives for a moment, within bounds, before the socket is
+    /// dropped: a socket closed with unread bytes sends the peer a reset, which can overtake
+    /// what was written before it (the peer then sees "connection reset" instead of the close).
+    fn drop(&mut self) {
+        let Some(frames) = self.frames.take() else {
+            return;
+        };
+        if actix_rt::Arbiter::try_current().is_none() || tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        let mut reader = frames.inner.into_inner();
+        actix_rt::spawn(async move {
+            let drain = async {
+                let mut buf = vec![0u8; 8 << 10];
+                let mut total = 0;
+                while total < DRAIN_MAX {
+                    match reader.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => total += n,
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(DRAIN_FOR, drain).await;
+        });
+    }
 }
 
 impl ActorFuture<Connection> for Driver {
