@@ -355,6 +355,12 @@ impl Dialect for RpycDialect {
                     Err(e) => return Ok(Incoming::Refuse { seq, error: request_refusal(&e) }),
                 };
                 let shaped = match handle {
+                    // The peer is closing: stock waits for no reply and closes its socket, so
+                    // this side closes as on the native wire's Close (running work dropped).
+                    Handle::Close => {
+                        let reason = "the rpyc peer sent CLOSE (rpyc sends no reason)".to_owned();
+                        return Ok(Incoming::Frame(Frame::Close { reason }));
+                    }
                     Handle::Pickle => return Ok(Incoming::Refuse { seq, error: pickle_refusal() }),
                     Handle::Call => items.get_mut(2).map_or(Ok(()), kwargs_to_map),
                     Handle::CallAttr => items.get_mut(3).map_or(Ok(()), kwargs_to_map),
