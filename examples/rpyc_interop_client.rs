@@ -39,6 +39,32 @@ async fn run(addr: &str) -> Result<Vec<String>, netref::Error> {
     let value: i64 = token.getattr("value").await?;
     check("Token value", value == 5);
     drop(token);
+    // A Python list by reference: len, [i], iteration.
+    let list: NetRef = root.call_method("get_list", ()).await?;
+    let len: i64 = list.call_method("__len__", ()).await?;
+    let second: i64 = list.call_method("__getitem__", (1,)).await?;
+    check("get_list: len 3, [1] == 20", len == 3 && second == 20);
+    drop(list);
+    // A context manager: __enter__, then CTXEXIT without an error.
+    let ctx: NetRef = root.call_method("context", (3,)).await?;
+    let entered: i64 = ctx.enter().await?;
+    let suppressed = ctx.exit(None).await?;
+    drop(ctx);
+    let log: Vec<String> = root.call_method("context_log", ()).await?;
+    check("context: enter 20, exit logged", entered == 20 && !suppressed && log == ["enter 3", "exit ok"]);
+    // An expiry: the late reply is dropped and the connection stays usable.
+    let slow = root.call_method::<f64>("slow", (0.5,));
+    slow.set_expiry(Some(std::time::Duration::from_millis(100)));
+    let expired = matches!(slow.await, Err(netref::Error::Timeout(_)));
+    let after: i64 = root.call_method("add", (2, 2)).await?;
+    check("slow(0.5) expires at 100 ms; the connection stays usable", expired && after == 4);
+    // Export lifetimes: the server sees the release once the proxy is dropped.
+    let tracked: NetRef = root.call_method("tracked", ("t1",)).await?;
+    let name: String = tracked.getattr("name").await?;
+    drop(tracked);
+    let _ = peer.ping(Value::None).await?;
+    let released: Vec<String> = root.call_method("released", ()).await?;
+    check("tracked('t1') released after its proxy is dropped", name == "t1" && released == ["t1"]);
     // The connection sends the DEL it owes for the dropped proxy at the end of its next turn.
     let _ = peer.ping(Value::None).await?;
     peer.close_within("done", std::time::Duration::from_secs(3)).await;
