@@ -17,7 +17,13 @@ use std::{
 
 #[cfg(feature = "tls")]
 use crate::tls::TlsClientConfig;
-use crate::{config::Config, hosting, runtime::Runtime, service::Service, transport, Error, Peer};
+use crate::{
+    config::{Config, Wire},
+    hosting,
+    runtime::Runtime,
+    service::Service,
+    transport, Error, Peer,
+};
 
 /// How long [`connect`] waits by default for the transport and the server's `Hello`.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -99,7 +105,16 @@ impl Connect {
 
     /// The connection's settings; default [`Config::default`].
     pub fn config(mut self, config: Config) -> Self {
-        self.config = config;
+        let wire = if self.config.wire == Wire::Native { config.wire } else { self.config.wire };
+        self.config = config.wire(wire);
+        self
+    }
+
+    /// Speaks RPyC 6's wire instead of netref's own: the server is a stock Python rpyc 6.0.x
+    /// server (or a netref server built with `ServerBuilder::rpyc`), and the root is a
+    /// [`NetRef`](crate::NetRef) to its service. Kept across a later [`config`](Connect::config).
+    pub fn rpyc(mut self) -> Self {
+        self.config = self.config.wire(Wire::Rpyc);
         self
     }
 

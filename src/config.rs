@@ -28,6 +28,21 @@ pub struct Config {
     pub(crate) hello_timeout: Duration,
     pub(crate) peer_timeout: Option<Duration>,
     pub(crate) early_requests: bool,
+    pub(crate) wire: Wire,
+}
+
+/// The wire protocol a connection speaks. Neither side announces it (RPyC has no handshake):
+/// the listener or the client factory chooses it, and both ends must agree.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Wire {
+    /// netref's own wire (versioned `Hello` handshake, postcard frames).
+    #[default]
+    Native,
+    /// RPyC 6's wire, as stock Python rpyc 6.0.x speaks it: channel framing, brine, RPyC's
+    /// boxing and vinegar exceptions; no handshake. Pickling is refused, nothing received is
+    /// ever unpickled or executed.
+    Rpyc,
 }
 
 impl Default for Config {
@@ -46,11 +61,19 @@ impl Default for Config {
             hello_timeout: Duration::from_secs(10),
             peer_timeout: Some(Duration::from_secs(15)),
             early_requests: false,
+            wire: Wire::Native,
         }
     }
 }
 
 impl Config {
+    /// The wire protocol (default [`Wire::Native`]); see also `ServerBuilder::rpyc` and
+    /// `Connect::rpyc`.
+    pub fn wire(mut self, wire: Wire) -> Self {
+        self.wire = wire;
+        self
+    }
+
     /// How long a request waits for its reply by default (RPyC's `sync_request_timeout`);
     /// `None` waits without limit. Default 30 s.
     pub fn request_timeout(mut self, timeout: Option<Duration>) -> Self {

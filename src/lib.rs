@@ -27,12 +27,14 @@ mod value;
 
 pub use async_result::AsyncResult;
 pub use client::{connect, Connect, DEFAULT_CONNECT_TIMEOUT};
-pub use config::Config;
+pub use config::{Config, Wire};
 pub use connection::Connection;
 pub use error::{kinds, Error, ProtocolError, RemoteError};
 pub use link::{ConnInfo, ConnStats, Peer};
 pub use netref::NetRef;
-pub use object::{Access, AccessPolicy, Args, FromArgs, MethodFuture, NameSet, Object, ObjectBuilder, SAFE_ATTRS};
+pub use object::{
+    Access, AccessPolicy, Args, FromArgs, MethodFuture, NameSet, Object, ObjectBuilder, WeakObject, SAFE_ATTRS,
+};
 pub use protocol::{Frame, Handle};
 pub use remote_actor::{expose, ActorExport, ActorRef, Down, RemoteActor, RemoteMessage, Spawner, SPAWNER_EXPORT};
 pub use runtime::{blocking::BlockingClient, Runtime};

@@ -212,6 +212,29 @@ impl Object {
     pub fn same(&self, other: &Object) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
+
+    /// A handle that does not keep the object alive: e.g. to hand the same object out again
+    /// while a peer still holds it, and to learn when every holder (export) is gone.
+    pub fn downgrade(&self) -> WeakObject {
+        WeakObject(Arc::downgrade(&self.inner))
+    }
+}
+
+/// A weak handle on an [`Object`] (see [`Object::downgrade`]).
+#[derive(Clone)]
+pub struct WeakObject(std::sync::Weak<ObjectInner>);
+
+impl WeakObject {
+    /// The object, if anything still holds it.
+    pub fn upgrade(&self) -> Option<Object> {
+        self.0.upgrade().map(|inner| Object { inner })
+    }
+}
+
+impl fmt::Debug for WeakObject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<weak object, alive: {}>", self.0.strong_count() > 0)
+    }
 }
 
 impl fmt::Debug for Object {
@@ -483,6 +506,30 @@ impl ObjectBuilder {
             method::Served::Done(Ok(Value::Ref(crate::NetRef::from(it))))
         });
         self.add("__iter__", Member::Method(m))
+    }
+
+    /// Makes the object an iterator over `items`, under the type name the builder was given
+    /// (e.g. `builtins.list_iterator`): `__next__` (StopIteration at the end) and
+    /// HANDLE_BUFFITER read the same items. Unlike [`Object::iterator`], other members (an
+    /// `__iter__`) may be added.
+    pub fn iterator_over<I>(self, items: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Serialize,
+        I::IntoIter: Send + 'static,
+    {
+        let it = Arc::new(Mutex::new(items.into_iter()));
+        let chunks = it.clone();
+        let mut b = self;
+        b.inner.next_chunk = Some(Arc::new(move |n| {
+            let mut it = chunks.lock().unwrap_or_else(|p| p.into_inner());
+            it.by_ref().take(n).map(reply).collect()
+        }));
+        let next: MethodFn = Arc::new(move |_args| {
+            let item = it.lock().unwrap_or_else(|p| p.into_inner()).next();
+            method::Served::Done(item.map_or_else(|| Err(RemoteError::stop_iteration()), reply))
+        });
+        b.add("__next__", Member::Method(next))
     }
 
     /// Makes the object a context manager: `enter` runs on `__enter__` and its result is what

@@ -38,7 +38,13 @@ pub(crate) use self::accept::StartedHook;
 use self::accept::{accept_loop, Listener, Starter};
 #[cfg(feature = "tls")]
 use crate::tls::TlsServerConfig;
-use crate::{config::Config, link::ConnInfo, runtime::Runtime, service::Service, Error, Peer};
+use crate::{
+    config::{Config, Wire},
+    link::ConnInfo,
+    runtime::Runtime,
+    service::Service,
+    Error, Peer,
+};
 
 /// Decides whether a new connection may proceed, before its first frame; what it returns
 /// becomes the connection's credentials ([`Peer::credentials`]).
@@ -54,6 +60,7 @@ pub struct ServerBuilder {
     authenticator: Option<Authenticator>,
     accept_limit: Option<usize>,
     on_started: Option<StartedHook>,
+    wire: Option<Wire>,
     #[cfg(feature = "tls")]
     tls: Option<TlsServerConfig>,
     #[cfg(feature = "tls")]
@@ -138,6 +145,7 @@ impl Server {
             authenticator: None,
             accept_limit: None,
             on_started: None,
+            wire: None,
             #[cfg(feature = "tls")]
             tls: None,
             #[cfg(feature = "tls")]
@@ -231,6 +239,16 @@ impl ServerBuilder {
     /// The configuration of every connection.
     pub fn config(mut self, config: Config) -> Self {
         self.config = config;
+        self
+    }
+
+    /// Speaks RPyC 6's wire instead of netref's own, so stock Python `rpyc.connect(host, port)`
+    /// clients (rpyc 6.0.x) reach this listener's service; a netref client must then connect
+    /// with [`Connect::rpyc`](crate::Connect::rpyc). RPyC has no handshake and no
+    /// authentication of its own: bind loopback, or use TLS and an authenticator. Overrides the
+    /// wire of [`config`](ServerBuilder::config) (see [`Wire`]).
+    pub fn rpyc(mut self) -> Self {
+        self.wire = Some(Wire::Rpyc);
         self
     }
 
@@ -363,7 +381,10 @@ impl ServerBuilder {
         });
         let starter = Arc::new(Starter {
             service: self.service,
-            config: Arc::new(self.config),
+            config: Arc::new(match self.wire {
+                Some(wire) => self.config.wire(wire),
+                None => self.config,
+            }),
             authenticator: self.authenticator,
             shared: shared.clone(),
             max_connections: self.max_connections,

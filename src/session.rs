@@ -46,7 +46,7 @@ mod tests;
 pub(crate) use boxing::{import, Boxer, Imports, Unboxer};
 #[cfg(test)]
 pub(crate) use dialect::sequenced::Sequenced;
-pub(crate) use dialect::{AnyDialect, Dialect, Framer, Incoming, NativeDialect, Releases, WireTraits};
+pub(crate) use dialect::{AnyDialect, Dialect, Framer, Incoming, NativeDialect, Releases, RpycDialect, WireTraits};
 pub(crate) use inbound::{Inbound, SeqInUse};
 pub(crate) use lifecycle::{Lifecycle, Phase};
 pub(crate) use liveness::Liveness;
@@ -281,6 +281,7 @@ impl<W> Session<W> {
                     None => self.serve_one_way(handle, request, host),
                 }
             }
+            Ok(Incoming::Refuse { seq, error }) => self.refuse(seq, error),
             Err(e) => self.fail(Error::Protocol(e), host),
         }
     }

@@ -21,7 +21,7 @@ use actix::{
 };
 use bytes::Buf;
 use futures::{future::BoxFuture, StreamExt};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::codec::FramedRead;
 use tracing::{debug, trace};
 
@@ -30,12 +30,12 @@ use super::{
     io::{poll_write_segments, Bodies, Gate, Gated, ReadWake, Writer, READ_BUFFER_MIN},
 };
 use crate::{
-    config::Config,
+    config::{Config, Wire},
     error::RemoteError,
     link::{next_connection_id, ConnInfo, ConnShared, ConnStats, Control, Payload, Peer, Submit},
     protocol::{FrameCodec, Segments, SPILL_PLAIN, SPILL_VECTORED},
     service::Service,
-    session::{AnyDialect, Dialect, Finish, Host, NativeDialect, Phase, Session},
+    session::{AnyDialect, Dialect, Finish, Host, NativeDialect, Phase, RpycDialect, Session},
     Handle, Value,
 };
 
@@ -51,7 +51,6 @@ pub(crate) enum DialectChoice {
     /// The native wire.
     Native,
     /// Another dialect.
-    #[cfg_attr(not(test), allow(dead_code))]
     Custom(MakeDialect),
 }
 
@@ -146,7 +145,13 @@ impl Connection {
         config: Arc<Config>,
         info: ConnInfo,
     ) -> Peer {
-        Connection::start_with(reader, writer, service, config, info, DialectChoice::Native)
+        let dialect = match config.wire {
+            Wire::Native => DialectChoice::Native,
+            Wire::Rpyc => DialectChoice::Custom(Box::new(|config: &Config, _vectored: bool| {
+                Box::new(RpycDialect::new(config.max_frame_len)) as Box<dyn Dialect>
+            })),
+        };
+        Connection::start_with(reader, writer, service, config, info, dialect)
     }
 
     /// [`start`](Connection::start) with the wire `dialect`.
@@ -382,6 +387,39 @@ struct Driver {
     /// What the frames are polled with (made on the first turn, and again if the task's waker
     /// changes): only turns after it was woken poll them.
     read_wake: Option<(Arc<ReadWake>, Waker)>,
+}
+
+/// How long, and how many bytes, a closed connection keeps reading what its peer still sends.
+const DRAIN_FOR: Duration = Duration::from_millis(500);
+const DRAIN_MAX: usize = 256 << 10;
+
+impl Drop for Driver {
+    /// A connection that ends while its peer may still be sending (a protocol error, a close of
+    /// ours) reads and discards what arrives for a moment, within bounds, before the socket is
+    /// dropped: a socket closed with unread bytes sends the peer a reset, which can overtake
+    /// what was written before it (the peer then sees "connection reset" instead of the close).
+    fn drop(&mut self) {
+        let Some(frames) = self.frames.take() else {
+            return;
+        };
+        if actix_rt::Arbiter::try_current().is_none() || tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        let mut reader = frames.inner.into_inner();
+        actix_rt::spawn(async move {
+            let drain = async {
+                let mut buf = vec![0u8; 8 << 10];
+                let mut total = 0;
+                while total < DRAIN_MAX {
+                    match reader.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => total += n,
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(DRAIN_FOR, drain).await;
+        });
+    }
 }
 
 impl ActorFuture<Connection> for Driver {

@@ -18,6 +18,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::boxing::{Boxer, Unboxer};
 use crate::{
+    error::RemoteError,
     link::CallEncoding,
     object::Object,
     protocol::{CallFrame, Outbox},
@@ -25,10 +26,12 @@ use crate::{
 };
 
 mod native;
+mod rpyc;
 #[cfg(test)]
 pub(crate) mod sequenced;
 
 pub(crate) use native::NativeDialect;
+pub(crate) use rpyc::RpycDialect;
 
 /// Splits a byte stream into frame bodies (the read side of a dialect's framing).
 pub(crate) trait Framer {
@@ -46,6 +49,10 @@ pub(crate) enum Incoming<'b> {
     /// A method call (CALLATTR with a `name`, CALL without) whose target the dialect resolved
     /// to this side's object while decoding (a dialect's fast path); `seq` `None` is one way.
     Call { seq: Option<u64>, object: Object, name: Option<&'b str>, args: Vec<Value>, deadline: Option<Duration> },
+    /// A request whose seq was read but which cannot be served (an unknown handler, a
+    /// reference this side does not know, a refused operation): answered with `error`, as a
+    /// wire without a way to reject a frame does it (RPyC's stock server replies an exception).
+    Refuse { seq: u64, error: RemoteError },
 }
 
 /// How a dialect's wire gives exported objects back.

@@ -211,6 +211,15 @@ impl<W> Session<W> {
         }
     }
 
+    /// Answers request `seq`, which the dialect could not decode into something to serve, with
+    /// `error` (only while the connection is open).
+    pub(super) fn refuse(&mut self, seq: u64, error: RemoteError) {
+        if self.life.is_open() {
+            debug!(parent: &self.span, seq, error = %error, "request refused");
+            self.reply(seq, Err(error));
+        }
+    }
+
     fn reply(&mut self, seq: u64, r: Result<Value, RemoteError>) {
         if self.life.is_closed() {
             return;

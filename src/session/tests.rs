@@ -1,7 +1,7 @@
 //! Deterministic tests of the session without I/O: two sessions joined by byte buffers, a host
 //! that records what it is asked and a clock the test moves. No actix system, no runtime, no
 //! socket: each test says exactly which bytes go where and when time passes. Every behaviour
-//! runs on both the native dialect and the sequenced test dialect (see
+//! runs on the native dialect, the RPyC dialect and the sequenced test dialect (see
 //! `dialect::sequenced`), which has no handshake, no cancel, releases as DEL requests and its
 //! own framing.
 
@@ -14,7 +14,10 @@ use std::{
 use bytes::{Bytes, BytesMut};
 use futures::{channel::oneshot, future::BoxFuture};
 
-use super::{dialect::sequenced::Sequenced, AnyDialect, Dialect, Finish, Framer, Host, NativeDialect, Phase, Session};
+use super::{
+    dialect::sequenced::Sequenced, AnyDialect, Dialect, Finish, Framer, Host, NativeDialect, Phase, RpycDialect,
+    Session,
+};
 use crate::{
     config::Config,
     error::RemoteError,
@@ -26,15 +29,17 @@ use crate::{
 };
 
 mod behaviour;
+mod rpyc;
 
 /// Which wire a test runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Kind {
     Native,
     Sequenced,
+    Rpyc,
 }
 
-pub(super) const BOTH: [Kind; 2] = [Kind::Native, Kind::Sequenced];
+pub(super) const BOTH: [Kind; 3] = [Kind::Native, Kind::Sequenced, Kind::Rpyc];
 
 fn dialect(kind: Kind, config: &Config) -> AnyDialect {
     match kind {
@@ -43,6 +48,7 @@ fn dialect(kind: Kind, config: &Config) -> AnyDialect {
             SPILL_PLAIN,
         )),
         Kind::Sequenced => AnyDialect::Other(Box::new(Sequenced::new(config.max_frame_len, config.decode_limits))),
+        Kind::Rpyc => AnyDialect::Other(Box::new(RpycDialect::new(config.max_frame_len))),
     }
 }
 
