@@ -116,6 +116,8 @@ pub(crate) struct Session<W> {
     reads_were_paused: bool,
     /// The earliest request expiry the host was asked to wake for.
     expiry_armed: Option<Instant>,
+    /// The connection failed on something the peer sent (more of it may be on its way).
+    failed_on_peer_bytes: bool,
     span: tracing::Span,
 }
 
@@ -163,6 +165,7 @@ impl<W> Session<W> {
             tick_due: None,
             reads_were_paused: false,
             expiry_armed: None,
+            failed_on_peer_bytes: false,
             span,
         }
     }
@@ -193,6 +196,13 @@ impl<W> Session<W> {
     /// The wire's traits and name (for the host's logs and tests).
     pub(crate) fn dialect_name(&self) -> &'static str {
         self.dialect.name()
+    }
+
+    /// Whether the connection failed on something the peer sent (a protocol error): the host
+    /// may keep reading, and discarding, what the peer still sends before it drops the socket.
+    #[inline]
+    pub(crate) fn failed_on_peer_bytes(&self) -> bool {
+        self.failed_on_peer_bytes
     }
 
     /// The session's phase.

@@ -182,7 +182,11 @@ impl Connection {
             let root = service.root_for(&peer);
             let gate = Rc::new(Gate::default());
             let frames = FramedRead::with_capacity(reader, Bodies::new(dialect.framer()), READ_BUFFER_MIN);
-            ctx.spawn(Driver { frames: Some(Gated { inner: frames, gate: gate.clone() }), read_wake: None });
+            ctx.spawn(Driver {
+                frames: Some(Gated { inner: frames, gate: gate.clone() }),
+                read_wake: None,
+                drain_on_drop: false,
+            });
             Connection {
                 session: Session::new(link.clone(), dialect, service.clone(), root, span.clone()),
                 link,
@@ -387,6 +391,8 @@ struct Driver {
     /// What the frames are polled with (made on the first turn, and again if the task's waker
     /// changes): only turns after it was woken poll them.
     read_wake: Option<(Arc<ReadWake>, Waker)>,
+    /// The connection failed on the peer's bytes: more of them may still be on the way.
+    drain_on_drop: bool,
 }
 
 /// How long, and how many bytes, a closed connection keeps reading what its peer still sends.
@@ -398,6 +404,10 @@ impl Drop for Driver {
     /// ours) reads and discards what arrives for a moment, within bounds, before the socket is
     /// dropped: a socket closed with unread bytes sends the peer a reset, which can overtake
     /// what was written before it (the peer then sees "connection reset" instead of the close).
+    ///
+    /// Only then: a connection that failed on the peer's bytes, or one with bytes unread right
+    /// now. A clean close has nothing unread, and a drain task (a task, a buffer, a timer) would
+    /// cost every connection a quarter of its work.
     fn drop(&mut self) {
         let Some(frames) = self.frames.take() else {
             return;
@@ -406,6 +416,16 @@ impl Drop for Driver {
             return;
         }
         let mut reader = frames.inner.into_inner();
+        if !self.drain_on_drop {
+            let mut probe = [0u8; 64];
+            let mut probe = tokio::io::ReadBuf::new(&mut probe);
+            let mut cx = TaskContext::from_waker(futures::task::noop_waker_ref());
+            match Pin::new(&mut reader).poll_read(&mut cx, &mut probe) {
+                Poll::Ready(Ok(())) if !probe.filled().is_empty() => {}
+                // Nothing unread, the end of the stream, or a failed socket: nothing to drain.
+                _ => return,
+            }
+        }
         actix_rt::spawn(async move {
             let drain = async {
                 let mut buf = vec![0u8; 8 << 10];
@@ -481,6 +501,7 @@ impl ActorFuture<Connection> for Driver {
         act.maybe_shut_down(ctx);
         act.arm_grace(ctx);
         act.deferring = false;
+        this.drain_on_drop = act.session.failed_on_peer_bytes();
         Poll::Pending
     }
 }

@@ -73,6 +73,9 @@ impl<W> Session<W> {
         for work in self.inbound.take_all() {
             host.abort(work);
         }
+        if matches!(error, Error::Protocol(_)) {
+            self.failed_on_peer_bytes = true;
+        }
         if was_open && matches!(error, Error::Protocol(_)) {
             let _ = self.queue_frame(&Frame::Close { reason: error.to_string() });
             host.close_grace(self.config.close_grace);
