@@ -319,6 +319,7 @@ impl AccessPolicy {
 
     /// [`resolve`](AccessPolicy::resolve) with whatever `find` returns for the stored name (a
     /// member, say, so that it is not looked up again): `None` when access is refused.
+    #[inline]
     pub(crate) fn lookup<T>(&self, name: &str, access: Access, find: impl Fn(&str) -> Option<T>) -> Option<Lookup<T>> {
         let switch = match access {
             Access::Get => self.allow_getattr,

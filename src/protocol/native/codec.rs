@@ -154,6 +154,7 @@ impl FrameCodec {
     /// the offset in `dst` where their bytes belong. `dst`'s pieces with these strings between
     /// them are the same bytes as `encode_with` gives, and the length prefix counts the spilled
     /// bytes. On error `dst` is left as it was and nothing is returned.
+    #[inline]
     pub(crate) fn encode_spilling_with<R, B: RefBoxer<R>>(
         &self,
         frame: &Frame<R>,
