@@ -24,7 +24,7 @@ use crate::session::Phase;
 
 /// Frames read per turn at most before the driver lets the other futures of the arbiter run.
 /// The turn's replies go out in one write, so a larger budget means fewer writes for a
-/// pipelining peer; at about 1 µs a frame, a turn stays well under a millisecond.
+/// pipelining peer; a smaller one lets the arbiter's other connections in sooner.
 const READ_BUDGET: usize = 256;
 
 /// Runs the connection's I/O, for the actor's life, as one future of its context: each turn it
