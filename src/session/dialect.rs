@@ -107,11 +107,13 @@ pub(crate) trait Dialect {
     /// is not [`CallEncoding::None`] is handed one.
     fn encode_call(
         &mut self,
-        call: &CallFrame<'_, NetRef>,
-        boxer: &Boxer<'_>,
-        out: &mut Outbox,
-        peer_max: Option<usize>,
-    ) -> Result<(), ProtocolError>;
+        _call: &CallFrame<'_, NetRef>,
+        _boxer: &Boxer<'_>,
+        _out: &mut Outbox,
+        _peer_max: Option<usize>,
+    ) -> Result<(), ProtocolError> {
+        Err(ProtocolError::Unexpected(format!("the {} dialect encodes no call ahead", self.name())))
+    }
 
     /// Encodes the release of `count` receipts of the peer's object `instance_id` as request
     /// `seq` (only for [`Releases::Requests`]).

@@ -34,7 +34,7 @@ use crate::{
             },
             Brine, BrineLimits, MsgType, RpycChannelCodec,
         },
-        CallFrame, IdPackRef, Outbox, RefBoxer, RefUnboxer, LABEL_LOCAL_REF, LABEL_TUPLE, LABEL_VALUE,
+        IdPackRef, Outbox, RefBoxer, RefUnboxer, LABEL_LOCAL_REF, LABEL_TUPLE, LABEL_VALUE,
     },
     session::boxing::{Boxer, Unboxer},
     Frame, Handle, IdPack, NetRef, Object, ProtocolError, RefLabel, Value,
@@ -307,16 +307,6 @@ impl Dialect for RpycDialect {
                 Err(ProtocolError::Unexpected(format!("the rpyc dialect has no {} frame", frame.kind())))
             }
         }
-    }
-
-    fn encode_call(
-        &mut self,
-        _call: &CallFrame<'_, NetRef>,
-        _boxer: &Boxer<'_>,
-        _out: &mut Outbox,
-        _peer_max: Option<usize>,
-    ) -> Result<(), ProtocolError> {
-        Err(ProtocolError::Unexpected("the rpyc dialect encodes no call ahead".into()))
     }
 
     fn encode_release_request(

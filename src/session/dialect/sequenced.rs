@@ -14,7 +14,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::{Dialect, Framer, Incoming, Releases, WireTraits};
 use crate::{
-    protocol::{decode_frame, encode_frame, CallFrame, DecodeLimits, Outbox, RefBoxer},
+    protocol::{decode_frame, encode_frame, DecodeLimits, Outbox, RefBoxer},
     session::boxing::{Boxer, Unboxer},
     Frame, Handle, IdPack, NetRef, ProtocolError, RefLabel, Value,
 };
@@ -136,16 +136,6 @@ impl Dialect for Sequenced {
     ) -> Result<(), ProtocolError> {
         check_kind(frame)?;
         self.frame(out, |body| encode_frame(frame, boxer, body))
-    }
-
-    fn encode_call(
-        &mut self,
-        _call: &CallFrame<'_, NetRef>,
-        _boxer: &Boxer<'_>,
-        _out: &mut Outbox,
-        _peer_max: Option<usize>,
-    ) -> Result<(), ProtocolError> {
-        Err(ProtocolError::Unexpected("the sequenced dialect encodes no call ahead".into()))
     }
 
     fn encode_release_request(
