@@ -41,6 +41,7 @@ impl Drop for DropGuard {
 /// The owner's root object.
 fn owner(probe: Arc<Probe>) -> Object {
     let noted = probe.clone();
+    let (class_a, class_b) = (class("demo.A"), class("demo.B"));
     Object::builder("demo.Owner")
         .method("add", |a: i64, b: i64| a + b)
         .try_method("div", |a: i64, b: i64| {
@@ -70,11 +71,22 @@ fn owner(probe: Arc<Probe>) -> Object {
                 std::future::pending::<i64>().await
             }
         })
+        .method("class_a", move || class_a.clone())
+        .method("class_b", move || class_b.clone())
         .attr("answer", 42)
         .repr(|| "<demo.Owner>".to_owned())
         .display(|| "the owner".to_owned())
         .hash_with(|| 1234)
         .instance_of("demo.Base")
+        .build()
+}
+
+/// A class object of the owner (RPyC names a class `(name, class_id, 0)`, so there is one
+/// object per class name): calling it makes an instance whose `kind` is the class's name.
+fn class(name: &'static str) -> Object {
+    Object::builder(name)
+        .callable(move || Object::builder(name).attr("kind", name).build())
+        .instance_of("builtins.type")
         .build()
 }
 
@@ -269,6 +281,28 @@ async fn identity_and_going_home(shape: Shape) {
     w.finish().await;
 }
 
+async fn classes_keep_their_identity(shape: Shape) {
+    let w = world(shape).await;
+    let backend = w.backend().await;
+    let a: NetRef = backend.call_method("class_a", ()).await.unwrap();
+    let b: NetRef = backend.call_method("class_b", ()).await.unwrap();
+    assert_eq!((a.type_name(), b.type_name()), ("demo.A", "demo.B"));
+    assert_ne!(a, b, "two classes are two netrefs");
+    let a_again: NetRef = backend.call_method("class_a", ()).await.unwrap();
+    assert_eq!(a_again.type_name(), "demo.A");
+    assert_eq!(a_again, a, "the same class handed out twice is one netref");
+    // A class sent home names the owner's class.
+    let back: NetRef = backend.call_method("identity", (b.clone(),)).await.unwrap();
+    assert_eq!(back, b);
+    let made_a: NetRef = a.call(()).await.unwrap();
+    let made_b: NetRef = b.call(()).await.unwrap();
+    assert_eq!(made_a.getattr::<String>("kind").await.unwrap(), "demo.A");
+    assert_eq!(made_b.getattr::<String>("kind").await.unwrap(), "demo.B");
+    drop((backend, a, b, a_again, back, made_a, made_b));
+    w.all_released().await;
+    w.finish().await;
+}
+
 async fn releases_reach_the_owner(shape: Shape) {
     let w = world(shape).await;
     let gw = w.client.root().await.unwrap();
@@ -353,6 +387,7 @@ in_both_shapes!(
     calls_attributes_and_errors_through_the_middle,
     a_callback_crosses_both_hops,
     identity_and_going_home,
+    classes_keep_their_identity,
     releases_reach_the_owner,
     expiry_at_the_client,
 );

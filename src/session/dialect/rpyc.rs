@@ -121,8 +121,25 @@ impl RefBoxer<NetRef> for Refs<'_, '_> {
             self.classes.borrow_mut().insert(id.class_id, id.instance_id);
             return Ok((label, Cow::Owned(IdPack { instance_id: 0, ..id.into_owned() })));
         }
+        if label == RefLabel::Local && is_imported_class(&id) {
+            return Ok((label, Cow::Owned(IdPack { instance_id: 0, ..id.into_owned() })));
+        }
         Ok((label, id))
     }
+}
+
+/// Whether `id` names a class of the peer, imported under its class id (see
+/// [`Recording::import_key`]): on the wire it is `(name, class_id, 0)`.
+fn is_imported_class(id: &IdPack) -> bool {
+    id.class_id != 0 && id.instance_id == id.class_id
+}
+
+/// The id_pack the peer knows its object `id` (imported by this side) by.
+fn peer_id_pack(mut id: IdPack) -> IdPack {
+    if is_imported_class(&id) {
+        id.instance_id = 0;
+    }
+    id
 }
 
 /// Whether `object` is a class on RPyC's wire.
@@ -152,18 +169,37 @@ impl Recording<'_, '_> {
     }
 }
 
+impl Recording<'_, '_> {
+    /// The instance id this side keys the peer's object `id` by. RPyC names every class
+    /// `(name, class_id, 0)`, so the peer's classes all share instance id 0: a class is keyed
+    /// by its class id instead (in CPython `id(cls)`, which no other live object of the peer
+    /// has; in netref a hash of the name, far above its instance counter). A reference to it
+    /// sent back, its DEL and its INSPECT name it `(name, class_id, 0)` again.
+    fn import_key(id: &IdPackRef<'_>) -> u64 {
+        if id.instance_id == 0 && id.class_id != 0 {
+            id.class_id
+        } else {
+            id.instance_id
+        }
+    }
+}
+
 impl RefUnboxer for Recording<'_, '_> {
     type Ref = NetRef;
 
     fn unbox_ref(&self, label: RefLabel, mut id: IdPackRef<'_>) -> Result<NetRef, String> {
-        if label == RefLabel::Local {
-            id.instance_id = self.local_id(id.class_id, id.instance_id);
+        match label {
+            RefLabel::Local => {
+                id.instance_id = self.local_id(id.class_id, id.instance_id);
+                self.inner.unbox_ref(label, id)
+            }
+            RefLabel::Remote => {
+                let key = Self::import_key(&id);
+                let r = self.inner.unbox_ref(label, IdPackRef { instance_id: key, ..id })?;
+                self.imported.borrow_mut().entry(key).or_insert_with(|| id.to_id_pack());
+                Ok(r)
+            }
         }
-        let r = self.inner.unbox_ref(label, id)?;
-        if label == RefLabel::Remote {
-            self.imported.borrow_mut().entry(id.instance_id).or_insert_with(|| id.to_id_pack());
-        }
-        Ok(r)
     }
 }
 
@@ -181,7 +217,7 @@ fn outgoing_args(handle: Handle, args: &Value<NetRef>) -> Vec<Value<NetRef>> {
         Handle::CallAttr => (2, 3),
         Handle::Inspect => {
             if let Some(Value::Ref(r)) = items.first() {
-                let id = r.id_pack();
+                let id = peer_id_pack(r.id_pack());
                 items[0] = Value::Tuple(vec![
                     Value::Str(id.type_name),
                     Value::from(id.class_id),
