@@ -137,12 +137,8 @@ async fn world(shape: Shape) -> World {
     let owner_id = root.instance_id();
     match shape {
         Shape::RpycFront => {
-            let (owner, middle_up) = netref::connect_pair_with(
-                Service::shared(root),
-                Config::default(),
-                Service::void(),
-                Config::default(),
-            );
+            let (owner, middle_up) =
+                netref::connect_pair_with(Service::shared(root), Config::default(), Service::void(), Config::default());
             let server = Server::builder(Service::shared(gateway(middle_up.clone())))
                 .rpyc()
                 .bind_tcp("127.0.0.1:0")

@@ -218,11 +218,8 @@ fn outgoing_args(handle: Handle, args: &Value<NetRef>) -> Vec<Value<NetRef>> {
         Handle::Inspect => {
             if let Some(Value::Ref(r)) = items.first() {
                 let id = peer_id_pack(r.id_pack());
-                items[0] = Value::Tuple(vec![
-                    Value::Str(id.type_name),
-                    Value::from(id.class_id),
-                    Value::from(id.instance_id),
-                ]);
+                items[0] =
+                    Value::Tuple(vec![Value::Str(id.type_name), Value::from(id.class_id), Value::from(id.instance_id)]);
             }
             return items;
         }
