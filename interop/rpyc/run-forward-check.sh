@@ -6,18 +6,24 @@
 #   3. run forward_check.py against the front (calls through the hop, a Python callback reaching
 #      the backend and back, exception types, identity, a release observed at the backend,
 #      expiry, PICKLE refused, the close freeing what the client held)
-# Stops the process it started (by PID, trap on exit). Exits non-zero on any failure.
+#   4. the reverse: start interop_service.py (a stock rpyc server) and run
+#      `rpyc_forward_hop --stock-owner` against it (a native netref client reaching the Python
+#      object through a netref middle that speaks RPyC to it)
+# Stops the processes it started (by PID, trap on exit). Exits non-zero on any failure.
 set -uo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 work="$(mktemp -d)"
 hop_pid=""
+owner_pid=""
 
 cleanup() {
-    if [ -n "$hop_pid" ]; then
-        kill "$hop_pid" 2>/dev/null && wait "$hop_pid" 2>/dev/null
-    fi
+    for pid in "$hop_pid" "$owner_pid"; do
+        if [ -n "$pid" ]; then
+            kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+        fi
+    done
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -59,6 +65,31 @@ if [ "$status" -ne 0 ]; then
 fi
 if ! kill -0 "$hop_pid" 2>/dev/null; then
     echo "forward-check: rpyc_forward_hop exited during the check" >&2
+    exit 1
+fi
+kill "$hop_pid" 2>/dev/null && wait "$hop_pid" 2>/dev/null
+hop_pid=""
+
+echo "== the reverse: a native client -> netref middle -> stock interop_service.py"
+"$py" -u "$here/interop_service.py" 127.0.0.1:0 >"$work/owner.out" 2>"$work/owner.err" &
+owner_pid=$!
+owner=""
+for _ in $(seq 1 100); do
+    line="$(head -n 1 "$work/owner.out" 2>/dev/null)"
+    case "$line" in
+        "listening on "*) owner="${line#listening on }"; break ;;
+    esac
+    kill -0 "$owner_pid" 2>/dev/null || break
+    sleep 0.1
+done
+if [ -z "$owner" ]; then
+    echo "forward-check: interop_service.py printed no 'listening on' line" >&2
+    cat "$work/owner.err" >&2
+    exit 1
+fi
+if ! timeout 60 "$bin" --stock-owner "$owner"; then
+    echo "forward-check: rpyc_forward_hop --stock-owner failed; stderr of interop_service.py:" >&2
+    tail -n 40 "$work/owner.err" >&2
     exit 1
 fi
 echo "forward-check: all checks passed"
