@@ -1,10 +1,10 @@
 //! Guards forwarding across dialects: a netref handed by a middle process from a connection of
 //! one dialect to a peer on a connection of the other (RPyC 6 and native) works as between two
 //! native connections — calls, attributes, special requests, errors (their kinds kept), a
-//! callback that crosses both hops, identity (one netref per object, the owner's own object
-//! when it goes home), releases reaching the owner (DEL counts mapped onto the forwarding
-//! exports), and expiry. Both directions: an RPyC client in front of a native owner, and a
-//! native client in front of an RPyC owner.
+//! callback that crosses both hops, identity (one netref per object and per class, the owner's
+//! own object when it goes home), releases reaching the owner (DEL counts mapped onto the
+//! forwarding exports), expiry, and a lost owner failing forwarded calls fast. Both directions:
+//! an RPyC client in front of a native owner, and a native client in front of an RPyC owner.
 
 mod common;
 
@@ -364,6 +364,31 @@ async fn expiry_at_the_client(shape: Shape) {
     w.finish().await;
 }
 
+async fn losing_the_owner_fails_forwarded_calls_naming_the_hop(shape: Shape) {
+    let w = world(shape).await;
+    let backend = w.backend().await;
+    let pending = backend.call_method::<i64>("wait", ());
+    wait_until(T, "the owner starts the work", || async { w.probe.waits_started.load(Ordering::SeqCst) == 1 }).await;
+    w.owner.close_within("the owner goes away", Duration::ZERO).await;
+    let err = tokio::time::timeout(T, pending).await.expect("no hang").unwrap_err();
+    let e = err.as_remote().unwrap_or_else(|| panic!("a remote error from the middle: {err}"));
+    assert!(e.is(kinds::CONNECTION_ERROR) && e.message.contains("forwarding hop"), "{e}");
+    assert!(e.message.contains("demo.Owner"), "{e}");
+    // Later calls fail at once, the same way, and the client's own connection stays up.
+    let err = tokio::time::timeout(T, backend.call_method::<i64>("add", (1, 2))).await.expect("no hang").unwrap_err();
+    assert!(
+        err.as_remote().is_some_and(|e| e.is(kinds::CONNECTION_ERROR) && e.message.contains("forwarding hop")),
+        "{err}"
+    );
+    assert!(!w.client.is_closed(), "only the far leg is lost");
+    drop(backend);
+    wait_until(T, "the middle frees the forwarding entry", || async {
+        w.middle_down.stats().await.is_ok_and(|s| s.unpinned_exports == 0)
+    })
+    .await;
+    w.finish().await;
+}
+
 macro_rules! in_both_shapes {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
@@ -386,4 +411,5 @@ in_both_shapes!(
     classes_keep_their_identity,
     releases_reach_the_owner,
     expiry_at_the_client,
+    losing_the_owner_fails_forwarded_calls_naming_the_hop,
 );
