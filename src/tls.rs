@@ -38,7 +38,13 @@ use tokio::{
 };
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-use crate::{config::Config, link::ConnInfo, service::Service, transport::connect_stream_with, Error, Peer};
+use crate::{
+    config::{Config, Wire},
+    link::ConnInfo,
+    service::Service,
+    transport::connect_stream_with,
+    Error, Peer,
+};
 
 /// The rustls version netref is built with, for [`TlsClientConfig::from_rustls`] and
 /// [`TlsServerConfig::from_rustls`].
@@ -237,7 +243,9 @@ impl TlsClientConfig {
 /// for those bytes (the server's `Hello`, sent at once) makes a server that refuses this
 /// client's certificate fail here: under TLS 1.3 the client finishes its handshake before the
 /// server has checked the client certificate and can learn of the refusal only from the server's
-/// next message.
+/// next message. Over RPyC's wire ([`Config::wire`] [`Wire::Rpyc`](crate::Wire::Rpyc)) the
+/// server sends nothing first, so there is nothing to wait for: such a refusal then fails the
+/// first call instead (with [`Error::ConnectionClosed`]).
 ///
 /// ```no_run
 /// # async fn demo(ca: netref::tls::CertificateDer<'static>) -> Result<(), netref::Error> {
@@ -261,6 +269,9 @@ pub async fn connect_tls(
     let name = ServerName::try_from(server_name.to_owned())
         .map_err(|e| tls_error(format!("{server_name:?} is not a valid TLS server name: {e}")))?;
     let connector = TlsConnector::from(tls.config.clone());
+    // An RPyC server sends nothing until asked (RPyC has no handshake): only a native server's
+    // `Hello` can be waited for.
+    let wait_for_first_bytes = config.wire == Wire::Native;
     let (stream, peer_addr) = tokio::time::timeout(connect_timeout, async {
         let tcp = TcpStream::connect(addr).await?;
         tcp.set_nodelay(true)?;
@@ -271,6 +282,9 @@ pub async fn connect_tls(
         };
         let tls_stream = connector.connect(name, tcp).await.map_err(|e| failed(&e))?;
         let mut buffered = BufReader::new(tls_stream);
+        if !wait_for_first_bytes {
+            return Ok((buffered, peer_addr));
+        }
         match buffered.fill_buf().await {
             Ok([]) => Err(tls_error(format!(
                 "TLS connection to {shown} ({server_name}): the server closed the connection right after the handshake"
