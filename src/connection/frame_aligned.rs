@@ -147,7 +147,7 @@ mod tests {
         let mut cx = Context::from_waker(futures::task::noop_waker_ref());
         let mut at = 0;
         while at < bytes.len() {
-            let end = (at + chunk).min(bytes.len());
+            let end = at.saturating_add(chunk).min(bytes.len());
             match Pin::new(&mut w).poll_write(&mut cx, &bytes[at..end]) {
                 Poll::Ready(Ok(n)) => at += n,
                 other => panic!("{other:?}"),
