@@ -243,9 +243,11 @@ impl TlsClientConfig {
 /// for those bytes (the server's `Hello`, sent at once) makes a server that refuses this
 /// client's certificate fail here: under TLS 1.3 the client finishes its handshake before the
 /// server has checked the client certificate and can learn of the refusal only from the server's
-/// next message. Over RPyC's wire ([`Config::wire`] [`Wire::Rpyc`](crate::Wire::Rpyc)) the
-/// server sends nothing first, so there is nothing to wait for: such a refusal then fails the
-/// first call instead (with [`Error::ConnectionClosed`]).
+/// next message.
+///
+/// On RPyC's wire ([`Wire::Rpyc`](crate::Wire::Rpyc) in `config`) the server says nothing
+/// until it is asked, so the connection is returned right after the handshake; a refused
+/// client certificate then fails the first request instead.
 ///
 /// ```no_run
 /// # async fn demo(ca: netref::tls::CertificateDer<'static>) -> Result<(), netref::Error> {
@@ -269,9 +271,7 @@ pub async fn connect_tls(
     let name = ServerName::try_from(server_name.to_owned())
         .map_err(|e| tls_error(format!("{server_name:?} is not a valid TLS server name: {e}")))?;
     let connector = TlsConnector::from(tls.config.clone());
-    // An RPyC server sends nothing until asked (RPyC has no handshake): only a native server's
-    // `Hello` can be waited for.
-    let wait_for_first_bytes = config.wire == Wire::Native;
+    let server_speaks_first = config.wire == Wire::Native;
     let (stream, peer_addr) = tokio::time::timeout(connect_timeout, async {
         let tcp = TcpStream::connect(addr).await?;
         tcp.set_nodelay(true)?;
@@ -282,7 +282,7 @@ pub async fn connect_tls(
         };
         let tls_stream = connector.connect(name, tcp).await.map_err(|e| failed(&e))?;
         let mut buffered = BufReader::new(tls_stream);
-        if !wait_for_first_bytes {
+        if !server_speaks_first {
             return Ok((buffered, peer_addr));
         }
         match buffered.fill_buf().await {
