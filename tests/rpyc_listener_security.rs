@@ -137,7 +137,7 @@ async fn an_rpyc_listener_runs_the_authenticator_before_the_first_frame() {
 
     // A refused netref RPyC client learns it at its first call (RPyC has no handshake).
     let late = netref::connect(addr).rpyc().timeout(PROMPTLY).await.unwrap();
-    let err = late.root().await.err().expect("a refused connection serves nothing");
+    let err = late.root().await.expect_err("a refused connection serves nothing");
     assert!(matches!(err, netref::Error::ConnectionClosed(_)), "{err}");
     wait_until(PROMPTLY, "the second refusal is counted", || async { server.refused() == 2 }).await;
 
@@ -178,7 +178,7 @@ async fn mutual_tls_on_an_rpyc_listener_hands_the_client_certificate_to_the_auth
     // first by the server) the client learns it at its first call at the latest.
     let outcome = netref::connect(addr).rpyc().tls(ca.client_config()).server_name("localhost").timeout(PROMPTLY).await;
     if let Ok(anonymous) = outcome {
-        let err = anonymous.root().await.err().expect("a client without a certificate is served nothing");
+        let err = anonymous.root().await.expect_err("a client without a certificate is served nothing");
         assert!(matches!(err, netref::Error::ConnectionClosed(_)), "{err}");
     }
     wait_until(PROMPTLY, "the client without a certificate is counted as refused", || async { server.refused() == 1 })
