@@ -310,6 +310,11 @@ pub enum ProtocolError {
     /// rpyc 5.x and older, which rpyc 6 replaced and cannot talk to.
     #[error("the peer looks like rpyc 5.x or older (payload starts with 0x12, the old (msg, seq, args) layout); rpyc 6 cannot talk to it: upgrade the peer to rpyc 6")]
     LegacyRpycPeer,
+    /// A native connection's first frame is an RPyC 6 request, not a `Hello`: a stock rpyc
+    /// client (or a netref client built with `Connect::rpyc`) reached a listener that speaks
+    /// netref's native wire. No `Close` frame is sent for it (the RPyC peer could not read one).
+    #[error("a peer spoke RPyC 6 to a native netref connection (its first frame is an RPyC 6 request, not a Hello); serve stock rpyc clients on a listener built with `.rpyc()` (Server::builder(service).rpyc())")]
+    RpycPeerOnNativeWire,
     /// The transport failed.
     #[error("i/o error ({kind:?}): {message}")]
     Io {

@@ -18,7 +18,13 @@ use tokio::{
 };
 
 use crate::{
-    config::Config, connection::Connection, hosting, link::ConnInfo, runtime::Runtime, service::Service, Error, Peer,
+    config::{Config, Wire},
+    connection::{BoxWrite, Connection, FrameAligned},
+    hosting,
+    link::ConnInfo,
+    runtime::Runtime,
+    service::Service,
+    Error, Peer,
 };
 
 /// Bytes buffered inside an in-memory pair, per direction.
@@ -52,12 +58,20 @@ fn expect_started<T>(started: Result<T, Error>) -> T {
 }
 
 /// [`connect_stream_with`] with a shared configuration (accept loops).
+///
+/// Over RPyC's wire the stream (TLS, or one of the caller's) is written one frame at a time
+/// ([`FrameAligned`]): a stock Python peer reading a TLS stream would not see a frame whose
+/// start shared a record with the end of the one before.
 pub(crate) fn start_stream<S>(stream: S, service: Service, config: Arc<Config>, info: ConnInfo) -> Peer
 where
     S: AsyncRead + AsyncWrite + Unpin + 'static,
 {
     let (reader, writer) = tokio::io::split(stream);
-    Connection::start(Box::new(reader), Box::new(writer), service, config, info)
+    let writer: BoxWrite = match config.wire {
+        Wire::Native => Box::new(writer),
+        Wire::Rpyc => Box::new(FrameAligned::new(writer)),
+    };
+    Connection::start(Box::new(reader), writer, service, config, info)
 }
 
 /// Two connected peers in this process over an in-memory pipe: `(a, b)`, where `a` serves

@@ -4,18 +4,16 @@
 //! are bounded by their timeouts; a refused client never stops the server from serving others.
 //! Certificates are made at run time with rcgen (no key files).
 
+mod common;
+
 use std::{net::SocketAddr, time::Duration};
 
+use common::certs::Ca;
 use netref::{
     prelude::*,
-    tls::{
-        accept_tls, connect_tls, CertificateDer, PeerCertificates, PrivateKeyDer, PrivatePkcs8KeyDer, TlsClientConfig,
-        TlsServerConfig,
-    },
+    tls::{accept_tls, connect_tls, PeerCertificates, TlsClientConfig, TlsServerConfig},
 };
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-};
+use rcgen::ExtendedKeyUsagePurpose;
 use tokio::{
     net::{TcpListener, TcpStream},
     sync::mpsc,
@@ -23,50 +21,6 @@ use tokio::{
 
 /// Generous bound for anything that should happen promptly on loopback.
 const PROMPTLY: Duration = Duration::from_secs(10);
-
-/// A certificate authority made at run time.
-struct Ca {
-    cert: CertificateDer<'static>,
-    issuer: Issuer<'static, KeyPair>,
-}
-
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.key_usages =
-            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
-        let key = KeyPair::generate().unwrap();
-        let cert = params.self_signed(&key).unwrap();
-        Ca { cert: cert.der().clone(), issuer: Issuer::new(params, key) }
-    }
-
-    /// A leaf certificate for `names` (DNS names or IP addresses) signed by this CA, with its key.
-    fn issue(
-        &self,
-        names: &[&str],
-        purpose: ExtendedKeyUsagePurpose,
-    ) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
-        let mut params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, names[0]);
-        params.use_authority_key_identifier_extension = true;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![purpose];
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        (vec![cert.der().clone()], PrivatePkcs8KeyDer::from(key.serialize_der()).into())
-    }
-
-    fn server_config(&self) -> TlsServerConfig {
-        let (chain, key) = self.issue(&["localhost", "127.0.0.1"], ExtendedKeyUsagePurpose::ServerAuth);
-        TlsServerConfig::new(chain, key).unwrap()
-    }
-
-    fn client_config(&self) -> TlsClientConfig {
-        TlsClientConfig::new(vec![self.cert.clone()]).unwrap()
-    }
-}
 
 /// A TLS server on 127.0.0.1 accepting clients with [`accept_tls`], one task per handshake;
 /// every handshake's outcome (the server-side peer, or the error) arrives on `outcomes`, which

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tracing::{debug, warn};
 
 use super::{Host, Phase, Session};
-use crate::{Error, Frame};
+use crate::{Error, Frame, ProtocolError};
 
 impl<W> Session<W> {
     /// Graceful close: no new requests; replies already due and queued writes are flushed.
@@ -76,7 +76,12 @@ impl<W> Session<W> {
         if matches!(error, Error::Protocol(_)) {
             self.failed_on_peer_bytes = true;
         }
-        if was_open && matches!(error, Error::Protocol(_)) {
+        // A protocol error is explained in a `Close` frame, except to an RPyC peer on a native
+        // connection: it would read that frame's first bytes as the end of the frame it is
+        // parsing out of this side's `Hello`, and report a decoding error of its own, where
+        // the end of the stream tells it the truth (the server closed the connection).
+        let explain = !matches!(error, Error::Protocol(ProtocolError::RpycPeerOnNativeWire));
+        if was_open && explain && matches!(error, Error::Protocol(_)) {
             let _ = self.queue_frame(&Frame::Close { reason: error.to_string() });
             host.close_grace(self.config.close_grace);
         } else {
