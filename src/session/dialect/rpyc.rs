@@ -44,6 +44,12 @@ use crate::{
 /// the session's own counter reaches, so their replies never settle a real request.
 const ONE_WAY_SEQ_BASE: u64 = 1 << 62;
 
+/// The pickle protocol a PICKLE request names when the caller gave none (Python's
+/// `pickle.DEFAULT_PROTOCOL` since 3.8). A stock server needs the argument even to refuse; one
+/// that allows pickling answers with pickle bytes, which netref hands over as bytes and never
+/// unpickles.
+const PICKLE_PROTOCOL: i64 = 4;
+
 /// The RPyC dialect of one connection.
 pub(crate) struct RpycDialect {
     codec: RpycChannelCodec,
@@ -57,6 +63,10 @@ pub(crate) struct RpycDialect {
     /// This side's class objects as sent, by class id: RPyC names a class `(name, cid, 0)`, and
     /// the peer's `LOCAL_REF`s to one come back with instance id 0.
     classes: RefCell<HashMap<u64, u64>>,
+    /// The exception classes this side's CTXEXIT requests named, by kind: one class object per
+    /// kind, as Python has one class per exception type (each send is one more export of it,
+    /// which the peer's DEL gives back).
+    exception_classes: HashMap<String, Object>,
 }
 
 impl RpycDialect {
@@ -69,6 +79,7 @@ impl RpycDialect {
             serving: HashMap::new(),
             one_way_seq: ONE_WAY_SEQ_BASE,
             classes: RefCell::default(),
+            exception_classes: HashMap::new(),
         }
     }
 
@@ -83,16 +94,54 @@ impl RpycDialect {
     }
 
     fn request(
-        &self,
+        &mut self,
         seq: u64,
         handle: Handle,
         args: &Value<NetRef>,
         boxer: &Boxer<'_>,
         out: &mut Outbox,
     ) -> Result<(), ProtocolError> {
-        let items = outgoing_args(handle, args);
+        let mut items = outgoing_args(handle, args);
+        match handle {
+            // RPyC's CTXEXIT carries the exception's class (stock: `raise exc` on the serving
+            // side); netref's `(kind, message)` becomes a class object named `kind`, which goes
+            // as `(kind, class_id, 0)`. The message has no place on RPyC's wire.
+            Handle::CtxExit => {
+                if let Some(exc) = items.get_mut(1) {
+                    if let Some(class) = self.exception_class(exc) {
+                        *exc = Value::Ref(NetRef::from(class));
+                    }
+                }
+            }
+            // RPyC's INSPECT names its target by id_pack, by value.
+            Handle::Inspect => {
+                if let Some(Value::Ref(r)) = items.first() {
+                    let id = r.id_pack();
+                    items[0] = Value::Tuple(vec![
+                        Value::Str(id.type_name),
+                        Value::from(id.class_id),
+                        Value::from(id.instance_id),
+                    ]);
+                }
+            }
+            Handle::Pickle if items.len() == 1 => items.push(Value::Int(PICKLE_PROTOCOL)),
+            _ => {}
+        }
         let brine = encode_request(handle, &items, &Refs { boxer, classes: &self.classes })?;
         self.message(MsgType::Request, seq, &brine, out)
+    }
+}
+
+impl RpycDialect {
+    /// The class object a CTXEXIT names for the error `(kind, message)`, made on first use.
+    fn exception_class(&mut self, error: &Value<NetRef>) -> Option<Object> {
+        let Value::Tuple(parts) = error else { return None };
+        let [Value::Str(kind), _] = parts.as_slice() else { return None };
+        let class = self
+            .exception_classes
+            .entry(kind.clone())
+            .or_insert_with(|| Object::builder(kind.as_str()).instance_of("builtins.type").build());
+        Some(class.clone())
     }
 }
 
