@@ -38,7 +38,13 @@ use tokio::{
 };
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-use crate::{config::Config, link::ConnInfo, service::Service, transport::connect_stream_with, Error, Peer};
+use crate::{
+    config::{Config, Wire},
+    link::ConnInfo,
+    service::Service,
+    transport::connect_stream_with,
+    Error, Peer,
+};
 
 /// The rustls version netref is built with, for [`TlsClientConfig::from_rustls`] and
 /// [`TlsServerConfig::from_rustls`].
@@ -239,6 +245,10 @@ impl TlsClientConfig {
 /// server has checked the client certificate and can learn of the refusal only from the server's
 /// next message.
 ///
+/// On RPyC's wire ([`Wire::Rpyc`](crate::Wire::Rpyc) in `config`) the server says nothing
+/// until it is asked, so the connection is returned right after the handshake; a refused
+/// client certificate then fails the first request instead.
+///
 /// ```no_run
 /// # async fn demo(ca: netref::tls::CertificateDer<'static>) -> Result<(), netref::Error> {
 /// use std::time::Duration;
@@ -261,6 +271,7 @@ pub async fn connect_tls(
     let name = ServerName::try_from(server_name.to_owned())
         .map_err(|e| tls_error(format!("{server_name:?} is not a valid TLS server name: {e}")))?;
     let connector = TlsConnector::from(tls.config.clone());
+    let server_speaks_first = config.wire == Wire::Native;
     let (stream, peer_addr) = tokio::time::timeout(connect_timeout, async {
         let tcp = TcpStream::connect(addr).await?;
         tcp.set_nodelay(true)?;
@@ -271,6 +282,9 @@ pub async fn connect_tls(
         };
         let tls_stream = connector.connect(name, tcp).await.map_err(|e| failed(&e))?;
         let mut buffered = BufReader::new(tls_stream);
+        if !server_speaks_first {
+            return Ok((buffered, peer_addr));
+        }
         match buffered.fill_buf().await {
             Ok([]) => Err(tls_error(format!(
                 "TLS connection to {shown} ({server_name}): the server closed the connection right after the handshake"
