@@ -38,6 +38,10 @@ pub(crate) enum RefInner {
 pub(crate) struct RemoteRef {
     pub(crate) conn: Arc<ConnShared>,
     pub(crate) id: IdPack,
+    /// The number the connection tracks this import by (its receipts and release): the
+    /// instance id, except where a dialect's instance ids are not unique per object (RPyC names
+    /// every class with instance id 0, so its classes are keyed apart).
+    pub(crate) key: u64,
     pub(crate) generation: u64,
     /// `id` boxed as the `LOCAL_REF` that names the object when it is sent back (the target
     /// of every call on it), encoded the first time (`Boxer::boxed`).
@@ -46,7 +50,13 @@ pub(crate) struct RemoteRef {
 
 impl RemoteRef {
     pub(crate) fn new(conn: Arc<ConnShared>, id: IdPack, generation: u64) -> Self {
-        RemoteRef { conn, id, generation, boxed: OnceLock::new() }
+        let key = id.instance_id;
+        RemoteRef::keyed(conn, id, key, generation)
+    }
+
+    /// A proxy tracked under `key` rather than its instance id (see [`RemoteRef::key`]).
+    pub(crate) fn keyed(conn: Arc<ConnShared>, id: IdPack, key: u64, generation: u64) -> Self {
+        RemoteRef { conn, id, key, generation, boxed: OnceLock::new() }
     }
 
     fn is_alias(&self) -> bool {
@@ -71,7 +81,7 @@ impl Drop for RemoteRef {
             Some(root) => self.conn.proxy_dropped(root.instance_id, ALIAS_GENERATION),
             // An alias never adopted counted nothing; nothing is owed.
             None if self.is_alias() => {}
-            None => self.conn.proxy_dropped(self.id.instance_id, self.generation),
+            None => self.conn.proxy_dropped(self.key, self.generation),
         }
     }
 }
@@ -80,11 +90,12 @@ impl Drop for RemoteRef {
 pub(crate) const ALIAS_GENERATION: u64 = 0;
 
 impl RemoteRef {
-    /// The instance id that identifies the object: a root alias's is the root's once the
-    /// peer's `Hello` has named it (before that, [`ROOT_ALIAS`](crate::protocol::ROOT_ALIAS)).
+    /// The number that identifies the object on its connection (its [`key`](RemoteRef::key)):
+    /// a root alias's is the root's once the peer's `Hello` has named it (before that,
+    /// [`ROOT_ALIAS`](crate::protocol::ROOT_ALIAS)).
     #[inline]
     pub(crate) fn instance_id(&self) -> u64 {
-        self.alias_of().map_or(self.id.instance_id, |root| root.instance_id)
+        self.alias_of().map_or(self.key, |root| root.instance_id)
     }
 }
 

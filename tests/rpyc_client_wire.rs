@@ -256,3 +256,47 @@ async fn a_del_for_an_object_never_exported_is_answered_with_an_exception() {
     };
     tokio::join!(client, server);
 }
+
+#[actix_rt::test]
+async fn two_classes_of_the_server_are_two_netrefs_each_released_by_its_id_pack() {
+    let (mut stock, peer) = connected().await;
+    // RPyC names every class with instance id 0: only the class id tells them apart.
+    const A: (&str, u64, u64) = ("stock.A", 50, 0);
+    const B: (&str, u64, u64) = ("stock.B", 60, 0);
+    let client = async {
+        let root = peer.root().await.unwrap();
+        let a: NetRef = root.getattr("A").await.unwrap();
+        let b: NetRef = root.getattr("B").await.unwrap();
+        assert_ne!(a, b);
+        assert_eq!((a.id_pack(), b.id_pack()), (id(A), id(B)));
+        assert_eq!(b.call::<i64>(()).await.unwrap(), 2);
+        drop((a, b));
+        peer.ping("released").await.unwrap();
+    };
+    let server = async {
+        stock.serve_root().await;
+        let (seq, _) = stock.expect(Handle::GetAttr).await;
+        stock.reply(seq, own(A)).await;
+        let (seq, _) = stock.expect(Handle::GetAttr).await;
+        stock.reply(seq, own(B)).await;
+        let (seq, args) = stock.expect(Handle::Call).await;
+        assert_eq!(args[0], theirs(id(B)), "the call goes to B");
+        stock.reply(seq, Value::Int(2)).await;
+        // The releases go out at the end of the connection's turn: around the ping.
+        let mut released = Vec::new();
+        while released.len() < 2 {
+            let (seq, handle, args) = stock.request().await;
+            match handle {
+                Handle::Del => {
+                    released.push(args);
+                    stock.reply(seq, Value::None).await;
+                }
+                Handle::Ping => stock.reply(seq, args[0].clone()).await,
+                other => panic!("unexpected {other:?} {args:?}"),
+            }
+        }
+        released.sort_by_key(|args| format!("{args:?}"));
+        assert_eq!(released, [vec![theirs(id(A)), Value::Int(1)], vec![theirs(id(B)), Value::Int(1)]]);
+    };
+    tokio::join!(client, server);
+}

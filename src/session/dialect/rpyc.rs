@@ -44,6 +44,10 @@ use crate::{
 /// the session's own counter reaches, so their replies never settle a real request.
 const ONE_WAY_SEQ_BASE: u64 = 1 << 62;
 
+/// Marks the key a peer's class is tracked by (its class id with this bit set): CPython's ids
+/// are addresses, far below it, so no instance of the peer is tracked under the same number.
+const CLASS_KEY_BIT: u64 = 1 << 63;
+
 /// The pickle protocol a PICKLE request names when the caller gave none (Python's
 /// `pickle.DEFAULT_PROTOCOL` since 3.8). A stock server needs the argument even to refuse; one
 /// that allows pickling answers with pickle bytes, which netref hands over as bytes and never
@@ -207,11 +211,17 @@ impl RefUnboxer for Recording<'_, '_> {
     fn unbox_ref(&self, label: RefLabel, mut id: IdPackRef<'_>) -> Result<NetRef, String> {
         if label == RefLabel::Local {
             id.instance_id = self.local_id(id.class_id, id.instance_id);
+            return self.inner.unbox_ref(label, id);
         }
-        let r = self.inner.unbox_ref(label, id)?;
-        if label == RefLabel::Remote {
-            self.imported.borrow_mut().entry(id.instance_id).or_insert_with(|| id.to_id_pack());
-        }
+        // Every class of the peer has instance id 0: each is tracked by its class id instead,
+        // so two classes are two netrefs (and two DELs), as two proxies are to stock.
+        let (key, r) = if id.instance_id == 0 {
+            let key = id.class_id | CLASS_KEY_BIT;
+            (key, self.inner.import_keyed(key, id))
+        } else {
+            (id.instance_id, self.inner.unbox_ref(label, id)?)
+        };
+        self.imported.borrow_mut().entry(key).or_insert_with(|| id.to_id_pack());
         Ok(r)
     }
 }
