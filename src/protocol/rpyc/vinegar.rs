@@ -70,8 +70,9 @@ pub fn decode_exception(args: Brine) -> Result<RemoteError, ProtocolError> {
 ///   `(message,)` when it has none (`()` for an empty message), each arg brine cannot dump sent
 ///   as its Python `repr`, as stock does; `attrs` empty (so no `_remote_version` is claimed and
 ///   no version warning is raised); `traceback` the error's text, generated when empty, and
-///   ending with Python's last line (`ValueError: ('boom', 7)`, the `str` of the args), appended
-///   when missing, since stock clients look for it.
+///   ending with Python's last line (`ValueError: ('boom', 7)`: the message of an error without
+///   args, else what Python's `str(exc)` shows for the args), appended when missing, since stock
+///   clients look for it.
 pub fn encode_exception(error: &RemoteError) -> Brine {
     if error.is_stop_iteration() {
         return Brine::Int(i64::from(EXC_STOP_ITERATION));
@@ -90,7 +91,8 @@ pub fn encode_exception(error: &RemoteError) -> Brine {
         &message_arg
     };
     let kind = format!("{module}.{name}");
-    let shown = python_str_of_exception(&kind, args);
+    // The message is already what `str(exc)` shows; explicit args are shown as Python would.
+    let shown = if error.args.is_empty() { error.message.clone() } else { python_str_of_exception(&kind, args) };
     let last_line = traceback_text("", &kind, &shown);
     let last_line = last_line.rsplit('\n').next().unwrap_or_default();
     let traceback = if error.traceback.is_empty() {
