@@ -74,7 +74,7 @@ fn registry() -> &'static Registry {
 
 /// The one forwarding object for `remote` (the netref `r`), made if there is none alive.
 pub(crate) fn forwarder(r: &NetRef, remote: &RemoteRef) -> Object {
-    let key = (remote.conn.id, remote.id.instance_id);
+    let key = (remote.conn.id, remote.key);
     let mut registry = registry().lock().unwrap_or_else(|p| p.into_inner());
     if let Some(inner) = registry.get(&key).and_then(Weak::upgrade) {
         return Object { inner };

@@ -38,6 +38,10 @@ pub(crate) enum RefInner {
 pub(crate) struct RemoteRef {
     pub(crate) conn: Arc<ConnShared>,
     pub(crate) id: IdPack,
+    /// The number the connection tracks this import by (its receipts and release): the
+    /// instance id, except where a dialect's instance ids are not unique per object (RPyC names
+    /// every class with instance id 0, so its classes are keyed apart).
+    pub(crate) key: u64,
     pub(crate) generation: u64,
     /// `id` boxed as the `LOCAL_REF` that names the object when it is sent back (the target
     /// of every call on it), encoded the first time (`Boxer::boxed`).
@@ -46,7 +50,13 @@ pub(crate) struct RemoteRef {
 
 impl RemoteRef {
     pub(crate) fn new(conn: Arc<ConnShared>, id: IdPack, generation: u64) -> Self {
-        RemoteRef { conn, id, generation, boxed: OnceLock::new() }
+        let key = id.instance_id;
+        RemoteRef::keyed(conn, id, key, generation)
+    }
+
+    /// A proxy tracked under `key` rather than its instance id (see [`RemoteRef::key`]).
+    pub(crate) fn keyed(conn: Arc<ConnShared>, id: IdPack, key: u64, generation: u64) -> Self {
+        RemoteRef { conn, id, key, generation, boxed: OnceLock::new() }
     }
 
     fn is_alias(&self) -> bool {
@@ -71,7 +81,7 @@ impl Drop for RemoteRef {
             Some(root) => self.conn.proxy_dropped(root.instance_id, ALIAS_GENERATION),
             // An alias never adopted counted nothing; nothing is owed.
             None if self.is_alias() => {}
-            None => self.conn.proxy_dropped(self.id.instance_id, self.generation),
+            None => self.conn.proxy_dropped(self.key, self.generation),
         }
     }
 }
@@ -80,11 +90,12 @@ impl Drop for RemoteRef {
 pub(crate) const ALIAS_GENERATION: u64 = 0;
 
 impl RemoteRef {
-    /// The instance id that identifies the object: a root alias's is the root's once the
-    /// peer's `Hello` has named it (before that, [`ROOT_ALIAS`](crate::protocol::ROOT_ALIAS)).
+    /// The number that identifies the object on its connection (its [`key`](RemoteRef::key)):
+    /// a root alias's is the root's once the peer's `Hello` has named it (before that,
+    /// [`ROOT_ALIAS`](crate::protocol::ROOT_ALIAS)).
     #[inline]
     pub(crate) fn instance_id(&self) -> u64 {
-        self.alias_of().map_or(self.id.instance_id, |root| root.instance_id)
+        self.alias_of().map_or(self.key, |root| root.instance_id)
     }
 }
 
@@ -360,8 +371,39 @@ impl NetRef {
     }
 
     /// Whether the object is an instance of `type_name` on the peer (HANDLE_INSTANCECHECK).
+    /// On RPyC's wire, where the check names a class object, use
+    /// [`is_instance`](NetRef::is_instance).
     pub fn instance_of(&self, type_name: &str) -> AsyncResult<bool> {
         self.request(Handle::InstanceCheck, vec![Value::Str(type_name.to_owned())])
+    }
+
+    /// Python's `isinstance(obj, class)` for this object and a `class` of the same peer (a
+    /// class netref, e.g. `root.getattr("Token")`).
+    ///
+    /// On RPyC's wire it behaves as a stock client: the same class id (a class and its
+    /// instances share one) answers `true` with no traffic; otherwise one
+    /// HANDLE_INSTANCECHECK asks the peer, naming `class` as the target and this object by its
+    /// id_pack. A stock server can only answer for `builtins.*` names and its own classes
+    /// (`false` otherwise), and sends a DEL for a throw-away proxy afterwards, which this side
+    /// answers with an exception. On netref's own wire it is
+    /// [`instance_of`](NetRef::instance_of)`(class.type_name())`.
+    pub fn is_instance(&self, class: &NetRef) -> AsyncResult<bool> {
+        let on_rpyc = |r: &RemoteRef| r.conn.config.wire == crate::Wire::Rpyc;
+        match (&*self.0, &*class.0) {
+            (RefInner::Remote(obj), RefInner::Remote(cls)) if on_rpyc(cls) && obj.conn.id == cls.conn.id => {
+                let (obj_id, cls_id) = (self.id_pack(), class.id_pack());
+                if obj_id.class_id == cls_id.class_id {
+                    return AsyncResult::settled(Ok(Value::Bool(true)));
+                }
+                let other = Value::Tuple(vec![
+                    Value::Str(obj_id.type_name),
+                    Value::from(obj_id.class_id),
+                    Value::from(obj_id.instance_id),
+                ]);
+                class.request(Handle::InstanceCheck, vec![other])
+            }
+            _ => self.instance_of(class.type_name()),
+        }
     }
 
     /// Copies the object by value (HANDLE_PICKLE); refused unless the peer allows obtain.
@@ -384,14 +426,16 @@ impl NetRef {
         self.request(Handle::CtxExit, vec![err])
     }
 
-    /// Reads the next chunk of an iterator object (HANDLE_BUFFITER): up to `count` items;
-    /// [`RemoteError::is_stop_iteration`] at the end.
+    /// Reads the next chunk of an iterator object (HANDLE_BUFFITER): up to `count` items. At
+    /// the end a netref peer answers [`RemoteError::is_stop_iteration`], an RPyC peer an empty
+    /// chunk; [`iter`](NetRef::iter) takes either as the end.
     pub fn next_chunk<T>(&self, count: usize) -> AsyncResult<Vec<T>> {
         self.request(Handle::BuffIter, vec![Value::Int(count.min(i64::MAX as usize) as i64)])
     }
 
     /// Iterates the object: calls `__iter__` (unless it is already an iterator), then reads
-    /// chunks of 10, 20, 40 … up to 1000 items until StopIteration.
+    /// chunks of 10, 20, 40 … up to 1000 items (HANDLE_BUFFITER, RPyC's `buffiter`) until
+    /// StopIteration or an empty chunk.
     pub fn iter<T: DeserializeOwned + Send + 'static>(&self) -> BoxStream<'static, Result<T, Error>> {
         let this = self.clone();
         let state = (None::<NetRef>, VecDeque::<Value>::new(), FIRST_CHUNK, false);
@@ -417,6 +461,8 @@ impl NetRef {
                 };
                 it = Some(iterator.clone());
                 match iterator.next_chunk::<Value>(chunk).await {
+                    // RPyC's BUFFITER answers an exhausted iterator with `()`.
+                    Ok(items) if items.is_empty() => done = true,
                     Ok(items) => {
                         buf.extend(items);
                         chunk = (chunk * 2).min(MAX_CHUNK);

@@ -44,6 +44,16 @@ use crate::{
 /// the session's own counter reaches, so their replies never settle a real request.
 const ONE_WAY_SEQ_BASE: u64 = 1 << 62;
 
+/// Marks the key a peer's class is tracked by (its class id with this bit set): CPython's ids
+/// are addresses, far below it, so no instance of the peer is tracked under the same number.
+const CLASS_KEY_BIT: u64 = 1 << 63;
+
+/// The pickle protocol a PICKLE request names when the caller gave none (Python's
+/// `pickle.DEFAULT_PROTOCOL` since 3.8). A stock server needs the argument even to refuse; one
+/// that allows pickling answers with pickle bytes, which netref hands over as bytes and never
+/// unpickles.
+const PICKLE_PROTOCOL: i64 = 4;
+
 /// The RPyC dialect of one connection.
 pub(crate) struct RpycDialect {
     codec: RpycChannelCodec,
@@ -57,6 +67,10 @@ pub(crate) struct RpycDialect {
     /// This side's class objects as sent, by class id: RPyC names a class `(name, cid, 0)`, and
     /// the peer's `LOCAL_REF`s to one come back with instance id 0.
     classes: RefCell<HashMap<u64, u64>>,
+    /// The exception classes this side's CTXEXIT requests named, by kind: one class object per
+    /// kind, as Python has one class per exception type (each send is one more export of it,
+    /// which the peer's DEL gives back).
+    exception_classes: HashMap<String, Object>,
 }
 
 impl RpycDialect {
@@ -69,6 +83,7 @@ impl RpycDialect {
             serving: HashMap::new(),
             one_way_seq: ONE_WAY_SEQ_BASE,
             classes: RefCell::default(),
+            exception_classes: HashMap::new(),
         }
     }
 
@@ -83,16 +98,54 @@ impl RpycDialect {
     }
 
     fn request(
-        &self,
+        &mut self,
         seq: u64,
         handle: Handle,
         args: &Value<NetRef>,
         boxer: &Boxer<'_>,
         out: &mut Outbox,
     ) -> Result<(), ProtocolError> {
-        let items = outgoing_args(handle, args);
+        let mut items = outgoing_args(handle, args);
+        match handle {
+            // RPyC's CTXEXIT carries the exception's class (stock: `raise exc` on the serving
+            // side); netref's `(kind, message)` becomes a class object named `kind`, which goes
+            // as `(kind, class_id, 0)`. The message has no place on RPyC's wire.
+            Handle::CtxExit => {
+                if let Some(exc) = items.get_mut(1) {
+                    if let Some(class) = self.exception_class(exc) {
+                        *exc = Value::Ref(NetRef::from(class));
+                    }
+                }
+            }
+            // RPyC's INSPECT names its target by id_pack, by value.
+            Handle::Inspect => {
+                if let Some(Value::Ref(r)) = items.first() {
+                    let id = r.id_pack();
+                    items[0] = Value::Tuple(vec![
+                        Value::Str(id.type_name),
+                        Value::from(id.class_id),
+                        Value::from(id.instance_id),
+                    ]);
+                }
+            }
+            Handle::Pickle if items.len() == 1 => items.push(Value::Int(PICKLE_PROTOCOL)),
+            _ => {}
+        }
         let brine = encode_request(handle, &items, &Refs { boxer, classes: &self.classes })?;
         self.message(MsgType::Request, seq, &brine, out)
+    }
+}
+
+impl RpycDialect {
+    /// The class object a CTXEXIT names for the error `(kind, message)`, made on first use.
+    fn exception_class(&mut self, error: &Value<NetRef>) -> Option<Object> {
+        let Value::Tuple(parts) = error else { return None };
+        let [Value::Str(kind), _] = parts.as_slice() else { return None };
+        let class = self
+            .exception_classes
+            .entry(kind.clone())
+            .or_insert_with(|| Object::builder(kind.as_str()).instance_of("builtins.type").build());
+        Some(class.clone())
     }
 }
 
@@ -121,25 +174,8 @@ impl RefBoxer<NetRef> for Refs<'_, '_> {
             self.classes.borrow_mut().insert(id.class_id, id.instance_id);
             return Ok((label, Cow::Owned(IdPack { instance_id: 0, ..id.into_owned() })));
         }
-        if label == RefLabel::Local && is_imported_class(&id) {
-            return Ok((label, Cow::Owned(IdPack { instance_id: 0, ..id.into_owned() })));
-        }
         Ok((label, id))
     }
-}
-
-/// Whether `id` names a class of the peer, imported under its class id (see
-/// [`Recording::import_key`]): on the wire it is `(name, class_id, 0)`.
-fn is_imported_class(id: &IdPack) -> bool {
-    id.class_id != 0 && id.instance_id == id.class_id
-}
-
-/// The id_pack the peer knows its object `id` (imported by this side) by.
-fn peer_id_pack(mut id: IdPack) -> IdPack {
-    if is_imported_class(&id) {
-        id.instance_id = 0;
-    }
-    id
 }
 
 /// Whether `object` is a class on RPyC's wire.
@@ -169,37 +205,24 @@ impl Recording<'_, '_> {
     }
 }
 
-impl Recording<'_, '_> {
-    /// The instance id this side keys the peer's object `id` by. RPyC names every class
-    /// `(name, class_id, 0)`, so the peer's classes all share instance id 0: a class is keyed
-    /// by its class id instead (in CPython `id(cls)`, which no other live object of the peer
-    /// has; in netref a hash of the name, far above its instance counter). A reference to it
-    /// sent back, its DEL and its INSPECT name it `(name, class_id, 0)` again.
-    fn import_key(id: &IdPackRef<'_>) -> u64 {
-        if id.instance_id == 0 && id.class_id != 0 {
-            id.class_id
-        } else {
-            id.instance_id
-        }
-    }
-}
-
 impl RefUnboxer for Recording<'_, '_> {
     type Ref = NetRef;
 
     fn unbox_ref(&self, label: RefLabel, mut id: IdPackRef<'_>) -> Result<NetRef, String> {
-        match label {
-            RefLabel::Local => {
-                id.instance_id = self.local_id(id.class_id, id.instance_id);
-                self.inner.unbox_ref(label, id)
-            }
-            RefLabel::Remote => {
-                let key = Self::import_key(&id);
-                let r = self.inner.unbox_ref(label, IdPackRef { instance_id: key, ..id })?;
-                self.imported.borrow_mut().entry(key).or_insert_with(|| id.to_id_pack());
-                Ok(r)
-            }
+        if label == RefLabel::Local {
+            id.instance_id = self.local_id(id.class_id, id.instance_id);
+            return self.inner.unbox_ref(label, id);
         }
+        // Every class of the peer has instance id 0: each is tracked by its class id instead,
+        // so two classes are two netrefs (and two DELs), as two proxies are to stock.
+        let (key, r) = if id.instance_id == 0 {
+            let key = id.class_id | CLASS_KEY_BIT;
+            (key, self.inner.import_keyed(key, id))
+        } else {
+            (id.instance_id, self.inner.unbox_ref(label, id)?)
+        };
+        self.imported.borrow_mut().entry(key).or_insert_with(|| id.to_id_pack());
+        Ok(r)
     }
 }
 
@@ -217,7 +240,7 @@ fn outgoing_args(handle: Handle, args: &Value<NetRef>) -> Vec<Value<NetRef>> {
         Handle::CallAttr => (2, 3),
         Handle::Inspect => {
             if let Some(Value::Ref(r)) = items.first() {
-                let id = peer_id_pack(r.id_pack());
+                let id = r.id_pack();
                 items[0] =
                     Value::Tuple(vec![Value::Str(id.type_name), Value::from(id.class_id), Value::from(id.instance_id)]);
             }
