@@ -20,6 +20,7 @@ pub struct Config {
     pub(crate) decode_limits: DecodeLimits,
     pub(crate) max_in_flight: usize,
     pub(crate) max_queued_requests: usize,
+    pub(crate) max_queued_notifications: usize,
     pub(crate) max_concurrent_requests: usize,
     pub(crate) max_write_buffer: usize,
     pub(crate) max_exports: usize,
@@ -53,6 +54,7 @@ impl Default for Config {
             decode_limits: DecodeLimits::default(),
             max_in_flight: 1024,
             max_queued_requests: 65_536,
+            max_queued_notifications: 65_536,
             max_concurrent_requests: 1024,
             max_write_buffer: 8 * 1024 * 1024,
             max_exports: 1_000_000,
@@ -100,6 +102,17 @@ impl Config {
     /// [`Error::LimitReached`](crate::Error::LimitReached). Default 65,536.
     pub fn max_queued_requests(mut self, n: usize) -> Self {
         self.max_queued_requests = n;
+        self
+    }
+
+    /// One-way calls ([`NetRef::notify_method`](crate::NetRef::notify_method),
+    /// [`ActorRef::do_send`](crate::ActorRef::do_send)) handed to the connection and not yet
+    /// written to its write buffer (which holds up to `max_write_buffer` bytes) at once. Past
+    /// it the connection is full: a one-way call fails at once with
+    /// [`Error::Backpressure`](crate::Error::Backpressure), and its `_when_ready` form waits
+    /// for room. Nothing is ever dropped once accepted. Default 65,536 (at least 1).
+    pub fn max_queued_notifications(mut self, n: usize) -> Self {
+        self.max_queued_notifications = n.max(1);
         self
     }
 

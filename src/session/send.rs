@@ -36,7 +36,10 @@ impl<W> Session<W> {
         // expiry (or its caller's cancellation) must reach this connection.
         let expiry = msg.completer.shared.expiry();
         let shared = msg.completer.shared.clone();
-        match self.outbound.queue(msg, self.config.max_queued_requests) {
+        // One-way calls are bounded where they are made (`max_queued_notifications`): the
+        // backlog never refuses one, which nobody would hear of.
+        let limit = if msg.one_way.is_some() { usize::MAX } else { self.config.max_queued_requests };
+        match self.outbound.queue(msg, limit) {
             Ok(()) => {
                 shared.attach(self.link.clone());
                 if let Some(at) = expiry {
@@ -71,13 +74,15 @@ impl<W> Session<W> {
                 return;
             }
         }
-        if one_way {
+        if let Some(slot) = one_way {
             let sent = self.write_request(None, handle, args, None);
             if let Err(e) = &sent {
                 // Nobody waits for a notification's result: say it here.
                 warn!(parent: &self.span, %handle, error = %e, "cannot send a notification");
             }
             completer.settle(sent.map(|()| Value::None));
+            // In the write buffer (or refused, and said so): its room is free again.
+            drop(slot);
             return;
         }
         let seq = self.outbound.next_seq();
