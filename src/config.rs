@@ -54,7 +54,7 @@ impl Default for Config {
             decode_limits: DecodeLimits::default(),
             max_in_flight: 1024,
             max_queued_requests: 65_536,
-            max_queued_notifications: 65_536,
+            max_queued_notifications: 8_192,
             max_concurrent_requests: 1024,
             max_write_buffer: 8 * 1024 * 1024,
             max_exports: 1_000_000,
@@ -110,7 +110,7 @@ impl Config {
     /// written to its write buffer (which holds up to `max_write_buffer` bytes) at once. Past
     /// it the connection is full: a one-way call fails at once with
     /// [`Error::Backpressure`](crate::Error::Backpressure), and its `_when_ready` form waits
-    /// for room. Nothing is ever dropped once accepted. Default 65,536 (at least 1).
+    /// for room. Nothing is ever dropped once accepted. Default 8,192 (at least 1).
     pub fn max_queued_notifications(mut self, n: usize) -> Self {
         self.max_queued_notifications = n.max(1);
         self

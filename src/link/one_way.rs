@@ -103,10 +103,4 @@ impl ConnShared {
         result.add_callback(|_| {});
         self.enqueue(Submit { handle, args, completer, one_way: Some(slot) });
     }
-
-    /// One-way calls accepted and not yet written to the write buffer.
-    #[cfg(test)]
-    pub(crate) fn one_way_queued(&self) -> usize {
-        self.one_way_queued.load(Ordering::Acquire)
-    }
 }
