@@ -159,6 +159,11 @@ impl Config {
     /// in-flight caps, and a side whose reading is stopped for back-pressure does not count
     /// that time as silence, so a busy peer is not declared lost. A peer is declared lost after
     /// at most `peer_timeout` of silence, and not before two thirds of it.
+    ///
+    /// TCP sockets (on Linux and Android) also get TCP keepalive (probes after a third of it,
+    /// every third, two of them; whole seconds, at least one) and `TCP_USER_TIMEOUT` equal to
+    /// it, so the kernel ends a connection to a vanished host no later than netref would; with
+    /// `None`, keepalive after 60 s, every 10 s, 6 probes, and a 120 s `TCP_USER_TIMEOUT`.
     pub fn peer_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.peer_timeout = timeout;
         self
