@@ -436,11 +436,6 @@ impl ConnShared {
         result
     }
 
-    /// Sends a one-way request (`Notify`): see [`notify_payload`](ConnShared::notify_payload).
-    pub(crate) fn notify(self: &Arc<Self>, handle: Handle, args: Value) -> Result<(), Error> {
-        self.notify_payload(handle, Payload::Value(args))
-    }
-
     /// The last handle of the proxy for the peer's object `instance_id` dropped. It reaches the
     /// actor through the request queue (in order with requests, a wake-up per burst, no mailbox
     /// message each), which sends the `Release` it owes at the end of that turn.

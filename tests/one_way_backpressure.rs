@@ -68,7 +68,7 @@ async fn connection_to_a_peer_that_stopped_reading() -> (Peer, RawPeer, NetRef) 
 /// Makes one-way calls with `send` (the call number given) until one is refused, letting the
 /// connection write between them; returns how many were accepted and the refusal.
 async fn send_until_refused(mut send: impl FnMut(u64) -> Result<(), Error>) -> (u64, Error) {
-    let most = (PIPE + WRITE_BUFFER) / PAYLOAD + QUEUED as usize + 64;
+    let most = (PIPE + WRITE_BUFFER) / PAYLOAD + QUEUED + 64;
     for n in 0..most as u64 {
         if let Err(e) = send(n) {
             return (n, e);
