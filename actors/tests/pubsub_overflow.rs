@@ -3,7 +3,8 @@
 //! does what it says — `DropOldest` keeps the newest, `DropNewest` keeps the oldest, both count
 //! every drop for the publisher (`Delivery::dropped`) and for the subscriber (`Published::missed`
 //! on its next message, so received + missed = published); `Disconnect` drops the slow
-//! subscription. A healthy subscriber of the same topic gets everything, in order, throughout.
+//! subscription. Each overflow episode is one warning in the log. A healthy subscriber of the
+//! same topic gets everything, in order, throughout.
 
 mod common;
 
@@ -19,6 +20,7 @@ use netref_actors::pubsub::{
     expose_subscriber, Broker, BrokerStats, Delivery, Overflow, Publish, Published, Stats, Subscribe,
 };
 use tokio::sync::Semaphore;
+use tracing_subscriber::{layer::SubscriberExt, Layer};
 
 const T: Duration = Duration::from_secs(10);
 const MESSAGES: i64 = 200;
@@ -27,6 +29,35 @@ const MAX_QUEUED: usize = 8;
 const PAYLOAD: usize = 16 << 10;
 
 type Inbox = Arc<Mutex<Vec<(i64, u64)>>>;
+
+/// The messages of the warnings logged while it is installed (on this test's thread).
+#[derive(Clone, Default)]
+struct Warnings(Arc<Mutex<Vec<String>>>);
+
+impl<S: tracing::Subscriber> Layer<S> for Warnings {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Message(String);
+        impl tracing::field::Visit for Message {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    self.0 = format!("{value:?}");
+                }
+            }
+        }
+        if *event.metadata().level() == tracing::Level::WARN {
+            let mut message = Message(String::new());
+            event.record(&mut message);
+            self.0.lock().unwrap().push(message.0);
+        }
+    }
+}
+
+impl Warnings {
+    /// How many warnings were logged whose message contains `text`.
+    fn count(&self, text: &str) -> usize {
+        self.0.lock().unwrap().iter().filter(|m| m.contains(text)).count()
+    }
+}
 
 /// A subscriber that records each message's number and `missed` count, each once the test lets
 /// it (one permit of `gate` per message).
@@ -105,7 +136,9 @@ fn numbers(inbox: &Inbox) -> Vec<i64> {
 
 /// Runs the flood with `overflow`; returns the replies, the broker, and the slow and healthy
 /// inboxes once the slow subscriber caught up and got a last marker message.
-async fn run(overflow: Overflow) -> (Vec<Delivery>, Addr<Broker>, Inbox, Inbox) {
+async fn run(overflow: Overflow) -> (Vec<Delivery>, Addr<Broker>, Inbox, Inbox, Warnings) {
+    let warnings = Warnings::default();
+    let _log = tracing::subscriber::set_default(tracing_subscriber::registry().with(warnings.clone()));
     let broker = Broker::new().max_queued(MAX_QUEUED).overflow(overflow).start();
     let slow_gate = Arc::new(Semaphore::new(0));
     let open = Arc::new(Semaphore::new(Semaphore::MAX_PERMITS));
@@ -128,7 +161,7 @@ async fn run(overflow: Overflow) -> (Vec<Delivery>, Addr<Broker>, Inbox, Inbox) 
         numbers(&healthy_inbox).last() == Some(&MESSAGES)
     })
     .await;
-    (replies, broker, slow_inbox, healthy_inbox)
+    (replies, broker, slow_inbox, healthy_inbox, warnings)
 }
 
 /// What the drop policies share: in order, received + missed = published, and the counts the
@@ -149,15 +182,17 @@ async fn check_drops(replies: &[Delivery], broker: &Addr<Broker>, slow: &Inbox) 
 
 #[actix_rt::test]
 async fn drop_oldest_keeps_the_newest_and_counts_every_drop() {
-    let (replies, broker, slow, _) = run(Overflow::DropOldest).await;
+    let (replies, broker, slow, _, warnings) = run(Overflow::DropOldest).await;
     let got = check_drops(&replies, &broker, &slow).await;
+    assert_eq!(warnings.count("dropping messages"), 1, "one warning for the one overflow episode");
     assert!(got.contains(&(MESSAGES - 1)), "the newest message was kept: {got:?}");
 }
 
 #[actix_rt::test]
 async fn drop_newest_keeps_the_oldest_and_counts_every_drop() {
-    let (replies, broker, slow, _) = run(Overflow::DropNewest).await;
+    let (replies, broker, slow, _, warnings) = run(Overflow::DropNewest).await;
     let got = check_drops(&replies, &broker, &slow).await;
+    assert_eq!(warnings.count("dropping messages"), 1, "one warning for the one overflow episode");
     assert!(!got.contains(&(MESSAGES - 1)), "the newest message was dropped: {got:?}");
     let first_gap = got.windows(2).position(|w| w[1] != w[0] + 1).expect("a gap");
     assert!(first_gap >= MAX_QUEUED, "the oldest were kept: {got:?}");
@@ -165,7 +200,8 @@ async fn drop_newest_keeps_the_oldest_and_counts_every_drop() {
 
 #[actix_rt::test]
 async fn disconnect_drops_the_slow_subscription_and_nothing_else() {
-    let (replies, broker, slow, healthy) = run(Overflow::Disconnect).await;
+    let (replies, broker, slow, healthy, warnings) = run(Overflow::Disconnect).await;
+    assert_eq!(warnings.count("unsubscribed"), 1, "the disconnect is logged");
     assert_eq!(replies.iter().map(|r| r.disconnected).sum::<usize>(), 1, "{replies:?}");
     assert_eq!(replies.iter().map(|r| r.dropped).sum::<usize>(), 0, "nothing dropped short of it");
     let stats = broker.send(Stats).await.unwrap();
