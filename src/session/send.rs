@@ -26,7 +26,12 @@ impl<W> Session<W> {
     /// Sends a request, or queues it behind `max_in_flight`.
     pub(crate) fn submit(&mut self, msg: Submit, host: &mut impl Host<Work = W>) {
         if !self.life.is_open() {
-            msg.completer.settle(Err(self.link.closed_error()));
+            let error = self.link.closed_error();
+            if msg.one_way.is_some() {
+                // Nobody waits for a one-way call's result: say it here.
+                warn!(parent: &self.span, handle = %msg.handle, %error, "one-way call not sent: the connection is closing");
+            }
+            msg.completer.settle(Err(error));
             return;
         }
         if !self.outbound.has_queued() && self.has_room() {
