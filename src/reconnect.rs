@@ -299,8 +299,7 @@ impl Reconnecting {
     pub async fn close(&self) {
         let link = self.link();
         link.stop.send_replace(true);
-        let mut state = link.state.subscribe();
-        let _ = state.wait_for(|s| matches!(s, State::Closed | State::GaveUp { .. })).await;
+        let _ = link.finished.subscribe().wait_for(|finished| *finished).await;
     }
 }
 

@@ -58,6 +58,8 @@ pub(crate) struct Link {
     runtime: OnceLock<tokio::runtime::Handle>,
     /// Set when the handle is closed or every handle is gone.
     pub(super) stop: watch::Sender<bool>,
+    /// Set when the supervisor has ended (gave up, or closed its connection).
+    pub(super) finished: watch::Sender<bool>,
 }
 
 impl Link {
@@ -71,6 +73,7 @@ impl Link {
             names: Mutex::new(HashMap::new()),
             runtime: OnceLock::new(),
             stop: watch::channel(false).0,
+            finished: watch::channel(false).0,
         }
     }
 
@@ -284,6 +287,7 @@ fn give_up(link: &Link, attempts: u32, error: Error, first: Option<oneshot::Send
     };
     link.set_state(State::GaveUp { error: gave_up });
     link.emit(ConnectionEvent::GaveUp { attempts, last_error: error.clone() });
+    link.finished.send_replace(true);
     if let Some(first) = first {
         let _ = first.send(Err(error));
     }
@@ -297,6 +301,7 @@ async fn close(link: &Link, peer: Option<Peer>, first: Option<oneshot::Sender<Re
     }
     debug!(addr = %link.addr, "reconnecting handle closed");
     link.emit(ConnectionEvent::Closed);
+    link.finished.send_replace(true);
     if let Some(first) = first {
         let _ = first.send(Err(link.closed_error()));
     }
