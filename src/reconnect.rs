@@ -258,6 +258,7 @@ impl Reconnecting {
                     return Ok(Value::Ref(NetRef::from(object)));
                 }
                 let object = Named::stand_in(owner, name.clone(), target, epoch);
+                names.retain(|_, weak| weak.upgrade().is_some());
                 names.insert(name, object.downgrade());
                 Ok(Value::Ref(NetRef::from(object)))
             }
@@ -265,7 +266,8 @@ impl Reconnecting {
         })
     }
 
-    /// The connection that is up, if one is.
+    /// The connection that is up, if one is. Closing it counts as a loss: the handle connects
+    /// again ([`close`](Reconnecting::close) is the way to stop).
     pub fn peer(&self) -> Option<Peer> {
         match &*self.link().state.borrow() {
             State::Connected { peer, .. } if !peer.is_closed() => Some(peer.clone()),

@@ -488,3 +488,101 @@ async fn a_plain_tokio_program_gets_the_same_guarantees() {
     handle.close().await;
     server.shutdown(Duration::ZERO).await;
 }
+
+#[actix_rt::test]
+async fn a_call_made_during_the_outage_expires_at_the_default_request_timeout() {
+    let executions = Arc::new(Executions::default());
+    let server = serve(&executions, "127.0.0.1:0").await;
+    let addr = server.local_addr().unwrap().to_string();
+    let config = Config::default().request_timeout(Some(Duration::from_millis(150)));
+    let handle = netref::connect(addr.as_str()).config(config).reconnect(quick()).await.unwrap();
+    let mut events = handle.events();
+    let root = handle.root().await.unwrap();
+    server.shutdown(Duration::ZERO).await;
+    until(&mut events, "Lost", is_lost).await;
+    let err = tokio::time::timeout(T, root.call_method::<usize>("incr", ())).await.unwrap().unwrap_err();
+    assert!(matches!(err, Error::Timeout(d) if d == Duration::from_millis(150)), "{err:?}");
+    // A lookup waits the same way.
+    let err = tokio::time::timeout(T, handle.lookup("counter")).await.unwrap().unwrap_err();
+    assert!(matches!(err, Error::Timeout(_)), "{err:?}");
+    handle.close().await;
+}
+
+#[actix_rt::test]
+async fn a_name_gone_or_retyped_after_the_restart_fails_and_is_never_re_bound() {
+    let executions = Arc::new(Executions::default());
+    let server = serve(&executions, "127.0.0.1:0").await;
+    let addr = server.local_addr().unwrap().to_string();
+    let handle = netref::connect(addr.as_str()).reconnect(quick()).await.unwrap();
+    let mut events = handle.events();
+    let counter = handle.lookup("counter").await.unwrap();
+    let root = handle.root().await.unwrap();
+
+    // The new server exports "counter" as another type, and its root is another type too.
+    server.shutdown(Duration::ZERO).await;
+    let other = Object::builder("test.Other").method("incr", || 0).build();
+    let service = Service::shared(other.clone()).export("counter", other);
+    let server = Server::builder(service).bind_tcp(addr.as_str()).await.unwrap();
+    until(&mut events, "Reconnected", is_reconnected).await;
+    let err = counter.call_method::<i64>("incr", ()).await.unwrap_err();
+    assert!(matches!(err, Error::Convert(ref e) if e.to_string().contains("not re-bound")), "{err:?}");
+    let err = root.call_method::<usize>("incr", ()).await.unwrap_err();
+    assert!(matches!(err, Error::Convert(_)), "{err:?}");
+
+    // A server without the name: the lookup's own error.
+    let server = restart_with(server, Service::shared(root_object(&executions))).await;
+    until(&mut events, "Reconnected", is_reconnected).await;
+    let err = counter.call_method::<i64>("incr", ()).await.unwrap_err();
+    assert!(err.as_remote().is_some_and(|e| e.is(netref::kinds::LOOKUP_ERROR)), "{err:?}");
+    assert_eq!(root.call_method::<usize>("incr", ()).await.unwrap(), 1, "the root is back as it was");
+    handle.close().await;
+    server.shutdown(Duration::ZERO).await;
+}
+
+/// The server, started again on the same port with `service`.
+async fn restart_with(server: Server, service: Service) -> Server {
+    let addr = server.local_addr().unwrap().to_string();
+    server.shutdown(Duration::ZERO).await;
+    Server::builder(service).bind_tcp(addr.as_str()).await.unwrap()
+}
+
+#[actix_rt::test]
+async fn a_reconnecting_netref_passed_to_another_peer_serves_it_through_the_handle() {
+    let executions = Arc::new(Executions::default());
+    let server = serve(&executions, "127.0.0.1:0").await;
+    let addr = server.local_addr().unwrap().to_string();
+    let handle = netref::connect(addr.as_str()).reconnect(quick()).await.unwrap();
+    let mut events = handle.events();
+    let root = handle.root().await.unwrap();
+    // Another peer calls the root through this process.
+    let caller = Object::builder("test.Caller")
+        .try_async_method("incr_on", |target: NetRef| async move { target.call_method::<usize>("incr", ()).await })
+        .build();
+    let (_caller_side, to_caller) = netref::connect_pair(Service::shared(caller), Service::void());
+    let caller = to_caller.root().await.unwrap();
+    assert_eq!(caller.call_method::<usize>("incr_on", (root.clone(),)).await.unwrap(), 1);
+
+    let server = restart(server, &executions).await;
+    until(&mut events, "Reconnected", is_reconnected).await;
+    assert_eq!(caller.call_method::<usize>("incr_on", (root.clone(),)).await.unwrap(), 2);
+    handle.close().await;
+    // Closed: the other peer's call fails, naming the handle.
+    let err = caller.call_method::<usize>("incr_on", (root.clone(),)).await.unwrap_err();
+    assert!(err.to_string().contains("closed"), "{err}");
+    server.shutdown(Duration::ZERO).await;
+}
+
+#[actix_rt::test]
+async fn dropping_the_handle_and_its_netrefs_closes_the_connection() {
+    let executions = Arc::new(Executions::default());
+    let server = serve(&executions, "127.0.0.1:0").await;
+    let addr = server.local_addr().unwrap().to_string();
+    let handle = netref::connect(addr.as_str()).reconnect(quick()).await.unwrap();
+    let root = handle.root().await.unwrap();
+    let peer = handle.peer().unwrap();
+    drop(handle);
+    assert_eq!(root.call_method::<usize>("incr", ()).await.unwrap(), 1, "a netref keeps the handle running");
+    drop(root);
+    tokio::time::timeout(T, peer.closed()).await.expect("the connection closes once nothing holds the handle");
+    server.shutdown(Duration::ZERO).await;
+}
