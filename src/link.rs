@@ -190,6 +190,9 @@ pub(crate) struct ConnShared {
     /// Wakes callers waiting for room for a one-way call (and, when the connection closes,
     /// for their error).
     one_way_room: tokio::sync::Notify,
+    /// Set by a reconnecting handle that has moved on from this lost connection: what
+    /// requests on its netrefs fail with besides the reason (see `closed_error`).
+    superseded: OnceLock<String>,
 }
 
 /// What [`ConnShared::when_stopped`] runs.
@@ -246,6 +249,7 @@ impl ConnShared {
             on_stopped: Mutex::new(None),
             one_way_queued: AtomicUsize::new(0),
             one_way_room: tokio::sync::Notify::new(),
+            superseded: OnceLock::new(),
         }
     }
 
@@ -328,11 +332,22 @@ impl ConnShared {
 
     /// The error that requests on this connection fail with once it is closed.
     pub(crate) fn closed_error(&self) -> Error {
-        self.close_reason
+        let reason = self
+            .close_reason
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
-            .unwrap_or_else(|| Error::ConnectionClosed(format!("connection {} is closed", self.id)))
+            .unwrap_or_else(|| Error::ConnectionClosed(format!("connection {} is closed", self.id)));
+        match self.superseded.get() {
+            Some(note) => Error::ConnectionClosed(format!("connection {} was lost ({reason}); {note}", self.id)),
+            None => reason,
+        }
+    }
+
+    /// A reconnecting handle has moved on from this (lost) connection: requests on its netrefs
+    /// fail with `note` added, which says why they are not re-bound.
+    pub(crate) fn mark_superseded(&self, note: String) {
+        let _ = self.superseded.set(note);
     }
 
     pub(crate) fn mark_closed(&self, reason: Error) {

@@ -196,11 +196,22 @@ impl NetRef {
     }
 
     /// The connection the object lives behind, or `None` for a local object. No traffic.
+    ///
+    /// For a netref of a [`Reconnecting`](crate::Reconnecting) handle (its root, or one it
+    /// looked up by name), the connection that serves it now, `None` while there is none.
     pub fn connection(&self) -> Option<Peer> {
         match &*self.0 {
-            RefInner::Local(_) => None,
+            RefInner::Local(o) => o.named()?.live_target()?.connection(),
             RefInner::Remote(r) => Some(Peer::from_shared(r.conn.clone())),
         }
+    }
+
+    /// Whether this is a netref of a [`Reconnecting`](crate::Reconnecting) handle: its root or
+    /// one it looked up by name, which each new connection re-resolves. Such a netref is an
+    /// object of this side standing for the remote one ([`is_local`](NetRef::is_local) is
+    /// `true`, its `instance_id` is this process's), so its identity never changes.
+    pub fn is_reconnecting(&self) -> bool {
+        matches!(&*self.0, RefInner::Local(o) if o.named().is_some())
     }
 
     /// Whether the object lives on this side.
@@ -225,11 +236,34 @@ impl NetRef {
     }
 
     /// Sends a request whose argument list (this netref first) is already built.
-    fn request_items<T>(&self, handle: Handle, args: Vec<Value>) -> AsyncResult<T> {
+    pub(crate) fn request_items<T>(&self, handle: Handle, args: Vec<Value>) -> AsyncResult<T> {
         match &*self.0 {
             RefInner::Remote(r) => r.conn.submit(handle, Value::Tuple(args)),
-            RefInner::Local(_) => local_request(handle, args),
+            RefInner::Local(o) => match o.named() {
+                Some(named) => named.request(handle, args),
+                None => local_request(handle, args),
+            },
         }
+    }
+
+    /// Sends a one-way request whose argument list (this netref first) is already built.
+    pub(crate) fn notify_items(&self, handle: Handle, args: Vec<Value>) -> Result<(), Error> {
+        match &*self.0 {
+            RefInner::Remote(r) => r.conn.notify_payload(handle, Payload::Value(Value::Tuple(args))),
+            RefInner::Local(o) => match o.named() {
+                Some(named) => named.notify(handle, args),
+                None => {
+                    let result = local_request::<Value>(handle, args);
+                    result.add_callback(|_| {});
+                    Ok(())
+                }
+            },
+        }
+    }
+
+    /// Whether this netref's connection is closed (`false` for a local object).
+    pub(crate) fn is_connection_closed(&self) -> bool {
+        matches!(&*self.0, RefInner::Remote(r) if r.conn.is_closed())
     }
 
     fn request_with<T>(&self, handle: Handle, extra: Result<Vec<Value>, Error>) -> AsyncResult<T> {
@@ -354,9 +388,12 @@ impl NetRef {
                 handle: Handle::CallAttr,
                 args: Payload::Value(Value::Tuple(items)),
             }),
-            RefInner::Local(_) => {
-                let result = local_request::<Value>(Handle::CallAttr, items);
-                result.add_callback(|_| {});
+            RefInner::Local(o) => {
+                // A reconnecting handle's stand-in sends it one way on its current connection.
+                match o.named() {
+                    Some(named) => named.notify(Handle::CallAttr, items)?,
+                    None => local_request::<Value>(Handle::CallAttr, items).add_callback(|_| {}),
+                }
                 Ok(OneWayCall::Local)
             }
         }

@@ -11,6 +11,8 @@
 //! - [`Publish`] delivers to the topic's subscribers on this broker and replies with what
 //!   became of it for them ([`Delivery`]: delivered, queued, dropped, disconnected, closed);
 //!   [`Unsubscribe`] and [`Topics`] do what they say; [`Stats`] reports counters.
+//! - A [`Subscription`] subscribes through a reconnecting handle
+//!   ([`netref::Connect::reconnect`]) and subscribes again by itself on each new connection.
 //!
 //! **Slow subscribers are bounded.** A message goes straight to a subscriber's connection while
 //! that connection takes one-way calls. Once it refuses with back-pressure (its peer reads
@@ -87,10 +89,13 @@ use std::{
 use actix::{fut::wrap_future, Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, MessageResult};
 use netref::{ActorExport, ActorRef, ConvertError, Error, NetRef, RemoteActor, RemoteMessage, Value};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
-pub use subscription::Overflow;
-use subscription::{Offered, OneWayWait, Publication, Subscription};
+use queue::{Offered, OneWayWait, Publication, SubscriberQueue};
 
+mod queue;
 mod subscription;
+
+pub use queue::Overflow;
+pub use subscription::{Subscription, SubscriptionStatus};
 
 /// What a subscriber receives: the topic, the published payload, and how many messages of
 /// this subscription the broker dropped since the previous one it sent (see [`Overflow`]).
@@ -344,7 +349,7 @@ pub const DEFAULT_MAX_QUEUED: usize = 1024;
 pub struct Broker {
     id: u64,
     /// Subscriptions per topic, in subscription order; never empty.
-    topics: BTreeMap<String, Vec<Subscription>>,
+    topics: BTreeMap<String, Vec<SubscriberQueue>>,
     /// Messages held at most per subscription, and what happens past it.
     max_queued: usize,
     overflow: Overflow,
@@ -568,7 +573,7 @@ impl Handler<Subscribe> for Broker {
         }
         self.watch(&msg.subscriber, ctx);
         self.next_subscription += 1;
-        let subscription = Subscription::new(self.next_subscription, msg.subscriber);
+        let subscription = SubscriberQueue::new(self.next_subscription, msg.subscriber);
         self.topics.entry(msg.topic).or_default().push(subscription);
         true
     }
@@ -652,7 +657,7 @@ impl Handler<Stats> for Broker {
             dropped: self.dropped,
             forwarded_out: self.forwarded_out,
             forwarded_in: self.forwarded_in,
-            queued: self.topics.values().flatten().map(Subscription::held).sum(),
+            queued: self.topics.values().flatten().map(SubscriberQueue::held).sum(),
             overflow_dropped: self.overflow_dropped,
             slow_disconnected: self.slow_disconnected,
         })

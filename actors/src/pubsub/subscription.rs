@@ -1,244 +1,179 @@
-//! One subscription's delivery state inside a [`Broker`](super::Broker): the subscriber, the
-//! bounded queue of messages waiting for its connection to take them, and the bookkeeping of the
-//! [`Overflow`] policy applied when that queue is full.
+//! [`Subscription`]: a subscription made through a [`Reconnecting`] handle, which subscribes
+//! again on each new connection to the broker's node.
 //!
-//! A message goes straight to the subscriber's connection while it takes one-way calls
-//! (`NetRef::notify_method`); once the connection refuses with back-pressure, messages queue
-//! here, in order, and the first of them waits for room (`notify_method_when_ready`) while the
-//! broker goes on. It must never block the broker, never hold more than its limit, and never
-//! drop a message without counting it (for the publisher, the subscriber's next delivery and
-//! the log).
+//! A broker drops the subscribers of a connection that ends, so after a reconnection nothing
+//! is delivered until the subscriber subscribes again; a `Subscription` does that by itself,
+//! as soon as the handle reports the new connection. It never retries on a connection that
+//! is up (a refused subscription stays refused, and says why in its status), and messages
+//! published while no connection was up are not delivered (the broker keeps no backlog).
 
-use std::{collections::VecDeque, sync::Arc};
+use std::fmt;
 
-use netref::{Error, NetRef, RemoteMessage, Value};
-use serde::{Deserialize, Serialize};
+use actix::Handler;
+use futures::StreamExt;
+use netref::{ActorRef, ConnectionEvent, Error, NetRef, Reconnecting, RemoteActor};
+use tokio::sync::watch;
+use tracing::{debug, warn};
 
-use super::Published;
+use super::{Broker, Published, Subscribe, Unsubscribe};
 
-/// A one-way call waiting for room in its connection (`notify_method_when_ready`).
-pub(super) type OneWayWait = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Error>> + Send>>;
+/// A subscriber kept subscribed to a topic across reconnections; see [`Subscription::start`].
+/// Dropping it stops subscribing again; [`cancel`](Subscription::cancel) also unsubscribes.
+pub struct Subscription {
+    topic: String,
+    status: watch::Receiver<SubscriptionStatus>,
+    task: tokio::task::JoinHandle<()>,
+    broker: ActorRef<Broker>,
+    subscriber: NetRef,
+}
 
-/// What a broker does with a message for a subscriber whose queue is full (the subscriber
-/// reads slower than messages are published).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// What a [`Subscription`] knows about itself.
+#[derive(Clone, Debug, Default)]
 #[non_exhaustive]
-pub enum Overflow {
-    /// Drop the slow subscription: the subscriber gets nothing more on that topic until it
-    /// subscribes again (what is already queued for it is dropped with it). Logged; counted in
-    /// [`Delivery::disconnected`](super::Delivery::disconnected) and
-    /// [`BrokerStats::slow_disconnected`](super::BrokerStats::slow_disconnected).
-    Disconnect,
-    /// Keep what is queued, drop the new message. The subscriber learns the count in
-    /// [`Published::missed`]; the publisher in [`Delivery::dropped`](super::Delivery::dropped).
-    DropNewest,
-    /// Drop the oldest queued message to make room for the new one (the subscriber keeps up
-    /// with the latest). Counted as for `DropNewest`.
-    #[default]
-    DropOldest,
+pub struct SubscriptionStatus {
+    /// Whether the subscriber is subscribed on the current connection.
+    pub subscribed: bool,
+    /// Times it was subscribed: the first time, then once per reconnection.
+    pub subscriptions: u64,
+    /// The connection ([`netref::Peer::id`]) it was last subscribed on.
+    pub connection: Option<u64>,
+    /// Why the latest attempt failed, if it did.
+    pub last_error: Option<Error>,
 }
 
-/// A published message, shared by every subscription it is queued for.
-#[derive(Debug)]
-pub(super) struct Publication {
-    pub(super) topic: String,
-    pub(super) payload: Value,
-}
-
-/// [`Published`] as it goes out, borrowing the shared message: the same fields, so the same
-/// shape on the wire.
-#[derive(Serialize)]
-struct PublishedOut<'a> {
-    topic: &'a str,
-    payload: &'a Value,
-    missed: u64,
-}
-
-/// What became of a message offered to a subscription.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) enum Offered {
-    /// Handed to the subscriber's connection.
-    Sent,
-    /// Queued behind what the connection has not taken yet.
-    Queued,
-    /// Dropped by the overflow policy (this message or, with `DropOldest`, an older one).
-    Dropped,
-    /// The queue is full and the policy is `Disconnect`: the subscription must go.
-    TooSlow,
-    /// The subscriber's connection is closed: the subscription must go.
-    Closed,
-}
-
-/// One subscriber of one topic, with its queue.
-#[derive(Debug)]
-pub(super) struct Subscription {
-    pub(super) id: u64,
-    pub(super) subscriber: NetRef,
-    queue: VecDeque<Arc<Publication>>,
-    /// A message is waiting for room in the connection (the head of the queue, taken out).
-    waiting: bool,
-    /// Messages dropped since the last one sent: the next one sent carries the count.
-    missed: u64,
-    /// Messages dropped in the current overflow episode (from the first drop until the queue
-    /// is empty again); one warning per episode.
-    episode_dropped: u64,
+impl fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscription")
+            .field("topic", &self.topic)
+            .field("status", &*self.status.borrow())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Subscription {
-    pub(super) fn new(id: u64, subscriber: NetRef) -> Self {
-        Subscription { id, subscriber, queue: VecDeque::new(), waiting: false, missed: 0, episode_dropped: 0 }
-    }
-
-    /// Messages held for this subscriber (queued, and the one waiting for room).
-    pub(super) fn held(&self) -> usize {
-        self.queue.len() + usize::from(self.waiting)
-    }
-
-    /// Whether the queue holds messages that must go out first.
-    fn backed_up(&self) -> bool {
-        self.waiting || !self.queue.is_empty()
-    }
-
-    /// Sends `message` now, if the connection takes it.
-    fn send_now(&mut self, message: &Publication) -> Result<(), Error> {
-        let out = PublishedOut { topic: &message.topic, payload: &message.payload, missed: self.missed };
-        self.subscriber.notify_method(Published::NAME, (out,))?;
-        self.missed = 0;
-        Ok(())
-    }
-
-    /// Offers `message` to this subscription: sent at once, queued (at most `limit` held), or
-    /// handled by `overflow`. After [`Offered::Queued`] call
-    /// [`wait_for_room`](Subscription::wait_for_room).
-    pub(super) fn offer(&mut self, message: Arc<Publication>, limit: usize, overflow: Overflow) -> Offered {
-        if !self.backed_up() {
-            return match self.send_now(&message) {
-                Ok(()) => Offered::Sent,
-                Err(Error::Backpressure(_)) => {
-                    self.queue.push_back(message);
-                    Offered::Queued
-                }
-                Err(Error::ConnectionClosed(_)) => Offered::Closed,
-                Err(e) => {
-                    tracing::warn!(topic = %message.topic, subscriber = ?self.subscriber, error = %e, "cannot deliver a message; dropped");
-                    self.missed += 1;
-                    Offered::Dropped
-                }
-            };
-        }
-        if self.held() < limit.max(1) {
-            self.queue.push_back(message);
-            return Offered::Queued;
-        }
-        match overflow {
-            Overflow::Disconnect => {
-                tracing::warn!(
-                    topic = %message.topic,
-                    subscriber = ?self.subscriber,
-                    limit,
-                    "a subscriber reads too slowly: its queue is full; unsubscribed (Overflow::Disconnect)"
-                );
-                Offered::TooSlow
-            }
-            Overflow::DropNewest => {
-                self.dropped(&message.topic, limit, overflow);
-                Offered::Dropped
-            }
-            Overflow::DropOldest => {
-                // The oldest queued one makes room; when the only message held is the one
-                // already waiting for room, the new one is dropped instead.
-                if self.queue.pop_front().is_some() {
-                    self.queue.push_back(message.clone());
-                }
-                self.dropped(&message.topic, limit, overflow);
-                Offered::Dropped
-            }
-        }
-    }
-
-    /// Counts one message dropped by `overflow`; the first drop of an episode is logged.
-    fn dropped(&mut self, topic: &str, limit: usize, overflow: Overflow) {
-        self.missed += 1;
-        if self.episode_dropped == 0 {
-            tracing::warn!(
-                topic,
-                subscriber = ?self.subscriber,
-                limit,
-                ?overflow,
-                "a subscriber reads too slowly: its queue is full; dropping messages until it catches up"
-            );
-        }
-        self.episode_dropped += 1;
-    }
-
-    /// Takes the head of the queue out and returns a future that hands it to the connection once
-    /// it has room (`None` when nothing waits to go out, or something already waits for room).
-    pub(super) fn wait_for_room(&mut self) -> Option<OneWayWait> {
-        if self.waiting {
-            return None;
-        }
-        let message = self.queue.pop_front()?;
-        self.waiting = true;
-        let out = PublishedOut { topic: &message.topic, payload: &message.payload, missed: self.missed };
-        self.missed = 0;
-        Some(self.subscriber.notify_method_when_ready(Published::NAME, (out,)))
-    }
-
-    /// The message that waited for room went out: sends what queued behind it while the
-    /// connection takes it. Returns how many were sent, or `Err` if the connection is closed.
-    pub(super) fn resume(&mut self) -> Result<usize, Error> {
-        self.waiting = false;
-        let mut sent = 0;
-        while let Some(message) = self.queue.front().cloned() {
-            match self.send_now(&message) {
-                Ok(()) => {
-                    self.queue.pop_front();
-                    sent += 1;
-                }
-                Err(Error::Backpressure(_)) => return Ok(sent),
-                Err(e @ Error::ConnectionClosed(_)) => return Err(e),
-                Err(e) => {
-                    tracing::warn!(topic = %message.topic, subscriber = ?self.subscriber, error = %e, "cannot deliver a message; dropped");
-                    self.queue.pop_front();
-                    self.missed += 1;
+    /// Subscribes `subscriber` to `topic` at the broker the peer of `handle` exports under
+    /// `broker`, now and again after every reconnection of `handle`. Fails if the first
+    /// subscription fails (or the broker refuses it: the subscriber's connection closed).
+    ///
+    /// Runs a task on the caller's tokio runtime (an actix or tokio program) while it lives.
+    ///
+    /// ```no_run
+    /// # use actix::prelude::*;
+    /// # use netref_actors::pubsub::{expose_subscriber, Published, Subscription};
+    /// # struct Printer;
+    /// # impl Actor for Printer { type Context = Context<Self>; }
+    /// # impl netref::RemoteActor for Printer { const NAME: &'static str = "demo.Printer"; }
+    /// # impl Handler<Published> for Printer { type Result = (); fn handle(&mut self, _: Published, _: &mut Context<Self>) {} }
+    /// # async fn demo() -> Result<(), netref::Error> {
+    /// let handle = netref::connect("127.0.0.1:18900").reconnect(netref::ReconnectPolicy::default()).await?;
+    /// let printer = expose_subscriber(Printer.start());
+    /// let news = Subscription::start(&handle, "broker", "news", &printer).await?;
+    /// // The broker's node restarts: `news` subscribes `printer` again on the new connection.
+    /// # drop(news);
+    /// # Ok(()) }
+    /// ```
+    pub async fn start<A>(
+        handle: &Reconnecting,
+        broker: &str,
+        topic: impl Into<String>,
+        subscriber: &ActorRef<A>,
+    ) -> Result<Subscription, Error>
+    where
+        A: RemoteActor + Handler<Published>,
+    {
+        let topic = topic.into();
+        let broker: ActorRef<Broker> = handle.lookup_actor(broker).await?;
+        // Events first: a reconnection during the first subscription is not missed.
+        let mut events = handle.events();
+        let (status_tx, status) = watch::channel(SubscriptionStatus::default());
+        let subscribe = {
+            let (broker, topic, subscriber) = (broker.clone(), topic.clone(), subscriber.clone());
+            move || {
+                let (broker, message) = (broker.clone(), Subscribe::new(topic.clone(), &subscriber));
+                async move {
+                    let connection = broker.netref().connection().map(|peer| peer.id());
+                    match broker.send(message).await {
+                        Ok(true) => Ok(connection),
+                        Ok(false) => Err(Error::ConnectionClosed(
+                            "the broker refused the subscription (the subscriber's connection is closed)".into(),
+                        )),
+                        Err(e) => Err(e),
+                    }
                 }
             }
-        }
-        if self.episode_dropped > 0 {
-            tracing::info!(
-                subscriber = ?self.subscriber,
-                dropped = self.episode_dropped,
-                "a slow subscriber caught up; messages were dropped meanwhile"
-            );
-            self.episode_dropped = 0;
-        }
-        Ok(sent)
+        };
+        let connection = subscribe().await?;
+        status_tx.send_modify(|s| {
+            s.subscribed = true;
+            s.subscriptions = 1;
+            s.connection = connection;
+        });
+        let task_topic = topic.clone();
+        let task = tokio::spawn(async move {
+            while let Some(event) = events.next().await {
+                let peer = match event {
+                    ConnectionEvent::Connected { peer } | ConnectionEvent::Reconnected { peer, .. } => peer,
+                    ConnectionEvent::Lost { .. } => {
+                        status_tx.send_modify(|s| s.subscribed = false);
+                        continue;
+                    }
+                    _ => continue,
+                };
+                if status_tx.borrow().connection == Some(peer.id()) {
+                    continue;
+                }
+                match subscribe().await {
+                    Ok(connection) => {
+                        debug!(topic = %task_topic, ?connection, "subscribed again after a reconnection");
+                        status_tx.send_modify(|s| {
+                            s.subscribed = true;
+                            s.subscriptions += 1;
+                            s.connection = connection;
+                            s.last_error = None;
+                        });
+                    }
+                    Err(error) => {
+                        warn!(topic = %task_topic, %error, "cannot subscribe again after a reconnection");
+                        status_tx.send_modify(|s| {
+                            s.subscribed = false;
+                            s.last_error = Some(error);
+                        });
+                    }
+                }
+            }
+            status_tx.send_modify(|s| s.subscribed = false);
+        });
+        Ok(Subscription { topic, status, task, broker, subscriber: subscriber.netref().clone() })
+    }
+
+    /// The topic.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The current status.
+    pub fn status(&self) -> SubscriptionStatus {
+        self.status.borrow().clone()
+    }
+
+    /// Resolves once the subscriber has been subscribed `n` times in all (the first
+    /// subscription counts 1, each reconnection one more), or when the subscription ended.
+    /// Wrap it in a timeout.
+    pub async fn subscriptions(&self, n: u64) {
+        let mut status = self.status.clone();
+        let _ = status.wait_for(|s| s.subscriptions >= n).await;
+    }
+
+    /// Stops subscribing again and unsubscribes; `true` if the broker had the subscriber.
+    pub async fn cancel(self) -> Result<bool, Error> {
+        self.task.abort();
+        let message = Unsubscribe { topic: self.topic.clone(), subscriber: self.subscriber.clone() };
+        self.broker.send(message).await
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use netref::{from_value, to_value};
-
-    use super::*;
-
-    /// `Published` as brokers and subscribers without `missed` know it.
-    #[derive(Debug, Serialize, Deserialize, PartialEq)]
-    struct PublishedBefore {
-        topic: String,
-        payload: Value,
-    }
-
-    #[test]
-    fn published_with_missed_is_read_by_old_subscribers_and_old_messages_read_as_none_missed() {
-        let out = PublishedOut { topic: "t", payload: &Value::Int(7), missed: 3 };
-        let sent = to_value(&out).unwrap();
-        let new: Published = from_value(sent.clone()).unwrap();
-        assert_eq!((new.topic.as_str(), new.missed), ("t", 3));
-        let old: PublishedBefore = from_value(sent).unwrap();
-        assert_eq!(old, PublishedBefore { topic: "t".into(), payload: Value::Int(7) });
-        let from_an_old_broker: Published =
-            from_value(to_value(&PublishedBefore { topic: "t".into(), payload: Value::Int(7) }).unwrap()).unwrap();
-        assert_eq!(from_an_old_broker.missed, 0);
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
