@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The fault suite as CI runs it (as root; without root or namespaces it falls back to loopback
+# and says what it skipped): installs iproute2 and iptables if missing, builds the suite, runs
+# every scenario under a time limit, and on exit — success, failure or timeout — deletes the
+# namespaces of this run (by their prefix) after killing what still runs in them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+command -v iptables >/dev/null 2>&1 || missing+=(iptables)
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+prefix="nrf$$-"
+cleanup() {
+  command -v ip >/dev/null 2>&1 || return 0
+  for ns in $(ip netns list 2>/dev/null | awk '{ print $1 }' | grep "^$prefix" || true); do
+    for pid in $(ip netns pids "$ns" 2>/dev/null || true); do
+      kill -KILL "$pid" 2>/dev/null || true
+    done
+    ip netns del "$ns" 2>/dev/null || true
+  done
+}
+trap cleanup EXIT
+
+timeout 900 cargo build --quiet -p netref-faults --bin fault-suite
+# Scenarios run at once; the longest (15 s detection, 10 s pause) take ~20 s each.
+timeout --kill-after=10 300 "${CARGO_TARGET_DIR:-target}/debug/fault-suite" --prefix "$prefix"
