@@ -16,7 +16,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 prefix="nrf$$-"
+suite=""
 cleanup() {
+  # `timeout` leads its own process group (the suite and every host process it started):
+  # end that group, then the run's namespaces with whatever still runs in them.
+  if [ -n "$suite" ]; then
+    kill -KILL -- "-$suite" 2>/dev/null || true
+  fi
   command -v ip >/dev/null 2>&1 || return 0
   for ns in $(ip netns list 2>/dev/null | awk '{ print $1 }' | grep "^$prefix" || true); do
     for pid in $(ip netns pids "$ns" 2>/dev/null || true); do
@@ -26,7 +32,11 @@ cleanup() {
   done
 }
 trap cleanup EXIT
+trap 'exit 143' TERM
+trap 'exit 130' INT
 
 timeout 900 cargo build --quiet -p netref-faults --bin fault-suite
 # Scenarios run at once; the longest (15 s detection, 10 s pause) take ~20 s each.
-timeout --kill-after=10 300 "${CARGO_TARGET_DIR:-target}/debug/fault-suite" --prefix "$prefix"
+timeout --kill-after=10 300 "${CARGO_TARGET_DIR:-target}/debug/fault-suite" --prefix "$prefix" &
+suite=$!
+wait "$suite"
