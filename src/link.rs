@@ -182,6 +182,9 @@ pub(crate) struct ConnShared {
     pub(crate) request_signal: AtomicWaker,
     /// Run once when the actor has stopped (a server's bookkeeping of its connections).
     on_stopped: Mutex<Option<StopHook>>,
+    /// Set by a reconnecting handle that has moved on from this lost connection: what
+    /// requests on its netrefs fail with besides the reason (see `closed_error`).
+    superseded: OnceLock<String>,
 }
 
 /// What [`ConnShared::when_stopped`] runs.
@@ -236,6 +239,7 @@ impl ConnShared {
             requests_signalled: AtomicBool::new(false),
             request_signal: AtomicWaker::new(),
             on_stopped: Mutex::new(None),
+            superseded: OnceLock::new(),
         }
     }
 
@@ -313,11 +317,22 @@ impl ConnShared {
 
     /// The error that requests on this connection fail with once it is closed.
     pub(crate) fn closed_error(&self) -> Error {
-        self.close_reason
+        let reason = self
+            .close_reason
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
-            .unwrap_or_else(|| Error::ConnectionClosed(format!("connection {} is closed", self.id)))
+            .unwrap_or_else(|| Error::ConnectionClosed(format!("connection {} is closed", self.id)));
+        match self.superseded.get() {
+            Some(note) => Error::ConnectionClosed(format!("connection {} was lost ({reason}); {note}", self.id)),
+            None => reason,
+        }
+    }
+
+    /// A reconnecting handle has moved on from this (lost) connection: requests on its netrefs
+    /// fail with `note` added, which says why they are not re-bound.
+    pub(crate) fn mark_superseded(&self, note: String) {
+        let _ = self.superseded.set(note);
     }
 
     pub(crate) fn mark_closed(&self, reason: Error) {

@@ -179,11 +179,22 @@ impl NetRef {
     }
 
     /// The connection the object lives behind, or `None` for a local object. No traffic.
+    ///
+    /// For a netref of a [`Reconnecting`](crate::Reconnecting) handle (its root, or one it
+    /// looked up by name), the connection that serves it now, `None` while there is none.
     pub fn connection(&self) -> Option<Peer> {
         match &*self.0 {
-            RefInner::Local(_) => None,
+            RefInner::Local(o) => o.named()?.live_target()?.connection(),
             RefInner::Remote(r) => Some(Peer::from_shared(r.conn.clone())),
         }
+    }
+
+    /// Whether this is a netref of a [`Reconnecting`](crate::Reconnecting) handle: its root or
+    /// one it looked up by name, which each new connection re-resolves. Such a netref is an
+    /// object of this side standing for the remote one ([`is_local`](NetRef::is_local) is
+    /// `true`, its `instance_id` is this process's), so its identity never changes.
+    pub fn is_reconnecting(&self) -> bool {
+        matches!(&*self.0, RefInner::Local(o) if o.named().is_some())
     }
 
     /// Whether the object lives on this side.
@@ -208,11 +219,34 @@ impl NetRef {
     }
 
     /// Sends a request whose argument list (this netref first) is already built.
-    fn request_items<T>(&self, handle: Handle, args: Vec<Value>) -> AsyncResult<T> {
+    pub(crate) fn request_items<T>(&self, handle: Handle, args: Vec<Value>) -> AsyncResult<T> {
         match &*self.0 {
             RefInner::Remote(r) => r.conn.submit(handle, Value::Tuple(args)),
-            RefInner::Local(_) => local_request(handle, args),
+            RefInner::Local(o) => match o.named() {
+                Some(named) => named.request(handle, args),
+                None => local_request(handle, args),
+            },
         }
+    }
+
+    /// Sends a one-way request whose argument list (this netref first) is already built.
+    pub(crate) fn notify_items(&self, handle: Handle, args: Vec<Value>) -> Result<(), Error> {
+        match &*self.0 {
+            RefInner::Remote(r) => r.conn.notify(handle, Value::Tuple(args)),
+            RefInner::Local(o) => match o.named() {
+                Some(named) => named.notify(handle, args),
+                None => {
+                    let result = local_request::<Value>(handle, args);
+                    result.add_callback(|_| {});
+                    Ok(())
+                }
+            },
+        }
+    }
+
+    /// Whether this netref's connection is closed (`false` for a local object).
+    pub(crate) fn is_connection_closed(&self) -> bool {
+        matches!(&*self.0, RefInner::Remote(r) if r.conn.is_closed())
     }
 
     fn request_with<T>(&self, handle: Handle, extra: Result<Vec<Value>, Error>) -> AsyncResult<T> {
@@ -284,16 +318,9 @@ impl NetRef {
             let (conn, handle, tail) = plain?;
             return conn.notify_call(handle, self.clone(), tail);
         }
-        let mut items =
+        let items =
             vec![Value::Ref(self.clone()), Value::Str(name.to_owned()), Value::Tuple(positional(&args)?), Value::None];
-        match &*self.0 {
-            RefInner::Remote(r) => r.conn.notify(Handle::CallAttr, Value::Tuple(std::mem::take(&mut items))),
-            RefInner::Local(_) => {
-                let result = local_request::<Value>(Handle::CallAttr, items);
-                result.add_callback(|_| {});
-                Ok(())
-            }
-        }
+        self.notify_items(Handle::CallAttr, items)
     }
 
     /// Calls method `name` with keyword arguments (`kwargs` serializes to a map or struct).

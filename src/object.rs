@@ -100,6 +100,9 @@ pub(crate) struct ObjectInner {
     /// Set on a forwarding object: the netref of another connection it stands for (see
     /// [`crate::forward`]).
     pub(crate) forward: Option<crate::forward::Forward>,
+    /// Set on a stand-in of a reconnecting handle: the name it stands for on whichever
+    /// connection is current (see `reconnect::named`).
+    pub(crate) named: Option<Arc<crate::reconnect::Named>>,
 }
 
 impl Object {
@@ -122,6 +125,7 @@ impl Object {
                 instance_of: Vec::new(),
                 payload: None,
                 forward: None,
+                named: None,
             },
             exposed_prefix: "exposed_".to_owned(),
         }
@@ -206,6 +210,21 @@ impl Object {
     #[inline]
     pub(crate) fn forwarded(&self) -> Option<&crate::forward::Forward> {
         self.inner.forward.as_ref()
+    }
+
+    /// A stand-in of a reconnecting handle for the remote object `id` names (its type name and
+    /// class, an instance id of this process).
+    pub(crate) fn standing_in(id: &crate::IdPack, named: Arc<crate::reconnect::Named>) -> Object {
+        let mut b = Object::builder(id.type_name.clone());
+        b.inner.id.class_id = id.class_id;
+        b.inner.named = Some(named);
+        b.build()
+    }
+
+    /// What this object stands for, if it is a stand-in of a reconnecting handle.
+    #[inline]
+    pub(crate) fn named(&self) -> Option<&Arc<crate::reconnect::Named>> {
+        self.inner.named.as_ref()
     }
 
     /// Whether two handles are the same object.

@@ -10,6 +10,8 @@
 //!   (`ActorRef::do_send` on the wire): fire and forget, in publish order per subscriber.
 //! - [`Publish`] delivers to the topic's subscribers on this broker and returns how many it
 //!   delivered to; [`Unsubscribe`] and [`Topics`] do what they say; [`Stats`] reports counters.
+//! - A [`Subscription`] subscribes through a reconnecting handle
+//!   ([`netref::Connect::reconnect`]) and subscribes again by itself on each new connection.
 //!
 //! **Dead subscribers are dropped.** The broker watches the connection of every remote
 //! subscriber ([`Peer::closed`](netref::Peer::closed), one watcher per connection, not per subscriber): when it ends,
@@ -68,6 +70,10 @@ use std::{
     hash::{BuildHasher, Hasher},
     sync::atomic::{AtomicU64, Ordering},
 };
+
+mod subscription;
+
+pub use subscription::{Subscription, SubscriptionStatus};
 
 use actix::{fut::wrap_future, Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, MessageResult};
 use netref::{ActorExport, ActorRef, ConvertError, Error, NetRef, RemoteActor, RemoteMessage, Value};

@@ -73,6 +73,13 @@ impl RefBoxer<NetRef> for Boxer<'_> {
                         return Ok((RefLabel::Local, Cow::Borrowed(&remote.id)));
                     }
                 }
+                // A reconnecting handle's stand-in going to the connection that serves it names
+                // the object it stands for there, as that object's own netref would.
+                if let Some(target) = object.named().and_then(|n| n.live_target()) {
+                    if matches!(&*target.0, RefInner::Remote(remote) if remote.conn.id == self.conn_id) {
+                        return Ok((RefLabel::Local, Cow::Owned(target.id_pack())));
+                    }
+                }
                 let id = self.exports.borrow_mut().export(object)?;
                 self.counted.borrow_mut().push(id.instance_id);
                 Ok((RefLabel::Remote, Cow::Borrowed(id)))
