@@ -59,9 +59,10 @@ impl Drop for Held {
     }
 }
 
-/// The server role: `faults.Target` per connection — `echo(n)` (counted), `count()`,
-/// `hold()` (an object whose end the server reports), `sleep(ms)`. Reports `@ready port=P`,
-/// `@connected`, `@disconnected` with the reason, `@freed`.
+/// The server role (inside an actix system): `faults.Target` per connection — `echo(n)`
+/// (counted), `count()`, `hold()` (an object whose end the server reports), `sleep(ms)` — and
+/// the named exports of [`reconnecting::exports`](crate::reconnecting::exports). Reports
+/// `@ready port=P`, `@connected`, `@disconnected` with the reason, `@freed`.
 pub(crate) async fn serve(listen: &str, peer_timeout_ms: u64) -> Result<(), Error> {
     let executed = Arc::new(AtomicU64::new(0));
     let service = Service::per_connection(move |_peer| {
@@ -85,6 +86,7 @@ pub(crate) async fn serve(listen: &str, peer_timeout_ms: u64) -> Result<(), Erro
         let reason = peer.close_reason().map(|e| e.to_string()).unwrap_or_default();
         event("disconnected", &[("id", peer.id().to_string()), ("reason", reason)]);
     });
+    let service = crate::reconnecting::exports(service);
     let server = Server::builder(service).config(config(peer_timeout_ms)).bind_tcp(listen).await?;
     let port = server.local_addr().map(|a| a.port()).unwrap_or_default();
     event("ready", &[("port", port.to_string())]);
@@ -106,10 +108,15 @@ pub(crate) enum Mode {
     /// Calls `echo` back to back; reports every call slower than a second (`@slow-call`), the
     /// connection's end (`@lost`), and `@report` on a `report` line on stdin.
     Steady,
+    /// Through a reconnecting handle: see [`reconnecting::client`](crate::reconnecting::client).
+    Reconnecting,
 }
 
 /// The client role: connects to `addr` and runs `mode`.
 pub(crate) async fn client(addr: &str, peer_timeout_ms: u64, mode: Mode, calls: u64) -> Result<(), Error> {
+    if let Mode::Reconnecting = mode {
+        return crate::reconnecting::client(addr, peer_timeout_ms).await;
+    }
     let started = Instant::now();
     let peer = netref::connect(addr).config(config(peer_timeout_ms)).timeout(Duration::from_secs(10)).await?;
     let target = peer.root().await?;
@@ -119,6 +126,7 @@ pub(crate) async fn client(addr: &str, peer_timeout_ms: u64, mode: Mode, calls: 
         Mode::Pipelined => pipelined_calls(&target, calls).await?,
         Mode::Hang => hang(&peer, &target).await,
         Mode::Steady => steady(&peer, &target).await,
+        Mode::Reconnecting => unreachable!("the reconnecting client connects on its own"),
     }
     Ok(())
 }

@@ -13,6 +13,7 @@
 mod host;
 mod net;
 mod process;
+mod reconnecting;
 mod relay;
 mod scenarios;
 
@@ -84,15 +85,10 @@ fn main() -> ExitCode {
 }
 
 fn run_role(role: Role) -> ExitCode {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
-    let runtime = match runtime {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("cannot start a runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let outcome = runtime.block_on(async {
+    // The server's actors and the reconnecting client's subscriber need an actix system; the
+    // other roles run on a plain tokio runtime (netref gives them a connection thread).
+    let actix = matches!(role, Role::Server { .. } | Role::Client { mode: host::Mode::Reconnecting, .. });
+    let work = async {
         match role {
             Role::Server { listen, peer_timeout_ms } => {
                 host::serve(&listen, peer_timeout_ms).await.map_err(|e| e.to_string())
@@ -104,7 +100,15 @@ fn run_role(role: Role) -> ExitCode {
                 relay::run_process(&listen, to, Duration::from_millis(delay_ms)).await.map_err(|e| e.to_string())
             }
         }
-    });
+    };
+    let outcome = if actix {
+        actix_rt::System::new().block_on(work)
+    } else {
+        match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+            Ok(runtime) => runtime.block_on(work),
+            Err(e) => Err(format!("cannot start a runtime: {e}")),
+        }
+    };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -139,14 +143,20 @@ fn scenarios() -> Vec<Scenario> {
             Box::new(move |site: &Site| scenarios::run(&name, |notes| scenarios::paused_peer(site, ms, label, notes))),
         ));
     }
-    for (name, needs) in [
-        ("pause/reconnect", "a reconnecting handle (issue 24 item 2) to come back after SIGCONT"),
-        ("restart", "reconnecting handles (issue 24 item 2): root, named actor, PubSub resubscription"),
-        (
-            "pubsub-partitioned-subscriber",
-            "the PubSub overflow policy (issue 24 item 3) and reconnecting subscriptions",
-        ),
-    ] {
+    all.push((
+        "pause/reconnect".into(),
+        Box::new(|site: &Site| {
+            scenarios::run("pause/reconnect", |notes| scenarios::paused_peer_comes_back(site, notes))
+        }),
+    ));
+    all.push((
+        "restart".into(),
+        Box::new(|site: &Site| scenarios::run("restart", |notes| scenarios::server_restart(site, notes))),
+    ));
+    for (name, needs) in [(
+        "pubsub-partitioned-subscriber",
+        "the PubSub overflow policy (issue 24 item 3) and reconnecting subscriptions",
+    )] {
         all.push((
             name.into(),
             Box::new(move |_: &Site| Report {

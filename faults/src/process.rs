@@ -114,9 +114,19 @@ impl HostProcess {
     /// The first event `name` not returned before, waiting up to `within` for it; events
     /// that arrive meanwhile stay for later calls, whatever their order.
     pub(crate) fn expect(&mut self, name: &str, within: Duration) -> Result<Event, String> {
+        self.expect_where(name, |_| true, within)
+    }
+
+    /// Like [`expect`](HostProcess::expect), for the first event `name` that `matches`.
+    pub(crate) fn expect_where(
+        &mut self,
+        name: &str,
+        matches: impl Fn(&Event) -> bool,
+        within: Duration,
+    ) -> Result<Event, String> {
         let deadline = Instant::now() + within;
         loop {
-            if let Some(i) = self.backlog.iter().position(|e| e.name == name) {
+            if let Some(i) = self.backlog.iter().position(|e| e.name == name && matches(e)) {
                 return Ok(self.backlog.remove(i));
             }
             let left = deadline.saturating_duration_since(Instant::now());

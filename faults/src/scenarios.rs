@@ -9,6 +9,7 @@
 mod delay_loss;
 mod partition;
 mod pause;
+mod reconnect;
 
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,7 @@ use crate::{net::Lan, process::HostProcess};
 pub(crate) use delay_loss::delay_and_loss;
 pub(crate) use partition::partition_during_a_call;
 pub(crate) use pause::paused_peer;
+pub(crate) use reconnect::{paused_peer_comes_back, server_restart};
 
 /// The port servers listen on inside a namespace (each host has its own).
 const SERVER_PORT: u16 = 7000;
@@ -100,10 +102,20 @@ impl Hosts {
 
     /// Starts a server on `host`; returns it and the address clients reach it at.
     pub(crate) fn server(&self, host: &str, peer_timeout_ms: u64) -> Result<(HostProcess, String), String> {
+        self.server_on(host, &self.listen(SERVER_PORT), peer_timeout_ms)
+    }
+
+    /// Starts a server on `host` listening on `listen` (a restart takes its predecessor's).
+    pub(crate) fn server_on(
+        &self,
+        host: &str,
+        listen: &str,
+        peer_timeout_ms: u64,
+    ) -> Result<(HostProcess, String), String> {
         let args = vec![
             "server".into(),
             "--listen".into(),
-            self.listen(SERVER_PORT),
+            listen.into(),
             "--peer-timeout-ms".into(),
             peer_timeout_ms.to_string(),
         ];

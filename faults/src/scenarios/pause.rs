@@ -92,7 +92,7 @@ pub(crate) fn paused_peer(
             disconnected.get("reason")
         ),
     );
-    notes.note(&name, "reconnecting handle after SIGCONT: not run here (see the pause/reconnect line)".into());
+    notes.note(&name, "a reconnecting handle's return after SIGCONT: the pause/reconnect scenario".into());
     Ok(if lost.at.duration_since(paused) <= bound && disconnected.at.duration_since(resumed) <= bound {
         Verdict::Passed
     } else {
