@@ -153,20 +153,21 @@ fn scenarios() -> Vec<Scenario> {
         "restart".into(),
         Box::new(|site: &Site| scenarios::run("restart", |notes| scenarios::server_restart(site, notes))),
     ));
-    for (name, needs) in [(
-        "pubsub-partitioned-subscriber",
-        "the PubSub overflow policy (issue 24 item 3) and reconnecting subscriptions",
-    )] {
-        all.push((
-            name.into(),
-            Box::new(move |_: &Site| Report {
-                name: name.into(),
-                lines: Vec::new(),
-                verdict: Verdict::Skipped(format!("not in this build: needs {needs}")),
-                wall: Duration::ZERO,
-            }),
-        ));
-    }
+    // Scenario (e) needs the PubSub overflow policy (bounded per-subscriber queues, reported
+    // losses) together with reconnecting subscriptions; until both are in one build it is
+    // listed as skipped, never passed.
+    all.push((
+        "pubsub-partitioned-subscriber".into(),
+        Box::new(|_: &Site| Report {
+            name: "pubsub-partitioned-subscriber".into(),
+            lines: Vec::new(),
+            verdict: Verdict::Skipped(
+                "not in this build: needs the PubSub overflow policy (issue 24 item 3) with reconnecting subscriptions"
+                    .into(),
+            ),
+            wall: Duration::ZERO,
+        }),
+    ));
     all
 }
 
