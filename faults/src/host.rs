@@ -63,7 +63,11 @@ impl Drop for Held {
 /// (counted), `count()`, `hold()` (an object whose end the server reports), `sleep(ms)` — and
 /// the named exports of [`reconnecting::exports`](crate::reconnecting::exports). Reports
 /// `@ready port=P`, `@connected`, `@disconnected` with the reason, `@freed`.
-pub(crate) async fn serve(listen: &str, peer_timeout_ms: u64) -> Result<(), Error> {
+pub(crate) async fn serve(
+    listen: &str,
+    peer_timeout_ms: u64,
+    feed: Option<(crate::feed::FeedSettings, usize)>,
+) -> Result<(), Error> {
     let executed = Arc::new(AtomicU64::new(0));
     let service = Service::per_connection(move |_peer| {
         let executed = executed.clone();
@@ -86,7 +90,7 @@ pub(crate) async fn serve(listen: &str, peer_timeout_ms: u64) -> Result<(), Erro
         let reason = peer.close_reason().map(|e| e.to_string()).unwrap_or_default();
         event("disconnected", &[("id", peer.id().to_string()), ("reason", reason)]);
     });
-    let service = crate::reconnecting::exports(service);
+    let service = crate::reconnecting::exports(service, feed);
     let server = Server::builder(service).config(config(peer_timeout_ms)).bind_tcp(listen).await?;
     let port = server.local_addr().map(|a| a.port()).unwrap_or_default();
     event("ready", &[("port", port.to_string())]);
@@ -110,12 +114,17 @@ pub(crate) enum Mode {
     Steady,
     /// Through a reconnecting handle: see [`reconnecting::client`](crate::reconnecting::client).
     Reconnecting,
+    /// A PubSub subscriber through a reconnecting handle: see
+    /// [`feed::subscriber`](crate::feed::subscriber).
+    Subscriber,
 }
 
 /// The client role: connects to `addr` and runs `mode`.
 pub(crate) async fn client(addr: &str, peer_timeout_ms: u64, mode: Mode, calls: u64) -> Result<(), Error> {
-    if let Mode::Reconnecting = mode {
-        return crate::reconnecting::client(addr, peer_timeout_ms).await;
+    match mode {
+        Mode::Reconnecting => return crate::reconnecting::client(addr, peer_timeout_ms).await,
+        Mode::Subscriber => return crate::feed::subscriber(addr, peer_timeout_ms).await,
+        _ => {}
     }
     let started = Instant::now();
     let peer = netref::connect(addr).config(config(peer_timeout_ms)).timeout(Duration::from_secs(10)).await?;
@@ -126,7 +135,7 @@ pub(crate) async fn client(addr: &str, peer_timeout_ms: u64, mode: Mode, calls: 
         Mode::Pipelined => pipelined_calls(&target, calls).await?,
         Mode::Hang => hang(&peer, &target).await,
         Mode::Steady => steady(&peer, &target).await,
-        Mode::Reconnecting => unreachable!("the reconnecting client connects on its own"),
+        Mode::Reconnecting | Mode::Subscriber => unreachable!("these clients connect on their own"),
     }
     Ok(())
 }

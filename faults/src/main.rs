@@ -10,6 +10,7 @@
 //! deleted on exit, failure included (`faults/run.sh` also deletes them by prefix if the suite
 //! is killed).
 
+mod feed;
 mod host;
 mod net;
 mod process;
@@ -53,6 +54,18 @@ enum Role {
         listen: String,
         #[arg(long, default_value_t = 15_000)]
         peer_timeout_ms: u64,
+        /// Publish a PubSub feed of this many messages a second (0: none).
+        #[arg(long, default_value_t = 0)]
+        feed_rate: u64,
+        /// Bytes per feed message.
+        #[arg(long, default_value_t = 4096)]
+        feed_bytes: usize,
+        /// Seconds the feed runs.
+        #[arg(long, default_value_t = 30)]
+        feed_secs: u64,
+        /// Subscriptions the feed waits for before it starts.
+        #[arg(long, default_value_t = 1)]
+        feed_subscribers: usize,
     },
     /// A netref client in one of its modes.
     Client {
@@ -87,11 +100,18 @@ fn main() -> ExitCode {
 fn run_role(role: Role) -> ExitCode {
     // The server's actors and the reconnecting client's subscriber need an actix system; the
     // other roles run on a plain tokio runtime (netref gives them a connection thread).
-    let actix = matches!(role, Role::Server { .. } | Role::Client { mode: host::Mode::Reconnecting, .. });
+    let actix = matches!(
+        role,
+        Role::Server { .. } | Role::Client { mode: host::Mode::Reconnecting | host::Mode::Subscriber, .. }
+    );
     let work = async {
         match role {
-            Role::Server { listen, peer_timeout_ms } => {
-                host::serve(&listen, peer_timeout_ms).await.map_err(|e| e.to_string())
+            Role::Server { listen, peer_timeout_ms, feed_rate, feed_bytes, feed_secs, feed_subscribers } => {
+                let feed = (feed_rate > 0).then(|| {
+                    let duration = Duration::from_secs(feed_secs);
+                    (feed::FeedSettings { rate: feed_rate, bytes: feed_bytes, duration }, feed_subscribers)
+                });
+                host::serve(&listen, peer_timeout_ms, feed).await.map_err(|e| e.to_string())
             }
             Role::Client { connect, peer_timeout_ms, mode, calls } => {
                 host::client(&connect, peer_timeout_ms, mode, calls).await.map_err(|e| e.to_string())
@@ -153,19 +173,10 @@ fn scenarios() -> Vec<Scenario> {
         "restart".into(),
         Box::new(|site: &Site| scenarios::run("restart", |notes| scenarios::server_restart(site, notes))),
     ));
-    // Scenario (e) needs the PubSub overflow policy (bounded per-subscriber queues, reported
-    // losses) together with reconnecting subscriptions; until both are in one build it is
-    // listed as skipped, never passed.
     all.push((
         "pubsub-partitioned-subscriber".into(),
-        Box::new(|_: &Site| Report {
-            name: "pubsub-partitioned-subscriber".into(),
-            lines: Vec::new(),
-            verdict: Verdict::Skipped(
-                "not in this build: needs the PubSub overflow policy (issue 24 item 3) with reconnecting subscriptions"
-                    .into(),
-            ),
-            wall: Duration::ZERO,
+        Box::new(|site: &Site| {
+            scenarios::run("pubsub-partitioned-subscriber", |notes| scenarios::partitioned_subscriber(site, notes))
         }),
     ));
     all

@@ -32,10 +32,13 @@ const TICK: Duration = Duration::from_millis(100);
 pub(crate) const BROKER: &str = "broker";
 
 /// What the server exports by name beside its root: the counter and the broker, whose topic
-/// [`TICKS`] gets a tick every [`TICK`] from now on.
-pub(crate) fn exports(service: Service) -> Service {
+/// [`TICKS`] gets a tick every [`TICK`] from now on (and the feed, when given one).
+pub(crate) fn exports(service: Service, feed: Option<(crate::feed::FeedSettings, usize)>) -> Service {
     let counter = expose(Counter::default().start()).handle::<Add>();
     let broker = Broker::new().start();
+    if let Some((settings, subscribers)) = feed {
+        crate::feed::publish(broker.clone(), settings, subscribers);
+    }
     let publisher = broker.clone();
     actix_rt::spawn(async move {
         let mut n = 0u64;

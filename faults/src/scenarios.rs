@@ -9,6 +9,7 @@
 mod delay_loss;
 mod partition;
 mod pause;
+mod pubsub;
 mod reconnect;
 
 use std::time::{Duration, Instant};
@@ -18,10 +19,11 @@ use crate::{net::Lan, process::HostProcess};
 pub(crate) use delay_loss::delay_and_loss;
 pub(crate) use partition::partition_during_a_call;
 pub(crate) use pause::paused_peer;
+pub(crate) use pubsub::partitioned_subscriber;
 pub(crate) use reconnect::{paused_peer_comes_back, server_restart};
 
 /// The port servers listen on inside a namespace (each host has its own).
-const SERVER_PORT: u16 = 7000;
+pub(crate) const SERVER_PORT: u16 = 7000;
 /// The port relays listen on inside a namespace.
 const RELAY_PORT: u16 = 7001;
 
@@ -93,7 +95,7 @@ impl Hosts {
         }
     }
 
-    fn listen(&self, port: u16) -> String {
+    pub(crate) fn listen(&self, port: u16) -> String {
         match self {
             Hosts::Lan(_) => format!("0.0.0.0:{port}"),
             Hosts::Loopback => "127.0.0.1:0".into(),
@@ -112,13 +114,25 @@ impl Hosts {
         listen: &str,
         peer_timeout_ms: u64,
     ) -> Result<(HostProcess, String), String> {
-        let args = vec![
+        self.server_with(host, listen, peer_timeout_ms, &[])
+    }
+
+    /// Starts a server on `host` listening on `listen`, with `extra` arguments.
+    pub(crate) fn server_with(
+        &self,
+        host: &str,
+        listen: &str,
+        peer_timeout_ms: u64,
+        extra: &[String],
+    ) -> Result<(HostProcess, String), String> {
+        let mut args = vec![
             "server".into(),
             "--listen".into(),
             listen.into(),
             "--peer-timeout-ms".into(),
             peer_timeout_ms.to_string(),
         ];
+        args.extend_from_slice(extra);
         let mut server = self.spawn(host, &format!("server@{host}"), args)?;
         let ready = server.expect("ready", Duration::from_secs(20))?;
         let addr = format!("{}:{}", self.ip(host), ready.num("port"));
