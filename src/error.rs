@@ -37,6 +37,11 @@ pub enum Error {
     /// A local limit was reached (requests in flight, bytes queued, exports); retry later or
     /// raise the limit in the configuration.
     LimitReached(String),
+    /// Back-pressure: the connection already holds as much one-way traffic waiting to be
+    /// written as its settings allow (the peer reads slower than it is sent). Nothing was sent;
+    /// wait for room (`NetRef::notify_method_when_ready`, `ActorRef::do_send_when_ready`),
+    /// retry later or raise the limit named in the message.
+    Backpressure(String),
     /// A blocking call (`wait()`, `value()`) was made on an async runtime thread, where it would
     /// deadlock; `.await` the result instead.
     BlockingInRuntime,
@@ -62,6 +67,7 @@ impl fmt::Display for Error {
             Error::Convert(e) => write!(f, "conversion error: {e}"),
             Error::AccessDenied(why) => write!(f, "access denied: {why}"),
             Error::LimitReached(what) => write!(f, "limit reached: {what}"),
+            Error::Backpressure(what) => write!(f, "back-pressure: {what}"),
             Error::BlockingInRuntime => {
                 f.write_str("blocking wait on an async runtime thread would deadlock; use .await instead")
             }

@@ -139,6 +139,21 @@ impl Object {
         b.build()
     }
 
+    /// A fallible callable object (type `builtins.function`): an `Err` reaches the caller as a
+    /// remote error (a [`RemoteError`] keeps its kind and message; see
+    /// [`ObjectBuilder::try_method`] for the other error types), as a Python callback's
+    /// exception does.
+    pub fn try_function<M, F, R, E>(f: F) -> Object
+    where
+        F: FromArgs<M, Result<R, E>>,
+        R: Serialize + 'static,
+        E: Display + 'static,
+    {
+        let mut b = Object::builder("builtins.function");
+        b.inner.call = Some(method::try_sync_method("function", "builtins.function", f));
+        b.build()
+    }
+
     /// A callable object from an async typed closure.
     pub fn async_function<M, F, Fut, R>(f: F) -> Object
     where

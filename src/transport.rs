@@ -17,6 +17,10 @@ use tokio::{
     net::{TcpStream, ToSocketAddrs},
 };
 
+mod socket_options;
+
+pub(crate) use socket_options::apply as apply_tcp_options;
+
 use crate::{
     config::{Config, Wire},
     connection::{BoxWrite, Connection, FrameAligned},
@@ -95,8 +99,10 @@ fn start_pair(service_a: Service, config_a: Config, service_b: Service, config_b
     (a, b)
 }
 
-/// Starts a connection over an accepted or connected TCP socket (sets `TCP_NODELAY`). Off an
-/// actix thread the socket moves to netref's default runtime thread.
+/// Starts a connection over an accepted or connected TCP socket. Sets `TCP_NODELAY` and, on
+/// Linux and Android, TCP keepalive and `TCP_USER_TIMEOUT` matched to `config`'s
+/// [`peer_timeout`](Config::peer_timeout). Off an actix thread the socket moves to netref's
+/// default runtime thread.
 pub fn from_tcp(stream: TcpStream, service: Service, config: Config) -> Result<Peer, Error> {
     let config = Arc::new(config);
     if hosting::on_actor_thread() {
@@ -172,7 +178,7 @@ pub(crate) fn start_tcp_with(
     config: Arc<Config>,
     info: ConnInfo,
 ) -> Result<Peer, Error> {
-    stream.set_nodelay(true)?;
+    apply_tcp_options(&stream, &config)?;
     let (reader, writer) = stream.into_split();
     Ok(Connection::start(Box::new(reader), Box::new(writer), service, config, info))
 }

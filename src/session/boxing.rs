@@ -29,7 +29,7 @@ pub(crate) fn import(
     counted: bool,
 ) -> NetRef {
     NetRef(imports.proxy(instance_id, counted, |generation| {
-        Arc::new(RefInner::Remote(RemoteRef::new(shared.clone(), id(), generation)))
+        Arc::new(RefInner::Remote(RemoteRef::keyed(shared.clone(), id(), instance_id, generation)))
     }))
 }
 
@@ -120,6 +120,12 @@ impl Unboxer<'_> {
         } else {
             self.exports.get(instance_id)
         }
+    }
+
+    /// The one netref for the peer's object `id`, tracked under `key` instead of its instance
+    /// id (for a dialect whose instance ids do not tell objects apart), one receipt counted.
+    pub(crate) fn import_keyed(&self, key: u64, id: IdPackRef<'_>) -> NetRef {
+        import(&mut self.imports.borrow_mut(), self.shared, key, || id.to_id_pack(), true)
     }
 }
 
