@@ -14,13 +14,13 @@ use std::{
     sync::{Arc, OnceLock},
 };
 
-use futures::{stream::BoxStream, FutureExt, StreamExt};
+use futures::{future::BoxFuture, stream::BoxStream, FutureExt, StreamExt};
 use serde::{de::DeserializeOwned, Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::{
     async_result::AsyncResult,
     error::RemoteError,
-    link::{CallEncoding, ConnShared, Peer},
+    link::{CallEncoding, ConnShared, Payload, Peer},
     object::{dispatch, AccessPolicy, Object, Served},
     protocol::{encode_call_tail, CallTail},
     to_value, Error, Handle, IdPack, Value,
@@ -103,6 +103,12 @@ impl From<Object> for NetRef {
     fn from(object: Object) -> Self {
         NetRef(Arc::new(RefInner::Local(object)))
     }
+}
+
+/// A one-way call ready to queue on its connection, or already started on a local object.
+enum OneWayCall {
+    Remote { conn: Arc<ConnShared>, handle: Handle, args: Payload },
+    Local,
 }
 
 /// The chunk sizes of remote iteration (RPyC's `buffiter`): 10, doubling up to 1000.
@@ -288,21 +294,70 @@ impl NetRef {
     /// Calls method `name` one way (a `Notify` frame): the peer runs it but sends no reply, not
     /// even an error (it logs errors). Requests on one connection keep their order, so
     /// one-way calls and calls to the same object are served in the order they were made.
-    /// Fails only if the arguments do not convert (or pass the connection's decode limits) or
-    /// the connection is closed.
+    ///
+    /// Fails if the arguments do not convert (or pass the connection's decode limits), if the
+    /// connection is closed, or — at once, nothing sent — with [`Error::Backpressure`] when the
+    /// connection already holds
+    /// [`max_queued_notifications`](crate::Config::max_queued_notifications) one-way calls not
+    /// yet written (a peer reading slower than calls are made); use
+    /// [`notify_method_when_ready`](NetRef::notify_method_when_ready) to wait for room instead.
+    /// A call accepted here is never dropped: if the connection closes before it is written,
+    /// that is logged.
     pub fn notify_method(&self, name: &str, args: impl Serialize) -> Result<(), Error> {
-        if let Some(plain) = plain_call(self, Some(name), &args) {
-            let (conn, handle, tail) = plain?;
-            return conn.notify_call(handle, self.clone(), tail);
+        match self.one_way_call(name, &args)? {
+            OneWayCall::Remote { conn, handle, args } => conn.notify_payload(handle, args),
+            OneWayCall::Local => Ok(()),
         }
-        let mut items =
-            vec![Value::Ref(self.clone()), Value::Str(name.to_owned()), Value::Tuple(positional(&args)?), Value::None];
+    }
+
+    /// [`notify_method`](NetRef::notify_method) that waits for room in the connection instead
+    /// of failing with back-pressure: the returned future resolves once the call is accepted
+    /// (queued in order, as `notify_method` queues it), or with the error that prevents it
+    /// (arguments that do not convert, the connection closed). The arguments are converted
+    /// before it returns. Wrap it in a timeout to bound the wait.
+    ///
+    /// ```no_run
+    /// # async fn demo(log: netref::NetRef) -> Result<(), netref::Error> {
+    /// for line in ["a", "b", "c"] {
+    ///     // Waits while the peer is slow to read, rather than failing or buffering without end.
+    ///     log.notify_method_when_ready("write", (line,)).await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn notify_method_when_ready(&self, name: &str, args: impl Serialize) -> BoxFuture<'static, Result<(), Error>> {
+        let prepared = self.one_way_call(name, &args);
+        async move {
+            match prepared? {
+                OneWayCall::Remote { conn, handle, args } => conn.notify_when_ready(handle, args).await,
+                OneWayCall::Local => Ok(()),
+            }
+        }
+        .boxed()
+    }
+
+    /// A one-way call of method `name` made ready to queue: encoded where it can be, or, on a
+    /// local object, already started.
+    fn one_way_call(&self, name: &str, args: &impl Serialize) -> Result<OneWayCall, Error> {
+        if let Some(plain) = plain_call(self, Some(name), args) {
+            let (conn, handle, tail) = plain?;
+            return Ok(OneWayCall::Remote {
+                conn: conn.clone(),
+                handle,
+                args: Payload::Call { target: self.clone(), tail },
+            });
+        }
+        let items =
+            vec![Value::Ref(self.clone()), Value::Str(name.to_owned()), Value::Tuple(positional(args)?), Value::None];
         match &*self.0 {
-            RefInner::Remote(r) => r.conn.notify(Handle::CallAttr, Value::Tuple(std::mem::take(&mut items))),
+            RefInner::Remote(r) => Ok(OneWayCall::Remote {
+                conn: r.conn.clone(),
+                handle: Handle::CallAttr,
+                args: Payload::Value(Value::Tuple(items)),
+            }),
             RefInner::Local(_) => {
                 let result = local_request::<Value>(Handle::CallAttr, items);
                 result.add_callback(|_| {});
-                Ok(())
+                Ok(OneWayCall::Local)
             }
         }
     }

@@ -237,7 +237,8 @@ impl TlsClientConfig {
 
 /// Connects to a netref server over TLS, exposing `service` to it (for callbacks).
 ///
-/// Within `connect_timeout` (else [`Error::Timeout`]): the TCP connection (`TCP_NODELAY`), the
+/// Within `connect_timeout` (else [`Error::Timeout`]): the TCP connection (`TCP_NODELAY`, and
+/// keepalive and `TCP_USER_TIMEOUT` as [`Config::peer_timeout`] asks, as for plain TCP), the
 /// TLS handshake verifying that the server's certificate chains to a trusted root and is valid
 /// for `server_name` (a DNS name or an IP address), and the first bytes from the server. Waiting
 /// for those bytes (the server's `Hello`, sent at once) makes a server that refuses this
@@ -245,7 +246,7 @@ impl TlsClientConfig {
 /// server has checked the client certificate and can learn of the refusal only from the server's
 /// next message.
 ///
-/// On RPyC's wire ([`Wire::Rpyc`] in `config`) the server says nothing
+/// On RPyC's wire ([`Wire::Rpyc`](crate::Wire::Rpyc) in `config`) the server says nothing
 /// until it is asked, so the connection is returned right after the handshake; a refused
 /// client certificate then fails the first request instead.
 ///
@@ -274,7 +275,7 @@ pub async fn connect_tls(
     let server_speaks_first = config.wire == Wire::Native;
     let (stream, peer_addr) = tokio::time::timeout(connect_timeout, async {
         let tcp = TcpStream::connect(addr).await?;
-        tcp.set_nodelay(true)?;
+        crate::transport::apply_tcp_options(&tcp, &config)?;
         let peer_addr = tcp.peer_addr().ok().map(|a| a.to_string());
         let shown = peer_addr.as_deref().unwrap_or("the server");
         let failed = |e: &io::Error| {
@@ -312,6 +313,7 @@ pub async fn accept_tls(
     config: Config,
     handshake_timeout: Duration,
 ) -> Result<Peer, Error> {
+    crate::transport::apply_tcp_options(&stream, &config)?;
     let peer_addr = stream.peer_addr().ok().map(|a| a.to_string());
     let (stream, certs) = tokio::time::timeout(handshake_timeout, tls.accept(stream))
         .await

@@ -120,17 +120,6 @@ impl RpycDialect {
                     }
                 }
             }
-            // RPyC's INSPECT names its target by id_pack, by value.
-            Handle::Inspect => {
-                if let Some(Value::Ref(r)) = items.first() {
-                    let id = r.id_pack();
-                    items[0] = Value::Tuple(vec![
-                        Value::Str(id.type_name),
-                        Value::from(id.class_id),
-                        Value::from(id.instance_id),
-                    ]);
-                }
-            }
             Handle::Pickle if items.len() == 1 => items.push(Value::Int(PICKLE_PROTOCOL)),
             _ => {}
         }
@@ -230,7 +219,9 @@ impl RefUnboxer for Recording<'_, '_> {
 }
 
 /// A request's items in RPyC's shapes: CALL's and CALLATTR's positional arguments as a tuple
-/// and their keyword arguments as a tuple of `(name, value)` pairs (netref sends `None` or a map).
+/// and their keyword arguments as a tuple of `(name, value)` pairs (netref sends `None` or a map);
+/// INSPECT's target as its id_pack by value, as stock sends it (a stock server looks the
+/// id_pack up in its objects; a reference there would be unboxed to the object itself).
 fn outgoing_args(handle: Handle, args: &Value<NetRef>) -> Vec<Value<NetRef>> {
     let mut items = match args {
         Value::Tuple(items) => items.clone(),
@@ -239,6 +230,14 @@ fn outgoing_args(handle: Handle, args: &Value<NetRef>) -> Vec<Value<NetRef>> {
     let (pos, kw) = match handle {
         Handle::Call => (1, 2),
         Handle::CallAttr => (2, 3),
+        Handle::Inspect => {
+            if let Some(Value::Ref(r)) = items.first() {
+                let id = r.id_pack();
+                items[0] =
+                    Value::Tuple(vec![Value::Str(id.type_name), Value::from(id.class_id), Value::from(id.instance_id)]);
+            }
+            return items;
+        }
         _ => return items,
     };
     if let Some(v) = items.get_mut(pos) {
@@ -482,5 +481,29 @@ impl Dialect for RpycDialect {
                 Ok(Incoming::Frame(Frame::Request { seq, handle, args: Value::Tuple(items), deadline: None }))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inspect_names_its_target_by_id_pack_as_stock_does() {
+        let object = Object::builder("demo.Thing").method("go", || 1).build();
+        let id = object.id_pack();
+        let items = outgoing_args(Handle::Inspect, &Value::Tuple(vec![Value::Ref(NetRef::from(object))]));
+        let expected: Value<NetRef> =
+            Value::Tuple(vec![Value::Str(id.type_name), Value::from(id.class_id), Value::from(id.instance_id)]);
+        assert_eq!(items, vec![expected]);
+    }
+
+    #[test]
+    fn call_arguments_take_rpyc_shapes() {
+        let target = Value::Ref(NetRef::from(Object::function(|x: i64| x)));
+        let kwargs = Value::Map(vec![(Value::Str("k".into()), Value::Int(1))]);
+        let items = outgoing_args(Handle::Call, &Value::Tuple(vec![target.clone(), Value::None, kwargs]));
+        let pair = Value::Tuple(vec![Value::Str("k".into()), Value::Int(1)]);
+        assert_eq!(items, vec![target, Value::Tuple(Vec::new()), Value::Tuple(vec![pair])]);
     }
 }
