@@ -9,8 +9,11 @@
 //! go as ordinary requests numbered from a range of their own, whose replies the session drops.
 //!
 //! Where RPyC's argument or reply shapes differ from netref's object model, this adapter
-//! translates at the edge: kwargs as tuples of pairs, CTXEXIT's exception class, OLDSLICING as
-//! `__getitem__(slice)`, DIR and INSPECT answered as tuples, an exhausted BUFFITER as `()`.
+//! translates at the edge, both ways: kwargs as tuples of pairs, CTXEXIT's exception class
+//! (received as a reference, sent as a class object named by the error's kind), INSPECT's
+//! target by id_pack, PICKLE's protocol argument, OLDSLICING as `__getitem__(slice)`, DIR and
+//! INSPECT answered as tuples, an exhausted BUFFITER as `()`. The peer's classes all carry
+//! instance id 0, so they are imported under their class id.
 //!
 //! It must never execute, import or unpickle anything a peer sends (`HANDLE_PICKLE` is refused
 //! with RPyC's `ValueError` before it reaches an object), never panic on a peer's bytes, and
@@ -115,17 +118,6 @@ impl RpycDialect {
                     if let Some(class) = self.exception_class(exc) {
                         *exc = Value::Ref(NetRef::from(class));
                     }
-                }
-            }
-            // RPyC's INSPECT names its target by id_pack, by value.
-            Handle::Inspect => {
-                if let Some(Value::Ref(r)) = items.first() {
-                    let id = r.id_pack();
-                    items[0] = Value::Tuple(vec![
-                        Value::Str(id.type_name),
-                        Value::from(id.class_id),
-                        Value::from(id.instance_id),
-                    ]);
                 }
             }
             Handle::Pickle if items.len() == 1 => items.push(Value::Int(PICKLE_PROTOCOL)),
