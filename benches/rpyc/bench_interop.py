@@ -2,22 +2,25 @@
 
 Started by `benches/rpyc/interop.sh`, which builds the Rust examples and the virtualenv. Serves
 the interop service (contract §2) twice, from `rpyc_interop_server` (netref) and from
-`interop/rpyc/interop_service.py` (stock ThreadedServer), and measures, run after run with the
-order of the configurations rotating so that noise hits every side alike:
+`interop/rpyc/interop_service.py` (stock ThreadedServer), and keeps three clients connected:
 
   py->netref     the stock Python client (this process) against the netref server
   py->stock      the stock Python client against the stock server
-  netref->stock  `rpyc_bench_client` (netref's RPyC client) against the stock server
+  netref->stock  `rpyc_bench_client` (netref's RPyC client, its own process) against the stock server
 
-Figures (each timed for --seconds after a warm-up, on a fresh connection per configuration):
+Figures, each timed on all three clients in turn, in short blocks (--block seconds, --blocks
+per client and figure in each run, the order rotating from block to block), so that a busy
+machine's noise hits every side alike:
 
   cached     `f = root.add` once, then `f(1, 2)`: one CALL round trip per call, calls/s
   add        `root.add(1, 2)` as a Python user writes it: GETATTR + CALL + an async DEL, calls/s
-  callattr   netref client only: `root.call_method("add", (1, 2))`, one CALLATTR, calls/s
+             (the netref client's slot: `root.call_method("add", (1, 2))`, one CALLATTR)
   echo_1mib  1 MiB of random bytes echoed (payload counted once), MiB/s, default configs
 
-and for each, the CPU time (all threads, user + kernel, from /proc/PID/task/*/schedstat) the
-server and the client spent per operation. Loopback only; every result is checked.
+A run's figure for a client is its operations over its blocks' time; for each, the CPU time
+(all threads, user + kernel, /proc/PID/task/*/schedstat) the server and the client spent per
+operation. Ratios are taken run by run, then their median. Loopback only; every result is
+checked.
 """
 
 import argparse
@@ -31,11 +34,16 @@ import time
 import rpyc
 
 CONFIGS = ("py->netref", "py->stock", "netref->stock")
-PY_FIGURES = ("cached", "add", "echo_1mib")
-RUST_FIGURES = ("cached", "callattr", "echo_1mib")
+# Figure slots: what each client runs in the slot (the netref client has no written-out add).
+SLOTS = {
+    "cached": {"py->netref": "cached", "py->stock": "cached", "netref->stock": "cached"},
+    "add": {"py->netref": "add", "py->stock": "add", "netref->stock": "callattr"},
+    "echo_1mib": {"py->netref": "echo_1mib", "py->stock": "echo_1mib", "netref->stock": "echo_1mib"},
+}
 UNITS = {"cached": "calls/s", "add": "calls/s", "callattr": "calls/s", "echo_1mib": "MiB/s"}
 WARMUP_CALLS = 200
 WARMUP_ECHOES = 2
+MIB = 1 << 20
 
 
 def cpu_ns(pid):
@@ -87,85 +95,120 @@ def start_server(argv):
     return proc, host.strip("[]"), int(port)
 
 
-class Sample:
-    """One figure of one configuration in one run."""
+class Tally:
+    """One figure of one client in one run: its blocks added up."""
 
-    def __init__(self, ops, seconds, server_ns, client_ns, per_op_bytes=0):
-        self.rate = (ops * per_op_bytes / (1 << 20) if per_op_bytes else ops) / seconds
-        self.server_us = server_ns / ops / 1e3
-        self.client_us = client_ns / ops / 1e3
+    def __init__(self, figure):
+        self.figure = figure
+        self.ops = self.seconds = self.server_ns = self.client_ns = 0
+
+    def add(self, ops, seconds, server_ns, client_ns):
+        self.ops += ops
+        self.seconds += seconds
+        self.server_ns += server_ns
+        self.client_ns += client_ns
+
+    @property
+    def rate(self):
+        """Operations per second: calls/s, or MiB/s for the echo of 1 MiB."""
+        return self.ops / self.seconds
+
+    @property
+    def server_us(self):
+        return self.server_ns / self.ops / 1e3
+
+    @property
+    def client_us(self):
+        return self.client_ns / self.ops / 1e3
 
 
-def timed_py(server_pid, seconds, once, warmup, per_op_bytes=0):
-    for _ in range(warmup):
-        once()
-    me = os.getpid()
-    s0, c0 = cpu_ns(server_pid), cpu_ns(me)
-    t0 = time.perf_counter()
-    end = t0 + seconds
-    n = 0
-    while True:
-        once()
-        n += 1
-        if time.perf_counter() >= end:
-            break
-    elapsed = time.perf_counter() - t0
-    return Sample(n, elapsed, cpu_ns(server_pid) - s0, cpu_ns(me) - c0, per_op_bytes)
+class PythonClient:
+    """The stock client in this process, one connection."""
 
-
-def python_client(host, port, server_pid, seconds, payload):
-    out = {}
-    c = rpyc.connect(host, port)
-    try:
-        add = c.root.add
+    def __init__(self, host, port, payload):
+        self.conn = rpyc.connect(host, port)
+        self.pid = os.getpid()
+        root = self.conn.root
+        add, echo = root.add, root.echo
 
         def cached():
             assert add(1, 2) == 3
 
-        out["cached"] = timed_py(server_pid, seconds, cached, WARMUP_CALLS)
-        root = c.root
-
         def written():
             assert root.add(1, 2) == 3
-
-        out["add"] = timed_py(server_pid, seconds, written, WARMUP_CALLS)
-        echo = c.root.echo
 
         def echoed():
             assert echo(payload) == payload
 
-        out["echo_1mib"] = timed_py(server_pid, seconds, echoed, WARMUP_ECHOES, len(payload))
-        del add, root, echo
-    finally:
-        c.close()
-    return out
+        self.loops = {"cached": cached, "add": written, "echo_1mib": echoed}
+        for _ in range(WARMUP_CALLS):
+            cached()
+            written()
+        for _ in range(WARMUP_ECHOES):
+            echoed()
+
+    def block(self, figure, seconds):
+        once = self.loops[figure]
+        t0 = time.perf_counter()
+        end = t0 + seconds
+        n = 0
+        while True:
+            once()
+            n += 1
+            if time.perf_counter() >= end:
+                return n, time.perf_counter() - t0
+
+    def close(self):
+        self.loops.clear()
+        self.conn.close()
 
 
-def netref_client(binary, host, port, server_pid, seconds):
-    proc = subprocess.Popen([binary, f"{host}:{port}", "--seconds", str(seconds)], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, text=True)
-    out = {}
-    try:
-        started = {}
-        for line in proc.stdout:
-            words = line.split()
-            if words[:1] == ["start"]:
-                started[words[1]] = (cpu_ns(server_pid), cpu_ns(proc.pid))
-            elif words[:1] == ["done"]:
-                name, count, elapsed = words[1], int(words[2]), float(words[3])
-                s0, c0 = started.pop(name)
-                out[name] = Sample(count, elapsed, cpu_ns(server_pid) - s0, cpu_ns(proc.pid) - c0,
-                                   (1 << 20) if name == "echo_1mib" else 0)
-        if proc.wait(timeout=30) != 0:
-            raise SystemExit(f"{binary} exited with status {proc.returncode}")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    missing = set(RUST_FIGURES) - set(out)
-    if missing:
-        raise SystemExit(f"{binary} printed no figure for {sorted(missing)}")
-    return out
+class NetrefClient:
+    """`rpyc_bench_client` in its own process, one connection, blocks asked for on its stdin."""
+
+    def __init__(self, binary, host, port):
+        self.proc = subprocess.Popen([binary, f"{host}:{port}"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True, bufsize=1)
+        self.pid = self.proc.pid
+        if self._line() != "ready":
+            raise SystemExit(f"{binary} did not connect")
+
+    def _line(self):
+        line = self.proc.stdout.readline()
+        if not line:
+            raise SystemExit(f"rpyc_bench_client exited with status {self.proc.wait()}")
+        return line.strip()
+
+    def block(self, figure, seconds):
+        self.proc.stdin.write(f"{figure} {seconds}\n")
+        self.proc.stdin.flush()
+        words = self._line().split()
+        if words[:2] != ["done", figure]:
+            raise SystemExit(f"rpyc_bench_client answered {' '.join(words)!r} to `{figure} {seconds}`")
+        return int(words[2]), float(words[3])
+
+    def close(self):
+        self.proc.stdin.close()
+        if self.proc.wait(timeout=10) != 0:
+            raise SystemExit(f"rpyc_bench_client exited with status {self.proc.returncode}")
+
+
+def measure_run(run, clients, server_pids, args):
+    """One run: every figure slot, `args.blocks` blocks per client, the order rotating."""
+    tallies = {c: {} for c in CONFIGS}
+    turn = run
+    for slot, figures in SLOTS.items():
+        for c in CONFIGS:
+            tallies[c][slot] = Tally(figures[c])
+        for _ in range(args.blocks):
+            order = CONFIGS[turn % len(CONFIGS):] + CONFIGS[:turn % len(CONFIGS)]
+            turn += 1
+            for c in order:
+                client, server = clients[c], server_pids[c]
+                s0, c0 = cpu_ns(server), cpu_ns(client.pid)
+                n, seconds = client.block(figures[c], args.block)
+                tallies[c][slot].add(n, seconds, cpu_ns(server) - s0, cpu_ns(client.pid) - c0)
+    return tallies
 
 
 def num(x):
@@ -186,19 +229,21 @@ def main():
     ap.add_argument("--netref-client", required=True, help="the rpyc_bench_client binary")
     ap.add_argument("--stock-server", required=True, help="interop_service.py")
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--seconds", type=float, default=1.0, help="timed seconds per figure")
+    ap.add_argument("--block", type=float, default=0.2, help="seconds per block (default 0.2)")
+    ap.add_argument("--blocks", type=int, default=5, help="blocks per client and figure in a run (default 5)")
     ap.add_argument("--mode", default="unpinned", help="label for the output (pinned/unpinned)")
     args = ap.parse_args()
-    if args.runs < 1 or not 0 < args.seconds <= 60:
-        raise SystemExit("--runs must be ≥ 1 and --seconds in (0, 60]")
+    if args.runs < 1 or args.blocks < 1 or not 0 < args.block <= 60:
+        raise SystemExit("--runs and --blocks must be ≥ 1, --block in (0, 60]")
     # A SIGTERM (the script's timeout) unwinds through the `finally` below, which stops the servers.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(124))
 
     began = time.perf_counter()
-    print(f"# mode {args.mode}; runs {args.runs}, {args.seconds:g} s per figure; rpyc {rpyc.__version__}, "
+    print(f"# mode {args.mode}; runs {args.runs}, each {args.blocks} blocks of {args.block:g} s per client and "
+          f"figure, interleaved; rpyc {rpyc.__version__}, "
           f"CPython {sys.version.split()[0]}; client cpus {cpus_allowed(os.getpid())}; "
           f"load average at start {loadavg()}", flush=True)
-    servers = []
+    servers, clients = [], {}
     try:
         netref = start_server([args.netref_server, "127.0.0.1:0"])
         servers.append(netref[0])
@@ -206,25 +251,29 @@ def main():
         servers.append(stock[0])
         print(f"# netref server pid {netref[0].pid} cpus {cpus_allowed(netref[0].pid)}; "
               f"stock server pid {stock[0].pid} cpus {cpus_allowed(stock[0].pid)}", flush=True)
-        payload = os.urandom(1 << 20)
+        payload = os.urandom(MIB)
+        clients["py->netref"] = PythonClient(netref[1], netref[2], payload)
+        clients["py->stock"] = PythonClient(stock[1], stock[2], payload)
+        clients["netref->stock"] = NetrefClient(args.netref_client, stock[1], stock[2])
+        server_pids = {"py->netref": netref[0].pid, "py->stock": stock[0].pid, "netref->stock": stock[0].pid}
         results = {c: [] for c in CONFIGS}
         for run in range(args.runs):
-            order = CONFIGS[run % len(CONFIGS):] + CONFIGS[:run % len(CONFIGS)]
             t = time.perf_counter()
-            for config in order:
-                if config == "py->netref":
-                    proc, host, port = netref
-                    results[config].append(python_client(host, port, proc.pid, args.seconds, payload))
-                elif config == "py->stock":
-                    proc, host, port = stock
-                    results[config].append(python_client(host, port, proc.pid, args.seconds, payload))
-                else:
-                    proc, host, port = stock
-                    results[config].append(netref_client(args.netref_client, host, port, proc.pid, args.seconds))
-            line = "; ".join(f"{c} " + " ".join(f"{f} {num(s.rate)}" for f, s in results[c][-1].items()) for c in order)
+            tallies = measure_run(run, clients, server_pids, args)
+            for c in CONFIGS:
+                results[c].append(tallies[c])
+            line = "; ".join(f"{c} " + " ".join(f"{t.figure} {num(t.rate)}" for t in tallies[c].values())
+                             for c in CONFIGS)
             print(f"# run {run + 1}/{args.runs} ({time.perf_counter() - t:.1f} s, load {loadavg()}): {line}",
                   file=sys.stderr, flush=True)
+        for c in CONFIGS:
+            clients.pop(c).close()
     finally:
+        for client in clients.values():
+            try:
+                client.close()
+            except Exception:  # noqa: BLE001 - already failing; the servers must still stop
+                pass
         for proc in servers:
             proc.kill()
             proc.wait()
@@ -237,8 +286,9 @@ def report(results, args):
     print(f"| {args.mode} | figure | rate, median [min–max] | server CPU µs/op | client CPU µs/op |")
     print("|---|---|---|---|---|")
     for config in CONFIGS:
-        for figure in results[config][0]:
-            samples = [r[figure] for r in results[config]]
+        for slot in results[config][0]:
+            samples = [r[slot] for r in results[config]]
+            figure = samples[0].figure
             print(f"| {config} | {figure} | {spread([s.rate for s in samples])} {UNITS[figure]} "
                   f"| {spread([s.server_us for s in samples])} | {spread([s.client_us for s in samples])} |")
 

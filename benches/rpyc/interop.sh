@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # RPyC interop benchmark: netref's RPyC dialect against stock rpyc 6.0.2, side by side in one run.
 #
-#   bash benches/rpyc/interop.sh [--pinned] [--runs N] [--seconds S]
+#   bash benches/rpyc/interop.sh [--pinned] [--runs N] [--block SECONDS] [--blocks N]
 #
 # Builds `rpyc_interop_server` and `rpyc_bench_client` (release), makes the interop virtualenv
 # (interop/rpyc/setup-venv.sh), then runs bench_interop.py: a stock Python client against the
 # netref server and against the stock ThreadedServer, and the netref client against the stock
-# server, the configurations interleaved within each run (figures and targets: bench_interop.py,
-# results: benches/rpyc-interop.md). --pinned puts every process on CPU 0 (taskset, util-linux).
-# Loopback only. Defaults: 5 runs of 1 s per figure, about a minute; bounded at 300 s.
+# server, in short blocks taking turns (figures and targets: bench_interop.py, results:
+# benches/rpyc-interop.md). --pinned puts every process on CPU 0 (taskset, util-linux).
+# Loopback only. Defaults: 5 runs, each 5 blocks of 0.2 s per client and figure, about a
+# minute; bounded at 300 s.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
@@ -18,7 +19,7 @@ args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --pinned) pinned=1 ;;
-    --runs|--seconds)
+    --runs|--block|--blocks)
       [ $# -ge 2 ] || { echo "$1 needs a value" >&2; exit 2; }
       args+=("$1" "$2"); shift ;;
     -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
