@@ -164,6 +164,12 @@ class PythonClient:
         self.loops.clear()
         self.conn.close()
 
+    def abort(self):
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - already failing; the servers must still stop
+            pass
+
 
 class NetrefClient:
     """`rpyc_bench_client` in its own process, one connection, blocks asked for on its stdin."""
@@ -193,6 +199,11 @@ class NetrefClient:
         self.proc.stdin.close()
         if self.proc.wait(timeout=10) != 0:
             raise SystemExit(f"rpyc_bench_client exited with status {self.proc.returncode}")
+
+    def abort(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
 
 
 def measure_run(run, clients, server_pids, args):
@@ -269,13 +280,11 @@ def main():
             print(f"# run {run + 1}/{args.runs} ({time.perf_counter() - t:.1f} s, load {loadavg()}): {line}",
                   file=sys.stderr, flush=True)
         for c in CONFIGS:
-            clients.pop(c).close()
+            clients[c].close()
+            del clients[c]
     finally:
         for client in clients.values():
-            try:
-                client.close()
-            except Exception:  # noqa: BLE001 - already failing; the servers must still stop
-                pass
+            client.abort()
         for proc in servers:
             proc.kill()
             proc.wait()
