@@ -3,8 +3,9 @@
 #
 #   benches/rpyc/run.sh [--runs N] [--quick] [--pinned]
 #
-# Creates a throwaway virtualenv, installs rpyc==6.0.2 from the package index, and runs
-# bench_rpyc.py (client here, ThreadedServer in a child process) over loopback TCP.
+# Uses the interop harness's virtualenv with rpyc==6.0.2 (interop/rpyc/setup-venv.sh, under
+# target/) and runs bench_rpyc.py (client here, ThreadedServer in a child process) over loopback
+# TCP. netref's RPyC dialect against stock rpyc, side by side: interop.sh.
 # --pinned runs client and server on CPU 0 (taskset, util-linux). Bounded: 150 s at most.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -27,10 +28,7 @@ if [ "$pinned" = 1 ]; then
   prefix=(taskset -c 0)
 fi
 
-venv="$(mktemp -d)"
-trap 'rm -rf "$venv"' EXIT
-python3 -m venv "$venv"
-"$venv/bin/pip" install --quiet --disable-pip-version-check rpyc==6.0.2
+py="$(bash "$here/../../interop/rpyc/setup-venv.sh" | tail -n 1)"
 
 echo "# mode: $([ "$pinned" = 1 ] && echo 'pinned (taskset -c 0)' || echo unpinned)"
-timeout --kill-after=5 150 "${prefix[@]}" "$venv/bin/python" "$here/bench_rpyc.py" "${args[@]}"
+timeout --kill-after=5 150 "${prefix[@]}" "$py" "$here/bench_rpyc.py" "${args[@]}"

@@ -385,6 +385,27 @@ fn message_payloads_that_are_not_seq_and_args_are_malformed() {
 }
 
 #[test]
+fn int_text_at_the_i64_and_u64_boundaries_reads_exactly() {
+    let read = |text: &str| Brine::int_from_decimal(text.as_bytes(), CPYTHON_MAX_INT_DIGITS).unwrap();
+    assert_eq!(read("9223372036854775807"), Brine::Int(i64::MAX));
+    assert_eq!(read("-9223372036854775808"), Brine::Int(i64::MIN));
+    assert_eq!(read("9223372036854775808"), big("9223372036854775808"));
+    assert_eq!(read("-9223372036854775809"), big("-9223372036854775809"));
+    assert_eq!(read("18446744073709551615"), big("18446744073709551615"));
+    assert_eq!(read("18446744073709551616"), big("18446744073709551616"));
+    assert_eq!(read("99999999999999999999"), big("99999999999999999999"));
+    assert_eq!(read("0"), Brine::Int(0));
+    assert_eq!(read("-0"), Brine::Int(0));
+    assert_eq!(read("007"), Brine::Int(7));
+    for bad in ["", "-", "+", "1-", "--1", "1 2", "0x10", "1__0", "\u{663}"] {
+        assert!(Brine::int_from_decimal(bad.as_bytes(), CPYTHON_MAX_INT_DIGITS).is_err(), "{bad:?}");
+    }
+    // The limit counts digits, not the sign.
+    assert_eq!(Brine::int_from_decimal(b"-123", 3).unwrap(), Brine::Int(-123));
+    assert!(Brine::int_from_decimal(b"1234", 3).is_err());
+}
+
+#[test]
 fn seq_numbers_past_159_and_past_i64_use_int_text() {
     let limits = BrineLimits::default();
     for seq in [0, 159, 160, 1 << 40, i64::MAX as u64, 1 << 63, u64::MAX] {
@@ -930,6 +951,32 @@ proptest! {
             decode_message(&payloads[0], &BrineLimits::default()).unwrap(),
             Message { msg, seq, args }
         );
+    }
+
+    #[test]
+    fn int_text_as_stock_writes_it_reads_as_the_same_text_written_any_other_way(
+        n in prop_oneof![any::<i128>(), any::<i64>().prop_map(i128::from), any::<u64>().prop_map(i128::from)],
+        max_int_digits in 1usize..45,
+    ) {
+        // `str(n)` takes the canonical reader; leading zeros and spaces force Python's general
+        // grammar. Both must give the same value, the same Int/BigInt split and the same limit
+        // (which counts the two leading zeros too, as CPython's does).
+        let canonical = n.to_string();
+        let general = format!(" {}00{} ", if n < 0 { "-" } else { "+" }, n.unsigned_abs());
+        let fast = Brine::int_from_decimal(canonical.as_bytes(), max_int_digits);
+        let slow = Brine::int_from_decimal(general.as_bytes(), max_int_digits + 2);
+        prop_assert_eq!(fast.is_ok(), slow.is_ok(), "{} vs {}", canonical, general);
+        if let (Ok(fast), Ok(slow)) = (fast, slow) {
+            prop_assert_eq!(&fast, &slow);
+            match fast {
+                Brine::Int(v) => prop_assert_eq!(i128::from(v), n),
+                Brine::BigInt(b) => {
+                    prop_assert!(i64::try_from(n).is_err());
+                    prop_assert_eq!(b.as_str(), canonical.as_str());
+                }
+                other => prop_assert!(false, "{:?}", other),
+            }
+        }
     }
 
     #[test]

@@ -403,6 +403,46 @@ fn is_tuple_tag(tag: u8) -> bool {
 /// Python's `int(text)` for base 10, bounded to `max_digits` digits: ASCII whitespace around,
 /// an optional sign, then digits with single underscores between them.
 pub(super) fn parse_python_int(text: &[u8], max_digits: usize) -> Result<Brine, ProtocolError> {
+    // Stock writes `str(n)`: the canonical form, read without building its text first (the
+    // length check is conservative: the text counts the sign, the limit does not).
+    match canonical_up_to_u64(text) {
+        Some(value) if text.len() <= max_digits => Ok(value),
+        _ => parse_python_int_text(text, max_digits),
+    }
+}
+
+/// The value of canonical text of at most 20 digits (`str(n)` for `-2^63 <= n < 2^64`, which
+/// is every seq, id and everyday int a peer sends): an `Int` within `i64`, a `BigInt` above it.
+/// `None` for anything else (a sign other than a lone `-`, leading zeros, `-0`, underscores,
+/// whitespace, a value outside that range), which [`parse_python_int_text`] then reads.
+fn canonical_up_to_u64(text: &[u8]) -> Option<Brine> {
+    let (negative, digits) = match text.split_first()? {
+        (b'-', rest) => (true, rest),
+        _ => (false, text),
+    };
+    if digits.is_empty() || digits.len() > 20 || (digits[0] == b'0' && (negative || digits.len() > 1)) {
+        return None;
+    }
+    let mut magnitude: u64 = 0;
+    for &b in digits {
+        let digit = b.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        magnitude = magnitude.checked_mul(10)?.checked_add(u64::from(digit))?;
+    }
+    if negative {
+        return i64::try_from(-i128::from(magnitude)).ok().map(Brine::Int);
+    }
+    match i64::try_from(magnitude) {
+        Ok(small) => Some(Brine::Int(small)),
+        // Canonical digits, so the text is the big int's own.
+        Err(_) => std::str::from_utf8(digits).ok().and_then(|t| BigInt::parse(t).ok()).map(Brine::BigInt),
+    }
+}
+
+/// [`parse_python_int`] for any text Python's `int()` reads, through its canonical form.
+fn parse_python_int_text(text: &[u8], max_digits: usize) -> Result<Brine, ProtocolError> {
     let invalid = || {
         let shown = String::from_utf8_lossy(&text[..text.len().min(40)]).into_owned();
         ProtocolError::Malformed(format!("brine int text is not a decimal integer: {shown:?}"))
