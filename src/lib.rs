@@ -8,6 +8,12 @@ mod config;
 mod connection;
 mod error;
 mod forward;
+/// Hooks for netref's fuzz targets, behind the `fuzzing` feature: not part of the API, no
+/// stability promised (see `fuzz/README.md`).
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+#[path = "fuzzing.rs"]
+pub mod __fuzz;
 mod hash;
 mod hosting;
 mod link;
