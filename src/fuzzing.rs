@@ -122,8 +122,7 @@ impl SessionHarness {
             )),
             Wire::Rpyc => AnyDialect::Other(Box::new(RpycDialect::new(config.max_frame_len))),
         };
-        let link =
-            Arc::new(ConnShared::new(0, (), config, ConnInfo::labelled("fuzz"), dialect.call_encoding()));
+        let link = Arc::new(ConnShared::new(0, (), config, ConnInfo::labelled("fuzz"), dialect.call_encoding()));
         let root = service.root_for(&Peer::from_shared(link.clone()));
         let framer = dialect.framer();
         let session = Session::new(link.clone(), dialect, service, root, tracing::Span::none());

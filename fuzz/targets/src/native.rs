@@ -68,4 +68,3 @@ pub(crate) fn session_bytes(data: &[u8]) {
     peer::feed(&mut session, &mut peer, data);
     peer::finish(session, peer);
 }
-

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use netref::{
-    Config, IdPack, RefLabel, RemoteError, Value, WireRef,
     __fuzz::SessionHarness,
     dev::{
         rpyc::{
@@ -21,7 +20,7 @@ use netref::{
         },
         Frame, FrameCodec, Handle, Hello, Limits, WireRefs, FEATURES,
     },
-    Wire,
+    Config, IdPack, RefLabel, RemoteError, Value, Wire, WireRef,
 };
 use tokio_util::codec::Decoder;
 
@@ -102,9 +101,12 @@ impl PeerSide {
             WireKind::Native => {
                 let frame = match message {
                     PeerMessage::Hello => Frame::Hello(Hello::new(Limits::default())),
-                    PeerMessage::Request { seq, handle, args, deadline, one_way: false } => {
-                        Frame::Request { seq: *seq, handle: *handle, args: Value::Tuple(args.clone()), deadline: *deadline }
-                    }
+                    PeerMessage::Request { seq, handle, args, deadline, one_way: false } => Frame::Request {
+                        seq: *seq,
+                        handle: *handle,
+                        args: Value::Tuple(args.clone()),
+                        deadline: *deadline,
+                    },
                     PeerMessage::Request { handle, args, one_way: true, .. } => {
                         Frame::Notify { handle: *handle, args: Value::Tuple(args.clone()) }
                     }
@@ -230,13 +232,9 @@ pub(crate) fn open(kind: WireKind) -> (SessionHarness, PeerSide) {
     let mut peer = PeerSide::new(kind);
     let opening = match kind {
         WireKind::Native => PeerMessage::Hello,
-        WireKind::Rpyc => PeerMessage::Request {
-            seq: 0,
-            handle: Handle::GetRoot,
-            args: Vec::new(),
-            deadline: None,
-            one_way: false,
-        },
+        WireKind::Rpyc => {
+            PeerMessage::Request { seq: 0, handle: Handle::GetRoot, args: Vec::new(), deadline: None, one_way: false }
+        }
     };
     let mut out = BytesMut::new();
     assert!(peer.encode(&opening, false, &mut out), "the opening encodes");

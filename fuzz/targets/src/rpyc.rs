@@ -32,11 +32,12 @@ pub(crate) fn channel(data: &[u8]) {
         for compress in [None, Some(0)] {
             let codec = RpycChannelCodec::with_max_frame_len(CHANNEL_LIMIT).compress_above(compress);
             let mut framed = BytesMut::new();
-            codec.encode_frame_with(&mut framed, |dst| {
-                dst.extend_from_slice(payload);
-                Ok(())
-            })
-            .expect("a payload within the limit frames");
+            codec
+                .encode_frame_with(&mut framed, |dst| {
+                    dst.extend_from_slice(payload);
+                    Ok(())
+                })
+                .expect("a payload within the limit frames");
             let again = codec.clone().decode(&mut framed).expect("a frame it wrote decodes").expect("a whole frame");
             assert_eq!(&again, payload, "the payload changed through framing (compressed: {compress:?})");
             assert!(framed.is_empty());
