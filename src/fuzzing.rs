@@ -1,5 +1,5 @@
 //! What netref's fuzz targets (the repository's `fuzz/` directory) need from inside the crate,
-//! behind the `fuzzing` feature: [`SessionHarness`], one connection's protocol session driven
+//! behind the `fuzzing` feature: `SessionHarness`, one connection's protocol session driven
 //! with bytes and a fake clock, as the connection actor drives it but without I/O.
 //!
 //! Not part of netref's API: hidden from the docs, changed whenever the session changes, and
