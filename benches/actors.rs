@@ -69,9 +69,11 @@ fn main() {
     let (mut sends, mut p50s, mut p99s, mut casts) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
         let (send_rate, p50, p99, cast_rate) = actix_rt::System::new().block_on(async {
-            let peer = netref::connect_tcp(addr.as_str(), Service::void(), Config::default(), Duration::from_secs(5))
-                .await
-                .unwrap();
+            // The one-way burst below queues all its messages before the connection runs: room
+            // for all of them, so that none is refused with back-pressure.
+            let config = Config::default().max_queued_notifications(200_000);
+            let peer =
+                netref::connect_tcp(addr.as_str(), Service::void(), config, Duration::from_secs(5)).await.unwrap();
             let counter: ActorRef<Counter> = peer.lookup_actor("counter").await.unwrap();
             for _ in 0..1000 {
                 counter.send(Incr(0)).await.unwrap();

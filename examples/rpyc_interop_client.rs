@@ -1,74 +1,113 @@
-//! A netref client calling a Python rpyc 6.0.x service over RPyC's wire (first slice of the
-//! contract §5 client): `cargo run --example rpyc_interop_client -- HOST:PORT` against
-//! `interop/rpyc/interop_service.py` (or `rpyc_interop_server`). It checks a few members, a
-//! Rust callback served to Python and a remote exception, closes, and exits 0 only if every
-//! step behaved.
+//! A netref client using a Python rpyc 6.0.x service over RPyC's own wire: every member of the
+//! interop service (`interop/rpyc/interop_service.py`, the contract's §2) as the contract's §5
+//! describes, from Rust values.
+//!
+//! ```text
+//! cargo run --example rpyc_interop_client -- HOST:PORT
+//! ```
+//!
+//! against `interop_service.py` (a stock `ThreadedServer`) or `rpyc_interop_server`. It prints
+//! one `PASS`/`FAIL` line per check, drops every proxy but the root, closes, and exits 0 only if
+//! every check passed. The steps, each in a function of its own:
+//!
+//! * `values`: `contract`, `answer` (writes and deletes refused), `counter`, `add` (ints of any
+//!   size, exact; floats; str; keyword arguments; a TypeError), `echo` of every brine type as
+//!   Rust values (the echoed value keeps its exact type) and of a client object (it comes back as
+//!   itself);
+//! * `containers`: a list, a dict and a sequence by reference (`__len__`, `__getitem__` with
+//!   negative indexes and slices, `__contains__`, `__iter__` + `__next__` to StopIteration,
+//!   iteration in chunks), an iterator (`count_to`);
+//! * `calls`: `call_me` with Rust callbacks (one calling back into the service, one raising),
+//!   `fail` decoded as remote errors, `slow` with an expiry, callbacks and a blocking `wait`;
+//! * `context`: the context manager without and with an error, and suppressing it;
+//! * `objects`: Token's repr, str, hash, the six comparisons, `value`, the class `Token` and an
+//!   instance check (after which a stock server sends a DEL for an object this side never
+//!   exported), `is_token`, PICKLE refused, `tracked`/`tracked_again`/`released` (one DEL with
+//!   count 2 after the alias).
 
-use std::process::ExitCode;
+use std::{process::ExitCode, time::Duration};
 
-use netref::{kinds, prelude::*};
+#[path = "rpyc_interop_client/calls.rs"]
+mod calls;
+#[path = "rpyc_interop_client/containers.rs"]
+mod containers;
+#[path = "rpyc_interop_client/objects.rs"]
+mod objects;
+#[path = "rpyc_interop_client/values.rs"]
+mod values;
 
-async fn run(addr: &str) -> Result<Vec<String>, netref::Error> {
-    let mut failures = Vec::new();
-    let mut check = |what: &str, ok: bool| {
+/// The record of every check: printed as it is made, failures kept for the summary.
+#[derive(Debug, Default)]
+pub(crate) struct Checks {
+    failures: Vec<String>,
+}
+
+impl Checks {
+    /// Records one check.
+    pub(crate) fn check(&mut self, what: &str, ok: bool) {
         println!("{} {what}", if ok { "PASS" } else { "FAIL" });
         if !ok {
-            failures.push(what.to_owned());
+            self.failures.push(what.to_owned());
         }
-    };
+    }
+
+    /// Records one check, with what was seen when it failed.
+    pub(crate) fn check_seen(&mut self, what: &str, ok: bool, seen: impl std::fmt::Debug) {
+        if !ok {
+            println!("     seen: {seen:?}");
+        }
+        self.check(what, ok);
+    }
+
+    /// Records that `outcome` is a remote error of `kind`.
+    pub(crate) fn check_raises<T: std::fmt::Debug>(
+        &mut self,
+        what: &str,
+        outcome: Result<T, netref::Error>,
+        kind: &str,
+    ) {
+        let ok = matches!(&outcome, Err(e) if e.as_remote().is_some_and(|r| r.is(kind)));
+        self.check_seen(what, ok, outcome);
+    }
+}
+
+/// How long a check waits for something the server does on its own (a release).
+pub(crate) const PROMPTLY: Duration = Duration::from_secs(3);
+
+/// Ends a step: one that failed on an unexpected error fails alone, and the next one still runs.
+fn step_done(name: &str, outcome: Result<(), netref::Error>, checks: &mut Checks) {
+    if let Err(e) = outcome {
+        checks.check(&format!("{name}: unexpected error: {e:#}"), false);
+    }
+}
+
+async fn run(addr: &str) -> Result<Checks, netref::Error> {
+    let mut checks = Checks::default();
     let peer = netref::connect(addr).rpyc().await?;
     let root = peer.root().await?;
-    check("root is interop.InteropService", root.type_name() == "interop.InteropService");
-    let contract: String = root.getattr("contract").await?;
-    check("contract is interop-1", contract == "interop-1");
-    let sum: i64 = root.call_method("add", (1, 2)).await?;
-    check("add(1, 2) == 3", sum == 3);
-    let s: String = root.call_method("add", ("ab", "cd")).await?;
-    check("add of two str", s == "abcd");
-    let sent: Value = Value::Tuple(vec![Value::Int(1), Value::Str("x".into())]);
-    let echoed: Value = root.call_method("echo", (sent.clone(),)).await?;
-    check("echo of a tuple", echoed == sent);
-    let cb = NetRef::from(Object::function(|a: i64, b: i64| a * b));
-    let product: i64 = root.call_method("call_me", (cb, 6, 7)).await?;
-    check("call_me with a Rust callback", product == 42);
-    let err = root.call_method::<Value>("fail", ("value",)).await.unwrap_err();
-    check("fail('value') raises ValueError", err.as_remote().is_some_and(|e| e.is(kinds::VALUE_ERROR)));
-    let token: NetRef = root.call_method("make_token", (5,)).await?;
-    check("Token repr", token.repr().await? == "Token(5)");
-    check("Token str", token.str().await? == "token #5");
-    let value: i64 = token.getattr("value").await?;
-    check("Token value", value == 5);
-    drop(token);
-    // A Python list by reference: len, [i], iteration.
-    let list: NetRef = root.call_method("get_list", ()).await?;
-    let len: i64 = list.call_method("__len__", ()).await?;
-    let second: i64 = list.call_method("__getitem__", (1,)).await?;
-    check("get_list: len 3, [1] == 20", len == 3 && second == 20);
-    drop(list);
-    // A context manager: __enter__, then CTXEXIT without an error.
-    let ctx: NetRef = root.call_method("context", (3,)).await?;
-    let entered: i64 = ctx.enter().await?;
-    let suppressed = ctx.exit(None).await?;
-    drop(ctx);
-    let log: Vec<String> = root.call_method("context_log", ()).await?;
-    check("context: enter 20, exit logged", entered == 20 && !suppressed && log == ["enter 3", "exit ok"]);
-    // An expiry: the late reply is dropped and the connection stays usable.
-    let slow = root.call_method::<f64>("slow", (0.5,));
-    slow.set_expiry(Some(std::time::Duration::from_millis(100)));
-    let expired = matches!(slow.await, Err(netref::Error::Timeout(_)));
-    let after: i64 = root.call_method("add", (2, 2)).await?;
-    check("slow(0.5) expires at 100 ms; the connection stays usable", expired && after == 4);
-    // Export lifetimes: the server sees the release once the proxy is dropped.
-    let tracked: NetRef = root.call_method("tracked", ("t1",)).await?;
-    let name: String = tracked.getattr("name").await?;
-    drop(tracked);
-    let _ = peer.ping(Value::None).await?;
-    let released: Vec<String> = root.call_method("released", ()).await?;
-    check("tracked('t1') released after its proxy is dropped", name == "t1" && released == ["t1"]);
-    // The connection sends the DEL it owes for the dropped proxy at the end of its next turn.
-    let _ = peer.ping(Value::None).await?;
-    peer.close_within("done", std::time::Duration::from_secs(3)).await;
-    Ok(failures)
+    checks.check_seen("root is interop.InteropService", root.type_name() == "interop.InteropService", root.id_pack());
+    println!("== values");
+    let outcome = values::run(&root, &mut checks).await;
+    step_done("values", outcome, &mut checks);
+    println!("== containers");
+    let outcome = containers::run(&root, &mut checks).await;
+    step_done("containers", outcome, &mut checks);
+    println!("== calls");
+    let outcome = calls::run(&root, &mut checks).await;
+    step_done("calls", outcome, &mut checks);
+    println!("== context");
+    let outcome = calls::context(&root, &mut checks).await;
+    step_done("context", outcome, &mut checks);
+    println!("== objects");
+    let outcome = objects::run(&root, &peer, &mut checks).await;
+    step_done("objects", outcome, &mut checks);
+    // Every proxy but the root is dropped by now. The releases owed go out with the next
+    // request; the ping's reply also says the server has taken them.
+    println!("== close");
+    peer.ping("done").await?;
+    checks.check("the connection is still open at the end", !peer.is_closed());
+    peer.close_within("done", PROMPTLY).await;
+    Ok(checks)
 }
 
 #[actix_rt::main]
@@ -78,12 +117,12 @@ async fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     match run(&addr).await {
-        Ok(failures) if failures.is_empty() => {
+        Ok(checks) if checks.failures.is_empty() => {
             println!("all steps passed");
             ExitCode::SUCCESS
         }
-        Ok(failures) => {
-            println!("{} failed: {}", failures.len(), failures.join("; "));
+        Ok(checks) => {
+            println!("{} failed: {}", checks.failures.len(), checks.failures.join("; "));
             ExitCode::FAILURE
         }
         Err(e) => {

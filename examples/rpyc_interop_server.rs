@@ -1,14 +1,19 @@
 //! The interop service of the RPyC interop contract (`interop-1`, contract §2) served over RPyC 6's
 //! wire, for stock Python rpyc 6.0.x clients:
-//! `cargo run --example rpyc_interop_server -- [ADDR]` (ADDR defaults to `127.0.0.1:0`; binds
-//! loopback unless told otherwise). The first stdout line is `listening on HOST:PORT`; it serves
-//! until interrupted. From Python:
+//! `cargo run --example rpyc_interop_server -- [ADDR] [--tls-cert FILE --tls-key FILE]` (ADDR
+//! defaults to `127.0.0.1:0`; binds loopback unless told otherwise). The first stdout line is
+//! `listening on HOST:PORT`; it serves until interrupted. From Python:
 //!
 //! ```python
 //! import rpyc
 //! conn = rpyc.connect("127.0.0.1", PORT)
 //! print(conn.root.add(1, 2))
 //! ```
+//!
+//! With `--tls-cert` and `--tls-key` (PEM files) it serves TLS instead, as
+//! `Server::builder(..).rpyc().tls(..)` does; a stock client then connects with
+//! `rpyc.ssl_connect("127.0.0.1", PORT, ca_certs="ca.pem")` (`interop/rpyc/run-netref-tls-check.sh`
+//! runs the stock checks that way). `--help` lists the options.
 //!
 //! State (`counter`, `context_log`, `released`) is per connection. Nothing a client sends is
 //! executed or unpickled: PICKLE is refused by the RPyC dialect.
@@ -494,19 +499,93 @@ fn interop_service() -> Object {
         .build()
 }
 
+const USAGE: &str = "\
+usage: rpyc_interop_server [ADDR] [--tls-cert FILE --tls-key FILE]
+
+Serves the RPyC interop service (contract interop-1) over RPyC 6's wire.
+
+  ADDR               where to listen (default 127.0.0.1:0: loopback, a port the OS picks)
+  --tls-cert FILE    serve TLS with this PEM certificate chain (end-entity certificate first);
+                     stock Python clients connect with rpyc.ssl_connect(host, port, ca_certs=...)
+  --tls-key FILE     the certificate's PEM private key (PKCS#8, PKCS#1 or SEC1)
+  -h, --help         this text
+
+The first line of stdout is `listening on HOST:PORT`.
+";
+
+/// The command line.
+struct Options {
+    addr: String,
+    /// `(certificate chain file, key file)`.
+    tls: Option<(String, String)>,
+}
+
+fn options() -> Result<Options, String> {
+    let (mut addr, mut cert, mut key) = (None, None, None);
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "-h" | "--help" => {
+                print!("{USAGE}");
+                std::process::exit(0);
+            }
+            "--tls-cert" => cert = Some(args.next().ok_or("--tls-cert needs a FILE")?),
+            "--tls-key" => key = Some(args.next().ok_or("--tls-key needs a FILE")?),
+            flag if flag.starts_with('-') => return Err(format!("unknown option {flag}")),
+            _ if addr.is_none() => addr = Some(arg),
+            _ => return Err(format!("unexpected argument {arg}")),
+        }
+    }
+    let tls = match (cert, key) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) => None,
+        _ => return Err("--tls-cert and --tls-key go together".into()),
+    };
+    Ok(Options { addr: addr.unwrap_or_else(|| "127.0.0.1:0".into()), tls })
+}
+
+/// The server's TLS settings from PEM files.
+#[cfg(feature = "tls")]
+fn tls_config(cert: &str, key: &str) -> Result<netref::tls::TlsServerConfig, String> {
+    use netref::tls::{CertificateDer, PemObject, PrivateKeyDer, TlsServerConfig};
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("cannot read the certificate chain {cert}: {e}"))?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("cannot read the private key {key}: {e}"))?;
+    TlsServerConfig::new(chain, key).map_err(|e| e.to_string())
+}
+
 #[actix_rt::main]
 async fn main() -> Result<(), netref::Error> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:0".into());
+    let options = options().unwrap_or_else(|e| {
+        eprintln!("rpyc_interop_server: {e}\n\n{USAGE}");
+        std::process::exit(2);
+    });
     // RPyC's stock server reaches these special names too.
     let mut policy = AccessPolicy::default();
     policy.safe_attrs.insert("__setitem__");
     policy.safe_attrs.insert("__getslice__");
-    let server = Server::builder(Service::per_connection(|_peer| interop_service()))
+    let builder = Server::builder(Service::per_connection(|_peer| interop_service()))
         .config(Config::default().policy(policy))
-        .rpyc()
-        .bind_tcp(addr.as_str())
-        .await?;
+        .rpyc();
+    let builder = match &options.tls {
+        None => builder,
+        #[cfg(feature = "tls")]
+        Some((cert, key)) => builder.tls(tls_config(cert, key).unwrap_or_else(|e| {
+            eprintln!("rpyc_interop_server: {e}");
+            std::process::exit(2);
+        })),
+        #[cfg(not(feature = "tls"))]
+        Some(_) => {
+            eprintln!("rpyc_interop_server: this build has no TLS (netref's `tls` feature is off)");
+            std::process::exit(2);
+        }
+    };
+    let server = builder.bind_tcp(options.addr.as_str()).await?;
     println!("listening on {}", server.address());
+    if options.tls.is_some() {
+        eprintln!("serving TLS: connect with rpyc.ssl_connect");
+    }
     tokio::select! {
         _ = server.stopped() => {}
         _ = tokio::signal::ctrl_c() => server.shutdown(Duration::from_secs(5)).await,

@@ -74,6 +74,7 @@ pub fn connect(addr: impl Into<String>) -> Connect {
 
 /// A connection being set up: chain options, then `.await` it for the [`Peer`]. See [`connect`].
 #[must_use = "a Connect does nothing until it is awaited"]
+#[derive(Clone)]
 pub struct Connect {
     addr: String,
     service: Service,
@@ -151,6 +152,21 @@ impl Connect {
         self
     }
 
+    /// The address as given.
+    pub(crate) fn address(&self) -> &str {
+        &self.addr
+    }
+
+    /// The default expiry of the connection's requests.
+    pub(crate) fn request_timeout(&self) -> Option<Duration> {
+        self.config.request_timeout
+    }
+
+    /// The runtime chosen with [`runtime`](Connect::runtime), if one was.
+    pub(crate) fn chosen_runtime(&self) -> Option<Runtime> {
+        self.runtime.clone()
+    }
+
     /// The address as given, parsed into what to connect to.
     fn endpoint(&self) -> Result<Endpoint, Error> {
         if let Some(path) = self.addr.strip_prefix("unix:") {
@@ -179,7 +195,8 @@ impl Connect {
         Ok(Endpoint::Tcp { addr, host })
     }
 
-    async fn start(self) -> Result<Peer, Error> {
+    /// Connects from the caller's thread, which must be one where actors start.
+    pub(crate) async fn start(self) -> Result<Peer, Error> {
         let endpoint = self.endpoint()?;
         #[cfg(feature = "tls")]
         let Connect { service, config, timeout, tls, server_name, .. } = self;

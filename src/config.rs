@@ -20,6 +20,7 @@ pub struct Config {
     pub(crate) decode_limits: DecodeLimits,
     pub(crate) max_in_flight: usize,
     pub(crate) max_queued_requests: usize,
+    pub(crate) max_queued_notifications: usize,
     pub(crate) max_concurrent_requests: usize,
     pub(crate) max_write_buffer: usize,
     pub(crate) max_exports: usize,
@@ -53,6 +54,7 @@ impl Default for Config {
             decode_limits: DecodeLimits::default(),
             max_in_flight: 1024,
             max_queued_requests: 65_536,
+            max_queued_notifications: 8_192,
             max_concurrent_requests: 1024,
             max_write_buffer: 8 * 1024 * 1024,
             max_exports: 1_000_000,
@@ -103,6 +105,17 @@ impl Config {
         self
     }
 
+    /// One-way calls ([`NetRef::notify_method`](crate::NetRef::notify_method),
+    /// [`ActorRef::do_send`](crate::ActorRef::do_send)) handed to the connection and not yet
+    /// written to its write buffer (which holds up to `max_write_buffer` bytes) at once. Past
+    /// it the connection is full: a one-way call fails at once with
+    /// [`Error::Backpressure`](crate::Error::Backpressure), and its `_when_ready` form waits
+    /// for room. Nothing is ever dropped once accepted. Default 8,192 (at least 1).
+    pub fn max_queued_notifications(mut self, n: usize) -> Self {
+        self.max_queued_notifications = n.max(1);
+        self
+    }
+
     /// Inbound requests served at once (at least 1); past it the connection stops reading
     /// until one finishes (the peer's writes back up). Default 1024.
     pub fn max_concurrent_requests(mut self, n: usize) -> Self {
@@ -146,6 +159,11 @@ impl Config {
     /// in-flight caps, and a side whose reading is stopped for back-pressure does not count
     /// that time as silence, so a busy peer is not declared lost. A peer is declared lost after
     /// at most `peer_timeout` of silence, and not before two thirds of it.
+    ///
+    /// TCP sockets (on Linux and Android) also get TCP keepalive (probes after a third of it,
+    /// every third, two of them; whole seconds, at least one) and `TCP_USER_TIMEOUT` equal to
+    /// it, so the kernel ends a connection to a vanished host no later than netref would; with
+    /// `None`, keepalive after 60 s, every 10 s, 6 probes, and a 120 s `TCP_USER_TIMEOUT`.
     pub fn peer_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.peer_timeout = timeout;
         self

@@ -16,10 +16,13 @@ use actix::Addr;
 
 mod actor;
 mod alarm;
+mod frame_aligned;
 mod io;
 pub mod messages;
 
+pub(crate) use actor::BoxWrite;
 pub use actor::Connection;
+pub(crate) use frame_aligned::FrameAligned;
 
 use crate::{
     link::{ConnStats, Peer},

@@ -37,6 +37,11 @@ pub enum Error {
     /// A local limit was reached (requests in flight, bytes queued, exports); retry later or
     /// raise the limit in the configuration.
     LimitReached(String),
+    /// Back-pressure: the connection already holds as much one-way traffic waiting to be
+    /// written as its settings allow (the peer reads slower than it is sent). Nothing was sent;
+    /// wait for room (`NetRef::notify_method_when_ready`, `ActorRef::do_send_when_ready`),
+    /// retry later or raise the limit named in the message.
+    Backpressure(String),
     /// A blocking call (`wait()`, `value()`) was made on an async runtime thread, where it would
     /// deadlock; `.await` the result instead.
     BlockingInRuntime,
@@ -62,6 +67,7 @@ impl fmt::Display for Error {
             Error::Convert(e) => write!(f, "conversion error: {e}"),
             Error::AccessDenied(why) => write!(f, "access denied: {why}"),
             Error::LimitReached(what) => write!(f, "limit reached: {what}"),
+            Error::Backpressure(what) => write!(f, "back-pressure: {what}"),
             Error::BlockingInRuntime => {
                 f.write_str("blocking wait on an async runtime thread would deadlock; use .await instead")
             }
@@ -310,6 +316,11 @@ pub enum ProtocolError {
     /// rpyc 5.x and older, which rpyc 6 replaced and cannot talk to.
     #[error("the peer looks like rpyc 5.x or older (payload starts with 0x12, the old (msg, seq, args) layout); rpyc 6 cannot talk to it: upgrade the peer to rpyc 6")]
     LegacyRpycPeer,
+    /// A native connection's first frame is an RPyC 6 request, not a `Hello`: a stock rpyc
+    /// client (or a netref client built with `Connect::rpyc`) reached a listener that speaks
+    /// netref's native wire. No `Close` frame is sent for it (the RPyC peer could not read one).
+    #[error("a peer spoke RPyC 6 to a native netref connection (its first frame is an RPyC 6 request, not a Hello); serve stock rpyc clients on a listener built with `.rpyc()` (Server::builder(service).rpyc())")]
+    RpycPeerOnNativeWire,
     /// The transport failed.
     #[error("i/o error ({kind:?}): {message}")]
     Io {

@@ -6,7 +6,8 @@
 //! it is re-issued, unchanged but for its target, on the A netref, and the outcome is the
 //! reply; the caller's remaining deadline goes with it, and dropping the served work (the
 //! caller's cancel or expiry, B closing) drops the A request, which cancels it on A. One-way
-//! requests are forwarded one way.
+//! requests are forwarded one way, each waiting for room on A (a slow A peer slows B's sender
+//! through this side's concurrency cap rather than losing messages).
 //!
 //! There is one forwarding object per (A connection, A object) in the process, so the same A
 //! object forwarded twice on B is one export counted twice, and B's peer sees one netref. The
@@ -31,6 +32,7 @@ use futures::FutureExt;
 
 use crate::{
     error::{kinds, RemoteError},
+    link::Payload,
     netref::{RefInner, RemoteRef},
     object::{Object, ObjectInner, Served},
     AsyncResult, Error, Handle, NetRef, Value,
@@ -74,7 +76,7 @@ fn registry() -> &'static Registry {
 
 /// The one forwarding object for `remote` (the netref `r`), made if there is none alive.
 pub(crate) fn forwarder(r: &NetRef, remote: &RemoteRef) -> Object {
-    let key = (remote.conn.id, remote.id.instance_id);
+    let key = (remote.conn.id, remote.key);
     let mut registry = registry().lock().unwrap_or_else(|p| p.into_inner());
     if let Some(inner) = registry.get(&key).and_then(Weak::upgrade) {
         return Object { inner };
@@ -121,8 +123,13 @@ fn pass_on(fwd: &Forward, handle: Handle, items: Vec<Value>, arrival: Arrival) -
     };
     let conn = &remote.conn;
     if arrival.one_way {
-        return Served::Done(
-            conn.notify(handle, Value::Tuple(items)).map(|()| Value::None).map_err(|e| hop_error(fwd, e)),
+        // Waits for room on the far connection rather than failing with back-pressure: the
+        // one-way request keeps running here meanwhile, so a slow far peer slows the sender
+        // (this side stops reading at its concurrency cap) instead of losing its messages.
+        let sent = conn.notify_when_ready(handle, Payload::Value(Value::Tuple(items)));
+        let target = fwd.target.clone();
+        return Served::Later(
+            async move { sent.await.map(|()| Value::None).map_err(|e| HopName::of(&target).error(e)) }.boxed(),
         );
     }
     let result: AsyncResult<Value> = conn.submit(handle, Value::Tuple(items));
@@ -177,8 +184,4 @@ impl HopName {
             ),
         )
     }
-}
-
-fn hop_error(fwd: &Forward, e: Error) -> RemoteError {
-    HopName::of(&fwd.target).error(e)
 }

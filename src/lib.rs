@@ -20,6 +20,7 @@ mod link;
 mod netref;
 mod object;
 mod protocol;
+mod reconnect;
 mod remote_actor;
 mod runtime;
 mod server;
@@ -42,6 +43,7 @@ pub use object::{
     Access, AccessPolicy, Args, FromArgs, MethodFuture, NameSet, Object, ObjectBuilder, WeakObject, SAFE_ATTRS,
 };
 pub use protocol::{Frame, Handle};
+pub use reconnect::{ConnectionEvent, ConnectionEvents, Reconnect, ReconnectPolicy, Reconnecting};
 pub use remote_actor::{expose, ActorExport, ActorRef, Down, RemoteActor, RemoteMessage, Spawner, SPAWNER_EXPORT};
 pub use runtime::{blocking::BlockingClient, Runtime};
 pub use server::{serve_tcp, Authenticator, ListenAddr, Server, ServerBuilder};
@@ -78,7 +80,7 @@ pub mod dev {
 /// The names most programs need: `use netref::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        expose, ActorRef, AsyncResult, Config, Error, NetRef, Object, Peer, RemoteActor, RemoteError, RemoteMessage,
-        Runtime, Server, Service, Value,
+        expose, ActorRef, AsyncResult, Config, ConnectionEvent, Error, NetRef, Object, Peer, ReconnectPolicy,
+        Reconnecting, RemoteActor, RemoteError, RemoteMessage, Runtime, Server, Service, Value,
     };
 }

@@ -17,7 +17,7 @@ use std::{
     collections::HashMap,
     fmt,
     sync::{
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
         Arc, Mutex, OnceLock,
     },
     time::Duration,
@@ -33,8 +33,10 @@ use crate::{
     Error, Handle, IdPack, NetRef, Value,
 };
 
+mod one_way;
 mod peer;
 
+pub(crate) use one_way::OneWaySlot;
 pub use peer::Peer;
 
 static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
@@ -89,9 +91,10 @@ pub(crate) struct Submit {
     pub(crate) handle: Handle,
     pub(crate) args: Payload,
     pub(crate) completer: Completer,
-    /// Send as a one-way `Notify`: no pending entry, no reply; the completer settles with
-    /// `None` once the frame is queued.
-    pub(crate) one_way: bool,
+    /// Send as a one-way `Notify` (with the call's room in the connection, given back once
+    /// the frame is in the write buffer): no pending entry, no reply; the completer settles
+    /// with `None` once the frame is queued.
+    pub(crate) one_way: Option<OneWaySlot>,
 }
 
 /// A request's arguments on their way out.
@@ -182,6 +185,14 @@ pub(crate) struct ConnShared {
     pub(crate) request_signal: AtomicWaker,
     /// Run once when the actor has stopped (a server's bookkeeping of its connections).
     on_stopped: Mutex<Option<StopHook>>,
+    /// One-way calls accepted and not yet in the write buffer (`one_way`).
+    one_way_queued: AtomicUsize,
+    /// Wakes callers waiting for room for a one-way call (and, when the connection closes,
+    /// for their error).
+    one_way_room: tokio::sync::Notify,
+    /// Set by a reconnecting handle that has moved on from this lost connection: what
+    /// requests on its netrefs fail with besides the reason (see `closed_error`).
+    superseded: OnceLock<String>,
 }
 
 /// What [`ConnShared::when_stopped`] runs.
@@ -236,6 +247,9 @@ impl ConnShared {
             requests_signalled: AtomicBool::new(false),
             request_signal: AtomicWaker::new(),
             on_stopped: Mutex::new(None),
+            one_way_queued: AtomicUsize::new(0),
+            one_way_room: tokio::sync::Notify::new(),
+            superseded: OnceLock::new(),
         }
     }
 
@@ -300,10 +314,15 @@ impl ConnShared {
             queue.closed = true;
             std::mem::take(&mut queue.items)
         };
+        let mut one_way = 0usize;
         for item in items {
             if let Control::Submit(msg) = item {
+                one_way += usize::from(msg.one_way.is_some());
                 msg.completer.settle(Err(self.closed_error()));
             }
+        }
+        if one_way > 0 {
+            tracing::warn!(conn = self.id, one_way, error = %self.closed_error(), "one-way calls not sent: the connection closed before they were written");
         }
     }
 
@@ -313,11 +332,22 @@ impl ConnShared {
 
     /// The error that requests on this connection fail with once it is closed.
     pub(crate) fn closed_error(&self) -> Error {
-        self.close_reason
+        let reason = self
+            .close_reason
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
-            .unwrap_or_else(|| Error::ConnectionClosed(format!("connection {} is closed", self.id)))
+            .unwrap_or_else(|| Error::ConnectionClosed(format!("connection {} is closed", self.id)));
+        match self.superseded.get() {
+            Some(note) => Error::ConnectionClosed(format!("connection {} was lost ({reason}); {note}", self.id)),
+            None => reason,
+        }
+    }
+
+    /// A reconnecting handle has moved on from this (lost) connection: requests on its netrefs
+    /// fail with `note` added, which says why they are not re-bound.
+    pub(crate) fn mark_superseded(&self, note: String) {
+        let _ = self.superseded.set(note);
     }
 
     pub(crate) fn mark_closed(&self, reason: Error) {
@@ -328,6 +358,7 @@ impl ConnShared {
         self.closed.store(true, Ordering::Release);
         self.inspect_cache.lock().unwrap_or_else(|p| p.into_inner()).clear();
         self.closed_notify.notify_waiters();
+        self.one_way_room.notify_waiters();
     }
 
     pub(crate) fn set_peer_root(&self, root: IdPack) {
@@ -404,7 +435,7 @@ impl ConnShared {
         let (result, completer) = AsyncResult::pending(self.config.request_timeout);
         // If the actor is gone the message is dropped, and the completer's drop settles the
         // result with ConnectionClosed.
-        self.enqueue(Submit { handle, args: Payload::Value(args), completer, one_way: false });
+        self.enqueue(Submit { handle, args: Payload::Value(args), completer, one_way: None });
         result
     }
 
@@ -416,32 +447,8 @@ impl ConnShared {
         }
         let (result, completer) = AsyncResult::pending(self.config.request_timeout);
         let args = Payload::Call { target, tail };
-        self.enqueue(Submit { handle, args, completer, one_way: false });
+        self.enqueue(Submit { handle, args, completer, one_way: None });
         result
-    }
-
-    /// Sends a one-way request (`Notify`): no reply, no pending entry. Fails only if the
-    /// connection is already closed; ordered with every other request of this connection.
-    pub(crate) fn notify(self: &Arc<Self>, handle: Handle, args: Value) -> Result<(), Error> {
-        self.notify_payload(handle, Payload::Value(args))
-    }
-
-    /// [`notify`](ConnShared::notify) for a CALLATTR or CALL (`handle`) on `target` whose name
-    /// (CALLATTR) and arguments were encoded by
-    /// [`encode_call_tail`](crate::protocol::encode_call_tail).
-    pub(crate) fn notify_call(self: &Arc<Self>, handle: Handle, target: NetRef, tail: CallTail) -> Result<(), Error> {
-        self.notify_payload(handle, Payload::Call { target, tail })
-    }
-
-    fn notify_payload(self: &Arc<Self>, handle: Handle, args: Payload) -> Result<(), Error> {
-        if self.is_closed() {
-            return Err(self.closed_error());
-        }
-        let (result, completer) = AsyncResult::<Value>::pending(None);
-        // Nobody awaits it: a callback keeps the drop from cancelling it.
-        result.add_callback(|_| {});
-        self.enqueue(Submit { handle, args, completer, one_way: true });
-        Ok(())
     }
 
     /// The last handle of the proxy for the peer's object `instance_id` dropped. It reaches the

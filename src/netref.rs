@@ -14,13 +14,13 @@ use std::{
     sync::{Arc, OnceLock},
 };
 
-use futures::{stream::BoxStream, FutureExt, StreamExt};
+use futures::{future::BoxFuture, stream::BoxStream, FutureExt, StreamExt};
 use serde::{de::DeserializeOwned, Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::{
     async_result::AsyncResult,
     error::RemoteError,
-    link::{CallEncoding, ConnShared, Peer},
+    link::{CallEncoding, ConnShared, Payload, Peer},
     object::{dispatch, AccessPolicy, Object, Served},
     protocol::{encode_call_tail, CallTail},
     to_value, Error, Handle, IdPack, Value,
@@ -38,6 +38,10 @@ pub(crate) enum RefInner {
 pub(crate) struct RemoteRef {
     pub(crate) conn: Arc<ConnShared>,
     pub(crate) id: IdPack,
+    /// The number the connection tracks this import by (its receipts and release): the
+    /// instance id, except where a dialect's instance ids are not unique per object (RPyC names
+    /// every class with instance id 0, so its classes are keyed apart).
+    pub(crate) key: u64,
     pub(crate) generation: u64,
     /// `id` boxed as the `LOCAL_REF` that names the object when it is sent back (the target
     /// of every call on it), encoded the first time (`Boxer::boxed`).
@@ -46,7 +50,13 @@ pub(crate) struct RemoteRef {
 
 impl RemoteRef {
     pub(crate) fn new(conn: Arc<ConnShared>, id: IdPack, generation: u64) -> Self {
-        RemoteRef { conn, id, generation, boxed: OnceLock::new() }
+        let key = id.instance_id;
+        RemoteRef::keyed(conn, id, key, generation)
+    }
+
+    /// A proxy tracked under `key` rather than its instance id (see [`RemoteRef::key`]).
+    pub(crate) fn keyed(conn: Arc<ConnShared>, id: IdPack, key: u64, generation: u64) -> Self {
+        RemoteRef { conn, id, key, generation, boxed: OnceLock::new() }
     }
 
     fn is_alias(&self) -> bool {
@@ -71,7 +81,7 @@ impl Drop for RemoteRef {
             Some(root) => self.conn.proxy_dropped(root.instance_id, ALIAS_GENERATION),
             // An alias never adopted counted nothing; nothing is owed.
             None if self.is_alias() => {}
-            None => self.conn.proxy_dropped(self.id.instance_id, self.generation),
+            None => self.conn.proxy_dropped(self.key, self.generation),
         }
     }
 }
@@ -80,11 +90,12 @@ impl Drop for RemoteRef {
 pub(crate) const ALIAS_GENERATION: u64 = 0;
 
 impl RemoteRef {
-    /// The instance id that identifies the object: a root alias's is the root's once the
-    /// peer's `Hello` has named it (before that, [`ROOT_ALIAS`](crate::protocol::ROOT_ALIAS)).
+    /// The number that identifies the object on its connection (its [`key`](RemoteRef::key)):
+    /// a root alias's is the root's once the peer's `Hello` has named it (before that,
+    /// [`ROOT_ALIAS`](crate::protocol::ROOT_ALIAS)).
     #[inline]
     pub(crate) fn instance_id(&self) -> u64 {
-        self.alias_of().map_or(self.id.instance_id, |root| root.instance_id)
+        self.alias_of().map_or(self.key, |root| root.instance_id)
     }
 }
 
@@ -92,6 +103,12 @@ impl From<Object> for NetRef {
     fn from(object: Object) -> Self {
         NetRef(Arc::new(RefInner::Local(object)))
     }
+}
+
+/// A one-way call ready to queue on its connection, or already started on a local object.
+enum OneWayCall {
+    Remote { conn: Arc<ConnShared>, handle: Handle, args: Payload },
+    Local,
 }
 
 /// The chunk sizes of remote iteration (RPyC's `buffiter`): 10, doubling up to 1000.
@@ -179,11 +196,22 @@ impl NetRef {
     }
 
     /// The connection the object lives behind, or `None` for a local object. No traffic.
+    ///
+    /// For a netref of a [`Reconnecting`](crate::Reconnecting) handle (its root, or one it
+    /// looked up by name), the connection that serves it now, `None` while there is none.
     pub fn connection(&self) -> Option<Peer> {
         match &*self.0 {
-            RefInner::Local(_) => None,
+            RefInner::Local(o) => o.named()?.live_target()?.connection(),
             RefInner::Remote(r) => Some(Peer::from_shared(r.conn.clone())),
         }
+    }
+
+    /// Whether this is a netref of a [`Reconnecting`](crate::Reconnecting) handle: its root or
+    /// one it looked up by name, which each new connection re-resolves. Such a netref is an
+    /// object of this side standing for the remote one ([`is_local`](NetRef::is_local) is
+    /// `true`, its `instance_id` is this process's), so its identity never changes.
+    pub fn is_reconnecting(&self) -> bool {
+        matches!(&*self.0, RefInner::Local(o) if o.named().is_some())
     }
 
     /// Whether the object lives on this side.
@@ -208,11 +236,34 @@ impl NetRef {
     }
 
     /// Sends a request whose argument list (this netref first) is already built.
-    fn request_items<T>(&self, handle: Handle, args: Vec<Value>) -> AsyncResult<T> {
+    pub(crate) fn request_items<T>(&self, handle: Handle, args: Vec<Value>) -> AsyncResult<T> {
         match &*self.0 {
             RefInner::Remote(r) => r.conn.submit(handle, Value::Tuple(args)),
-            RefInner::Local(_) => local_request(handle, args),
+            RefInner::Local(o) => match o.named() {
+                Some(named) => named.request(handle, args),
+                None => local_request(handle, args),
+            },
         }
+    }
+
+    /// Sends a one-way request whose argument list (this netref first) is already built.
+    pub(crate) fn notify_items(&self, handle: Handle, args: Vec<Value>) -> Result<(), Error> {
+        match &*self.0 {
+            RefInner::Remote(r) => r.conn.notify_payload(handle, Payload::Value(Value::Tuple(args))),
+            RefInner::Local(o) => match o.named() {
+                Some(named) => named.notify(handle, args),
+                None => {
+                    let result = local_request::<Value>(handle, args);
+                    result.add_callback(|_| {});
+                    Ok(())
+                }
+            },
+        }
+    }
+
+    /// Whether this netref's connection is closed (`false` for a local object).
+    pub(crate) fn is_connection_closed(&self) -> bool {
+        matches!(&*self.0, RefInner::Remote(r) if r.conn.is_closed())
     }
 
     fn request_with<T>(&self, handle: Handle, extra: Result<Vec<Value>, Error>) -> AsyncResult<T> {
@@ -277,21 +328,73 @@ impl NetRef {
     /// Calls method `name` one way (a `Notify` frame): the peer runs it but sends no reply, not
     /// even an error (it logs errors). Requests on one connection keep their order, so
     /// one-way calls and calls to the same object are served in the order they were made.
-    /// Fails only if the arguments do not convert (or pass the connection's decode limits) or
-    /// the connection is closed.
+    ///
+    /// Fails if the arguments do not convert (or pass the connection's decode limits), if the
+    /// connection is closed, or — at once, nothing sent — with [`Error::Backpressure`] when the
+    /// connection already holds
+    /// [`max_queued_notifications`](crate::Config::max_queued_notifications) one-way calls not
+    /// yet written (a peer reading slower than calls are made); use
+    /// [`notify_method_when_ready`](NetRef::notify_method_when_ready) to wait for room instead.
+    /// A call accepted here is never dropped: if the connection closes before it is written,
+    /// that is logged.
     pub fn notify_method(&self, name: &str, args: impl Serialize) -> Result<(), Error> {
-        if let Some(plain) = plain_call(self, Some(name), &args) {
-            let (conn, handle, tail) = plain?;
-            return conn.notify_call(handle, self.clone(), tail);
+        match self.one_way_call(name, &args)? {
+            OneWayCall::Remote { conn, handle, args } => conn.notify_payload(handle, args),
+            OneWayCall::Local => Ok(()),
         }
-        let mut items =
-            vec![Value::Ref(self.clone()), Value::Str(name.to_owned()), Value::Tuple(positional(&args)?), Value::None];
+    }
+
+    /// [`notify_method`](NetRef::notify_method) that waits for room in the connection instead
+    /// of failing with back-pressure: the returned future resolves once the call is accepted
+    /// (queued in order, as `notify_method` queues it), or with the error that prevents it
+    /// (arguments that do not convert, the connection closed). The arguments are converted
+    /// before it returns. Wrap it in a timeout to bound the wait.
+    ///
+    /// ```no_run
+    /// # async fn demo(log: netref::NetRef) -> Result<(), netref::Error> {
+    /// for line in ["a", "b", "c"] {
+    ///     // Waits while the peer is slow to read, rather than failing or buffering without end.
+    ///     log.notify_method_when_ready("write", (line,)).await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn notify_method_when_ready(&self, name: &str, args: impl Serialize) -> BoxFuture<'static, Result<(), Error>> {
+        let prepared = self.one_way_call(name, &args);
+        async move {
+            match prepared? {
+                OneWayCall::Remote { conn, handle, args } => conn.notify_when_ready(handle, args).await,
+                OneWayCall::Local => Ok(()),
+            }
+        }
+        .boxed()
+    }
+
+    /// A one-way call of method `name` made ready to queue: encoded where it can be, or, on a
+    /// local object, already started.
+    fn one_way_call(&self, name: &str, args: &impl Serialize) -> Result<OneWayCall, Error> {
+        if let Some(plain) = plain_call(self, Some(name), args) {
+            let (conn, handle, tail) = plain?;
+            return Ok(OneWayCall::Remote {
+                conn: conn.clone(),
+                handle,
+                args: Payload::Call { target: self.clone(), tail },
+            });
+        }
+        let items =
+            vec![Value::Ref(self.clone()), Value::Str(name.to_owned()), Value::Tuple(positional(args)?), Value::None];
         match &*self.0 {
-            RefInner::Remote(r) => r.conn.notify(Handle::CallAttr, Value::Tuple(std::mem::take(&mut items))),
-            RefInner::Local(_) => {
-                let result = local_request::<Value>(Handle::CallAttr, items);
-                result.add_callback(|_| {});
-                Ok(())
+            RefInner::Remote(r) => Ok(OneWayCall::Remote {
+                conn: r.conn.clone(),
+                handle: Handle::CallAttr,
+                args: Payload::Value(Value::Tuple(items)),
+            }),
+            RefInner::Local(o) => {
+                // A reconnecting handle's stand-in sends it one way on its current connection.
+                match o.named() {
+                    Some(named) => named.notify(Handle::CallAttr, items)?,
+                    None => local_request::<Value>(Handle::CallAttr, items).add_callback(|_| {}),
+                }
+                Ok(OneWayCall::Local)
             }
         }
     }
@@ -360,8 +463,39 @@ impl NetRef {
     }
 
     /// Whether the object is an instance of `type_name` on the peer (HANDLE_INSTANCECHECK).
+    /// On RPyC's wire, where the check names a class object, use
+    /// [`is_instance`](NetRef::is_instance).
     pub fn instance_of(&self, type_name: &str) -> AsyncResult<bool> {
         self.request(Handle::InstanceCheck, vec![Value::Str(type_name.to_owned())])
+    }
+
+    /// Python's `isinstance(obj, class)` for this object and a `class` of the same peer (a
+    /// class netref, e.g. `root.getattr("Token")`).
+    ///
+    /// On RPyC's wire it behaves as a stock client: the same class id (a class and its
+    /// instances share one) answers `true` with no traffic; otherwise one
+    /// HANDLE_INSTANCECHECK asks the peer, naming `class` as the target and this object by its
+    /// id_pack. A stock server can only answer for `builtins.*` names and its own classes
+    /// (`false` otherwise), and sends a DEL for a throw-away proxy afterwards, which this side
+    /// answers with an exception. On netref's own wire it is
+    /// [`instance_of`](NetRef::instance_of)`(class.type_name())`.
+    pub fn is_instance(&self, class: &NetRef) -> AsyncResult<bool> {
+        let on_rpyc = |r: &RemoteRef| r.conn.config.wire == crate::Wire::Rpyc;
+        match (&*self.0, &*class.0) {
+            (RefInner::Remote(obj), RefInner::Remote(cls)) if on_rpyc(cls) && obj.conn.id == cls.conn.id => {
+                let (obj_id, cls_id) = (self.id_pack(), class.id_pack());
+                if obj_id.class_id == cls_id.class_id {
+                    return AsyncResult::settled(Ok(Value::Bool(true)));
+                }
+                let other = Value::Tuple(vec![
+                    Value::Str(obj_id.type_name),
+                    Value::from(obj_id.class_id),
+                    Value::from(obj_id.instance_id),
+                ]);
+                class.request(Handle::InstanceCheck, vec![other])
+            }
+            _ => self.instance_of(class.type_name()),
+        }
     }
 
     /// Copies the object by value (HANDLE_PICKLE); refused unless the peer allows obtain.
@@ -384,14 +518,16 @@ impl NetRef {
         self.request(Handle::CtxExit, vec![err])
     }
 
-    /// Reads the next chunk of an iterator object (HANDLE_BUFFITER): up to `count` items;
-    /// [`RemoteError::is_stop_iteration`] at the end.
+    /// Reads the next chunk of an iterator object (HANDLE_BUFFITER): up to `count` items. At
+    /// the end a netref peer answers [`RemoteError::is_stop_iteration`], an RPyC peer an empty
+    /// chunk; [`iter`](NetRef::iter) takes either as the end.
     pub fn next_chunk<T>(&self, count: usize) -> AsyncResult<Vec<T>> {
         self.request(Handle::BuffIter, vec![Value::Int(count.min(i64::MAX as usize) as i64)])
     }
 
     /// Iterates the object: calls `__iter__` (unless it is already an iterator), then reads
-    /// chunks of 10, 20, 40 … up to 1000 items until StopIteration.
+    /// chunks of 10, 20, 40 … up to 1000 items (HANDLE_BUFFITER, RPyC's `buffiter`) until
+    /// StopIteration or an empty chunk.
     pub fn iter<T: DeserializeOwned + Send + 'static>(&self) -> BoxStream<'static, Result<T, Error>> {
         let this = self.clone();
         let state = (None::<NetRef>, VecDeque::<Value>::new(), FIRST_CHUNK, false);
@@ -417,6 +553,8 @@ impl NetRef {
                 };
                 it = Some(iterator.clone());
                 match iterator.next_chunk::<Value>(chunk).await {
+                    // RPyC's BUFFITER answers an exhausted iterator with `()`.
+                    Ok(items) if items.is_empty() => done = true,
                     Ok(items) => {
                         buf.extend(items);
                         chunk = (chunk * 2).min(MAX_CHUNK);

@@ -100,6 +100,9 @@ pub(crate) struct ObjectInner {
     /// Set on a forwarding object: the netref of another connection it stands for (see
     /// [`crate::forward`]).
     pub(crate) forward: Option<crate::forward::Forward>,
+    /// Set on a stand-in of a reconnecting handle: the name it stands for on whichever
+    /// connection is current (see `reconnect::named`).
+    pub(crate) named: Option<Arc<crate::reconnect::Named>>,
 }
 
 impl Object {
@@ -122,6 +125,7 @@ impl Object {
                 instance_of: Vec::new(),
                 payload: None,
                 forward: None,
+                named: None,
             },
             exposed_prefix: "exposed_".to_owned(),
         }
@@ -136,6 +140,21 @@ impl Object {
     {
         let mut b = Object::builder("builtins.function");
         b.inner.call = Some(method::sync_method("function", f));
+        b.build()
+    }
+
+    /// A fallible callable object (type `builtins.function`): an `Err` reaches the caller as a
+    /// remote error (a [`RemoteError`] keeps its kind and message; see
+    /// [`ObjectBuilder::try_method`] for the other error types), as a Python callback's
+    /// exception does.
+    pub fn try_function<M, F, R, E>(f: F) -> Object
+    where
+        F: FromArgs<M, Result<R, E>>,
+        R: Serialize + 'static,
+        E: Display + 'static,
+    {
+        let mut b = Object::builder("builtins.function");
+        b.inner.call = Some(method::try_sync_method("function", "builtins.function", f));
         b.build()
     }
 
@@ -206,6 +225,21 @@ impl Object {
     #[inline]
     pub(crate) fn forwarded(&self) -> Option<&crate::forward::Forward> {
         self.inner.forward.as_ref()
+    }
+
+    /// A stand-in of a reconnecting handle for the remote object `id` names (its type name and
+    /// class, an instance id of this process).
+    pub(crate) fn standing_in(id: &crate::IdPack, named: Arc<crate::reconnect::Named>) -> Object {
+        let mut b = Object::builder(id.type_name.clone());
+        b.inner.id.class_id = id.class_id;
+        b.inner.named = Some(named);
+        b.build()
+    }
+
+    /// What this object stands for, if it is a stand-in of a reconnecting handle.
+    #[inline]
+    pub(crate) fn named(&self) -> Option<&Arc<crate::reconnect::Named>> {
+        self.inner.named.as_ref()
     }
 
     /// Whether two handles are the same object.

@@ -205,8 +205,11 @@ impl<A: RemoteActor> ActorRef<A> {
         self.netref.call_method(M::NAME, (Wrapped(&msg),))
     }
 
-    /// Sends `msg` without waiting for, or getting, a reply: no reply frame at all. Fails only
-    /// if the message does not convert or the connection is closed.
+    /// Sends `msg` without waiting for, or getting, a reply: no reply frame at all. Fails if
+    /// the message does not convert, if the connection is closed, or at once with
+    /// [`Error::Backpressure`] when the connection is full of one-way traffic not yet written
+    /// (see [`NetRef::notify_method`]); [`do_send_when_ready`](ActorRef::do_send_when_ready)
+    /// waits for room instead.
     pub fn do_send<M>(&self, msg: M) -> Result<(), Error>
     where
         M: RemoteMessage,
@@ -214,6 +217,18 @@ impl<A: RemoteActor> ActorRef<A> {
         A: Handler<M>,
     {
         self.netref.notify_method(M::NAME, (Wrapped(&msg),))
+    }
+
+    /// [`do_send`](ActorRef::do_send) that waits for room in the connection instead of failing
+    /// with back-pressure (see [`NetRef::notify_method_when_ready`]); resolves once the message
+    /// is queued, in order.
+    pub fn do_send_when_ready<M>(&self, msg: M) -> futures::future::BoxFuture<'static, Result<(), Error>>
+    where
+        M: RemoteMessage,
+        M::Result: Serialize + DeserializeOwned + Send + 'static,
+        A: Handler<M>,
+    {
+        self.netref.notify_method_when_ready(M::NAME, (Wrapped(&msg),))
     }
 
     /// Resolves when the actor stops or its connection is lost (Erlang's monitor).

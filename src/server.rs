@@ -245,8 +245,10 @@ impl ServerBuilder {
     /// Speaks RPyC 6's wire instead of netref's own, so stock Python `rpyc.connect(host, port)`
     /// clients (rpyc 6.0.x) reach this listener's service; a netref client must then connect
     /// with [`Connect::rpyc`](crate::Connect::rpyc). RPyC has no handshake and no
-    /// authentication of its own: bind loopback, or use TLS and an authenticator. Overrides the
-    /// wire of [`config`](ServerBuilder::config) (see [`Wire`]).
+    /// authentication of its own: bind loopback, or add TLS (`tls`; stock clients then use
+    /// `rpyc.ssl_connect(host, port, ca_certs=...)`) and an
+    /// [`authenticator`](ServerBuilder::authenticator), which apply as on a native listener.
+    /// Overrides the wire of [`config`](ServerBuilder::config) (see [`Wire`]).
     pub fn rpyc(mut self) -> Self {
         self.wire = Some(Wire::Rpyc);
         self

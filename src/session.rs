@@ -118,6 +118,9 @@ pub(crate) struct Session<W> {
     expiry_armed: Option<Instant>,
     /// The connection failed on something the peer sent (more of it may be on its way).
     failed_on_peer_bytes: bool,
+    /// A whole frame has been read: the connection worked, so a stream ending inside a later
+    /// frame is a lost connection, not a peer speaking something else.
+    read_a_frame: bool,
     span: tracing::Span,
 }
 
@@ -166,6 +169,7 @@ impl<W> Session<W> {
             reads_were_paused: false,
             expiry_armed: None,
             failed_on_peer_bytes: false,
+            read_a_frame: false,
             span,
         }
     }
@@ -264,8 +268,18 @@ impl<W> Session<W> {
                 let e = Error::ConnectionClosed(format!("the connection was lost: read failed: {message}"));
                 return self.fail(e, host);
             }
+            // The peer (or the path to it) died part way through a frame on a connection that
+            // worked: lost, like a reset. Before any whole frame it stays a protocol error: a
+            // peer that never sent one frame of this wire may not speak it at all.
+            Err(ProtocolError::TruncatedAtEof { buffered }) if self.read_a_frame => {
+                let e = Error::ConnectionClosed(format!(
+                    "the connection was lost: the stream ended inside a frame ({buffered} bytes of it received)"
+                ));
+                return self.fail(e, host);
+            }
             Err(e) => return self.fail(Error::Protocol(e), host),
         };
+        self.read_a_frame = true;
         // No clock read per frame (measurable when pipelining): the tick turns this into time.
         if let Some(live) = &mut self.liveness {
             live.heard();

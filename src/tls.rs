@@ -38,7 +38,13 @@ use tokio::{
 };
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-use crate::{config::Config, link::ConnInfo, service::Service, transport::connect_stream_with, Error, Peer};
+use crate::{
+    config::{Config, Wire},
+    link::ConnInfo,
+    service::Service,
+    transport::connect_stream_with,
+    Error, Peer,
+};
 
 /// The rustls version netref is built with, for [`TlsClientConfig::from_rustls`] and
 /// [`TlsServerConfig::from_rustls`].
@@ -231,13 +237,18 @@ impl TlsClientConfig {
 
 /// Connects to a netref server over TLS, exposing `service` to it (for callbacks).
 ///
-/// Within `connect_timeout` (else [`Error::Timeout`]): the TCP connection (`TCP_NODELAY`), the
+/// Within `connect_timeout` (else [`Error::Timeout`]): the TCP connection (`TCP_NODELAY`, and
+/// keepalive and `TCP_USER_TIMEOUT` as [`Config::peer_timeout`] asks, as for plain TCP), the
 /// TLS handshake verifying that the server's certificate chains to a trusted root and is valid
 /// for `server_name` (a DNS name or an IP address), and the first bytes from the server. Waiting
 /// for those bytes (the server's `Hello`, sent at once) makes a server that refuses this
 /// client's certificate fail here: under TLS 1.3 the client finishes its handshake before the
 /// server has checked the client certificate and can learn of the refusal only from the server's
 /// next message.
+///
+/// On RPyC's wire ([`Wire::Rpyc`](crate::Wire::Rpyc) in `config`) the server says nothing
+/// until it is asked, so the connection is returned right after the handshake; a refused
+/// client certificate then fails the first request instead.
 ///
 /// ```no_run
 /// # async fn demo(ca: netref::tls::CertificateDer<'static>) -> Result<(), netref::Error> {
@@ -261,9 +272,10 @@ pub async fn connect_tls(
     let name = ServerName::try_from(server_name.to_owned())
         .map_err(|e| tls_error(format!("{server_name:?} is not a valid TLS server name: {e}")))?;
     let connector = TlsConnector::from(tls.config.clone());
+    let server_speaks_first = config.wire == Wire::Native;
     let (stream, peer_addr) = tokio::time::timeout(connect_timeout, async {
         let tcp = TcpStream::connect(addr).await?;
-        tcp.set_nodelay(true)?;
+        crate::transport::apply_tcp_options(&tcp, &config)?;
         let peer_addr = tcp.peer_addr().ok().map(|a| a.to_string());
         let shown = peer_addr.as_deref().unwrap_or("the server");
         let failed = |e: &io::Error| {
@@ -271,6 +283,9 @@ pub async fn connect_tls(
         };
         let tls_stream = connector.connect(name, tcp).await.map_err(|e| failed(&e))?;
         let mut buffered = BufReader::new(tls_stream);
+        if !server_speaks_first {
+            return Ok((buffered, peer_addr));
+        }
         match buffered.fill_buf().await {
             Ok([]) => Err(tls_error(format!(
                 "TLS connection to {shown} ({server_name}): the server closed the connection right after the handshake"
@@ -298,6 +313,7 @@ pub async fn accept_tls(
     config: Config,
     handshake_timeout: Duration,
 ) -> Result<Peer, Error> {
+    crate::transport::apply_tcp_options(&stream, &config)?;
     let peer_addr = stream.peer_addr().ok().map(|a| a.to_string());
     let (stream, certs) = tokio::time::timeout(handshake_timeout, tls.accept(stream))
         .await

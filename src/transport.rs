@@ -17,8 +17,18 @@ use tokio::{
     net::{TcpStream, ToSocketAddrs},
 };
 
+mod socket_options;
+
+pub(crate) use socket_options::apply as apply_tcp_options;
+
 use crate::{
-    config::Config, connection::Connection, hosting, link::ConnInfo, runtime::Runtime, service::Service, Error, Peer,
+    config::{Config, Wire},
+    connection::{BoxWrite, Connection, FrameAligned},
+    hosting,
+    link::ConnInfo,
+    runtime::Runtime,
+    service::Service,
+    Error, Peer,
 };
 
 /// Bytes buffered inside an in-memory pair, per direction.
@@ -52,12 +62,20 @@ fn expect_started<T>(started: Result<T, Error>) -> T {
 }
 
 /// [`connect_stream_with`] with a shared configuration (accept loops).
+///
+/// Over RPyC's wire the stream (TLS, or one of the caller's) is written one frame at a time
+/// ([`FrameAligned`]): a stock Python peer reading a TLS stream would not see a frame whose
+/// start shared a record with the end of the one before.
 pub(crate) fn start_stream<S>(stream: S, service: Service, config: Arc<Config>, info: ConnInfo) -> Peer
 where
     S: AsyncRead + AsyncWrite + Unpin + 'static,
 {
     let (reader, writer) = tokio::io::split(stream);
-    Connection::start(Box::new(reader), Box::new(writer), service, config, info)
+    let writer: BoxWrite = match config.wire {
+        Wire::Native => Box::new(writer),
+        Wire::Rpyc => Box::new(FrameAligned::new(writer)),
+    };
+    Connection::start(Box::new(reader), writer, service, config, info)
 }
 
 /// Two connected peers in this process over an in-memory pipe: `(a, b)`, where `a` serves
@@ -81,8 +99,10 @@ fn start_pair(service_a: Service, config_a: Config, service_b: Service, config_b
     (a, b)
 }
 
-/// Starts a connection over an accepted or connected TCP socket (sets `TCP_NODELAY`). Off an
-/// actix thread the socket moves to netref's default runtime thread.
+/// Starts a connection over an accepted or connected TCP socket. Sets `TCP_NODELAY` and, on
+/// Linux and Android, TCP keepalive and `TCP_USER_TIMEOUT` matched to `config`'s
+/// [`peer_timeout`](Config::peer_timeout). Off an actix thread the socket moves to netref's
+/// default runtime thread.
 pub fn from_tcp(stream: TcpStream, service: Service, config: Config) -> Result<Peer, Error> {
     let config = Arc::new(config);
     if hosting::on_actor_thread() {
@@ -158,7 +178,7 @@ pub(crate) fn start_tcp_with(
     config: Arc<Config>,
     info: ConnInfo,
 ) -> Result<Peer, Error> {
-    stream.set_nodelay(true)?;
+    apply_tcp_options(&stream, &config)?;
     let (reader, writer) = stream.into_split();
     Ok(Connection::start(Box::new(reader), Box::new(writer), service, config, info))
 }

@@ -71,3 +71,19 @@ async fn a_native_client_at_an_rpyc_listener_fails_instead_of_hanging() {
     assert!(outcome.is_err(), "a native Hello is not an rpyc frame");
     server.shutdown(Duration::from_secs(1)).await;
 }
+
+#[actix_rt::test]
+async fn a_failing_rust_callback_raises_in_the_caller_over_the_rpyc_wire() {
+    let server = Server::builder(Service::shared(service())).rpyc().bind_tcp("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap().to_string();
+    let peer = netref::connect(addr.as_str()).rpyc().await.unwrap();
+    let root = peer.root().await.unwrap();
+    let boom = NetRef::from(Object::try_function(|x: i64| {
+        Err::<i64, _>(RemoteError::new(kinds::KEY_ERROR, format!("no {x}")))
+    }));
+    let err = root.call_method::<i64>("apply", (boom, 3)).await.unwrap_err();
+    let remote = err.as_remote().expect("a remote error");
+    assert!(remote.is(kinds::KEY_ERROR) && remote.message.contains("no 3"), "{remote:?}");
+    peer.close_within("done", Duration::from_secs(3)).await;
+    server.shutdown(Duration::from_secs(1)).await;
+}

@@ -1,21 +1,20 @@
 //! Guards TLS (`netref::tls`): a client verifies the server's certificate (root and name) and
 //! refuses an untrusted one with a clear error; mutual TLS refuses clients without a trusted
 //! certificate and hands the verified client chain to the service as credentials; handshakes
-//! are bounded by their timeouts; a refused client never stops the server from serving others.
+//! are bounded by their timeouts; a refused client never stops the server from serving others;
+//! an accepted TLS socket gets TCP keepalive and `TCP_USER_TIMEOUT` as a plain one does.
 //! Certificates are made at run time with rcgen (no key files).
+
+mod common;
 
 use std::{net::SocketAddr, time::Duration};
 
+use common::certs::Ca;
 use netref::{
     prelude::*,
-    tls::{
-        accept_tls, connect_tls, CertificateDer, PeerCertificates, PrivateKeyDer, PrivatePkcs8KeyDer, TlsClientConfig,
-        TlsServerConfig,
-    },
+    tls::{accept_tls, connect_tls, PeerCertificates, TlsClientConfig, TlsServerConfig},
 };
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-};
+use rcgen::ExtendedKeyUsagePurpose;
 use tokio::{
     net::{TcpListener, TcpStream},
     sync::mpsc,
@@ -23,50 +22,6 @@ use tokio::{
 
 /// Generous bound for anything that should happen promptly on loopback.
 const PROMPTLY: Duration = Duration::from_secs(10);
-
-/// A certificate authority made at run time.
-struct Ca {
-    cert: CertificateDer<'static>,
-    issuer: Issuer<'static, KeyPair>,
-}
-
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.key_usages =
-            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
-        let key = KeyPair::generate().unwrap();
-        let cert = params.self_signed(&key).unwrap();
-        Ca { cert: cert.der().clone(), issuer: Issuer::new(params, key) }
-    }
-
-    /// A leaf certificate for `names` (DNS names or IP addresses) signed by this CA, with its key.
-    fn issue(
-        &self,
-        names: &[&str],
-        purpose: ExtendedKeyUsagePurpose,
-    ) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
-        let mut params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, names[0]);
-        params.use_authority_key_identifier_extension = true;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![purpose];
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        (vec![cert.der().clone()], PrivatePkcs8KeyDer::from(key.serialize_der()).into())
-    }
-
-    fn server_config(&self) -> TlsServerConfig {
-        let (chain, key) = self.issue(&["localhost", "127.0.0.1"], ExtendedKeyUsagePurpose::ServerAuth);
-        TlsServerConfig::new(chain, key).unwrap()
-    }
-
-    fn client_config(&self) -> TlsClientConfig {
-        TlsClientConfig::new(vec![self.cert.clone()]).unwrap()
-    }
-}
 
 /// A TLS server on 127.0.0.1 accepting clients with [`accept_tls`], one task per handshake;
 /// every handshake's outcome (the server-side peer, or the error) arrives on `outcomes`, which
@@ -383,4 +338,35 @@ async fn large_byte_strings_cross_tls_intact_and_in_order() {
     for (call, sent) in calls.into_iter().zip(&sent) {
         assert_eq!(&call.await.unwrap(), sent);
     }
+}
+
+/// The server's socket of a TLS connection carries TCP keepalive and `TCP_USER_TIMEOUT` matched
+/// to its `peer_timeout`, as plain TCP sockets do (read back from a second descriptor of it).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[actix_rt::test]
+async fn an_accepted_tls_socket_gets_keepalive_and_a_user_timeout_matching_peer_timeout() {
+    let ca = Ca::new("netref test CA");
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = Config::default().peer_timeout(Some(Duration::from_secs(6)));
+    let client_config = config.clone();
+    let tls = ca.client_config();
+    let client = actix_rt::spawn(async move {
+        connect_tls(addr, "localhost", &tls, Service::void(), client_config, PROMPTLY).await.unwrap()
+    });
+    let (accepted, _) = listener.accept().await.unwrap();
+    let accepted = accepted.into_std().unwrap();
+    let probe = accepted.try_clone().unwrap();
+    let accepted = TcpStream::from_std(accepted).unwrap();
+    let server_side = accept_tls(accepted, &ca.server_config(), calculator(), config, PROMPTLY).await.unwrap();
+    let client = client.await.unwrap();
+    assert_eq!(client.root().await.unwrap().call_method::<i64>("add", (1, 2)).await.unwrap(), 3);
+    let socket = socket2::SockRef::from(&probe);
+    assert!(socket.keepalive().unwrap());
+    assert_eq!(socket.tcp_keepalive_time().unwrap(), Duration::from_secs(2));
+    assert_eq!(socket.tcp_keepalive_interval().unwrap(), Duration::from_secs(2));
+    assert_eq!(socket.tcp_keepalive_retries().unwrap(), 2);
+    assert_eq!(socket.tcp_user_timeout().unwrap(), Some(Duration::from_secs(6)));
+    client.close().await;
+    tokio::time::timeout(PROMPTLY, server_side.closed()).await.expect("the server side closes");
 }

@@ -8,8 +8,22 @@
 //!   [`Subscribe::new`]`(topic, &its_actor_ref)`; the broker keeps the subscriber type-erased as
 //!   the [`NetRef`] inside the `ActorRef` and delivers with a one-way `notify_method`
 //!   (`ActorRef::do_send` on the wire): fire and forget, in publish order per subscriber.
-//! - [`Publish`] delivers to the topic's subscribers on this broker and returns how many it
-//!   delivered to; [`Unsubscribe`] and [`Topics`] do what they say; [`Stats`] reports counters.
+//! - [`Publish`] delivers to the topic's subscribers on this broker and replies with what
+//!   became of it for them ([`Delivery`]: delivered, queued, dropped, disconnected, closed);
+//!   [`Unsubscribe`] and [`Topics`] do what they say; [`Stats`] reports counters.
+//! - A [`Subscription`] subscribes through a reconnecting handle
+//!   ([`netref::Connect::reconnect`]) and subscribes again by itself on each new connection.
+//!
+//! **Slow subscribers are bounded.** A message goes straight to a subscriber's connection while
+//! that connection takes one-way calls. Once it refuses with back-pressure (its peer reads
+//! slower than messages are published; see `netref::Config::max_queued_notifications`), the
+//! broker queues the subscriber's messages, in order, up to [`Broker::max_queued`] (default
+//! [`DEFAULT_MAX_QUEUED`]) and sends them as room appears. Past that the [`Overflow`] policy
+//! applies: [`Overflow::DropOldest`] (the default) or [`Overflow::DropNewest`] drop a message,
+//! count it for the publisher ([`Delivery::dropped`]) and for the subscriber (the next message
+//! it gets carries [`Published::missed`]), and log a warning once per overflow episode;
+//! [`Overflow::Disconnect`] drops the slow subscription, logged. Healthy subscribers are never
+//! held up by a slow one, and the broker holds at most `subscriptions × max_queued` messages.
 //!
 //! **Dead subscribers are dropped.** The broker watches the connection of every remote
 //! subscriber ([`Peer::closed`](netref::Peer::closed), one watcher per connection, not per subscriber): when it ends,
@@ -54,8 +68,8 @@
 //! let broker: ActorRef<Broker> = client.lookup_actor("broker").await?;
 //! let printer = expose_subscriber(Printer.start());
 //! broker.send(Subscribe::new("news", &printer)).await?;
-//! let delivered = broker.send(Publish::new("news", &"hello")?).await?;
-//! assert_eq!(delivered, 1);
+//! let delivery = broker.send(Publish::new("news", &"hello")?).await?;
+//! assert_eq!(delivery.delivered, 1);
 //! # Ok(()) }
 //! ```
 //!
@@ -66,14 +80,25 @@
 use std::{
     collections::{BTreeMap, HashSet},
     hash::{BuildHasher, Hasher},
-    sync::atomic::{AtomicU64, Ordering},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
 };
 
 use actix::{fut::wrap_future, Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, MessageResult};
 use netref::{ActorExport, ActorRef, ConvertError, Error, NetRef, RemoteActor, RemoteMessage, Value};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use queue::{Offered, OneWayWait, Publication, SubscriberQueue};
 
-/// What a subscriber receives: the topic and the published payload.
+mod queue;
+mod subscription;
+
+pub use queue::Overflow;
+pub use subscription::{Subscription, SubscriptionStatus};
+
+/// What a subscriber receives: the topic, the published payload, and how many messages of
+/// this subscription the broker dropped since the previous one it sent (see [`Overflow`]).
 #[derive(Clone, Debug, Message, Serialize, Deserialize)]
 #[rtype(result = "()")]
 pub struct Published {
@@ -81,6 +106,11 @@ pub struct Published {
     pub topic: String,
     /// The published value.
     pub payload: Value,
+    /// Messages on this topic the broker dropped for this subscriber (its queue was full, see
+    /// [`Overflow`]) since it sent the previous one; 0 when none were. A broker older than this
+    /// field sends none, read as 0.
+    #[serde(default)]
+    pub missed: u64,
 }
 
 impl RemoteMessage for Published {
@@ -141,10 +171,10 @@ impl Unsubscribe {
 }
 
 /// Publishes a payload on a topic: delivered to the topic's subscribers on this broker and
-/// forwarded to every linked broker. Replies with the number of subscribers on this broker it
-/// was delivered to (linked brokers deliver on their own and are not counted).
+/// forwarded to every linked broker. Replies with what became of it for each subscriber on this
+/// broker ([`Delivery`]; linked brokers deliver on their own and are not counted).
 #[derive(Clone, Debug, Message, Serialize, Deserialize)]
-#[rtype(result = "usize")]
+#[rtype(result = "Delivery")]
 pub struct Publish {
     /// The topic.
     pub topic: String,
@@ -160,6 +190,33 @@ impl Publish {
     /// Publishes `payload` (any serde value) on `topic`.
     pub fn new(topic: impl Into<String>, payload: &impl Serialize) -> Result<Self, ConvertError> {
         Ok(Publish { topic: topic.into(), payload: netref::to_value(payload)? })
+    }
+}
+
+/// What a [`Publish`] became, one count per subscriber of the topic on this broker; each
+/// subscriber is in exactly one count.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Delivery {
+    /// Handed to the subscriber's connection, behind everything published before.
+    pub delivered: usize,
+    /// Held in the subscriber's queue on the broker, to go out once its connection has room
+    /// (the subscriber reads slowly). Under [`Overflow::DropOldest`] it may still be dropped
+    /// later, which the subscriber then learns in [`Published::missed`].
+    pub queued: usize,
+    /// Subscribers whose queue was full: this message ([`Overflow::DropNewest`]), or the oldest
+    /// queued one ([`Overflow::DropOldest`]), was dropped for them.
+    pub dropped: usize,
+    /// Subscriptions dropped because their queue was full under [`Overflow::Disconnect`].
+    pub disconnected: usize,
+    /// Subscriptions dropped because their connection had closed.
+    pub closed: usize,
+}
+
+impl Delivery {
+    /// Subscribers that will get this message unless dropped later: `delivered + queued`.
+    pub fn reached(&self) -> usize {
+        self.delivered + self.queued
     }
 }
 
@@ -198,6 +255,16 @@ pub struct BrokerStats {
     pub forwarded_out: u64,
     /// Messages received from linked brokers.
     pub forwarded_in: u64,
+    /// Messages held in subscribers' queues now, over all subscriptions.
+    #[serde(default)]
+    pub queued: usize,
+    /// Messages dropped for slow subscribers by [`Overflow::DropNewest`] or
+    /// [`Overflow::DropOldest`], since the broker started.
+    #[serde(default)]
+    pub overflow_dropped: u64,
+    /// Subscriptions dropped by [`Overflow::Disconnect`], since the broker started.
+    #[serde(default)]
+    pub slow_disconnected: u64,
 }
 
 /// Makes the receiving broker forward the messages published on it to `broker` (one
@@ -273,12 +340,20 @@ pub async fn unlink(a: &ActorRef<Broker>, b: &ActorRef<Broker>) -> Result<(), Er
     Ok(())
 }
 
+/// Messages a broker holds at most for one subscription by default (see
+/// [`Broker::max_queued`]).
+pub const DEFAULT_MAX_QUEUED: usize = 1024;
+
 /// The publish/subscribe broker; see the [module docs](self).
 #[derive(Debug)]
 pub struct Broker {
     id: u64,
-    /// Subscribers per topic, in subscription order; never empty.
-    topics: BTreeMap<String, Vec<NetRef>>,
+    /// Subscriptions per topic, in subscription order; never empty.
+    topics: BTreeMap<String, Vec<SubscriberQueue>>,
+    /// Messages held at most per subscription, and what happens past it.
+    max_queued: usize,
+    overflow: Overflow,
+    next_subscription: u64,
     /// Linked brokers with their ids.
     links: Vec<(u64, ActorRef<Broker>)>,
     /// Connections whose end is being watched.
@@ -286,6 +361,8 @@ pub struct Broker {
     dropped: u64,
     forwarded_out: u64,
     forwarded_in: u64,
+    overflow_dropped: u64,
+    slow_disconnected: u64,
 }
 
 impl Default for Broker {
@@ -318,17 +395,42 @@ fn fresh_id() -> u64 {
 }
 
 impl Broker {
-    /// An empty broker with a fresh id.
+    /// An empty broker with a fresh id, holding at most [`DEFAULT_MAX_QUEUED`] messages per
+    /// subscription, then [`Overflow::DropOldest`].
     pub fn new() -> Self {
         Broker {
             id: fresh_id(),
             topics: BTreeMap::new(),
+            max_queued: DEFAULT_MAX_QUEUED,
+            overflow: Overflow::default(),
+            next_subscription: 0,
             links: Vec::new(),
             watched: HashSet::new(),
             dropped: 0,
             forwarded_out: 0,
             forwarded_in: 0,
+            overflow_dropped: 0,
+            slow_disconnected: 0,
         }
+    }
+
+    /// Messages held at most for one subscription whose connection takes no more one-way
+    /// calls (its peer reads slower than messages are published); past it, the
+    /// [`overflow`](Broker::overflow) policy applies. At least 1; default
+    /// [`DEFAULT_MAX_QUEUED`]. What the broker holds for slow subscribers stays within
+    /// `subscriptions × max_queued` messages, each within the frame limit of the connection
+    /// it was published on; the subscriber's connection holds more ahead of it, within its own
+    /// `Config::max_queued_notifications` and `max_write_buffer`.
+    pub fn max_queued(mut self, messages: usize) -> Self {
+        self.max_queued = messages.max(1);
+        self
+    }
+
+    /// What happens to a message for a subscription whose queue is full. Default
+    /// [`Overflow::DropOldest`].
+    pub fn overflow(mut self, policy: Overflow) -> Self {
+        self.overflow = policy;
+        self
     }
 
     /// The broker's id.
@@ -368,7 +470,7 @@ impl Broker {
         let mut dropped = 0;
         self.topics.retain(|_, subscribers| {
             let before = subscribers.len();
-            subscribers.retain(|s| !behind(s));
+            subscribers.retain(|s| !behind(&s.subscriber));
             dropped += before - subscribers.len();
             !subscribers.is_empty()
         });
@@ -381,37 +483,81 @@ impl Broker {
         }
     }
 
-    /// Delivers to this broker's subscribers of `topic`, dropping those whose connection is
-    /// closed; returns how many it delivered to.
-    fn deliver(&mut self, topic: String, payload: Value) -> usize {
-        let Some(subscribers) = self.topics.get_mut(&topic) else { return 0 };
-        let message = Published { topic, payload };
-        let (mut delivered, mut dropped) = (0, 0);
-        subscribers.retain(|subscriber| {
-            if connection_closed(subscriber) {
-                dropped += 1;
+    /// Delivers to this broker's subscribers of `topic`: sent, queued or dropped per
+    /// subscription (see [`Overflow`]); subscriptions whose connection is closed, or that are
+    /// too slow under [`Overflow::Disconnect`], go.
+    fn deliver(&mut self, topic: String, payload: Value, ctx: &mut Context<Self>) -> Delivery {
+        let mut outcome = Delivery::default();
+        let Some(subscriptions) = self.topics.get_mut(&topic) else { return outcome };
+        let message = Arc::new(Publication { topic, payload });
+        let mut waits = Vec::new();
+        subscriptions.retain_mut(|subscription| {
+            if connection_closed(&subscription.subscriber) {
+                outcome.closed += 1;
                 return false;
             }
-            match subscriber.notify_method(Published::NAME, (&message,)) {
-                Ok(()) => {
-                    delivered += 1;
-                    true
+            match subscription.offer(message.clone(), self.max_queued, self.overflow) {
+                Offered::Sent => outcome.delivered += 1,
+                Offered::Queued => {
+                    outcome.queued += 1;
+                    if let Some(wait) = subscription.wait_for_room() {
+                        waits.push((subscription.id, wait));
+                    }
                 }
-                Err(Error::ConnectionClosed(_)) => {
-                    dropped += 1;
-                    false
+                Offered::Dropped => outcome.dropped += 1,
+                Offered::TooSlow => {
+                    outcome.disconnected += 1;
+                    return false;
                 }
-                Err(e) => {
-                    tracing::warn!(topic = %message.topic, ?subscriber, error = %e, "cannot deliver a message");
-                    true
+                Offered::Closed => {
+                    outcome.closed += 1;
+                    return false;
                 }
             }
+            true
         });
-        if subscribers.is_empty() {
+        if subscriptions.is_empty() {
             self.topics.remove(&message.topic);
         }
-        self.dropped += dropped;
-        delivered
+        for (id, wait) in waits {
+            self.await_room(message.topic.clone(), id, wait, ctx);
+        }
+        self.dropped += outcome.closed as u64;
+        self.overflow_dropped += outcome.dropped as u64;
+        self.slow_disconnected += outcome.disconnected as u64;
+        outcome
+    }
+
+    /// Runs `wait` (the head of subscription `id`'s queue waiting for room in its connection)
+    /// and, once it went out, sends what queued behind it.
+    fn await_room(&mut self, topic: String, id: u64, wait: OneWayWait, ctx: &mut Context<Self>) {
+        ctx.spawn(wrap_future::<_, Self>(wait).map(move |sent, act, ctx| act.room_came(topic, id, sent, ctx)));
+    }
+
+    fn room_came(&mut self, topic: String, id: u64, sent: Result<(), Error>, ctx: &mut Context<Self>) {
+        let Some(subscriptions) = self.topics.get_mut(&topic) else { return };
+        // Unsubscribed meanwhile: nothing more to send.
+        let Some(at) = subscriptions.iter().position(|s| s.id == id) else { return };
+        let subscription = &mut subscriptions[at];
+        let resumed = match sent {
+            Ok(()) => subscription.resume(),
+            Err(e) => Err(e),
+        };
+        match resumed {
+            Ok(_) => {
+                if let Some(wait) = subscription.wait_for_room() {
+                    self.await_room(topic, id, wait, ctx);
+                }
+            }
+            Err(e) => {
+                tracing::debug!(%topic, subscriber = ?subscription.subscriber, error = %e, "a queued subscriber is gone");
+                subscriptions.remove(at);
+                self.dropped += 1;
+                if subscriptions.is_empty() {
+                    self.topics.remove(&topic);
+                }
+            }
+        }
     }
 }
 
@@ -422,11 +568,13 @@ impl Handler<Subscribe> for Broker {
         if connection_closed(&msg.subscriber) {
             return false;
         }
-        if self.topics.get(&msg.topic).is_some_and(|subscribers| subscribers.contains(&msg.subscriber)) {
+        if self.topics.get(&msg.topic).is_some_and(|subs| subs.iter().any(|s| s.subscriber == msg.subscriber)) {
             return false;
         }
         self.watch(&msg.subscriber, ctx);
-        self.topics.entry(msg.topic).or_default().push(msg.subscriber);
+        self.next_subscription += 1;
+        let subscription = SubscriberQueue::new(self.next_subscription, msg.subscriber);
+        self.topics.entry(msg.topic).or_default().push(subscription);
         true
     }
 }
@@ -437,7 +585,7 @@ impl Handler<Unsubscribe> for Broker {
     fn handle(&mut self, msg: Unsubscribe, _: &mut Context<Self>) -> bool {
         let Some(subscribers) = self.topics.get_mut(&msg.topic) else { return false };
         let before = subscribers.len();
-        subscribers.retain(|s| *s != msg.subscriber);
+        subscribers.retain(|s| s.subscriber != msg.subscriber);
         let removed = subscribers.len() < before;
         if subscribers.is_empty() {
             self.topics.remove(&msg.topic);
@@ -447,9 +595,9 @@ impl Handler<Unsubscribe> for Broker {
 }
 
 impl Handler<Publish> for Broker {
-    type Result = usize;
+    type Result = MessageResult<Publish>;
 
-    fn handle(&mut self, msg: Publish, _: &mut Context<Self>) -> usize {
+    fn handle(&mut self, msg: Publish, ctx: &mut Context<Self>) -> Self::Result {
         let mut lost = 0;
         self.links.retain(|(id, broker)| {
             if connection_closed(broker.netref()) {
@@ -473,19 +621,19 @@ impl Handler<Publish> for Broker {
             }
         });
         self.dropped += lost;
-        self.deliver(msg.topic, msg.payload)
+        MessageResult(self.deliver(msg.topic, msg.payload, ctx))
     }
 }
 
 impl Handler<Forward> for Broker {
     type Result = ();
 
-    fn handle(&mut self, msg: Forward, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: Forward, ctx: &mut Context<Self>) {
         if msg.origin == self.id {
             return; // our own message came back: never deliver it twice
         }
         self.forwarded_in += 1;
-        self.deliver(msg.topic, msg.payload);
+        self.deliver(msg.topic, msg.payload, ctx);
     }
 }
 
@@ -509,6 +657,9 @@ impl Handler<Stats> for Broker {
             dropped: self.dropped,
             forwarded_out: self.forwarded_out,
             forwarded_in: self.forwarded_in,
+            queued: self.topics.values().flatten().map(SubscriberQueue::held).sum(),
+            overflow_dropped: self.overflow_dropped,
+            slow_disconnected: self.slow_disconnected,
         })
     }
 }

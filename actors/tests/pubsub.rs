@@ -93,8 +93,8 @@ async fn two_subscribers_receive_in_order_and_unsubscribe_works(t: Transport) {
     for i in 0..199 {
         b1.do_send(publish("news", i)).unwrap();
     }
-    assert_eq!(b1.send(publish("news", 199)).await.unwrap(), 2);
-    assert_eq!(b1.send(publish("nobody", 1)).await.unwrap(), 0, "a topic without subscribers");
+    assert_eq!(b1.send(publish("news", 199)).await.unwrap().delivered, 2);
+    assert_eq!(b1.send(publish("nobody", 1)).await.unwrap().delivered, 0, "a topic without subscribers");
     wait_until(T, "both subscribers receive 200 messages", || async { len(&inbox1) == 200 && len(&inbox2) == 200 })
         .await;
     let expected: Vec<i64> = (0..200).collect();
@@ -105,8 +105,8 @@ async fn two_subscribers_receive_in_order_and_unsubscribe_works(t: Transport) {
     // a delivery on "news" published before it would have arrived too.
     assert!(b2.send(Unsubscribe::new("news", &sub2)).await.unwrap());
     assert!(!b2.send(Unsubscribe::new("news", &sub2)).await.unwrap(), "no longer subscribed");
-    assert_eq!(b1.send(publish("news", 1000)).await.unwrap(), 1);
-    assert_eq!(b1.send(publish("other", -1)).await.unwrap(), 1);
+    assert_eq!(b1.send(publish("news", 1000)).await.unwrap().delivered, 1);
+    assert_eq!(b1.send(publish("other", -1)).await.unwrap().delivered, 1);
     wait_until(T, "the marker and the last message arrive", || async {
         values(&inbox2, "other") == [-1] && values(&inbox1, "news").last() == Some(&1000)
     })
@@ -126,7 +126,7 @@ async fn a_subscriber_whose_connection_closed_is_dropped(t: Transport) {
     b1.send(Subscribe::new("news", &sub1)).await.unwrap();
     b2.send(Subscribe::new("news", &sub2)).await.unwrap();
     b3.send(Subscribe::new("lonely", &sub3)).await.unwrap();
-    assert_eq!(b1.send(publish("news", 1)).await.unwrap(), 2);
+    assert_eq!(b1.send(publish("news", 1)).await.unwrap().delivered, 2);
 
     // In the background: the broker watches the connection; the topic goes with its subscriber.
     c3.close().await;
@@ -141,9 +141,9 @@ async fn a_subscriber_whose_connection_closed_is_dropped(t: Transport) {
     // the live subscriber and does not fail.
     c2.close().await;
     wait_until(T, "the broker's side of the connection is closed", || async { s2.is_closed() }).await;
-    assert_eq!(b1.send(publish("news", 2)).await.unwrap(), 1);
+    assert_eq!(b1.send(publish("news", 2)).await.unwrap().delivered, 1);
     for i in 3..=10 {
-        assert_eq!(b1.send(publish("news", i)).await.unwrap(), 1);
+        assert_eq!(b1.send(publish("news", i)).await.unwrap().delivered, 1);
     }
     wait_until(T, "the live subscriber receives everything", || async { len(&inbox1) == 10 }).await;
     assert_eq!(values(&inbox1, "news"), (1..=10).collect::<Vec<_>>());
@@ -173,10 +173,10 @@ async fn linked_brokers_deliver_across_nodes_exactly_once(t: Transport) {
     addr_a.send(Subscribe::new("t", &local)).await.unwrap();
 
     for i in 0..50 {
-        assert_eq!(a_from_c1.send(publish("t", i)).await.unwrap(), 2, "A's own subscribers");
-        assert_eq!(b_from_c2.send(publish("t", 100 + i)).await.unwrap(), 1, "B's own subscriber");
+        assert_eq!(a_from_c1.send(publish("t", i)).await.unwrap().delivered, 2, "A's own subscribers");
+        assert_eq!(b_from_c2.send(publish("t", 100 + i)).await.unwrap().delivered, 1, "B's own subscriber");
     }
-    assert_eq!(a_from_c1.send(publish("t", -1)).await.unwrap(), 2);
+    assert_eq!(a_from_c1.send(publish("t", -1)).await.unwrap().delivered, 2);
     let inboxes = [&inbox1, &inbox2, &inbox_local];
     wait_until(T, "every subscriber receives the 101 messages", || async { inboxes.iter().all(|i| len(i) == 101) })
         .await;
@@ -199,8 +199,8 @@ async fn linked_brokers_deliver_across_nodes_exactly_once(t: Transport) {
         stats(&addr_a).await.links == 0 && stats(&addr_b).await.links == 0 && node2.is_closed()
     })
     .await;
-    assert_eq!(a_from_c1.send(publish("t", 7)).await.unwrap(), 2);
-    assert_eq!(b_from_c2.send(publish("t", 8)).await.unwrap(), 1);
+    assert_eq!(a_from_c1.send(publish("t", 7)).await.unwrap().delivered, 2);
+    assert_eq!(b_from_c2.send(publish("t", 8)).await.unwrap().delivered, 1);
     wait_until(T, "local deliveries continue", || async {
         values(&inbox1, "t").last() == Some(&7) && values(&inbox2, "t").last() == Some(&8)
     })

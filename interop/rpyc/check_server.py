@@ -2,7 +2,7 @@
 """Stock-client conformance check of a server that serves the interop service
 (contract interop-1; see interop/rpyc/README.md).
 
-Usage: python check_server.py HOST:PORT [--timeout S]
+Usage: python check_server.py HOST:PORT [--timeout S] [--ssl-ca FILE]
 
 Part 1 drives the server with stock rpyc 6.0.2 (default config except sync_request_timeout)
 through every member of contract §2 so that every one of the 20 HANDLE_* kinds is emitted;
@@ -10,6 +10,10 @@ the handlers are counted on the wire (the client connection's channel is wrapped
 outgoing payload is decoded). Part 2 runs the robustness cases of contract §4 on raw sockets.
 Every check is named and prints PASS/FAIL with a reason; the last line is
 "N passed, N failed". Exit status 0 only if nothing failed.
+
+With --ssl-ca FILE every connection (stock clients and raw sockets alike) is TLS: stock clients
+connect with rpyc.ssl_connect(host, port, ca_certs=FILE), which verifies the server's chain
+against FILE (rpyc turns the host name check off when ca_certs is given).
 """
 
 import argparse
@@ -20,6 +24,7 @@ import os
 import pickle
 import random
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -34,6 +39,7 @@ SYNC_TIMEOUT = 5.0      # stock client's sync_request_timeout for every request
 RAW_BOUND = 3.0         # contract §4: each raw case is bounded by 3 s
 PART1_BUDGET = 50.0     # s; checks not started within a part's budget fail as "not run",
 PART2_BUDGET = 35.0     # so a hanging server still ends the run well under 2 minutes
+SSL_CA = None           # --ssl-ca: the CA file every connection verifies the server against
 
 
 # -- wire instrumentation ------------------------------------------------------------------------
@@ -101,9 +107,16 @@ class CountingService(rpyc.VoidService):
         conn._channel = CountingChannel(conn._channel)
 
 
+def stock_connect(host, port, **kwargs):
+    """A stock client connection: rpyc.connect, or rpyc.ssl_connect with --ssl-ca."""
+    if SSL_CA is None:
+        return rpyc.connect(host, port, **kwargs)
+    return rpyc.ssl_connect(host, port, ca_certs=SSL_CA, **kwargs)
+
+
 def connect(host, port):
-    return rpyc.connect(host, port, service=CountingService,
-                        config={"sync_request_timeout": SYNC_TIMEOUT})
+    return stock_connect(host, port, service=CountingService,
+                         config={"sync_request_timeout": SYNC_TIMEOUT})
 
 
 # -- check bookkeeping ---------------------------------------------------------------------------
@@ -895,12 +908,21 @@ class Part1:
 
 # -- part 2: robustness on raw sockets (contract §4) ---------------------------------------------
 
+def raw_ssl_context():
+    """With --ssl-ca, the TLS context of the raw sockets: verifies the chain as ssl_connect does."""
+    if SSL_CA is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=SSL_CA)
+    context.check_hostname = False
+    return context
+
+
 class Part2:
     def __init__(self, host, port, runner):
         self.host, self.port, self.R = host, port, runner
 
     def raw(self):
-        return W.RawConn(self.host, self.port, timeout=RAW_BOUND)
+        return W.RawConn(self.host, self.port, timeout=RAW_BOUND, ssl_context=raw_ssl_context())
 
     def root_of(self, rc, seq=0):
         rc.send(W.request(seq, W.H["GETROOT"]))
@@ -1069,7 +1091,7 @@ class Part2:
             rc.close()
 
     def c_fresh(self):
-        conn = rpyc.connect(self.host, self.port, config={"sync_request_timeout": SYNC_TIMEOUT})
+        conn = stock_connect(self.host, self.port, config={"sync_request_timeout": SYNC_TIMEOUT})
         try:
             expect_eq(conn.root.add(1, 2), 3)
             expect_eq(conn.root.contract, "interop-1")
@@ -1092,7 +1114,7 @@ def print_table():
 
 
 def main(argv=None):
-    global SYNC_TIMEOUT, PART1_BUDGET, PART2_BUDGET
+    global SYNC_TIMEOUT, PART1_BUDGET, PART2_BUDGET, SSL_CA
     ap = argparse.ArgumentParser(description="stock-client conformance check of an interop server")
     ap.add_argument("address", help="HOST:PORT of a server serving the interop service")
     ap.add_argument("--timeout", type=float, default=SYNC_TIMEOUT,
@@ -1101,14 +1123,19 @@ def main(argv=None):
                     default=(PART1_BUDGET, PART2_BUDGET),
                     help="seconds after which a part's remaining checks fail as not run "
                          "(default %(default)s)")
+    ap.add_argument("--ssl-ca", metavar="FILE",
+                    help="connect over TLS (rpyc.ssl_connect), verifying the server against this "
+                         "PEM CA file")
     args = ap.parse_args(argv)
     SYNC_TIMEOUT = args.timeout
+    SSL_CA = args.ssl_ca
     PART1_BUDGET, PART2_BUDGET = args.budget
     host, _, port = args.address.rpartition(":")
     port = int(port)
 
     R = Runner()
-    print(f"== part 1: stock rpyc {rpyc.__version__} client against {host}:{port}", flush=True)
+    how = f"rpyc.ssl_connect, ca_certs={SSL_CA}" if SSL_CA else "rpyc.connect"
+    print(f"== part 1: stock rpyc {rpyc.__version__} client ({how}) against {host}:{port}", flush=True)
     R.begin_part(PART1_BUDGET)
     p1 = Part1(host, port, R)
     try:
@@ -1119,7 +1146,7 @@ def main(argv=None):
                 p1.conn.close()
             except Exception:
                 pass
-    print("== part 2: robustness (contract §4), raw sockets", flush=True)
+    print("== part 2: robustness (contract §4), raw sockets" + (" over TLS" if SSL_CA else ""), flush=True)
     R.begin_part(PART2_BUDGET)
     Part2(host, port, R).run()
     print_table()

@@ -8,6 +8,7 @@ unpickles anything).
 """
 
 import socket
+import ssl
 import struct
 import time
 import zlib
@@ -193,11 +194,14 @@ def request(seq, handler, *boxed_args):
 
 
 class RawConn:
-    """A raw TCP connection that speaks frames, with deadlines on every read."""
+    """A raw TCP connection that speaks frames, with deadlines on every read; over TLS when
+    given an ssl.SSLContext (the handshake runs here, within `timeout`)."""
 
-    def __init__(self, host, port, timeout=3.0):
+    def __init__(self, host, port, timeout=3.0, ssl_context=None):
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if ssl_context is not None:
+            self.sock = ssl_context.wrap_socket(self.sock, server_hostname=host)
         self.reader = FrameReader()
         self.queue = []
         self.eof = False
@@ -206,7 +210,9 @@ class RawConn:
         self.sock.sendall(data)
 
     def shutdown_write(self):
-        self.sock.shutdown(socket.SHUT_WR)
+        # The TCP half-close only: SSLSocket.shutdown would also drop the TLS state that the
+        # reads after it still need.
+        socket.socket.shutdown(self.sock, socket.SHUT_WR)
 
     def _fill(self, deadline):
         remaining = deadline - time.monotonic()
@@ -217,7 +223,8 @@ class RawConn:
             data = self.sock.recv(65536)
         except socket.timeout:
             raise TimeoutError("no frame within the deadline") from None
-        except (ConnectionResetError, BrokenPipeError):
+        except (ConnectionResetError, BrokenPipeError, ssl.SSLError):
+            # A reset, or a TLS connection that ended without close_notify or with an alert.
             data = b""
         if not data:
             self.eof = True

@@ -361,7 +361,7 @@ impl Connection {
         ctx: &mut Context<Self>,
     ) -> crate::AsyncResult<Value> {
         let (result, completer) = crate::AsyncResult::pending(self.link.config.request_timeout);
-        self.link.enqueue(Submit { handle, args: Payload::Value(args), completer, one_way: false });
+        self.link.enqueue(Submit { handle, args: Payload::Value(args), completer, one_way: None });
         self.drain_requests(ctx);
         self.after_turn(ctx);
         result

@@ -55,7 +55,7 @@ fn target(args: &[Value]) -> Result<&Object, RemoteError> {
 #[inline]
 fn forwarding_target(args: &[Value]) -> Option<Object> {
     match args.first() {
-        Some(Value::Ref(r)) => r.as_local().filter(|o| o.forwarded().is_some()).cloned(),
+        Some(Value::Ref(r)) => r.as_local().filter(|o| o.forwarded().is_some() || o.named().is_some()).cloned(),
         _ => None,
     }
 }
@@ -161,6 +161,9 @@ pub(crate) fn dispatch(handle: Handle, args: Vec<Value>, policy: &AccessPolicy, 
         if let Some(fwd) = obj.forwarded() {
             // The owner's policy decides, not this side's: the request is passed on as it came.
             return crate::forward::serve(fwd, handle, args, arrival);
+        }
+        if let Some(named) = obj.named() {
+            return named.serve(handle, args, arrival);
         }
     }
     match serve(handle, args, policy) {
@@ -389,6 +392,9 @@ pub(crate) fn dispatch_call(
     if let Some(fwd) = obj.forwarded() {
         return crate::forward::serve_call(fwd, Some(name), positional, arrival);
     }
+    if let Some(named) = obj.named() {
+        return named.serve_call(NetRef::from(obj.clone()), Some(name), positional, arrival);
+    }
     match call_attr(obj, name, || Ok(Args { positional, kwargs: Vec::new() }), policy) {
         Ok(served) => served,
         Err(e) => ready(Err(e)),
@@ -416,6 +422,9 @@ pub(crate) fn dispatch_callable(
 ) -> Served {
     if let Some(fwd) = obj.forwarded() {
         return crate::forward::serve_call(fwd, None, positional, arrival);
+    }
+    if let Some(named) = obj.named() {
+        return named.serve_call(NetRef::from(obj.clone()), None, positional, arrival);
     }
     match call_object(obj, || Ok(Args { positional, kwargs: Vec::new() }), policy) {
         Ok(served) => served,

@@ -42,6 +42,7 @@
 mod brine;
 mod channel;
 mod message;
+mod sniff;
 pub mod values;
 mod vinegar;
 
@@ -60,3 +61,4 @@ pub use channel::{
     inflate_bounded, RpycChannelCodec, HEADER_LEN, STOCK_COMPRESSION_LEVEL, STOCK_COMPRESSION_THRESHOLD, TRAILER,
 };
 pub use message::{decode_message, encode_message, Message, MsgType};
+pub(crate) use sniff::is_rpyc6_request_cut_short;

@@ -161,6 +161,7 @@ impl Starter {
             (Some(tls), Accepted::Tcp(stream, addr)) => (tls, stream, addr),
             (_, plain) => return self.start_plain(plain),
         };
+        transport::apply_tcp_options(&stream, &self.config).map_err(|e| e.to_string())?;
         let mut info = ConnInfo { label: format!("tls:{addr}"), peer_addr: Some(addr.to_string()), credentials: None };
         let (stream, certificates) = tokio::time::timeout(self.handshake_timeout, tls.accept(stream))
             .await

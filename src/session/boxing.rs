@@ -29,7 +29,7 @@ pub(crate) fn import(
     counted: bool,
 ) -> NetRef {
     NetRef(imports.proxy(instance_id, counted, |generation| {
-        Arc::new(RefInner::Remote(RemoteRef::new(shared.clone(), id(), generation)))
+        Arc::new(RefInner::Remote(RemoteRef::keyed(shared.clone(), id(), instance_id, generation)))
     }))
 }
 
@@ -71,6 +71,13 @@ impl RefBoxer<NetRef> for Boxer<'_> {
                 if let Some(remote) = object.forwarded().and_then(|f| f.remote()) {
                     if remote.conn.id == self.conn_id {
                         return Ok((RefLabel::Local, Cow::Borrowed(&remote.id)));
+                    }
+                }
+                // A reconnecting handle's stand-in going to the connection that serves it names
+                // the object it stands for there, as that object's own netref would.
+                if let Some(target) = object.named().and_then(|n| n.live_target()) {
+                    if matches!(&*target.0, RefInner::Remote(remote) if remote.conn.id == self.conn_id) {
+                        return Ok((RefLabel::Local, Cow::Owned(target.id_pack())));
                     }
                 }
                 let id = self.exports.borrow_mut().export(object)?;
@@ -120,6 +127,12 @@ impl Unboxer<'_> {
         } else {
             self.exports.get(instance_id)
         }
+    }
+
+    /// The one netref for the peer's object `id`, tracked under `key` instead of its instance
+    /// id (for a dialect whose instance ids do not tell objects apart), one receipt counted.
+    pub(crate) fn import_keyed(&self, key: u64, id: IdPackRef<'_>) -> NetRef {
+        import(&mut self.imports.borrow_mut(), self.shared, key, || id.to_id_pack(), true)
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tracing::{debug, warn};
 
 use super::{Host, Phase, Session};
-use crate::{Error, Frame};
+use crate::{Error, Frame, ProtocolError};
 
 impl<W> Session<W> {
     /// Graceful close: no new requests; replies already due and queued writes are flushed.
@@ -25,12 +25,9 @@ impl<W> Session<W> {
             return;
         }
         self.link.mark_closed(reason.clone());
-        if self.life.peer_closing() {
-            // The peer answers what it received before its Close: keep those; fail the rest.
-            self.outbound.fail_queued(&reason);
-        } else {
-            self.outbound.fail_all(&reason);
-        }
+        // When the peer closes too, it answers what it received before its Close: keep those;
+        // fail the rest.
+        self.fail_outbound(&reason, self.life.peer_closing());
         // Requests that wait for an event (a watch) would hold the close for its whole grace:
         // drop them; the peer sees them fail when the connection ends.
         for (seq, work) in self.inbound.take_long_polls() {
@@ -69,19 +66,34 @@ impl<W> Session<W> {
             _ => warn!(parent: &self.span, %error, "closing connection"),
         }
         self.link.mark_closed(error.clone());
-        self.outbound.fail_all(&error);
+        self.fail_outbound(&error, false);
         for work in self.inbound.take_all() {
             host.abort(work);
         }
         if matches!(error, Error::Protocol(_)) {
             self.failed_on_peer_bytes = true;
         }
-        if was_open && matches!(error, Error::Protocol(_)) {
+        // A protocol error is explained in a `Close` frame, except to an RPyC peer on a native
+        // connection: it would read that frame's first bytes as the end of the frame it is
+        // parsing out of this side's `Hello`, and report a decoding error of its own, where
+        // the end of the stream tells it the truth (the server closed the connection).
+        let explain = !matches!(error, Error::Protocol(ProtocolError::RpycPeerOnNativeWire));
+        if was_open && explain && matches!(error, Error::Protocol(_)) {
             let _ = self.queue_frame(&Frame::Close { reason: error.to_string() });
             host.close_grace(self.config.close_grace);
         } else {
             self.life.finish();
             host.stop();
+        }
+    }
+
+    /// Fails the requests queued behind the caps with `error`, and the awaited ones too unless
+    /// `keep_awaited`; one-way calls among them are logged, since nobody waits for their
+    /// result.
+    fn fail_outbound(&mut self, error: &Error, keep_awaited: bool) {
+        let one_way = if keep_awaited { self.outbound.fail_queued(error) } else { self.outbound.fail_all(error) };
+        if one_way > 0 {
+            warn!(parent: &self.span, one_way, %error, "one-way calls not sent: the connection closed before they were written");
         }
     }
 
@@ -129,7 +141,7 @@ impl<W> Session<W> {
         }
         if !self.outbound.is_idle() {
             let error = self.link.closed_error();
-            self.outbound.fail_all(&error);
+            self.fail_outbound(&error, false);
         }
         self.link.close_requests();
         self.exports.clear();
@@ -142,7 +154,7 @@ impl<W> Session<W> {
         if !self.link.is_stopped() {
             self.link.mark_closed(Error::ConnectionClosed("the connection's runtime stopped".into()));
             let error = self.link.closed_error();
-            self.outbound.fail_all(&error);
+            self.fail_outbound(&error, false);
             self.link.close_requests();
         }
     }

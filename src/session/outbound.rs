@@ -131,18 +131,22 @@ impl Outbound {
     }
 
     /// Fails every request, awaited and queued, with `error`.
-    pub(crate) fn fail_all(&mut self, error: &Error) {
+    pub(crate) fn fail_all(&mut self, error: &Error) -> usize {
         for (_, completer) in self.pending.drain() {
             completer.settle(Err(error.clone()));
         }
-        self.fail_queued(error);
+        self.fail_queued(error)
     }
 
     /// Fails the queued requests with `error` (the awaited ones still get their replies).
-    pub(crate) fn fail_queued(&mut self, error: &Error) {
+    /// Returns how many of them were one-way calls (nobody hears of their failure but the log).
+    pub(crate) fn fail_queued(&mut self, error: &Error) -> usize {
+        let mut one_way = 0;
         for msg in self.backlog.drain(..) {
+            one_way += usize::from(msg.one_way.is_some());
             msg.completer.settle(Err(error.clone()));
         }
+        one_way
     }
 
     /// Whether nothing is awaited.
@@ -165,7 +169,7 @@ mod tests {
 
     fn request(timeout: Option<Duration>) -> (AsyncResult<Value>, Submit) {
         let (result, completer) = AsyncResult::pending(timeout);
-        let msg = Submit { handle: Handle::Ping, args: Payload::Value(Value::None), completer, one_way: false };
+        let msg = Submit { handle: Handle::Ping, args: Payload::Value(Value::None), completer, one_way: None };
         (result, msg)
     }
 
@@ -238,7 +242,7 @@ mod tests {
         out.sent(seq, a.completer);
         let (queued, b) = request(None);
         assert!(out.queue(b, 8).is_ok());
-        out.fail_all(&Error::ConnectionClosed("gone".into()));
+        let _ = out.fail_all(&Error::ConnectionClosed("gone".into()));
         assert!(awaited.error() && queued.error());
         assert!(out.is_idle());
     }

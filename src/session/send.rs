@@ -26,7 +26,12 @@ impl<W> Session<W> {
     /// Sends a request, or queues it behind `max_in_flight`.
     pub(crate) fn submit(&mut self, msg: Submit, host: &mut impl Host<Work = W>) {
         if !self.life.is_open() {
-            msg.completer.settle(Err(self.link.closed_error()));
+            let error = self.link.closed_error();
+            if msg.one_way.is_some() {
+                // Nobody waits for a one-way call's result: say it here.
+                warn!(parent: &self.span, handle = %msg.handle, %error, "one-way call not sent: the connection is closing");
+            }
+            msg.completer.settle(Err(error));
             return;
         }
         if !self.outbound.has_queued() && self.has_room() {
@@ -36,7 +41,10 @@ impl<W> Session<W> {
         // expiry (or its caller's cancellation) must reach this connection.
         let expiry = msg.completer.shared.expiry();
         let shared = msg.completer.shared.clone();
-        match self.outbound.queue(msg, self.config.max_queued_requests) {
+        // One-way calls are bounded where they are made (`max_queued_notifications`): the
+        // backlog never refuses one, which nobody would hear of.
+        let limit = if msg.one_way.is_some() { usize::MAX } else { self.config.max_queued_requests };
+        match self.outbound.queue(msg, limit) {
             Ok(()) => {
                 shared.attach(self.link.clone());
                 if let Some(at) = expiry {
@@ -71,13 +79,15 @@ impl<W> Session<W> {
                 return;
             }
         }
-        if one_way {
+        if let Some(slot) = one_way {
             let sent = self.write_request(None, handle, args, None);
             if let Err(e) = &sent {
                 // Nobody waits for a notification's result: say it here.
                 warn!(parent: &self.span, %handle, error = %e, "cannot send a notification");
             }
             completer.settle(sent.map(|()| Value::None));
+            // In the write buffer (or refused, and said so): its room is free again.
+            drop(slot);
             return;
         }
         let seq = self.outbound.next_seq();

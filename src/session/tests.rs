@@ -29,6 +29,7 @@ use crate::{
 };
 
 mod behaviour;
+mod liveness;
 mod rpyc;
 
 /// Which wire a test runs on.

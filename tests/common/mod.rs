@@ -2,6 +2,8 @@
 //! both the in-memory transport and TCP on loopback.
 #![allow(dead_code, unreachable_pub)]
 
+#[cfg(feature = "tls")]
+pub mod certs;
 pub mod strategies;
 
 use std::{

@@ -53,7 +53,9 @@ use crate::{
 };
 
 use super::brine::Brine;
-pub use super::vinegar::{decode_exception, encode_exception, python_repr, python_str_of_args};
+pub use super::vinegar::{
+    decode_exception, encode_exception, python_repr, python_str_of_args, python_str_of_exception,
+};
 
 /// The hook for what brine cannot carry by value: Python lists and dicts, which RPyC passes by
 /// reference. A connection implements it by exporting the container as a `builtins.list` /

@@ -14,6 +14,7 @@ use super::{
     *,
 };
 use crate::{
+    kinds,
     protocol::{Handle, IdPackRef, RefBoxer, RefUnboxer, UnknownHandle, WireRefs},
     value::{BigInt, Data, IdPack, RefLabel, Value, WireRef},
     ProtocolError, RemoteError,
@@ -424,6 +425,10 @@ fn repr_matches_cpython_for_the_brine_types() {
     assert_eq!(python_str_of_args::<WireRef>(&["boom".into()]), "boom");
     assert_eq!(python_str_of_args::<WireRef>(&[Value::Int(7)]), "7");
     assert_eq!(python_str_of_args::<WireRef>(&[]), "");
+    // CPython's KeyError shows its one argument's repr.
+    assert_eq!(python_str_of_exception::<WireRef>(kinds::KEY_ERROR, &["zz".into()]), "'zz'");
+    assert_eq!(python_str_of_exception::<WireRef>(kinds::KEY_ERROR, &["a".into(), "b".into()]), "('a', 'b')");
+    assert_eq!(python_str_of_exception::<WireRef>(kinds::VALUE_ERROR, &["zz".into()]), "zz");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -479,7 +484,7 @@ proptest! {
         let decoded = decode_exception(reload(&encode_exception(&error))).unwrap();
         prop_assert_eq!(&decoded.kind, &error.kind);
         prop_assert_eq!(&decoded.args, &error.args);
-        prop_assert_eq!(&decoded.message, &python_str_of_args(&error.args));
+        prop_assert_eq!(&decoded.message, &python_str_of_exception(&error.kind, &error.args));
         prop_assert!(!decoded.traceback.is_empty());
         prop_assert!(decoded.traceback.ends_with(&decoded.message));
     }

@@ -4,7 +4,7 @@
 //! [`values`](super::values); it never touches a connection.
 
 use crate::{
-    error::{traceback_text, ProtocolError, RemoteError},
+    error::{kinds, traceback_text, ProtocolError, RemoteError},
     protocol::EXC_STOP_ITERATION,
     value::{Data, Value},
 };
@@ -58,7 +58,7 @@ pub fn decode_exception(args: Brine) -> Result<RemoteError, ProtocolError> {
         return Err(malformed(&format!("{shape} whose traceback is not a str")));
     };
     let args: Vec<Data> = exc_args.into_iter().map(brine_to_value).collect();
-    let message = python_str_of_args(&args);
+    let message = python_str_of_exception(&kind, &args);
     Ok(RemoteError { kind, message, args, traceback })
 }
 
@@ -70,8 +70,9 @@ pub fn decode_exception(args: Brine) -> Result<RemoteError, ProtocolError> {
 ///   `(message,)` when it has none (`()` for an empty message), each arg brine cannot dump sent
 ///   as its Python `repr`, as stock does; `attrs` empty (so no `_remote_version` is claimed and
 ///   no version warning is raised); `traceback` the error's text, generated when empty, and
-///   ending with Python's last line (`ValueError: ('boom', 7)`, the `str` of the args), appended
-///   when missing, since stock clients look for it.
+///   ending with Python's last line (`ValueError: ('boom', 7)`: the message of an error without
+///   args, else what Python's `str(exc)` shows for the args), appended when missing, since stock
+///   clients look for it.
 pub fn encode_exception(error: &RemoteError) -> Brine {
     if error.is_stop_iteration() {
         return Brine::Int(i64::from(EXC_STOP_ITERATION));
@@ -89,8 +90,9 @@ pub fn encode_exception(error: &RemoteError) -> Brine {
         message_arg = [Data::Str(error.message.clone())];
         &message_arg
     };
-    let shown = python_str_of_args(args);
     let kind = format!("{module}.{name}");
+    // The message is already what `str(exc)` shows; explicit args are shown as Python would.
+    let shown = if error.args.is_empty() { error.message.clone() } else { python_str_of_exception(&kind, args) };
     let last_line = traceback_text("", &kind, &shown);
     let last_line = last_line.rsplit('\n').next().unwrap_or_default();
     let traceback = if error.traceback.is_empty() {
@@ -107,6 +109,16 @@ pub fn encode_exception(error: &RemoteError) -> Brine {
         Brine::Tuple(Vec::new()),
         Brine::Str(traceback),
     ])
+}
+
+/// Python's `str(exc)` for an exception of `kind` with these args: [`python_str_of_args`],
+/// except that a `KeyError` with one argument shows its `repr`, as CPython's `KeyError.__str__`
+/// does (`str(KeyError("zz"))` is `'zz'`).
+pub fn python_str_of_exception<R>(kind: &str, args: &[Value<R>]) -> String {
+    match args {
+        [one] if kind == kinds::KEY_ERROR => python_repr(one),
+        _ => python_str_of_args(args),
+    }
 }
 
 /// Python's `str(exc)` for an exception with these args: `""`, the `str` of the single arg, or

@@ -1,6 +1,9 @@
 //! The native wire (`protocol`'s postcard format) as a [`Dialect`]: the frame codec, and the
 //! plain reader's short cut for the frames of a busy connection (method calls and replies),
-//! which the general decoder backs wherever the short cut gives up.
+//! which the general decoder backs wherever the short cut gives up. A first frame that is not a
+//! `Hello` but a stock rpyc client's request is reported as such
+//! ([`ProtocolError::RpycPeerOnNativeWire`]); that check runs only once the frame has failed to
+//! be a `Hello`, so it costs a native handshake nothing.
 
 use std::time::Duration;
 
@@ -9,8 +12,8 @@ use bytes::{Bytes, BytesMut};
 use super::{CallEncoding, Dialect, Framer, Incoming, Releases, WireTraits};
 use crate::{
     protocol::{
-        read_call, read_reply, CallFrame, FrameCodec, Outbox, PlainRef, PlainReply, KIND_NOTIFY, KIND_REPLY,
-        KIND_REQUEST,
+        read_call, read_reply, rpyc::is_rpyc6_request_cut_short, CallFrame, FrameCodec, Outbox, PlainRef, PlainReply,
+        KIND_NOTIFY, KIND_REPLY, KIND_REQUEST,
     },
     session::boxing::{Boxer, Unboxer},
     Frame, NetRef, ProtocolError, RefLabel, Value,
@@ -142,8 +145,15 @@ impl Dialect for NativeDialect {
             if let Some(incoming) = self.decode_plain(body, unboxer) {
                 return Ok(incoming);
             }
+            return self.codec.decode_body_with(body, unboxer).map(Incoming::Frame);
         }
-        self.codec.decode_body_with(body, unboxer).map(Incoming::Frame)
+        match self.codec.decode_body_with(body, unboxer) {
+            Ok(frame @ Frame::Hello(_)) => Ok(Incoming::Frame(frame)),
+            // Not a Hello first: if it is a stock rpyc client's request, say so (that error
+            // names the cause, and the close sends no native frame the peer could not read).
+            _ if is_rpyc6_request_cut_short(body) => Err(ProtocolError::RpycPeerOnNativeWire),
+            decoded => decoded.map(Incoming::Frame),
+        }
     }
 
     fn call_encoding(&self) -> CallEncoding {

@@ -44,6 +44,16 @@ use crate::{
 /// the session's own counter reaches, so their replies never settle a real request.
 const ONE_WAY_SEQ_BASE: u64 = 1 << 62;
 
+/// Marks the key a peer's class is tracked by (its class id with this bit set): CPython's ids
+/// are addresses, far below it, so no instance of the peer is tracked under the same number.
+const CLASS_KEY_BIT: u64 = 1 << 63;
+
+/// The pickle protocol a PICKLE request names when the caller gave none (Python's
+/// `pickle.DEFAULT_PROTOCOL` since 3.8). A stock server needs the argument even to refuse; one
+/// that allows pickling answers with pickle bytes, which netref hands over as bytes and never
+/// unpickles.
+const PICKLE_PROTOCOL: i64 = 4;
+
 /// The RPyC dialect of one connection.
 pub(crate) struct RpycDialect {
     codec: RpycChannelCodec,
@@ -57,6 +67,10 @@ pub(crate) struct RpycDialect {
     /// This side's class objects as sent, by class id: RPyC names a class `(name, cid, 0)`, and
     /// the peer's `LOCAL_REF`s to one come back with instance id 0.
     classes: RefCell<HashMap<u64, u64>>,
+    /// The exception classes this side's CTXEXIT requests named, by kind: one class object per
+    /// kind, as Python has one class per exception type (each send is one more export of it,
+    /// which the peer's DEL gives back).
+    exception_classes: HashMap<String, Object>,
 }
 
 impl RpycDialect {
@@ -69,6 +83,7 @@ impl RpycDialect {
             serving: HashMap::new(),
             one_way_seq: ONE_WAY_SEQ_BASE,
             classes: RefCell::default(),
+            exception_classes: HashMap::new(),
         }
     }
 
@@ -83,16 +98,54 @@ impl RpycDialect {
     }
 
     fn request(
-        &self,
+        &mut self,
         seq: u64,
         handle: Handle,
         args: &Value<NetRef>,
         boxer: &Boxer<'_>,
         out: &mut Outbox,
     ) -> Result<(), ProtocolError> {
-        let items = outgoing_args(handle, args);
+        let mut items = outgoing_args(handle, args);
+        match handle {
+            // RPyC's CTXEXIT carries the exception's class (stock: `raise exc` on the serving
+            // side); netref's `(kind, message)` becomes a class object named `kind`, which goes
+            // as `(kind, class_id, 0)`. The message has no place on RPyC's wire.
+            Handle::CtxExit => {
+                if let Some(exc) = items.get_mut(1) {
+                    if let Some(class) = self.exception_class(exc) {
+                        *exc = Value::Ref(NetRef::from(class));
+                    }
+                }
+            }
+            // RPyC's INSPECT names its target by id_pack, by value.
+            Handle::Inspect => {
+                if let Some(Value::Ref(r)) = items.first() {
+                    let id = r.id_pack();
+                    items[0] = Value::Tuple(vec![
+                        Value::Str(id.type_name),
+                        Value::from(id.class_id),
+                        Value::from(id.instance_id),
+                    ]);
+                }
+            }
+            Handle::Pickle if items.len() == 1 => items.push(Value::Int(PICKLE_PROTOCOL)),
+            _ => {}
+        }
         let brine = encode_request(handle, &items, &Refs { boxer, classes: &self.classes })?;
         self.message(MsgType::Request, seq, &brine, out)
+    }
+}
+
+impl RpycDialect {
+    /// The class object a CTXEXIT names for the error `(kind, message)`, made on first use.
+    fn exception_class(&mut self, error: &Value<NetRef>) -> Option<Object> {
+        let Value::Tuple(parts) = error else { return None };
+        let [Value::Str(kind), _] = parts.as_slice() else { return None };
+        let class = self
+            .exception_classes
+            .entry(kind.clone())
+            .or_insert_with(|| Object::builder(kind.as_str()).instance_of("builtins.type").build());
+        Some(class.clone())
     }
 }
 
@@ -158,17 +211,25 @@ impl RefUnboxer for Recording<'_, '_> {
     fn unbox_ref(&self, label: RefLabel, mut id: IdPackRef<'_>) -> Result<NetRef, String> {
         if label == RefLabel::Local {
             id.instance_id = self.local_id(id.class_id, id.instance_id);
+            return self.inner.unbox_ref(label, id);
         }
-        let r = self.inner.unbox_ref(label, id)?;
-        if label == RefLabel::Remote {
-            self.imported.borrow_mut().entry(id.instance_id).or_insert_with(|| id.to_id_pack());
-        }
+        // Every class of the peer has instance id 0: each is tracked by its class id instead,
+        // so two classes are two netrefs (and two DELs), as two proxies are to stock.
+        let (key, r) = if id.instance_id == 0 {
+            let key = id.class_id | CLASS_KEY_BIT;
+            (key, self.inner.import_keyed(key, id))
+        } else {
+            (id.instance_id, self.inner.unbox_ref(label, id)?)
+        };
+        self.imported.borrow_mut().entry(key).or_insert_with(|| id.to_id_pack());
         Ok(r)
     }
 }
 
 /// A request's items in RPyC's shapes: CALL's and CALLATTR's positional arguments as a tuple
-/// and their keyword arguments as a tuple of `(name, value)` pairs (netref sends `None` or a map).
+/// and their keyword arguments as a tuple of `(name, value)` pairs (netref sends `None` or a map);
+/// INSPECT's target as its id_pack by value, as stock sends it (a stock server looks the
+/// id_pack up in its objects; a reference there would be unboxed to the object itself).
 fn outgoing_args(handle: Handle, args: &Value<NetRef>) -> Vec<Value<NetRef>> {
     let mut items = match args {
         Value::Tuple(items) => items.clone(),
@@ -177,6 +238,14 @@ fn outgoing_args(handle: Handle, args: &Value<NetRef>) -> Vec<Value<NetRef>> {
     let (pos, kw) = match handle {
         Handle::Call => (1, 2),
         Handle::CallAttr => (2, 3),
+        Handle::Inspect => {
+            if let Some(Value::Ref(r)) = items.first() {
+                let id = r.id_pack();
+                items[0] =
+                    Value::Tuple(vec![Value::Str(id.type_name), Value::from(id.class_id), Value::from(id.instance_id)]);
+            }
+            return items;
+        }
         _ => return items,
     };
     if let Some(v) = items.get_mut(pos) {
@@ -420,5 +489,29 @@ impl Dialect for RpycDialect {
                 Ok(Incoming::Frame(Frame::Request { seq, handle, args: Value::Tuple(items), deadline: None }))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inspect_names_its_target_by_id_pack_as_stock_does() {
+        let object = Object::builder("demo.Thing").method("go", || 1).build();
+        let id = object.id_pack();
+        let items = outgoing_args(Handle::Inspect, &Value::Tuple(vec![Value::Ref(NetRef::from(object))]));
+        let expected: Value<NetRef> =
+            Value::Tuple(vec![Value::Str(id.type_name), Value::from(id.class_id), Value::from(id.instance_id)]);
+        assert_eq!(items, vec![expected]);
+    }
+
+    #[test]
+    fn call_arguments_take_rpyc_shapes() {
+        let target = Value::Ref(NetRef::from(Object::function(|x: i64| x)));
+        let kwargs = Value::Map(vec![(Value::Str("k".into()), Value::Int(1))]);
+        let items = outgoing_args(Handle::Call, &Value::Tuple(vec![target.clone(), Value::None, kwargs]));
+        let pair = Value::Tuple(vec![Value::Str("k".into()), Value::Int(1)]);
+        assert_eq!(items, vec![target, Value::Tuple(Vec::new()), Value::Tuple(vec![pair])]);
     }
 }
