@@ -1,6 +1,12 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+/// Hooks for netref's fuzz targets, behind the `fuzzing` feature: not part of the API, no
+/// stability promised (see `fuzz/README.md`).
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+#[path = "fuzzing.rs"]
+pub mod __fuzz;
 mod actor_thread;
 mod async_result;
 mod client;

@@ -146,8 +146,8 @@ impl<A: Actor> ActorAddr for Addr<A> {
     }
 }
 
-/// No actor at all: the session's own tests, which run a session without one.
-#[cfg(test)]
+/// No actor at all: the session's own tests and the fuzz harness, which run a session without one.
+#[cfg(any(test, feature = "fuzzing"))]
 impl ActorAddr for () {
     fn connected(&self) -> bool {
         true

@@ -88,8 +88,8 @@ use std::{
 
 use actix::{fut::wrap_future, Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, MessageResult};
 use netref::{ActorExport, ActorRef, ConvertError, Error, NetRef, RemoteActor, RemoteMessage, Value};
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use queue::{Offered, OneWayWait, Publication, SubscriberQueue};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 mod queue;
 mod subscription;

@@ -1,0 +1,4 @@
+//! The `rpyc_session` fuzz target: see `netref_fuzz_targets::rpyc_session`, which the corpus replay test runs too.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| netref_fuzz_targets::rpyc_session(data));
