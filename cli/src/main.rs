@@ -28,6 +28,7 @@ JSON values: see `netref help call`.";
 
 const JSON_MAPPING: &str = "\
 Arguments are JSON, one value each: 1, 2.5, \"text\", [1, 2], {\"k\": [1, 2]}, null, true.
+Negative integers pass as they are; put -- before an argument like -1e-7.
 Integers of any size stay exact; a number with a fraction or exponent is a float.
 What JSON lacks is a tagged object:
   {\"$tuple\": [1, 2]}           {\"$bytes\": \"AAH/\"} (base64)     {\"$complex\": [1.0, -2.0]}
