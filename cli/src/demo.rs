@@ -99,9 +99,13 @@ fn tls(cert: &PathBuf, key: &PathBuf) -> Result<TlsServerConfig, Failure> {
     TlsServerConfig::new(chain, key).map_err(|e| Failure::Usage(format!("TLS settings: {e}")))
 }
 
-/// Serves until interrupted (Ctrl-C), after printing `listening on ADDR`.
-pub(crate) async fn serve(opts: ServeDemo) -> Result<(), Failure> {
+/// Serves until interrupted (Ctrl-C), after printing `listening on ADDR`; `rpyc`: on RPyC's
+/// wire instead of netref's own.
+pub(crate) async fn serve(opts: ServeDemo, rpyc: bool) -> Result<(), Failure> {
     let mut builder = Server::builder(Service::shared(calculator()));
+    if rpyc {
+        builder = builder.rpyc();
+    }
     if let (Some(cert), Some(key)) = (&opts.tls_cert, &opts.tls_key) {
         builder = builder.tls(tls(cert, key)?);
     }

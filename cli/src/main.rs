@@ -144,7 +144,8 @@ enum Command {
         #[arg(long)]
         count: Option<u64>,
     },
-    /// Serve the calculator demo service and print `listening on ADDR` once ready.
+    /// Serve the calculator demo service and print `listening on ADDR` once ready (--rpyc: speak
+    /// RPyC's wire).
     ServeDemo(demo::ServeDemo),
 }
 
@@ -169,7 +170,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let out = output::Output::new(cli.json, cli.verbose);
     let outcome = match cli.command {
-        Command::ServeDemo(opts) => demo::serve(opts).await,
+        Command::ServeDemo(opts) => demo::serve(opts, cli.conn.rpyc).await,
         Command::Ping { addr } => commands::ping(&cli.conn, &addr, &out).await,
         Command::Ls { addr } => commands::ls(&cli.conn, &addr, &out).await,
         Command::Dir { addr, path } => commands::dir(&cli.conn, &addr, path.as_deref(), &out).await,
