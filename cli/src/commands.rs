@@ -242,8 +242,11 @@ pub(crate) async fn get(opts: &ConnectOptions, addr: &str, path: &str, out: &Out
     .await
 }
 
+/// Positional arguments and keyword arguments (name, value), as a call sends them.
+type CallArguments = (Vec<Value>, Vec<(Value, Value)>);
+
 /// Parses positional JSON arguments and `name=JSON` keyword arguments.
-fn call_arguments(args: &[String], kwargs: &[String]) -> Result<(Vec<Value>, Vec<(Value, Value)>), Failure> {
+fn call_arguments(args: &[String], kwargs: &[String]) -> Result<CallArguments, Failure> {
     let positional = args
         .iter()
         .enumerate()

@@ -6,7 +6,9 @@ mod common;
 use std::fs;
 
 use common::{ok, run, scratch, Demo};
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+};
 
 #[test]
 fn a_unix_socket_serves_every_command() {

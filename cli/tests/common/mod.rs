@@ -10,23 +10,23 @@ use std::{
 };
 
 /// The binary under test.
-pub fn netref() -> Command {
+pub(crate) fn netref() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_netref"));
     cmd.env("NO_COLOR", "1");
     cmd
 }
 
 /// A `netref serve-demo` child process, killed when dropped.
-pub struct Demo {
+pub(crate) struct Demo {
     child: Child,
     /// What it printed after `listening on `.
-    pub addr: String,
+    pub(crate) addr: String,
 }
 
 impl Demo {
     /// Starts `netref serve-demo ARGS…` and waits for its `listening on` line (a server that
     /// fails to start closes its stdout, so the wait ends either way).
-    pub fn start(args: &[&str]) -> Demo {
+    pub(crate) fn start(args: &[&str]) -> Demo {
         let mut child = netref()
             .arg("serve-demo")
             .args(args)
@@ -41,7 +41,7 @@ impl Demo {
     }
 
     /// On `127.0.0.1:0`.
-    pub fn tcp() -> Demo {
+    pub(crate) fn tcp() -> Demo {
         Demo::start(&["127.0.0.1:0"])
     }
 }
@@ -55,14 +55,14 @@ impl Drop for Demo {
 
 /// A finished command.
 #[derive(Debug)]
-pub struct Run {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
+pub(crate) struct Run {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 /// Runs `netref ARGS…` to completion.
-pub fn run(args: &[&str]) -> Run {
+pub(crate) fn run(args: &[&str]) -> Run {
     let out = netref().args(args).output().expect("run netref");
     Run {
         code: out.status.code().expect("netref exited, not killed"),
@@ -72,14 +72,14 @@ pub fn run(args: &[&str]) -> Run {
 }
 
 /// Runs and expects exit 0, returning stdout.
-pub fn ok(args: &[&str]) -> String {
+pub(crate) fn ok(args: &[&str]) -> String {
     let run = run(args);
     assert_eq!(run.code, 0, "netref {args:?} failed: {run:?}");
     run.stdout
 }
 
 /// `text` with ports, times and ids replaced by placeholders.
-pub fn mask(text: &str, addr: &str) -> String {
+pub(crate) fn mask(text: &str, addr: &str) -> String {
     let mut out = text.replace(addr, "ADDR");
     for (pattern, placeholder) in [("time=", "time=<ms> ms"), ("\"rtt_ms\":", "\"rtt_ms\":<ms>}")] {
         while let Some(at) = out.find(pattern).filter(|at| !out[*at..].starts_with(placeholder)) {
@@ -104,7 +104,7 @@ pub fn mask(text: &str, addr: &str) -> String {
 }
 
 /// A fresh directory for this test's files.
-pub fn scratch(name: &str) -> PathBuf {
+pub(crate) fn scratch(name: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("netref-cli-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
