@@ -36,9 +36,16 @@ pub(crate) struct ServeDemo {
     tls_key: Option<PathBuf>,
 }
 
+/// The demo service: the calculator as the root, and its `stats` also exported by name.
+fn service() -> Service {
+    let (calculator, stats) = calculator();
+    Service::shared(calculator).export("stats", stats)
+}
+
 /// The demo calculator: `add`, `mul`, `div`, `apply` (calls back), `echo`, `describe`,
-/// `memory` (a field), `stats.calls`, `ticks`, and `secret` (refused by the default policy).
-pub(crate) fn calculator() -> Object {
+/// `memory` (a field), `stats.calls`, `ticks`, and `secret` (refused by the default policy);
+/// and its `stats` object.
+fn calculator() -> (Object, Object) {
     let calls = Arc::new(AtomicU64::new(0));
     let counted = |calls: &Arc<AtomicU64>| {
         calls.fetch_add(1, Ordering::Relaxed);
@@ -50,7 +57,7 @@ pub(crate) fn calculator() -> Object {
         .repr(|| "<demo.Stats>".into())
         .build();
     let started = Instant::now();
-    Object::builder("demo.Calculator")
+    let calculator = Object::builder("demo.Calculator")
         .method("add", move |a: i64, b: i64| {
             counted(&add_calls);
             a + b
@@ -82,11 +89,12 @@ pub(crate) fn calculator() -> Object {
         })
         .internal_method("secret", || "the default policy never lets this out")
         .field("memory", 0)
-        .attr("stats", stats)
+        .attr("stats", stats.clone())
         .attr("version", env!("CARGO_PKG_VERSION"))
         .property("ticks", move || started.elapsed().as_millis() / 100)
         .repr(|| "<demo.Calculator>".into())
-        .build()
+        .build();
+    (calculator, stats)
 }
 
 fn tls(cert: &PathBuf, key: &PathBuf) -> Result<TlsServerConfig, Failure> {
@@ -102,7 +110,7 @@ fn tls(cert: &PathBuf, key: &PathBuf) -> Result<TlsServerConfig, Failure> {
 /// Serves until interrupted (Ctrl-C), after printing `listening on ADDR`; `rpyc`: on RPyC's
 /// wire instead of netref's own.
 pub(crate) async fn serve(opts: ServeDemo, rpyc: bool) -> Result<(), Failure> {
-    let mut builder = Server::builder(Service::shared(calculator()));
+    let mut builder = Server::builder(service());
     if rpyc {
         builder = builder.rpyc();
     }

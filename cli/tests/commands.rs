@@ -105,6 +105,16 @@ fn get_reads_attributes_along_a_path() {
 }
 
 #[test]
+fn export_starts_paths_at_a_named_export() {
+    let demo = Demo::tcp();
+    assert_eq!(ok(&["--export", "stats", "dir", &demo.addr]), "calls  attribute\n");
+    assert_eq!(ok(&["--export", "stats", "get", &demo.addr, "calls"]), "0\n");
+    let out = run(&["--export", "nothing", "get", &demo.addr, "calls"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("looking up export \"nothing\"") && out.stderr.contains("LookupError"), "{out:?}");
+}
+
+#[test]
 fn call_passes_json_arguments_and_prints_the_result() {
     let demo = Demo::tcp();
     assert_eq!(ok(&["call", &demo.addr, "add", "1", "2"]), "3\n");
