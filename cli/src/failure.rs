@@ -93,6 +93,9 @@ fn hint(error: &Error, verbose: bool) -> Option<String> {
         Error::Remote(r) if !verbose && !r.traceback.is_empty() => Some("-v shows the remote traceback".into()),
         Error::Timeout(_) => Some("raise --timeout, or check that the server is not stalled".into()),
         Error::Tls(_) => Some("check --ca (the server's CA), --server-name and --cert/--key".into()),
+        Error::Protocol(netref::ProtocolError::VersionMismatch { .. }) => {
+            Some("this netref and the server speak different protocol versions; upgrade the older side".into())
+        }
         Error::Protocol(_) | Error::ConnectionClosed(_) => {
             Some("is this a netref server? for a Python RPyC server add --rpyc".into())
         }

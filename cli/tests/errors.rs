@@ -83,6 +83,38 @@ fn a_silent_server_times_out_with_exit_4() {
 }
 
 #[test]
+fn another_protocol_version_exits_3_naming_both_versions() {
+    use tokio_util::codec::Encoder;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let theirs = netref::dev::PROTOCOL_VERSION + 1;
+    let server = thread::spawn(move || {
+        let (mut socket, _) = listener.accept().unwrap();
+        let hello: netref::Frame<netref::WireRef> = netref::Frame::Hello(netref::dev::Hello {
+            version: theirs,
+            features: 0,
+            limits: netref::dev::Limits::default(),
+            root: None,
+        });
+        let mut buf = bytes::BytesMut::new();
+        netref::dev::FrameCodec::new().encode(hello, &mut buf).unwrap();
+        socket.write_all(&buf).unwrap();
+        // Hold the socket until the client hangs up.
+        let mut sink = [0u8; 256];
+        while std::io::Read::read(&mut socket, &mut sink).is_ok_and(|n| n > 0) {}
+    });
+    let out = run(&["ping", &addr]);
+    assert_eq!(out.code, 3, "{out:?}");
+    let ours = netref::dev::PROTOCOL_VERSION;
+    assert!(
+        out.stderr.contains(&format!("this side speaks version {ours}, the peer speaks version {theirs}")),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("upgrade the older side"), "{out:?}");
+    server.join().unwrap();
+}
+
+#[test]
 fn a_server_speaking_something_else_exits_3() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
