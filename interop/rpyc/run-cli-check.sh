@@ -2,40 +2,15 @@
 # The `netref` inspector (cli/) with --rpyc against a stock rpyc 6.0.2 server
 # (interop_service.py): ping, ls, dir, get, call (exact big ints, kwargs), a remote exception's
 # exit code and traceback. Stops what it started (by PID). Non-zero on any failure.
-set -uo pipefail
-
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
-work="$(mktemp -d)"
-pids=()
-
-cleanup() {
-    for pid in "${pids[@]:-}"; do
-        [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-py="$("$here/setup-venv.sh" | tail -n 1)" || { echo "cli-check: venv setup failed" >&2; exit 2; }
-[ -x "$py" ] || { echo "cli-check: no python from setup-venv.sh" >&2; exit 2; }
+name=cli-check
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 echo "== building the netref binary (cli/)"
 (cd "$root" && cargo build -p netref-cli) || exit 2
 bin="$root/target/debug/netref"
 
-"$py" -u "$here/interop_service.py" 127.0.0.1:0 >"$work/server.out" 2>"$work/server.err" &
-server_pid=$!
-pids+=("$server_pid")
-addr=""
-for _ in $(seq 1 100); do
-    line="$(head -n 1 "$work/server.out" 2>/dev/null)"
-    case "$line" in "listening on "*) addr="${line#listening on }"; break ;; esac
-    kill -0 "$server_pid" 2>/dev/null || break
-    sleep 0.1
-done
-[ -n "$addr" ] || { echo "cli-check: the stock server did not start" >&2; cat "$work/server.err" >&2; exit 1; }
+start server "$py" -u "$here/interop_service.py" 127.0.0.1:0
+addr="$(wait_listening server "$started")" || exit 1
 echo "== netref --rpyc against stock rpyc at $addr"
 
 failures=()
@@ -67,7 +42,7 @@ check remote-traceback 1 "Remote Traceback" -v call "$addr" fail
 check remote-error 1 "ValueError" call "$addr" fail
 
 if [ "${#failures[@]}" -ne 0 ]; then
-    echo "cli-check: FAILED: ${failures[*]}" >&2
+    echo "$name: FAILED: ${failures[*]}" >&2
     exit 1
 fi
-echo "cli-check: all checks passed"
+echo "$name: all checks passed"

@@ -6,54 +6,18 @@
 # The relay decodes both directions and checks the client's wire (frames decode, every server
 # request answered once, no stray replies, unique seqs, no over-release, only the root held at
 # the end, PING answered, clean CLOSE). Stops what it started (by PID). Non-zero on any failure.
-set -uo pipefail
+name=netref-client-check
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
-work="$(mktemp -d)"
-pids=()
+build_example rpyc_interop_client
 
-cleanup() {
-    for pid in "${pids[@]:-}"; do
-        [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+start server "$py" -u "$here/interop_service.py" 127.0.0.1:0
+addr="$(wait_listening server "$started")" || exit 1
 
-py="$("$here/setup-venv.sh" | tail -n 1)" || { echo "netref-client-check: venv setup failed" >&2; exit 2; }
-[ -x "$py" ] || { echo "netref-client-check: no python from setup-venv.sh" >&2; exit 2; }
-
-echo "== building examples/rpyc_interop_client (release)"
-(cd "$root" && cargo build --release --example rpyc_interop_client) || exit 2
-bin="$root/target/release/examples/rpyc_interop_client"
-
-# wait_listening FILE PID -> prints HOST:PORT from the first line "listening on HOST:PORT"
-wait_listening() {
-    local file="$1" pid="$2" line
-    for _ in $(seq 1 100); do
-        line="$(head -n 1 "$file" 2>/dev/null)"
-        case "$line" in
-            "listening on "*) echo "${line#listening on }"; return 0 ;;
-        esac
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    echo "netref-client-check: $file: no 'listening on' line" >&2
-    return 1
-}
-
-"$py" -u "$here/interop_service.py" 127.0.0.1:0 >"$work/server.out" 2>"$work/server.err" &
-server_pid=$!
-pids+=("$server_pid")
-addr="$(wait_listening "$work/server.out" "$server_pid")" || { cat "$work/server.err" >&2; exit 1; }
-
-"$py" -u "$here/wire_check.py" --listen 127.0.0.1:0 --upstream "$addr" --expect-held 1 \
-    --report "$work/report.json" >"$work/relay.out" 2>"$work/relay.err" &
-relay_pid=$!
-pids+=("$relay_pid")
-raddr="$(wait_listening "$work/relay.out" "$relay_pid")" || { cat "$work/relay.err" >&2; exit 1; }
+start relay "$py" -u "$here/wire_check.py" --listen 127.0.0.1:0 --upstream "$addr" --expect-held 1 \
+    --report "$work/report.json"
+relay_pid=$started
+raddr="$(wait_listening relay "$relay_pid")" || exit 1
 echo "== rpyc_interop_client -> wire_check.py $raddr -> interop_service.py $addr"
 
 failures=()
@@ -70,7 +34,7 @@ cat "$work/relay.out"
 if [ "$relay_status" -ne 0 ]; then failures+=("wire_check.py (exit $relay_status)"); fi
 
 if [ "${#failures[@]}" -ne 0 ]; then
-    echo "netref-client-check: FAILED: ${failures[*]}" >&2
+    echo "$name: FAILED: ${failures[*]}" >&2
     exit 1
 fi
-echo "netref-client-check: all checks passed"
+echo "$name: all checks passed"

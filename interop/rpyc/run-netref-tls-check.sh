@@ -9,24 +9,8 @@
 #      cases, every connection over TLS (stock clients with rpyc.ssl_connect(host, port, ca_certs=..))
 #   5. a plaintext stock client (rpyc.connect) against the TLS listener fails at once
 # Stops the server it started (by PID, trap on exit). Exits non-zero on any failure.
-set -uo pipefail
-
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
-work="$(mktemp -d)"
-server_pid=""
-
-cleanup() {
-    if [ -n "$server_pid" ]; then
-        kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-py="$("$here/setup-venv.sh" | tail -n 1)" || { echo "netref-tls-check: venv setup failed" >&2; exit 2; }
-[ -x "$py" ] || { echo "netref-tls-check: no python from setup-venv.sh" >&2; exit 2; }
+name=netref-tls-check
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 cert="$work/cert.pem"
 key="$work/key.pem"
@@ -35,46 +19,28 @@ if command -v openssl >/dev/null 2>&1 && [ "${NETREF_TEST_CERT_TOOL:-openssl}" =
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
         -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
         -keyout "$key" -out "$cert" >"$work/openssl.log" 2>&1 \
-        || { cat "$work/openssl.log" >&2; echo "netref-tls-check: openssl could not make a certificate" >&2; exit 2; }
+        || { cat "$work/openssl.log" >&2; echo "$name: openssl could not make a certificate" >&2; exit 2; }
 else
     echo "== a throwaway self-signed certificate for 127.0.0.1 (Python's cryptography package)"
     "$py" -c "import cryptography" 2>/dev/null \
         || "$py" -m pip install --disable-pip-version-check --no-input -q cryptography >&2 \
-        || { echo "netref-tls-check: no openssl command, and pip could not install cryptography" >&2; exit 2; }
-    "$py" "$here/make_test_cert.py" "$cert" "$key" || { echo "netref-tls-check: make_test_cert.py failed" >&2; exit 2; }
+        || { echo "$name: no openssl command, and pip could not install cryptography" >&2; exit 2; }
+    "$py" "$here/make_test_cert.py" "$cert" "$key" || { echo "$name: make_test_cert.py failed" >&2; exit 2; }
 fi
 
-echo "== building examples/rpyc_interop_server (release)"
-(cd "$root" && cargo build --release --example rpyc_interop_server) || exit 2
-bin="$root/target/release/examples/rpyc_interop_server"
-
+build_example rpyc_interop_server
 # No ADDR: the example's default must be loopback.
-"$bin" --tls-cert "$cert" --tls-key "$key" >"$work/server.out" 2>"$work/server.err" &
-server_pid=$!
-
-addr=""
-for _ in $(seq 1 100); do
-    line="$(head -n 1 "$work/server.out" 2>/dev/null)"
-    case "$line" in
-        "listening on "*) addr="${line#listening on }"; break ;;
-    esac
-    kill -0 "$server_pid" 2>/dev/null || break
-    sleep 0.1
-done
-if [ -z "$addr" ]; then
-    echo "netref-tls-check: rpyc_interop_server printed no 'listening on' line" >&2
-    cat "$work/server.err" >&2
-    exit 1
-fi
+start server "$bin" --tls-cert "$cert" --tls-key "$key"
+addr="$(wait_listening server "$started")" || exit 1
 case "$addr" in
     127.0.0.1:*) echo "== rpyc_interop_server (TLS) listening on $addr: loopback by default" ;;
-    *) echo "netref-tls-check: without an ADDR the example listens on $addr, not on loopback" >&2; exit 1 ;;
+    *) echo "$name: without an ADDR the example listens on $addr, not on loopback" >&2; exit 1 ;;
 esac
 
 status=0
 echo "== check_server.py --ssl-ca (a throwaway CA) $addr"
 if ! timeout 150 "$py" "$here/check_server.py" --ssl-ca "$cert" "$addr"; then
-    echo "netref-tls-check: check_server.py over TLS failed; server stderr:" >&2
+    echo "$name: check_server.py over TLS failed; server stderr:" >&2
     tail -n 40 "$work/server.err" >&2
     status=1
 fi
@@ -87,4 +53,4 @@ fi
 if [ "$status" -ne 0 ]; then
     exit 1
 fi
-echo "netref-tls-check: all checks passed"
+echo "$name: all checks passed"
