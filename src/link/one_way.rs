@@ -6,7 +6,9 @@
 //!
 //! A call holds a [`OneWaySlot`] from the moment it is accepted until the connection has
 //! written its frame into the write buffer (or failed it, or closed): the slot's drop gives the
-//! room back, whatever path the call took. It must never drop an accepted call, and never
+//! room back, whatever path the call took, and counts the call as never written unless it was
+//! (the connection closed first, or its frame failed to encode). It must never drop an
+//! accepted call without counting it, and never
 //! block: a caller waits only in the `_when_ready` form, by `.await`.
 
 use std::{
@@ -17,13 +19,26 @@ use std::{
 use super::{ConnShared, Payload, Submit};
 use crate::{async_result::AsyncResult, Error, Handle, Value};
 
-/// One one-way call's room in its connection, given back when dropped.
+/// One one-way call's room in its connection, given back when dropped. Dropped without
+/// [`written`](OneWaySlot::written), its call counts as never written
+/// ([`Peer::unsent_one_way`](crate::Peer::unsent_one_way)).
 pub(crate) struct OneWaySlot {
     link: Arc<ConnShared>,
+    written: bool,
+}
+
+impl OneWaySlot {
+    /// Its call's frame is in the write buffer: gives the room back without counting it unsent.
+    pub(crate) fn written(mut self) {
+        self.written = true;
+    }
 }
 
 impl Drop for OneWaySlot {
     fn drop(&mut self) {
+        if !self.written {
+            self.link.one_way_unsent.fetch_add(1, Ordering::AcqRel);
+        }
         let before = self.link.one_way_queued.fetch_sub(1, Ordering::AcqRel);
         // Whoever waits found the connection full after registering for a wake-up: the first
         // slot given back after that sees it full, and wakes them.
@@ -40,7 +55,7 @@ impl ConnShared {
         self.one_way_queued
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < limit).then_some(n + 1))
             .ok()
-            .map(|_| OneWaySlot { link: self.clone() })
+            .map(|_| OneWaySlot { link: self.clone(), written: false })
     }
 
     /// The error of a one-way call refused for want of room.
