@@ -32,6 +32,14 @@
 //! publish never fails because of a dead subscriber. An actor that *stops* while its connection
 //! stays up is not detected (one-way deliveries carry nothing back): unsubscribe it first.
 //!
+//! **Losses are counted.** [`Delivery::delivered`] means handed to the subscriber's
+//! connection, unconfirmed. When that connection ends, what the broker accepted for the
+//! subscriber and knows never left (its queue, and the one-way calls the connection never
+//! wrote, [`Peer::unsent_one_way`](netref::Peer::unsent_one_way)) is counted in
+//! [`BrokerStats::lost_at_disconnect`] and logged as a warning. The rest — written but never
+//! read, or published while the subscriber was away — shows as gaps in [`Published::seq`],
+//! which [`MissedCounter`] and [`Subscription`] count.
+//!
 //! **Topics spanning nodes.** Brokers on different nodes are joined with [`link`]: each then
 //! forwards the messages published *on it* to the other ([`Forward`], one-way), which delivers
 //! them to its own subscribers. A forwarded message is never forwarded again and carries its
