@@ -24,21 +24,17 @@ use crate::{async_result::AsyncResult, Error, Handle, Value};
 /// ([`Peer::unsent_one_way`](crate::Peer::unsent_one_way)).
 pub(crate) struct OneWaySlot {
     link: Arc<ConnShared>,
-    written: bool,
 }
 
 impl OneWaySlot {
-    /// Its call's frame is in the write buffer: gives the room back without counting it unsent.
-    pub(crate) fn written(mut self) {
-        self.written = true;
+    /// Its call's frame is in the write buffer: counts it written and gives the room back.
+    pub(crate) fn written(self) {
+        self.link.one_way_written.fetch_add(1, Ordering::AcqRel);
     }
 }
 
 impl Drop for OneWaySlot {
     fn drop(&mut self) {
-        if !self.written {
-            self.link.one_way_unsent.fetch_add(1, Ordering::AcqRel);
-        }
         let before = self.link.one_way_queued.fetch_sub(1, Ordering::AcqRel);
         // Whoever waits found the connection full after registering for a wake-up: the first
         // slot given back after that sees it full, and wakes them.
@@ -55,7 +51,18 @@ impl ConnShared {
         self.one_way_queued
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < limit).then_some(n + 1))
             .ok()
-            .map(|_| OneWaySlot { link: self.clone(), written: false })
+            .map(|_| {
+                self.one_way_accepted.fetch_add(1, Ordering::AcqRel);
+                OneWaySlot { link: self.clone() }
+            })
+    }
+
+    /// One-way calls accepted and neither written nor waiting any more: those the connection
+    /// dropped (see `Peer::unsent_one_way`).
+    pub(crate) fn unsent_one_way(&self) -> u64 {
+        let waiting = self.one_way_queued.load(Ordering::Acquire) as u64;
+        let written = self.one_way_written.load(Ordering::Acquire);
+        self.one_way_accepted.load(Ordering::Acquire).saturating_sub(written).saturating_sub(waiting)
     }
 
     /// The error of a one-way call refused for want of room.

@@ -98,7 +98,7 @@ impl Peer {
     /// write buffer or the kernel when the connection died) are not counted: only the peer can
     /// tell those.
     pub fn unsent_one_way(&self) -> u64 {
-        self.shared.one_way_unsent.load(std::sync::atomic::Ordering::Acquire)
+        self.shared.unsent_one_way()
     }
 
     /// Why the connection closed (`None` while it is open).
