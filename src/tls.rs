@@ -246,7 +246,7 @@ impl TlsClientConfig {
 /// server has checked the client certificate and can learn of the refusal only from the server's
 /// next message.
 ///
-/// On RPyC's wire ([`Wire::Rpyc`](crate::Wire::Rpyc) in `config`) the server says nothing
+/// On RPyC's wire ([`Wire::Rpyc`] in `config`) the server says nothing
 /// until it is asked, so the connection is returned right after the handshake; a refused
 /// client certificate then fails the first request instead.
 ///
