@@ -117,8 +117,9 @@ impl Subscription {
     /// subscription fails (or the broker refuses it: the subscriber's connection closed).
     ///
     /// Call it inside an actix system: it starts the counting actor that stands in front of
-    /// `subscriber` (see the [module docs](self)) and a task that lives as long as the
-    /// `Subscription`.
+    /// `subscriber` (it counts the gaps in [`Published::seq`] for
+    /// [`SubscriptionStatus::missed`] and passes every message on, in order) and a task that
+    /// lives as long as the `Subscription`.
     ///
     /// ```no_run
     /// # use actix::prelude::*;
