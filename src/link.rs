@@ -187,6 +187,11 @@ pub(crate) struct ConnShared {
     on_stopped: Mutex<Option<StopHook>>,
     /// One-way calls accepted and not yet in the write buffer (`one_way`).
     one_way_queued: AtomicUsize,
+    /// One-way calls accepted, and those of them written into the write buffer (`one_way`):
+    /// the others still wait, or were dropped (the connection closed first, or the frame
+    /// failed to encode).
+    one_way_accepted: AtomicU64,
+    one_way_written: AtomicU64,
     /// Wakes callers waiting for room for a one-way call (and, when the connection closes,
     /// for their error).
     one_way_room: tokio::sync::Notify,
@@ -248,6 +253,8 @@ impl ConnShared {
             request_signal: AtomicWaker::new(),
             on_stopped: Mutex::new(None),
             one_way_queued: AtomicUsize::new(0),
+            one_way_accepted: AtomicU64::new(0),
+            one_way_written: AtomicU64::new(0),
             one_way_room: tokio::sync::Notify::new(),
             superseded: OnceLock::new(),
         }

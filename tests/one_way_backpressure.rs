@@ -3,7 +3,8 @@
 //! setting) once a bounded amount is buffered — the write buffer, then
 //! `max_queued_notifications` calls — and never before the write buffer is full; their
 //! `_when_ready` forms wait for room and complete once the peer reads again; every accepted call
-//! reaches the peer, in order; a wait ends with the connection's error if it closes.
+//! reaches the peer, in order; a wait ends with the connection's error if it closes; a
+//! connection that closes with accepted calls unwritten counts them (`Peer::unsent_one_way`).
 
 mod common;
 
@@ -137,6 +138,7 @@ async fn notify_method_refuses_at_once_when_the_connection_is_full_and_its_waiti
     sent.expect("room within the limit").expect("the waiting call is accepted");
     assert_eq!(numbers, (0..=accepted).collect::<Vec<_>>());
     peer.close().await;
+    assert_eq!(peer.unsent_one_way(), 0, "every accepted call was written");
 }
 
 #[actix_rt::test]
@@ -164,4 +166,15 @@ async fn a_caller_waiting_for_room_gets_the_error_of_a_connection_that_closes() 
     peer.start_close("the test gives up");
     let err = tokio::time::timeout(T, waiting).await.expect("the wait ends with the connection").unwrap_err();
     assert!(matches!(err, Error::ConnectionClosed(_)), "{err}");
+}
+
+#[actix_rt::test]
+async fn a_connection_that_closes_with_accepted_calls_unwritten_counts_them() {
+    let (peer, _raw, root) = connection_to_a_peer_that_stopped_reading().await;
+    let text = "u".repeat(PAYLOAD);
+    let (_, refusal) = send_until_refused(|n| root.notify_method("write", (text.as_str(), n))).await;
+    assert_backpressure(&refusal);
+    assert_eq!(peer.unsent_one_way(), 0, "nothing is lost while the connection is up");
+    tokio::time::timeout(T, peer.close_within("the test gives up", Duration::ZERO)).await.expect("closed");
+    assert_eq!(peer.unsent_one_way(), QUEUED as u64, "the full one-way queue was never written");
 }

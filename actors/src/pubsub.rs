@@ -32,6 +32,14 @@
 //! publish never fails because of a dead subscriber. An actor that *stops* while its connection
 //! stays up is not detected (one-way deliveries carry nothing back): unsubscribe it first.
 //!
+//! **Losses are counted.** [`Delivery::delivered`] means handed to the subscriber's
+//! connection, unconfirmed. When that connection ends, what the broker accepted for the
+//! subscriber and knows never left (its queue, and the one-way calls the connection never
+//! wrote, [`Peer::unsent_one_way`](netref::Peer::unsent_one_way)) is counted in
+//! [`BrokerStats::lost_at_disconnect`] and logged as a warning. The rest — written but never
+//! read, or published while the subscriber was away — shows as gaps in [`Published::seq`],
+//! which [`MissedCounter`] and [`Subscription`] count.
+//!
 //! **Topics spanning nodes.** Brokers on different nodes are joined with [`link`]: each then
 //! forwards the messages published *on it* to the other ([`Forward`], one-way), which delivers
 //! them to its own subscribers. A forwarded message is never forwarded again and carries its
@@ -78,7 +86,7 @@
 //! a broker may subscribe, publish and link; expose it only where that trust holds.
 
 use std::{
-    collections::{BTreeMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
     hash::{BuildHasher, Hasher},
     sync::{
         atomic::{AtomicU64, Ordering},
@@ -91,14 +99,25 @@ use netref::{ActorExport, ActorRef, ConvertError, Error, NetRef, RemoteActor, Re
 use queue::{Offered, OneWayWait, Publication, SubscriberQueue};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
+mod missed;
 mod queue;
 mod subscription;
 
+pub use missed::MissedCounter;
 pub use queue::Overflow;
 pub use subscription::{Subscription, SubscriptionStatus};
 
-/// What a subscriber receives: the topic, the published payload, and how many messages of
-/// this subscription the broker dropped since the previous one it sent (see [`Overflow`]).
+/// What a subscriber receives: the topic, the published payload, its number on the topic, and
+/// how many messages of this subscription the broker dropped since the previous one it sent
+/// (see [`Overflow`]).
+///
+/// **Counting what was missed.** `seq` numbers every message the broker delivers on a topic,
+/// whether or not anyone receives it, so a gap between two messages a subscriber receives is
+/// exactly what it missed in between, whatever the cause: dropped by the overflow policy
+/// (also in `missed`), lost with a connection that died with it still unwritten or unread,
+/// or published while the subscriber was away (between a connection loss and its next
+/// subscription). [`MissedCounter`] counts that for a plain subscriber; a [`Subscription`]
+/// counts it across reconnections in [`SubscriptionStatus::missed`].
 #[derive(Clone, Debug, Message, Serialize, Deserialize)]
 #[rtype(result = "()")]
 pub struct Published {
@@ -111,6 +130,12 @@ pub struct Published {
     /// field sends none, read as 0.
     #[serde(default)]
     pub missed: u64,
+    /// Its number on this topic at the delivering broker: 1, 2, 3, ... over everything the
+    /// broker delivers on the topic since the topic's first subscription there (kept while the
+    /// broker runs, across its subscribers coming and going). 0 from a broker older than this
+    /// field.
+    #[serde(default)]
+    pub seq: u64,
 }
 
 impl RemoteMessage for Published {
@@ -198,7 +223,10 @@ impl Publish {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Delivery {
-    /// Handed to the subscriber's connection, behind everything published before.
+    /// Handed to the subscriber's connection, behind everything published before: accepted as
+    /// a one-way call, **not confirmed** (nothing comes back). If the connection then dies
+    /// before writing it, the broker counts it in [`BrokerStats::lost_at_disconnect`]; if it
+    /// was written but never read, the subscriber sees the gap in [`Published::seq`].
     pub delivered: usize,
     /// Held in the subscriber's queue on the broker, to go out once its connection has room
     /// (the subscriber reads slowly). Under [`Overflow::DropOldest`] it may still be dropped
@@ -265,6 +293,16 @@ pub struct BrokerStats {
     /// Subscriptions dropped by [`Overflow::Disconnect`], since the broker started.
     #[serde(default)]
     pub slow_disconnected: u64,
+    /// Messages this broker had accepted for subscribers (counted as delivered or queued) that
+    /// it knows never left: held in a subscription's queue when the subscription was dropped
+    /// (its connection ended, or [`Overflow::Disconnect`]), plus the one-way calls a
+    /// subscriber's connection accepted and never wrote when it ended
+    /// ([`netref::Peer::unsent_one_way`]; on a connection shared with other one-way traffic
+    /// of this process, that traffic counts too). Each loss is logged with a warning. What a
+    /// dead connection had written but its peer never read is not known here: the subscriber
+    /// sees it as a gap in [`Published::seq`].
+    #[serde(default)]
+    pub lost_at_disconnect: u64,
 }
 
 /// Makes the receiving broker forward the messages published on it to `broker` (one
@@ -358,6 +396,10 @@ pub struct Broker {
     links: Vec<(u64, ActorRef<Broker>)>,
     /// Connections whose end is being watched.
     watched: HashSet<u64>,
+    /// The last [`Published::seq`] per topic, for every topic subscribed at least once (kept
+    /// when its subscribers go, so a subscriber that comes back sees what it missed).
+    sequences: HashMap<String, u64>,
+    lost_at_disconnect: u64,
     dropped: u64,
     forwarded_out: u64,
     forwarded_in: u64,
@@ -406,6 +448,8 @@ impl Broker {
             next_subscription: 0,
             links: Vec::new(),
             watched: HashSet::new(),
+            sequences: HashMap::new(),
+            lost_at_disconnect: 0,
             dropped: 0,
             forwarded_out: 0,
             forwarded_in: 0,
@@ -458,22 +502,45 @@ impl Broker {
         let Some(peer) = netref.connection() else { return };
         let id = peer.id();
         if self.watched.insert(id) {
-            ctx.spawn(wrap_future::<_, Self>(async move { peer.closed().await }).map(move |(), act, _| {
-                act.connection_lost(id);
-            }));
+            ctx.spawn(
+                wrap_future::<_, Self>(async move {
+                    peer.closed().await;
+                    peer.unsent_one_way()
+                })
+                .map(move |unsent, act, _| act.connection_lost(id, unsent)),
+            );
         }
     }
 
-    fn connection_lost(&mut self, conn: u64) {
+    /// Connection `conn` ended with `unsent` one-way calls never written: drops what lives
+    /// behind it and counts what it took with it.
+    fn connection_lost(&mut self, conn: u64, unsent: u64) {
         self.watched.remove(&conn);
         let behind = |netref: &NetRef| netref.connection().is_some_and(|p| p.id() == conn);
         let mut dropped = 0;
+        let mut held = 0;
         self.topics.retain(|_, subscribers| {
             let before = subscribers.len();
-            subscribers.retain(|s| !behind(&s.subscriber));
+            subscribers.retain(|s| {
+                let gone = behind(&s.subscriber);
+                if gone {
+                    held += s.held() as u64;
+                }
+                !gone
+            });
             dropped += before - subscribers.len();
             !subscribers.is_empty()
         });
+        if held + unsent > 0 {
+            self.lost_at_disconnect += held + unsent;
+            tracing::warn!(
+                broker = self.id,
+                conn,
+                unsent,
+                held,
+                "a subscriber's connection ended: messages counted as delivered (never written) or queued for it are lost"
+            );
+        }
         let before = self.links.len();
         self.links.retain(|(_, broker)| !behind(broker.netref()));
         dropped += before - self.links.len();
@@ -488,12 +555,18 @@ impl Broker {
     /// too slow under [`Overflow::Disconnect`], go.
     fn deliver(&mut self, topic: String, payload: Value, ctx: &mut Context<Self>) -> Delivery {
         let mut outcome = Delivery::default();
+        let Some(seq) = self.sequences.get_mut(&topic) else { return outcome };
+        *seq += 1;
+        let seq = *seq;
         let Some(subscriptions) = self.topics.get_mut(&topic) else { return outcome };
-        let message = Arc::new(Publication { topic, payload });
+        let message = Arc::new(Publication { topic, payload, seq });
         let mut waits = Vec::new();
+        // Messages held for subscriptions dropped here.
+        let mut lost = 0;
         subscriptions.retain_mut(|subscription| {
             if connection_closed(&subscription.subscriber) {
                 outcome.closed += 1;
+                lost += subscription.held();
                 return false;
             }
             match subscription.offer(message.clone(), self.max_queued, self.overflow) {
@@ -507,10 +580,12 @@ impl Broker {
                 Offered::Dropped => outcome.dropped += 1,
                 Offered::TooSlow => {
                     outcome.disconnected += 1;
+                    lost += subscription.held();
                     return false;
                 }
                 Offered::Closed => {
                     outcome.closed += 1;
+                    lost += subscription.held();
                     return false;
                 }
             }
@@ -525,6 +600,10 @@ impl Broker {
         self.dropped += outcome.closed as u64;
         self.overflow_dropped += outcome.dropped as u64;
         self.slow_disconnected += outcome.disconnected as u64;
+        if lost > 0 {
+            self.lost_at_disconnect += lost as u64;
+            tracing::warn!(broker = self.id, topic = %message.topic, lost, "messages queued for dropped subscriptions are lost");
+        }
         outcome
     }
 
@@ -550,7 +629,9 @@ impl Broker {
                 }
             }
             Err(e) => {
-                tracing::debug!(%topic, subscriber = ?subscription.subscriber, error = %e, "a queued subscriber is gone");
+                let lost = subscription.held();
+                tracing::warn!(%topic, subscriber = ?subscription.subscriber, error = %e, lost, "a queued subscriber is gone: the messages queued for it are lost");
+                self.lost_at_disconnect += lost as u64;
                 subscriptions.remove(at);
                 self.dropped += 1;
                 if subscriptions.is_empty() {
@@ -572,6 +653,7 @@ impl Handler<Subscribe> for Broker {
             return false;
         }
         self.watch(&msg.subscriber, ctx);
+        self.sequences.entry(msg.topic.clone()).or_insert(0);
         self.next_subscription += 1;
         let subscription = SubscriberQueue::new(self.next_subscription, msg.subscriber);
         self.topics.entry(msg.topic).or_default().push(subscription);
@@ -660,6 +742,7 @@ impl Handler<Stats> for Broker {
             queued: self.topics.values().flatten().map(SubscriberQueue::held).sum(),
             overflow_dropped: self.overflow_dropped,
             slow_disconnected: self.slow_disconnected,
+            lost_at_disconnect: self.lost_at_disconnect,
         })
     }
 }

@@ -3,7 +3,9 @@
 //! publish became (`Delivery`: delivered, queued, dropped, ...) and the broker's counters; and
 //! a subscriber on a reconnecting handle (a `Subscription`, renewed after each reconnection)
 //! that counts what it receives, the gaps in the numbering and the losses the broker reports
-//! (`Published::missed`). Like `host`, both only report (`@event` lines).
+//! (`Published::missed`), and reports what its `Subscription` counted from the broker's
+//! `Published::seq` (received and missed, over all its connections). Like `host`, both only
+//! report (`@event` lines).
 //!
 //! Runs inside an actix system (the broker and the subscriber are actors).
 
@@ -84,6 +86,8 @@ pub(crate) fn publish(broker: Addr<Broker>, settings: FeedSettings, subscribers:
                         ("closed", closed.to_string()),
                         ("broker_queued", stats.as_ref().map_or(0, |s| s.queued).to_string()),
                         ("overflow_dropped", stats.as_ref().map_or(0, |s| s.overflow_dropped).to_string()),
+                        ("lost_at_disconnect", stats.as_ref().map_or(0, |s| s.lost_at_disconnect).to_string()),
+                        ("links_and_subscribers_dropped", stats.as_ref().map_or(0, |s| s.dropped).to_string()),
                         ("subscriptions", stats.as_ref().map_or(0, |s| s.subscriptions).to_string()),
                     ],
                 );
@@ -137,7 +141,7 @@ impl Handler<Published> for FeedCounter {
 
 /// The subscriber: subscribes to [`FEED`] through a reconnecting handle and answers `report`
 /// lines with `@report` (first and last seq, messages, gaps, missed, disorder, times
-/// subscribed, connected).
+/// subscribed, connected, and the `Subscription`'s own count: `sub_received`, `sub_missed`).
 pub(crate) async fn subscriber(addr: &str, peer_timeout_ms: u64) -> Result<(), Error> {
     let handle = netref::connect(addr)
         .config(config(peer_timeout_ms))
@@ -176,6 +180,7 @@ pub(crate) async fn subscriber(addr: &str, peer_timeout_ms: u64) -> Result<(), E
             continue;
         }
         let r = received.lock().unwrap_or_else(|p| p.into_inner());
+        let status = subscription.status();
         event(
             "report",
             &[
@@ -185,7 +190,9 @@ pub(crate) async fn subscriber(addr: &str, peer_timeout_ms: u64) -> Result<(), E
                 ("gaps", r.gaps.to_string()),
                 ("missed", r.missed.to_string()),
                 ("disorder", r.disorder.to_string()),
-                ("subscribed_times", subscription.status().subscriptions.to_string()),
+                ("subscribed_times", status.subscriptions.to_string()),
+                ("sub_received", status.received.to_string()),
+                ("sub_missed", status.missed.to_string()),
                 ("connected", handle.is_connected().to_string()),
                 ("lost", lost.load(Ordering::SeqCst).to_string()),
             ],

@@ -6,7 +6,9 @@
 //!
 //! A call holds a [`OneWaySlot`] from the moment it is accepted until the connection has
 //! written its frame into the write buffer (or failed it, or closed): the slot's drop gives the
-//! room back, whatever path the call took. It must never drop an accepted call, and never
+//! room back, whatever path the call took, and counts the call as never written unless it was
+//! (the connection closed first, or its frame failed to encode). It must never drop an
+//! accepted call without counting it, and never
 //! block: a caller waits only in the `_when_ready` form, by `.await`.
 
 use std::{
@@ -17,9 +19,18 @@ use std::{
 use super::{ConnShared, Payload, Submit};
 use crate::{async_result::AsyncResult, Error, Handle, Value};
 
-/// One one-way call's room in its connection, given back when dropped.
+/// One one-way call's room in its connection, given back when dropped. Dropped without
+/// [`written`](OneWaySlot::written), its call counts as never written
+/// ([`Peer::unsent_one_way`](crate::Peer::unsent_one_way)).
 pub(crate) struct OneWaySlot {
     link: Arc<ConnShared>,
+}
+
+impl OneWaySlot {
+    /// Its call's frame is in the write buffer: counts it written and gives the room back.
+    pub(crate) fn written(self) {
+        self.link.one_way_written.fetch_add(1, Ordering::AcqRel);
+    }
 }
 
 impl Drop for OneWaySlot {
@@ -40,7 +51,18 @@ impl ConnShared {
         self.one_way_queued
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < limit).then_some(n + 1))
             .ok()
-            .map(|_| OneWaySlot { link: self.clone() })
+            .map(|_| {
+                self.one_way_accepted.fetch_add(1, Ordering::AcqRel);
+                OneWaySlot { link: self.clone() }
+            })
+    }
+
+    /// One-way calls accepted and neither written nor waiting any more: those the connection
+    /// dropped (see `Peer::unsent_one_way`).
+    pub(crate) fn unsent_one_way(&self) -> u64 {
+        let waiting = self.one_way_queued.load(Ordering::Acquire) as u64;
+        let written = self.one_way_written.load(Ordering::Acquire);
+        self.one_way_accepted.load(Ordering::Acquire).saturating_sub(written).saturating_sub(waiting)
     }
 
     /// The error of a one-way call refused for want of room.

@@ -90,6 +90,17 @@ impl Peer {
         self.shared.is_closed()
     }
 
+    /// One-way calls (`NetRef::notify_method`, `ActorRef::do_send`, and their `_when_ready`
+    /// forms) this connection accepted and never wrote into its write buffer: it closed before
+    /// their turn (or a frame failed to encode, which is also logged). An accepted one-way call
+    /// reports no failure to its caller; this is where that loss is counted. Complete once
+    /// [`closed`](Peer::closed) has resolved. Calls written but never read by the peer (in the
+    /// write buffer or the kernel when the connection died) are not counted: only the peer can
+    /// tell those.
+    pub fn unsent_one_way(&self) -> u64 {
+        self.shared.unsent_one_way()
+    }
+
     /// Why the connection closed (`None` while it is open).
     pub fn close_reason(&self) -> Option<Error> {
         self.is_closed().then(|| self.shared.closed_error())

@@ -85,9 +85,13 @@ impl<W> Session<W> {
                 // Nobody waits for a notification's result: say it here.
                 warn!(parent: &self.span, %handle, error = %e, "cannot send a notification");
             }
+            // In the write buffer (or refused, said so and counted unsent): its room is free again.
+            if sent.is_ok() {
+                slot.written();
+            } else {
+                drop(slot);
+            }
             completer.settle(sent.map(|()| Value::None));
-            // In the write buffer (or refused, and said so): its room is free again.
-            drop(slot);
             return;
         }
         let seq = self.outbound.next_seq();

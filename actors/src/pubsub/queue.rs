@@ -43,6 +43,8 @@ pub enum Overflow {
 pub(super) struct Publication {
     pub(super) topic: String,
     pub(super) payload: Value,
+    /// Its number on its topic at this broker ([`Published::seq`]).
+    pub(super) seq: u64,
 }
 
 /// [`Published`] as it goes out, borrowing the shared message: the same fields, so the same
@@ -52,6 +54,7 @@ struct PublishedOut<'a> {
     topic: &'a str,
     payload: &'a Value,
     missed: u64,
+    seq: u64,
 }
 
 /// What became of a message offered to a subscription.
@@ -101,7 +104,8 @@ impl SubscriberQueue {
 
     /// Sends `message` now, if the connection takes it.
     fn send_now(&mut self, message: &Publication) -> Result<(), Error> {
-        let out = PublishedOut { topic: &message.topic, payload: &message.payload, missed: self.missed };
+        let out =
+            PublishedOut { topic: &message.topic, payload: &message.payload, missed: self.missed, seq: message.seq };
         self.subscriber.notify_method(Published::NAME, (out,))?;
         self.missed = 0;
         Ok(())
@@ -179,7 +183,8 @@ impl SubscriberQueue {
         }
         let message = self.queue.pop_front()?;
         self.waiting = true;
-        let out = PublishedOut { topic: &message.topic, payload: &message.payload, missed: self.missed };
+        let out =
+            PublishedOut { topic: &message.topic, payload: &message.payload, missed: self.missed, seq: message.seq };
         self.missed = 0;
         Some(self.subscriber.notify_method_when_ready(Published::NAME, (out,)))
     }
@@ -222,7 +227,7 @@ mod tests {
 
     use super::*;
 
-    /// `Published` as brokers and subscribers without `missed` know it.
+    /// `Published` as brokers and subscribers without `missed` and `seq` know it.
     #[derive(Debug, Serialize, Deserialize, PartialEq)]
     struct PublishedBefore {
         topic: String,
@@ -230,15 +235,15 @@ mod tests {
     }
 
     #[test]
-    fn published_with_missed_is_read_by_old_subscribers_and_old_messages_read_as_none_missed() {
-        let out = PublishedOut { topic: "t", payload: &Value::Int(7), missed: 3 };
+    fn published_with_missed_and_seq_is_read_by_old_subscribers_and_old_messages_read_as_none_missed_unnumbered() {
+        let out = PublishedOut { topic: "t", payload: &Value::Int(7), missed: 3, seq: 9 };
         let sent = to_value(&out).unwrap();
         let new: Published = from_value(sent.clone()).unwrap();
-        assert_eq!((new.topic.as_str(), new.missed), ("t", 3));
+        assert_eq!((new.topic.as_str(), new.missed, new.seq), ("t", 3, 9));
         let old: PublishedBefore = from_value(sent).unwrap();
         assert_eq!(old, PublishedBefore { topic: "t".into(), payload: Value::Int(7) });
         let from_an_old_broker: Published =
             from_value(to_value(&PublishedBefore { topic: "t".into(), payload: Value::Int(7) }).unwrap()).unwrap();
-        assert_eq!(from_an_old_broker.missed, 0);
+        assert_eq!((from_an_old_broker.missed, from_an_old_broker.seq), (0, 0));
     }
 }
