@@ -77,6 +77,11 @@ pub mod dev {
     };
 }
 
+// FAILURE-SEMANTICS.md's examples compile and run as doctests, as the README's do.
+#[cfg(doctest)]
+#[doc = include_str!("../FAILURE-SEMANTICS.md")]
+struct FailureSemanticsExamples;
+
 /// The names most programs need: `use netref::prelude::*;`.
 pub mod prelude {
     pub use crate::{

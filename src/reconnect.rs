@@ -1,7 +1,7 @@
 //! Reconnecting handles: [`Connect::reconnect`] gives a [`Reconnecting`] handle, a connection
 //! that comes back after it is lost, as its [`ReconnectPolicy`] says.
 //!
-//! What it guarantees, in short (the README's "Failure semantics" says it at length):
+//! What it guarantees, in short (FAILURE-SEMANTICS.md says it at length):
 //!
 //! - Its [root](Reconnecting::root) and the netrefs it [looked up](Reconnecting::lookup) by
 //!   name are re-resolved on each new connection and keep their identity (`Eq`, `Hash`) across
