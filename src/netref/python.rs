@@ -23,7 +23,7 @@ impl NetRef {
     }
 
     /// The object's hash as the peer computes it (HANDLE_HASH): Python's `hash(obj)`, one round
-    /// trip. Not [`Hash::hash`], which hashes the netref's identity locally (so a netref can key a
+    /// trip. Not [`Hash::hash`](std::hash::Hash::hash), which hashes the netref's identity locally (so a netref can key a
     /// `HashMap`) and costs no traffic.
     pub fn remote_hash(&self) -> AsyncResult<i64> {
         self.request(Handle::Hash, Vec::new())
